@@ -1,0 +1,1 @@
+//! On-disk blocks (placeholder until the block module lands).

@@ -1,0 +1,1 @@
+//! Head chunk encoding (placeholder until the chunk module lands).

@@ -1,0 +1,10 @@
+//! The embedded time-series database: an in-memory head of compressed chunks with an inverted index,
+//! a write-ahead log, immutable on-disk blocks with compaction, retention and deletion, all served to
+//! readers through the storage crate's `Querier` seam. `docs/format.md` describes the on-disk format.
+
+pub mod block;
+pub mod chunkenc;
+pub mod error;
+pub mod wal;
+
+pub use error::{Error, Result};
