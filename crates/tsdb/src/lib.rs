@@ -8,3 +8,9 @@ pub mod error;
 pub mod wal;
 
 pub use error::{Error, Result};
+pub mod db;
+pub mod head;
+pub mod lock;
+pub mod spill;
+
+pub use db::{Db, DbMetrics, DbOptions, DbStats};
