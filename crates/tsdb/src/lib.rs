@@ -5,6 +5,7 @@
 pub mod block;
 pub mod chunkenc;
 pub mod error;
+pub mod index;
 pub mod wal;
 
 pub use error::{Error, Result};
