@@ -31,6 +31,8 @@ pub fn replay(dir: &Path, f: impl FnMut(Record)) -> Result<ReplayStats> {
 /// Reads like `replay` but never modifies, creates or removes anything: damage is reported in
 /// `corruption` (for a live WAL, usually a record still being written) and reading stops there.
 /// Temporary checkpoint directories and segments covered by the latest checkpoint are skipped.
+/// If the owner deletes files mid-read (a checkpoint finishing), this fails with an I/O error and
+/// can simply be retried.
 pub fn read_only_records(dir: &Path, f: impl FnMut(Record)) -> Result<ReplayStats> {
     run(dir, false, f)
 }
