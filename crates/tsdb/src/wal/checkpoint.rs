@@ -7,10 +7,13 @@ use std::path::{Path, PathBuf};
 
 use super::codec::{self, decode_record};
 use super::segment::{
-    checkpoint_name, checkpoint_tmp_name, dir_segments_size, read_segment, segment_name, sync_dir, SegmentWriter,
-    RECORD_HEADER_LEN,
+    checkpoint_name, checkpoint_tmp_name, dir_segments_size, read_segment, segment_name, sync_dir,
+    SegmentWriter, RECORD_HEADER_LEN,
 };
-use super::{Record, RefSample, RefSeries, Tombstone, Wal, SAMPLES_PER_RECORD, SERIES_PER_RECORD, TOMBSTONES_PER_RECORD};
+use super::{
+    Record, RefSample, RefSeries, Tombstone, Wal, SAMPLES_PER_RECORD, SERIES_PER_RECORD,
+    TOMBSTONES_PER_RECORD,
+};
 use crate::error::{Error, Result};
 
 /// What a checkpoint kept and dropped.
@@ -39,7 +42,12 @@ impl Wal {
     /// `upto` may be the current segment, which is then cut first. A checkpoint that already covers
     /// `upto` makes this a no-op. Damage in a segment being compacted is an error and leaves the
     /// log untouched: it was written after replay, so nothing may be silently dropped.
-    pub fn checkpoint(&mut self, upto: u64, keep_series: impl Fn(u64) -> bool, mint: i64) -> Result<CheckpointStats> {
+    pub fn checkpoint(
+        &mut self,
+        upto: u64,
+        keep_series: impl Fn(u64) -> bool,
+        mint: i64,
+    ) -> Result<CheckpointStats> {
         if upto > self.current {
             return Err(Error::InvalidOption(format!(
                 "cannot checkpoint up to segment {upto}: the current segment is {}",
@@ -48,7 +56,11 @@ impl Wal {
         }
         if let Some((c, bytes)) = self.checkpoint {
             if upto <= c {
-                return Ok(CheckpointStats { upto: c, bytes, ..Default::default() });
+                return Ok(CheckpointStats {
+                    upto: c,
+                    bytes,
+                    ..Default::default()
+                });
             }
         }
         if upto == self.current {
@@ -72,8 +84,18 @@ impl Wal {
         let covered: Vec<u64> = self.closed.range(..=upto).map(|(&n, _)| n).collect();
         sources.extend(covered.iter().map(|&n| self.dir.join(segment_name(n))));
 
-        let mut stats = CheckpointStats { upto, ..Default::default() };
-        let written = write_checkpoint(&tmp, self.opts.segment_size, &sources, &keep_series, mint, &mut stats);
+        let mut stats = CheckpointStats {
+            upto,
+            ..Default::default()
+        };
+        let written = write_checkpoint(
+            &tmp,
+            self.opts.segment_size,
+            &sources,
+            &keep_series,
+            mint,
+            &mut stats,
+        );
         if let Err(e) = written {
             // Best effort: replay would remove it anyway.
             let _ = std::fs::remove_dir_all(&tmp);
@@ -125,7 +147,8 @@ fn write_checkpoint(
                 }
                 Record::Samples(s) => {
                     let before = s.len() as u64;
-                    let kept: Vec<RefSample> = s.into_iter().filter(|x| x.t >= mint && keep(x.r)).collect();
+                    let kept: Vec<RefSample> =
+                        s.into_iter().filter(|x| x.t >= mint && keep(x.r)).collect();
                     stats.samples_kept += kept.len() as u64;
                     stats.samples_dropped += before - kept.len() as u64;
                     w.add_samples(kept)
@@ -148,7 +171,10 @@ fn write_checkpoint(
             return Err(e);
         }
         if let Some(reason) = read.damage {
-            return Err(Error::corrupt(src, format!("at offset {}: {reason}; checkpoint aborted", read.good)));
+            return Err(Error::corrupt(
+                src,
+                format!("at offset {}: {reason}; checkpoint aborted", read.good),
+            ));
         }
     }
     w.finish()

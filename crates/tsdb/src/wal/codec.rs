@@ -117,7 +117,10 @@ impl<'a> Dec<'a> {
         let mut shift = 0u32;
         loop {
             let Some(&byte) = self.b.get(self.pos) else {
-                return Err(format!("varint runs past end of payload at byte {}", self.pos));
+                return Err(format!(
+                    "varint runs past end of payload at byte {}",
+                    self.pos
+                ));
             };
             self.pos += 1;
             if shift == 63 && byte > 1 {
@@ -138,7 +141,11 @@ impl<'a> Dec<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         if n > self.remaining() {
-            return Err(format!("{n} bytes wanted at byte {} but only {} left", self.pos, self.remaining()));
+            return Err(format!(
+                "{n} bytes wanted at byte {} but only {} left",
+                self.pos,
+                self.remaining()
+            ));
         }
         let s = &self.b[self.pos..self.pos + n];
         self.pos += n;
@@ -150,7 +157,8 @@ impl<'a> Dec<'a> {
         let n = usize::try_from(n).map_err(|_| format!("string length {n} too large"))?;
         let at = self.pos;
         let bytes = self.take(n)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| format!("invalid UTF-8 in string at byte {at}"))
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| format!("invalid UTF-8 in string at byte {at}"))
     }
 
     #[inline]
@@ -177,14 +185,20 @@ impl<'a> Dec<'a> {
         let n = self.uvarint()?;
         let max = (self.remaining() / min_size) as u64;
         if n > max {
-            return Err(format!("element count {n} exceeds what {} remaining bytes can hold", self.remaining()));
+            return Err(format!(
+                "element count {n} exceeds what {} remaining bytes can hold",
+                self.remaining()
+            ));
         }
         Ok(n as usize)
     }
 
     fn finish(&self) -> Result<(), String> {
         if self.remaining() != 0 {
-            return Err(format!("{} trailing bytes after last element", self.remaining()));
+            return Err(format!(
+                "{} trailing bytes after last element",
+                self.remaining()
+            ));
         }
         Ok(())
     }
@@ -207,7 +221,10 @@ pub(crate) fn decode_series(b: &[u8]) -> Result<Vec<RefSeries>, String> {
         }
         // The writer only ever encodes a valid `Labels`, and the checksum vouches the bytes are
         // those it wrote, so re-sorting or re-validating would only cost replay time.
-        out.push(RefSeries { r, labels: Labels::from_sorted_unchecked(labels) });
+        out.push(RefSeries {
+            r,
+            labels: Labels::from_sorted_unchecked(labels),
+        });
     }
     d.finish()?;
     Ok(out)
@@ -222,7 +239,11 @@ pub(crate) fn decode_samples(b: &[u8]) -> Result<Vec<RefSample>, String> {
         pr = pr.wrapping_add(d.varint()? as u64);
         pt = pt.wrapping_add(d.varint()?);
         pv ^= d.xor()?;
-        out.push(RefSample { r: pr, t: pt, v: f64::from_bits(pv) });
+        out.push(RefSample {
+            r: pr,
+            t: pt,
+            v: f64::from_bits(pv),
+        });
     }
     d.finish()?;
     Ok(out)
@@ -255,6 +276,7 @@ pub(crate) fn decode_record(typ: u8, payload: &[u8]) -> Result<Record, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -267,7 +289,14 @@ mod tests {
 
     #[test]
     fn xor_round_trip() {
-        for x in [0u64, 1, u64::MAX, 0x7ff0_0000_0000_0002, 0x00ff_0000_0000_0000, 1 << 63] {
+        for x in [
+            0u64,
+            1,
+            u64::MAX,
+            0x7ff0_0000_0000_0002,
+            0x00ff_0000_0000_0000,
+            1 << 63,
+        ] {
             let mut b = Vec::new();
             put_xor(&mut b, x);
             let mut d = Dec::new(&b);

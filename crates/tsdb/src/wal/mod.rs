@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use tocsin_model::Labels;
 
 use crate::error::{Error, Result};
-use segment::{checkpoint_name, list_dir, segment_name, sync_dir, SegmentWriter, SEGMENT_HEADER_LEN};
+use segment::{
+    checkpoint_name, list_dir, segment_name, sync_dir, SegmentWriter, SEGMENT_HEADER_LEN,
+};
 
 pub use checkpoint::CheckpointStats;
 pub use replay::{read_only_records, replay};
@@ -63,7 +65,9 @@ pub const DEFAULT_SEGMENT_SIZE: u64 = 128 << 20;
 
 impl Default for WalOptions {
     fn default() -> Self {
-        Self { segment_size: DEFAULT_SEGMENT_SIZE }
+        Self {
+            segment_size: DEFAULT_SEGMENT_SIZE,
+        }
     }
 }
 
@@ -121,17 +125,38 @@ impl Wal {
         let ckpt = listing.checkpoints.last().copied();
         replay::remove_stale(dir, &listing)?;
         let mut closed = BTreeMap::new();
-        for &n in listing.segments.iter().filter(|&&n| ckpt.is_none_or(|c| n > c)) {
+        for &n in listing
+            .segments
+            .iter()
+            .filter(|&&n| ckpt.is_none_or(|c| n > c))
+        {
             closed.insert(n, segment::file_size(&dir.join(segment_name(n)))?);
         }
         let checkpoint = match ckpt {
-            Some(c) => Some((c, segment::dir_segments_size(&dir.join(checkpoint_name(c)))?)),
+            Some(c) => Some((
+                c,
+                segment::dir_segments_size(&dir.join(checkpoint_name(c)))?,
+            )),
             None => None,
         };
-        let last = closed.keys().next_back().copied().into_iter().chain(ckpt).max();
+        let last = closed
+            .keys()
+            .next_back()
+            .copied()
+            .into_iter()
+            .chain(ckpt)
+            .max();
         let current = last.map_or(0, |n| n + 1);
         let seg = SegmentWriter::create(dir.join(segment_name(current)))?;
-        Ok(Wal { dir: dir.to_path_buf(), opts, seg, current, closed, checkpoint, scratch: Vec::new() })
+        Ok(Wal {
+            dir: dir.to_path_buf(),
+            opts,
+            seg,
+            current,
+            closed,
+            checkpoint,
+            scratch: Vec::new(),
+        })
     }
 
     pub fn log_series(&mut self, s: &[RefSeries]) -> Result<()> {

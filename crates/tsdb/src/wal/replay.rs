@@ -6,7 +6,9 @@ use std::fs::OpenOptions;
 use std::path::Path;
 
 use super::codec::decode_record;
-use super::segment::{checkpoint_name, file_size, list_dir, read_segment, segment_name, sync_dir, Listing};
+use super::segment::{
+    checkpoint_name, file_size, list_dir, read_segment, segment_name, sync_dir, Listing,
+};
 use super::{Record, ReplayStats};
 use crate::error::{Error, Result};
 
@@ -29,6 +31,8 @@ pub fn replay(dir: &Path, f: impl FnMut(Record)) -> Result<ReplayStats> {
 /// Reads like `replay` but never modifies, creates or removes anything: damage is reported in
 /// `corruption` (for a live WAL, usually a record still being written) and reading stops there.
 /// Temporary checkpoint directories and segments covered by the latest checkpoint are skipped.
+/// If the owner deletes files mid-read (a checkpoint finishing), this fails with an I/O error and
+/// can simply be retried.
 pub fn read_only_records(dir: &Path, f: impl FnMut(Record)) -> Result<ReplayStats> {
     run(dir, false, f)
 }
@@ -46,7 +50,12 @@ fn run(dir: &Path, repair: bool, mut f: impl FnMut(Record)) -> Result<ReplayStat
         let segs = list_dir(&cdir)?.segments;
         read_sequence(&cdir, &segs, repair, &mut stats, &mut f)?;
     }
-    let segs: Vec<u64> = listing.segments.iter().copied().filter(|&n| ckpt.is_none_or(|c| n > c)).collect();
+    let segs: Vec<u64> = listing
+        .segments
+        .iter()
+        .copied()
+        .filter(|&n| ckpt.is_none_or(|c| n > c))
+        .collect();
     read_sequence(dir, &segs, repair, &mut stats, &mut f)?;
     Ok(stats)
 }
@@ -106,7 +115,11 @@ fn read_sequence(
         stats.segments += 1;
         stats.bytes += read.good;
         if let Some(reason) = read.damage {
-            let damaged = Damaged { path: &path, good: read.good, size: read.size };
+            let damaged = Damaged {
+                path: &path,
+                good: read.good,
+                size: read.size,
+            };
             return cut(dir, Some(damaged), &segs[i + 1..], &reason, repair, stats);
         }
     }
@@ -145,7 +158,10 @@ fn cut(
     );
     if repair {
         if let Some(d) = &damaged {
-            let file = OpenOptions::new().write(true).open(d.path).map_err(|e| Error::io(d.path, e))?;
+            let file = OpenOptions::new()
+                .write(true)
+                .open(d.path)
+                .map_err(|e| Error::io(d.path, e))?;
             file.set_len(d.good).map_err(|e| Error::io(d.path, e))?;
             file.sync_all().map_err(|e| Error::io(d.path, e))?;
         }

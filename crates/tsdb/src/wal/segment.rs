@@ -79,11 +79,15 @@ pub(crate) fn list_dir(dir: &Path) -> Result<Listing> {
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|f| f.sync_all()).map_err(|e| Error::io(dir, e))
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 pub(crate) fn file_size(path: &Path) -> Result<u64> {
-    std::fs::metadata(path).map(|m| m.len()).map_err(|e| Error::io(path, e))
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| Error::io(path, e))
 }
 
 /// Total size of the segment files in a checkpoint directory.
@@ -126,7 +130,12 @@ impl SegmentWriter {
         let mut buf = Vec::with_capacity(64 * 1024);
         buf.extend_from_slice(&SEGMENT_MAGIC);
         buf.extend_from_slice(&[FORMAT_VERSION, 0, 0, 0]);
-        Ok(Self { file, path, written: 0, buf })
+        Ok(Self {
+            file,
+            path,
+            written: 0,
+            buf,
+        })
     }
 
     /// Logical size: written plus buffered bytes.
@@ -148,11 +157,17 @@ impl SegmentWriter {
         let len = u32::try_from(payload.len())
             .ok()
             .filter(|&l| l <= MAX_RECORD_PAYLOAD)
-            .ok_or_else(|| Error::InvalidOption(format!("WAL record of {} bytes is too large", payload.len())))?;
+            .ok_or_else(|| {
+                Error::InvalidOption(format!(
+                    "WAL record of {} bytes is too large",
+                    payload.len()
+                ))
+            })?;
         self.buf.reserve(RECORD_HEADER_LEN + payload.len());
         self.buf.push(typ);
         self.buf.extend_from_slice(&len.to_le_bytes());
-        self.buf.extend_from_slice(&record_crc(typ, len, payload).to_le_bytes());
+        self.buf
+            .extend_from_slice(&record_crc(typ, len, payload).to_le_bytes());
         self.buf.extend_from_slice(payload);
         if self.buf.len() >= WRITE_BUFFER_FLUSH {
             self.flush()?;
@@ -181,6 +196,9 @@ impl SegmentWriter {
     }
 }
 
+/// Receives each checksummed record (type, payload); an `Err` reason marks it undecodable.
+pub(crate) type RecordSink<'a> = dyn FnMut(u8, &[u8]) -> std::result::Result<(), String> + 'a;
+
 /// How reading one segment ended.
 #[derive(Debug)]
 pub(crate) struct SegmentRead {
@@ -195,13 +213,14 @@ pub(crate) struct SegmentRead {
 /// Reads a segment, handing each checksummed record to `on_record`, which may reject it (an
 /// undecodable payload) with a reason. Reading stops at the first problem; only I/O errors other
 /// than the file being shorter than announced are returned as `Err`.
-pub(crate) fn read_segment(
-    path: &Path,
-    on_record: &mut dyn FnMut(u8, &[u8]) -> std::result::Result<(), String>,
-) -> Result<SegmentRead> {
+pub(crate) fn read_segment(path: &Path, on_record: &mut RecordSink<'_>) -> Result<SegmentRead> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let mut out = SegmentRead { size, good: 0, damage: None };
+    let mut out = SegmentRead {
+        size,
+        good: 0,
+        damage: None,
+    };
     if size == 0 {
         // Created but never flushed before a crash: an empty segment, not damage.
         return Ok(out);
@@ -210,7 +229,9 @@ pub(crate) fn read_segment(
     let mut r = BufReader::with_capacity(1 << 20, file.take(size));
     let mut head = [0u8; SEGMENT_HEADER_LEN as usize];
     if size < SEGMENT_HEADER_LEN {
-        out.damage = Some(format!("torn segment header ({size} of {SEGMENT_HEADER_LEN} bytes)"));
+        out.damage = Some(format!(
+            "torn segment header ({size} of {SEGMENT_HEADER_LEN} bytes)"
+        ));
         return Ok(out);
     }
     if let Some(d) = read_exact(&mut r, &mut head, path)? {
@@ -228,7 +249,9 @@ pub(crate) fn read_segment(
         let at = out.good;
         let left = size - at;
         if left < RECORD_HEADER_LEN as u64 {
-            out.damage = Some(format!("torn record header ({left} of {RECORD_HEADER_LEN} bytes)"));
+            out.damage = Some(format!(
+                "torn record header ({left} of {RECORD_HEADER_LEN} bytes)"
+            ));
             return Ok(out);
         }
         if let Some(d) = read_exact(&mut r, &mut rh, path)? {
@@ -240,11 +263,15 @@ pub(crate) fn read_segment(
         let crc = u32::from_le_bytes([rh[5], rh[6], rh[7], rh[8]]);
         let body_left = left - RECORD_HEADER_LEN as u64;
         if len > MAX_RECORD_PAYLOAD {
-            out.damage = Some(format!("record length {len} exceeds the maximum {MAX_RECORD_PAYLOAD}"));
+            out.damage = Some(format!(
+                "record length {len} exceeds the maximum {MAX_RECORD_PAYLOAD}"
+            ));
             return Ok(out);
         }
         if u64::from(len) > body_left {
-            out.damage = Some(format!("torn record: length {len} but only {body_left} bytes follow"));
+            out.damage = Some(format!(
+                "torn record: length {len} but only {body_left} bytes follow"
+            ));
             return Ok(out);
         }
         payload.resize(len as usize, 0);
@@ -258,7 +285,9 @@ pub(crate) fn read_segment(
             return Ok(out);
         }
         if let Err(reason) = on_record(typ, &payload) {
-            out.damage = Some(format!("undecodable record of type {typ}, length {len}: {reason}"));
+            out.damage = Some(format!(
+                "undecodable record of type {typ}, length {len}: {reason}"
+            ));
             return Ok(out);
         }
         out.good = at + RECORD_HEADER_LEN as u64 + u64::from(len);
@@ -271,7 +300,9 @@ pub(crate) fn read_segment(
 fn read_exact(r: &mut impl Read, buf: &mut [u8], path: &Path) -> Result<Option<String>> {
     match r.read_exact(buf) {
         Ok(()) => Ok(None),
-        Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(Some("file shrank while being read".to_string())),
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+            Ok(Some("file shrank while being read".to_string()))
+        }
         Err(e) => Err(Error::io(path, e)),
     }
 }

@@ -1,4 +1,5 @@
 //! Tests of the WAL: round trips, rotation, damage at every byte, checkpoints, read-only reading.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,9 @@ fn flatten(recs: &[Record]) -> Vec<Item> {
     for r in recs {
         match r {
             Record::Series(s) => out.extend(s.iter().map(|x| Item::Series(x.r, x.labels.clone()))),
-            Record::Samples(s) => out.extend(s.iter().map(|x| Item::Sample(x.r, x.t, x.v.to_bits()))),
+            Record::Samples(s) => {
+                out.extend(s.iter().map(|x| Item::Sample(x.r, x.t, x.v.to_bits())))
+            }
             Record::Tombstones(s) => out.extend(s.iter().map(|x| Item::Tomb(x.r, x.mint, x.maxt))),
         }
     }
@@ -41,7 +44,10 @@ fn read_only_all(dir: &Path) -> (Vec<Record>, ReplayStats) {
 }
 
 fn series(r: u64) -> RefSeries {
-    RefSeries { r, labels: Labels::from_pairs(&[("__name__", "up"), ("instance", &format!("host-{r}:9100"))]) }
+    RefSeries {
+        r,
+        labels: Labels::from_pairs(&[("__name__", "up"), ("instance", &format!("host-{r}:9100"))]),
+    }
 }
 
 fn opts(segment_size: u64) -> WalOptions {
@@ -62,13 +68,37 @@ fn sample_records(seed: u64) -> Vec<Record> {
     vec![
         Record::Series(vec![series(b), series(b + 1), series(b + 2)]),
         Record::Samples(vec![
-            RefSample { r: b, t: 1_700_000_000_000 + seed as i64, v: 1.5 },
-            RefSample { r: b + 1, t: 1_700_000_000_000, v: f64::NAN },
-            RefSample { r: b + 2, t: 1_700_000_000_015, v: STALE_NAN },
-            RefSample { r: b, t: 1_699_000_000_000, v: -0.0 },
+            RefSample {
+                r: b,
+                t: 1_700_000_000_000 + seed as i64,
+                v: 1.5,
+            },
+            RefSample {
+                r: b + 1,
+                t: 1_700_000_000_000,
+                v: f64::NAN,
+            },
+            RefSample {
+                r: b + 2,
+                t: 1_700_000_000_015,
+                v: STALE_NAN,
+            },
+            RefSample {
+                r: b,
+                t: 1_699_000_000_000,
+                v: -0.0,
+            },
         ]),
-        Record::Tombstones(vec![Tombstone { r: b + 1, mint: 10, maxt: 20 }]),
-        Record::Samples(vec![RefSample { r: b + 2, t: 5, v: f64::INFINITY }]),
+        Record::Tombstones(vec![Tombstone {
+            r: b + 1,
+            mint: 10,
+            maxt: 20,
+        }]),
+        Record::Samples(vec![RefSample {
+            r: b + 2,
+            t: 5,
+            v: f64::INFINITY,
+        }]),
     ]
 }
 
@@ -117,19 +147,53 @@ fn round_trip_all_record_types_bit_exact() {
     let dir = tmp.path().join("wal");
     let mut recs = sample_records(1);
     recs.push(Record::Series(vec![
-        RefSeries { r: u64::MAX, labels: Labels::empty() },
-        RefSeries { r: 0, labels: Labels::from_pairs(&[("__name__", "ünïcødé_λ"), ("a", "x\0y\u{1F600}")]) },
+        RefSeries {
+            r: u64::MAX,
+            labels: Labels::empty(),
+        },
+        RefSeries {
+            r: 0,
+            labels: Labels::from_pairs(&[("__name__", "ünïcødé_λ"), ("a", "x\0y\u{1F600}")]),
+        },
     ]));
     recs.push(Record::Samples(vec![
-        RefSample { r: u64::MAX, t: i64::MIN, v: f64::from_bits(1) },
-        RefSample { r: 0, t: i64::MAX, v: f64::from_bits(0xfff8_0000_0000_0001) },
-        RefSample { r: 7, t: 0, v: f64::NEG_INFINITY },
-        RefSample { r: 7, t: 0, v: f64::MIN_POSITIVE },
-        RefSample { r: 7, t: -1, v: f64::MAX },
+        RefSample {
+            r: u64::MAX,
+            t: i64::MIN,
+            v: f64::from_bits(1),
+        },
+        RefSample {
+            r: 0,
+            t: i64::MAX,
+            v: f64::from_bits(0xfff8_0000_0000_0001),
+        },
+        RefSample {
+            r: 7,
+            t: 0,
+            v: f64::NEG_INFINITY,
+        },
+        RefSample {
+            r: 7,
+            t: 0,
+            v: f64::MIN_POSITIVE,
+        },
+        RefSample {
+            r: 7,
+            t: -1,
+            v: f64::MAX,
+        },
     ]));
     recs.push(Record::Tombstones(vec![
-        Tombstone { r: 3, mint: i64::MIN, maxt: i64::MAX },
-        Tombstone { r: 1, mint: i64::MAX, maxt: i64::MIN },
+        Tombstone {
+            r: 3,
+            mint: i64::MIN,
+            maxt: i64::MAX,
+        },
+        Tombstone {
+            r: 1,
+            mint: i64::MAX,
+            maxt: i64::MIN,
+        },
     ]));
     let mut w = Wal::open(&dir, WalOptions::default()).unwrap();
     for r in &recs {
@@ -147,7 +211,10 @@ fn round_trip_all_record_types_bit_exact() {
     assert_eq!(stats.tombstones, 3);
     assert_eq!(stats.corruption, None);
     assert_eq!(stats.dropped_bytes, 0);
-    assert_eq!(stats.bytes, std::fs::metadata(seg_path(&dir, 0)).unwrap().len());
+    assert_eq!(
+        stats.bytes,
+        std::fs::metadata(seg_path(&dir, 0)).unwrap().len()
+    );
 }
 
 #[test]
@@ -166,7 +233,13 @@ fn many_segments_with_rotation() {
         }
     }
     // A record larger than the segment size gets a segment of its own.
-    let big: Vec<RefSample> = (0..200).map(|i| RefSample { r: i, t: i as i64 * 1000, v: i as f64 * 0.1 }).collect();
+    let big: Vec<RefSample> = (0..200)
+        .map(|i| RefSample {
+            r: i,
+            t: i as i64 * 1000,
+            v: i as f64 * 0.1,
+        })
+        .collect();
     w.log_samples(&big).unwrap();
     all.push(Record::Samples(big));
     w.log_series(&[series(1)]).unwrap();
@@ -176,13 +249,19 @@ fn many_segments_with_rotation() {
     assert_eq!(w.first_segment(), 0);
     assert_eq!(w.current_segment() as usize, n - 1);
     w.sync().unwrap();
-    let on_disk: u64 = segment_numbers(dir).iter().map(|&s| std::fs::metadata(seg_path(dir, s)).unwrap().len()).sum();
+    let on_disk: u64 = segment_numbers(dir)
+        .iter()
+        .map(|&s| std::fs::metadata(seg_path(dir, s)).unwrap().len())
+        .sum();
     assert_eq!(w.size_bytes(), on_disk);
     w.close().unwrap();
 
     let nums = segment_numbers(dir);
     assert_eq!(nums, (0..n as u64).collect::<Vec<_>>());
-    let oversize = nums.iter().filter(|&&s| std::fs::metadata(seg_path(dir, s)).unwrap().len() > 512).count();
+    let oversize = nums
+        .iter()
+        .filter(|&&s| std::fs::metadata(seg_path(dir, s)).unwrap().len() > 512)
+        .count();
     assert_eq!(oversize, 1);
 
     let (got, stats) = replay_all(dir);
@@ -197,7 +276,10 @@ fn many_segments_with_rotation() {
     w.log_series(&[series(99)]).unwrap();
     w.close().unwrap();
     let (got, _) = replay_all(dir);
-    assert_eq!(flatten(&got).last(), Some(&Item::Series(99, series(99).labels)));
+    assert_eq!(
+        flatten(&got).last(),
+        Some(&Item::Series(99, series(99).labels))
+    );
 }
 
 #[test]
@@ -210,7 +292,13 @@ fn cut_segment_and_flush_without_close() {
     w.flush().unwrap();
     // Flushed records are visible to another reader without close (what kill -9 leaves).
     let (got, stats) = read_only_all(tmp.path());
-    assert_eq!(flatten(&got), vec![Item::Series(1, series(1).labels), Item::Series(2, series(2).labels)]);
+    assert_eq!(
+        flatten(&got),
+        vec![
+            Item::Series(1, series(1).labels),
+            Item::Series(2, series(2).labels)
+        ]
+    );
     assert_eq!(stats.corruption, None);
     std::mem::forget(w);
 }
@@ -229,7 +317,10 @@ fn drop_flushes_buffered_records() {
 #[test]
 fn invalid_segment_size_rejected() {
     let tmp = tempfile::tempdir().unwrap();
-    assert!(matches!(Wal::open(tmp.path(), opts(8)), Err(Error::InvalidOption(_))));
+    assert!(matches!(
+        Wal::open(tmp.path(), opts(8)),
+        Err(Error::InvalidOption(_))
+    ));
 }
 
 /// A one-segment WAL plus the end offset of every record and the records themselves.
@@ -255,7 +346,12 @@ fn build_base() -> Base {
         }
     }
     w.close().unwrap();
-    Base { _tmp: tmp, dir, recs, ends }
+    Base {
+        _tmp: tmp,
+        dir,
+        recs,
+        ends,
+    }
 }
 
 /// After damage: replay yields exactly `want` and reports corruption if `damaged`; a second replay
@@ -263,7 +359,12 @@ fn build_base() -> Base {
 fn check_recovery(dir: &Path, want: &[Record], damaged: bool, what: &str) {
     let (got, stats) = replay_all(dir);
     assert_eq!(flatten(&got), flatten(want), "{what}");
-    assert_eq!(stats.corruption.is_some(), damaged, "{what}: {:?}", stats.corruption);
+    assert_eq!(
+        stats.corruption.is_some(),
+        damaged,
+        "{what}: {:?}",
+        stats.corruption
+    );
     if damaged {
         assert!(stats.dropped_bytes > 0, "{what}");
     }
@@ -293,13 +394,24 @@ fn truncation_at_every_offset_of_the_tail() {
     for cut in from..len {
         let dir = work.path().join(format!("cut{cut}"));
         copy_dir(&base.dir, &dir);
-        let f = std::fs::OpenOptions::new().write(true).open(seg_path(&dir, 0)).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(seg_path(&dir, 0))
+            .unwrap();
         f.set_len(cut).unwrap();
         let complete = base.ends.iter().filter(|&&e| e <= cut).count();
         let at_boundary = base.ends.contains(&cut);
-        check_recovery(&dir, &base.recs[..complete], !at_boundary, &format!("cut at {cut}"));
+        check_recovery(
+            &dir,
+            &base.recs[..complete],
+            !at_boundary,
+            &format!("cut at {cut}"),
+        );
         // The damaged segment was cut back to the last complete record.
-        assert_eq!(std::fs::metadata(seg_path(&dir, 0)).unwrap().len(), base.ends[complete - 1]);
+        assert_eq!(
+            std::fs::metadata(seg_path(&dir, 0)).unwrap().len(),
+            base.ends[complete - 1]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
@@ -320,7 +432,12 @@ fn flipped_byte_at_every_offset_of_the_tail() {
             bytes[off as usize] ^= mask;
             std::fs::write(&p, &bytes).unwrap();
             let complete = base.ends.iter().filter(|&&e| e <= off).count();
-            check_recovery(&dir, &base.recs[..complete], true, &format!("flip {mask:#x} at {off}"));
+            check_recovery(
+                &dir,
+                &base.recs[..complete],
+                true,
+                &format!("flip {mask:#x} at {off}"),
+            );
             std::fs::remove_dir_all(&dir).unwrap();
         }
     }
@@ -379,7 +496,9 @@ fn damage_in_a_middle_segment_removes_later_segments() {
     let per = build_segments(dir, 5);
     let seg2 = seg_path(dir, 2);
     let size2 = std::fs::metadata(&seg2).unwrap().len();
-    let later: u64 = (3..5).map(|s| std::fs::metadata(seg_path(dir, s)).unwrap().len()).sum();
+    let later: u64 = (3..5)
+        .map(|s| std::fs::metadata(seg_path(dir, s)).unwrap().len())
+        .sum();
     let mut bytes = std::fs::read(&seg2).unwrap();
     let last = bytes.len() - 3;
     bytes[last] ^= 0x40;
@@ -416,7 +535,7 @@ fn missing_segment_cuts_the_log_there() {
 }
 
 fn keep_even(r: u64) -> bool {
-    r % 2 == 0
+    r & 1 == 0
 }
 
 fn filtered(items: Vec<Item>, mint: i64) -> Vec<Item> {
@@ -472,7 +591,10 @@ fn checkpoint_filters_and_replaces_segments() {
         log(&mut w, r);
     }
     w.flush().unwrap();
-    let on_disk: u64 = segment_numbers(dir).iter().map(|&s| std::fs::metadata(seg_path(dir, s)).unwrap().len()).sum::<u64>()
+    let on_disk: u64 = segment_numbers(dir)
+        .iter()
+        .map(|&s| std::fs::metadata(seg_path(dir, s)).unwrap().len())
+        .sum::<u64>()
         + segment::dir_segments_size(&dir.join("checkpoint.00000006")).unwrap();
     assert_eq!(w.size_bytes(), on_disk);
 
@@ -495,8 +617,14 @@ fn checkpoint_filters_and_replaces_segments() {
     let (got2, _) = replay_all(dir);
     assert_eq!(flatten(&got2), filtered(want.clone(), mint));
     // Covered already: no-op.
-    assert_eq!(w.checkpoint(cur, keep_even, mint).unwrap().segments_removed, 0);
-    assert!(matches!(w.checkpoint(cur + 5, keep_even, mint), Err(Error::InvalidOption(_))));
+    assert_eq!(
+        w.checkpoint(cur, keep_even, mint).unwrap().segments_removed,
+        0
+    );
+    assert!(matches!(
+        w.checkpoint(cur + 5, keep_even, mint),
+        Err(Error::InvalidOption(_))
+    ));
     w.close().unwrap();
 
     // Reopen after a checkpoint that left no older segments.
@@ -566,7 +694,12 @@ fn read_only_never_modifies_files() {
     // Damage the tail of segment 2, leave a temp checkpoint and a stale covered segment behind.
     let p = seg_path(dir, 2);
     let len = std::fs::metadata(&p).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(len - 5).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
     std::fs::create_dir(dir.join("checkpoint.00000003.tmp")).unwrap();
     std::fs::write(seg_path(dir, 0), b"stale").unwrap();
 
@@ -597,7 +730,12 @@ fn damaged_checkpoint_is_cut_and_segments_still_replay() {
     w.close().unwrap();
     let cp = dir.join("checkpoint.00000001").join("00000000");
     let len = std::fs::metadata(&cp).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&cp).unwrap().set_len(len - 1).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&cp)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
     let (got, stats) = replay_all(dir);
     assert!(stats.corruption.unwrap().contains("checkpoint.00000001"));
     let items = flatten(&got);
@@ -647,7 +785,11 @@ fn write_throughput() {
             let r = i as u64 % SERIES;
             let scrape = (i as u64 / SERIES) as i64;
             // Counters growing by varying amounts, a realistic mix for XOR encoding.
-            RefSample { r, t: 1_700_000_000_000 + scrape * 15_000, v: (scrape * (r as i64 % 97 + 1)) as f64 }
+            RefSample {
+                r,
+                t: 1_700_000_000_000 + scrape * 15_000,
+                v: (scrape * (r as i64 % 97 + 1)) as f64,
+            }
         })
         .collect();
     for batch in [1_000usize, N] {
