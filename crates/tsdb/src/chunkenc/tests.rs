@@ -490,7 +490,7 @@ fn measure_decode_speed() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let chunks = 20_000;
     let mut built = Vec::new();
-    for kind in 0..3 {
+    for kind in 0..4 {
         let mut cs = Vec::new();
         let mut c = 0.0f64;
         for k in 0..chunks {
@@ -503,17 +503,21 @@ fn measure_decode_speed() {
                         c += rng.gen_range(0..=20) as f64;
                         c
                     }
-                    _ => {
+                    2 => {
                         c += rng.gen::<f64>() - 0.5;
                         c
                     }
+                    _ => rng.gen_range(100..999) as f64 / 100.0,
                 };
                 ch.append(t, v);
             }
             ch.shrink();
             cs.push(ch);
         }
-        built.push((["constant", "counter", "random walk"][kind], cs));
+        built.push((
+            ["constant", "counter", "random walk", "gauge 3 dig."][kind],
+            cs,
+        ));
     }
     for (name, cs) in &built {
         let start = thread_cpu_secs();
