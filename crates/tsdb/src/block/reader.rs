@@ -371,16 +371,27 @@ impl Inner {
         Ok((Labels::from_sorted_unchecked(labels), chunks))
     }
 
-    fn read_chunk(&self, c: &ChunkLoc, labels: &Labels) -> Result<Vec<Sample>> {
-        let corrupt = |r: String| Error::corrupt(&self.chunks_path, format!("chunk at offset {} of series {labels}: {r}", c.offset));
-        let end = c.offset.checked_add(c.len).and_then(|e| e.checked_add(4)).filter(|&e| e <= self.chunks.len());
-        let Some(end) = end else { return Err(corrupt("beyond end of file".into())) };
-        let payload = &self.chunks[c.offset..c.offset + c.len];
+    /// The checksum-verified payload of the chunk frame at `offset`.
+    fn frame(&self, offset: usize, len: usize) -> DecResult<&[u8]> {
+        let end = offset.checked_add(len).and_then(|e| e.checked_add(4)).filter(|&e| e <= self.chunks.len());
+        let Some(end) = end else { return Err("beyond end of file".into()) };
+        let payload = &self.chunks[offset..offset + len];
         let crc = &self.chunks[end - 4..end];
         if crc32c::crc32c(payload) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
-            return Err(corrupt("checksum mismatch".into()));
+            return Err("checksum mismatch".into());
         }
-        let s = chunks::decode(&self.fd, payload, c.mint, c.n as usize).map_err(corrupt)?;
+        Ok(payload)
+    }
+
+    fn read_chunk(&self, c: &ChunkLoc, labels: &Labels) -> Result<Vec<Sample>> {
+        let corrupt = |r: String| Error::corrupt(&self.chunks_path, format!("chunk at offset {} of series {labels}: {r}", c.offset));
+        let payload = self.frame(c.offset, c.len).map_err(corrupt)?;
+        let mut shared = |dist: u64, len: u64| -> DecResult<Vec<i64>> {
+            let start = (c.offset as u64).checked_sub(dist).ok_or("shared timestamps before start of file")? as usize;
+            let origin = self.frame(start, len as usize)?;
+            chunks::decode_timestamps(&self.fd, origin, c.mint, c.n as usize)
+        };
+        let s = chunks::decode(&self.fd, payload, c.mint, c.n as usize, &mut shared).map_err(corrupt)?;
         if s.last().map(|s| s.t) != Some(c.maxt) {
             return Err(corrupt("decoded time range disagrees with the index".into()));
         }

@@ -318,3 +318,147 @@ fn corruption_is_reported_not_panicked() {
     std::fs::write(d.join(META_FILE), b"{").unwrap();
     assert!(Block::open(&d).unwrap_err().to_string().contains("meta.json"));
 }
+
+/// A node-exporter-like fleet: ~6 labels per series, 2 h at 10 s with scrape jitter; integer
+/// counters with small increments, gauges with 2-3 significant digits, ~10% constant series.
+fn fleet(num_series: usize, seed: u64) -> Vec<(Labels, Vec<Sample>)> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let start = 1_700_000_000_000i64;
+    let n = 720;
+    let per_instance = 500;
+    let metrics = [
+        ("node_cpu_seconds_total", "cpu", 'c'),
+        ("node_network_receive_bytes_total", "device", 'c'),
+        ("node_network_transmit_packets_total", "device", 'c'),
+        ("node_disk_io_time_seconds_total", "device", 'c'),
+        ("node_filesystem_avail_bytes", "mountpoint", 'g'),
+        ("node_memory_MemAvailable_bytes", "", 'g'),
+        ("node_load1", "", 'g'),
+        ("node_hwmon_temp_celsius", "sensor", 'g'),
+        ("node_filesystem_size_bytes", "mountpoint", 'k'),
+        ("node_cpu_frequency_max_hertz", "cpu", 'k'),
+    ];
+    let mut out = Vec::with_capacity(num_series);
+    let mut inst = 0;
+    while out.len() < num_series {
+        let instance = format!("10.{}.{}.{}:9100", inst / 65536, (inst / 256) % 256, inst % 256);
+        let dc = format!("dc{}", inst % 4);
+        let phase: i64 = rng.gen_range(0..10_000);
+        // One scrape stamps all series of an instance at once, so jitter is per instance and scrape.
+        let ts: Vec<i64> = (0..n).map(|i| start + phase + i * 10_000 + rng.gen_range(-3..=3)).collect();
+        for k in 0..per_instance {
+            let (name, extra, kind) = metrics[k % metrics.len()];
+            // Label-less gauges stand for node exporter's many distinct single-series metrics.
+            let name = if extra.is_empty() { format!("{name}_{}", k / metrics.len()) } else { name.to_string() };
+            let mut pairs = vec![("__name__", name.clone()), ("instance", instance.clone()), ("job", "node".to_string()), ("dc", dc.clone())];
+            if !extra.is_empty() {
+                pairs.push((extra, format!("{extra}{}", k / metrics.len())));
+            }
+            if name == "node_cpu_seconds_total" {
+                pairs.push(("mode", ["idle", "user", "system", "iowait"][(k / metrics.len()) % 4].to_string()));
+            }
+            let labels = Labels::from_pairs(&pairs);
+            let mut v: f64;
+            let samples: Vec<Sample> = match kind {
+                'c' => {
+                    v = rng.gen_range(0..1_000_000_000u64) as f64;
+                    let big = rng.gen_bool(0.3);
+                    ts.iter()
+                        .map(|&t| {
+                            v += if big { rng.gen_range(0..5_000u64) } else { rng.gen_range(0..=10u64) } as f64;
+                            Sample::new(t, v)
+                        })
+                        .collect()
+                }
+                'g' => {
+                    let mag = 10f64.powi(rng.gen_range(-1..10));
+                    v = rng.gen_range(1.0..10.0) * mag;
+                    let digits = rng.gen_range(2..=3);
+                    ts.iter()
+                        .map(|&t| {
+                            v = (v * rng.gen_range(0.99..1.01)).max(mag * 0.1);
+                            let p = 10f64.powi(v.log10().floor() as i32 + 1 - digits);
+                            Sample::new(t, (v / p).round() * p)
+                        })
+                        .collect()
+                }
+                _ => {
+                    let c = rng.gen_range(1..1000) as f64 * 1e6;
+                    ts.iter().map(|&t| Sample::new(t, c)).collect()
+                }
+            };
+            out.push((labels, samples));
+            if out.len() == num_series {
+                break;
+            }
+        }
+        inst += 1;
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Bits Prometheus's XOR chunks (delta-of-delta timestamps, XOR values, 120 samples per chunk)
+/// would need for the same samples, counted from the published scheme, plus ~8 bytes of chunk
+/// framing (length, encoding, crc32) per chunk. Index not included.
+fn gorilla_bytes(s: &[Sample]) -> f64 {
+    let mut bits = 0u64;
+    for c in s.chunks(120) {
+        bits += (2 + 8 + 8 + 2) * 8; // sample count, first timestamp varint, first value, first delta
+        let (mut pt, mut pd, mut pv) = (c[0].t, 0i64, c[0].v.to_bits());
+        let (mut lead, mut trail) = (u32::MAX, 0u32);
+        for (i, x) in c.iter().enumerate().skip(1) {
+            let d = x.t - pt;
+            if i > 1 {
+                let dod = d - pd;
+                let fits = |b: u32| dod >= -(1 << (b - 1)) && dod < (1 << (b - 1));
+                bits += if dod == 0 { 1 } else if fits(14) { 16 } else if fits(17) { 20 } else if fits(20) { 24 } else { 68 };
+            }
+            let xor = x.v.to_bits() ^ pv;
+            if xor == 0 {
+                bits += 1;
+            } else {
+                let (l, t) = (xor.leading_zeros().min(31), xor.trailing_zeros());
+                if lead != u32::MAX && l >= lead && t >= trail {
+                    bits += 2 + (64 - lead - trail) as u64;
+                } else {
+                    bits += 2 + 5 + 6 + (64 - l - t) as u64;
+                    (lead, trail) = (l, t);
+                }
+            }
+            (pt, pd, pv) = (x.t, d, x.v.to_bits());
+        }
+        bits += 8 * 8;
+    }
+    bits as f64 / 8.0
+}
+
+#[test]
+#[ignore]
+fn bytes_per_sample() {
+    let tmp = tempfile::tempdir().unwrap();
+    let series = fleet(100_000, 42);
+    let samples: u64 = series.iter().map(|s| s.1.len() as u64).sum();
+    let t = std::time::Instant::now();
+    let mut w = BlockWriter::new(tmp.path(), 1_699_999_990_000, 1_700_007_300_000, 1, vec![]).unwrap();
+    for (l, s) in &series {
+        w.add_series(l, s).unwrap();
+    }
+    let meta = w.finish().unwrap().unwrap();
+    let write_time = t.elapsed();
+    let b = Block::open(&tmp.path().join(&meta.ulid)).unwrap();
+    let size = |f: &str| std::fs::metadata(b.dir().join(f)).unwrap().len();
+    let (ix, ch) = (size(INDEX_FILE), size(CHUNKS_FILE));
+    let t = std::time::Instant::now();
+    let read: usize = b.select(i64::MIN, i64::MAX, &[]).unwrap().map(|s| s.unwrap().collect_samples().1.len()).sum();
+    let read_time = t.elapsed();
+    assert_eq!(read as u64, samples);
+    println!("series {}  samples {samples}", series.len());
+    println!("chunks {ch} B = {:.3} B/sample", ch as f64 / samples as f64);
+    println!("index  {ix} B = {:.3} B/sample ({:.1} B/series)", ix as f64 / samples as f64, ix as f64 / series.len() as f64);
+    println!("block  {} B = {:.3} B/sample (incl. meta.json, tombstones)", b.size_bytes(), b.size_bytes() as f64 / samples as f64);
+    println!("write {write_time:?}  full read {read_time:?}");
+    let g: f64 = series.iter().map(|s| gorilla_bytes(&s.1)).sum();
+    println!("Prometheus XOR chunks on the same data (estimate, chunks only): {:.3} B/sample", g / samples as f64);
+}

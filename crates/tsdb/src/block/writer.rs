@@ -56,6 +56,9 @@ pub struct BlockWriter {
     offset: u64,
     series: Vec<SeriesEntry>,
     stats: BlockStats,
+    /// Hash of a chunk's timestamps -> (offset, payload length) of the first chunk with them, so
+    /// later series of the same scrape target refer to it instead of repeating them.
+    shared_ts: HashMap<u128, (u64, u64)>,
     /// Set once the directory is published or removed, so Drop leaves it alone.
     done: bool,
 }
@@ -93,6 +96,7 @@ impl BlockWriter {
             offset: head.len() as u64,
             series: Vec::new(),
             stats: BlockStats::default(),
+            shared_ts: HashMap::new(),
             done: false,
         })
     }
@@ -126,7 +130,12 @@ impl BlockWriter {
         for n in chunks::chunk_sizes(samples.len()) {
             let part = &samples[start..start + n];
             start += n;
-            let payload = chunks::encode(part).map_err(internal)?;
+            let key = ts_key(part);
+            let shared = self.shared_ts.get(&key).map(|&(off, len)| (self.offset - off, len));
+            let payload = chunks::encode(part, shared).map_err(internal)?;
+            if shared.is_none() && chunks::shareable_timestamps(&payload) && self.shared_ts.len() < MAX_SHARED_TS {
+                self.shared_ts.insert(key, (self.offset, payload.len() as u64));
+            }
             let len = u32::try_from(payload.len()).map_err(|_| internal("chunk too large".into()))?;
             let crc = crc32c::crc32c(&payload);
             self.chunks
@@ -284,6 +293,19 @@ fn encode_postings(out: &mut Vec<u8>, ids: &[u32]) -> Result<()> {
     }
     out.extend_from_slice(&list);
     Ok(())
+}
+
+/// Bounds the writer's memory for timestamp sharing (one entry per scrape target and chunk range).
+const MAX_SHARED_TS: usize = 1 << 20;
+
+/// 128-bit hash of a chunk's timestamps; equal hashes are taken as equal timestamps (a collision
+/// is astronomically unlikely and would be caught on read by the index's first/last timestamps).
+fn ts_key(samples: &[Sample]) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for s in samples {
+        h.update(&s.t.to_le_bytes());
+    }
+    h.digest128()
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
