@@ -11,14 +11,17 @@
 //!
 //! Timestamps are delta-of-delta (`dod = delta - previous delta`, the first delta taken against 0):
 //!
-//! | prefix | payload                      |
-//! |--------|------------------------------|
-//! | `0`    | none: dod = 0                |
-//! | `10`   | 6-bit signed dod             |
-//! | `110`  | 13-bit signed dod            |
-//! | `1110` | 20-bit signed dod            |
-//! | `1111` | the 64-bit delta itself      |
+//! | prefix  | payload                      |
+//! |---------|------------------------------|
+//! | `0`     | none: dod = 0                |
+//! | `10`    | 4-bit signed dod             |
+//! | `110`   | 8-bit signed dod             |
+//! | `1110`  | 14-bit signed dod            |
+//! | `11110` | 20-bit signed dod            |
+//! | `11111` | the 64-bit delta itself      |
 //!
+//! The small buckets are for millisecond scrape jitter, which makes the dod of a regular series
+//! wobble by a few ms; the 20-bit one covers interval changes and missed scrapes up to ~8 minutes.
 //! Deltas are unsigned 64-bit (timestamps strictly increase, so any pair of `i64`s has a delta that
 //! fits), which is why the escape carries the delta rather than a dod that could need 65 bits.
 //!
@@ -35,7 +38,8 @@
 //! few significant decimal digits, so the difference of their scaled integers is small where their
 //! float bit patterns differ over most of the mantissa. A value qualifies only if
 //! `m as f64 / 10^scale` reproduces its bits exactly, so -0.0, NaN and infinities always take the XOR
-//! path. Decimal deltas use the buckets `0`+5, `10`+9, `110`+16, `1110`+32 bits and `1111`+64 bits.
+//! path. Decimal deltas use the buckets `0`+5, `10`+9, `110`+14, `1110`+20, `11110`+32 bits and
+//! `11111`+64 bits.
 //! A delta of 0 cannot occur (it would repeat the value, which `0` already covers), so it is the
 //! escape for a scale change: 4 bits of new scale, then the real delta at that scale. Both sides
 //! derive the previous mantissa at a new scale (or after an XOR-coded value) as
@@ -48,15 +52,21 @@ use crate::error::{Error, Result};
 
 /// Bytes before the bit stream: count, first timestamp, first value.
 const HEADER_LEN: usize = 2 + 8 + 8;
-/// Upper bound of the bits one sample can take (68 timestamp + 80 value), in bytes, rounded up.
+/// Upper bound of the bytes one sample can add: 68 bits of timestamp, 81 of value, a partial byte.
 const MAX_SAMPLE_BYTES: usize = 20;
 /// Smallest capacity step; big enough that a typical 120-sample chunk grows a handful of times.
 const GROW_STEP: usize = 32;
 
-/// Payload widths of the timestamp buckets `0`, `10`, `110`, `1110`; `1111` escapes to a raw delta.
-const TS_WIDTHS: [u32; 4] = [0, 6, 13, 20];
-/// Payload widths of the decimal-delta buckets; `1111` escapes to a raw 64-bit delta.
-const DEC_WIDTHS: [u32; 4] = [5, 9, 16, 32];
+/// Payload widths of the timestamp buckets `0`, `10`, `110`, ...; as many ones as there are
+/// buckets escape to a raw 64-bit delta.
+const TS_WIDTHS: [u32; 5] = [0, 4, 8, 14, 20];
+/// Payload widths of the decimal-delta buckets, coded like the timestamp ones.
+const DEC_WIDTHS: [u32; 5] = [5, 9, 14, 20, 32];
+/// Longest decimal value code outside the escape: `10`, the bucket prefix, the widest payload.
+const DEC_MAX_BITS: usize = 2 + DEC_WIDTHS.len() + DEC_WIDTHS[DEC_WIDTHS.len() - 1] as usize;
+/// A peek holds at least 57 bits; if the timestamp code took no more than this, the same peek
+/// still covers any non-escape decimal code.
+const REUSE_PEEK_BITS: usize = 57 - DEC_MAX_BITS;
 /// Largest decimal scale; 10^15 is still exact as an f64 and fits the 4-bit field.
 const MAX_SCALE: u8 = 15;
 const POW10: [f64; 16] = [
@@ -159,7 +169,7 @@ impl XorChunk {
         match bucket_of(dod, &TS_WIDTHS) {
             Some((code, len)) => self.write_bits(code, len),
             None => {
-                self.write_bits(0b1111, 4);
+                self.write_bits((1 << TS_WIDTHS.len()) - 1, TS_WIDTHS.len() as u32);
                 self.write_bits(delta, 64);
             }
         }
@@ -175,8 +185,13 @@ impl XorChunk {
         let xor = vb ^ self.vb;
         let lz = xor.leading_zeros();
         let tz = xor.trailing_zeros();
-        let reuse = self.lead != NO_WINDOW && lz >= u32::from(self.lead) && tz >= u32::from(self.trail);
-        let reuse_cost = if reuse { 3 + 64 - u32::from(self.lead) - u32::from(self.trail) } else { u32::MAX };
+        let reuse =
+            self.lead != NO_WINDOW && lz >= u32::from(self.lead) && tz >= u32::from(self.trail);
+        let reuse_cost = if reuse {
+            3 + 64 - u32::from(self.lead) - u32::from(self.trail)
+        } else {
+            u32::MAX
+        };
         let new_cost = 3 + 12 + 64 - lz - tz;
         let xor_cost = reuse_cost.min(new_cost);
 
@@ -188,16 +203,34 @@ impl XorChunk {
             Some((mv, pm))
         };
         let mut decimal: Option<(u8, i64, i64, u32)> = None;
-        let cur = if self.m_ok { mantissa(v, self.scale).map(|mv| (mv, self.m)) } else { at_scale(self.scale) };
+        let cur = if self.m_ok {
+            mantissa(v, self.scale).map(|mv| (mv, self.m))
+        } else {
+            at_scale(self.scale)
+        };
         if let Some((mv, pm)) = cur {
-            decimal = Some((self.scale, mv, mv.wrapping_sub(pm), 2 + bucket_cost(mv.wrapping_sub(pm), &DEC_WIDTHS)));
-        } else if self.misses < SEARCH_GIVE_UP || n % 16 == 0 {
+            decimal = Some((
+                self.scale,
+                mv,
+                mv.wrapping_sub(pm),
+                2 + bucket_cost(mv.wrapping_sub(pm), &DEC_WIDTHS),
+            ));
+        } else if self.misses < SEARCH_GIVE_UP || n.is_multiple_of(16) {
             decimal = (0..=MAX_SCALE).filter(|&s| s != self.scale).find_map(|s| {
                 let (mv, pm) = at_scale(s)?;
                 let d = mv.wrapping_sub(pm);
-                Some((s, mv, d, 2 + bucket_cost(0, &DEC_WIDTHS) + 4 + bucket_cost(d, &DEC_WIDTHS)))
+                Some((
+                    s,
+                    mv,
+                    d,
+                    2 + bucket_cost(0, &DEC_WIDTHS) + 4 + bucket_cost(d, &DEC_WIDTHS),
+                ))
             });
-            self.misses = if decimal.is_some() { 0 } else { self.misses.saturating_add(1) };
+            self.misses = if decimal.is_some() {
+                0
+            } else {
+                self.misses.saturating_add(1)
+            };
         }
 
         if let Some((s, mv, d, cost)) = decimal {
@@ -237,7 +270,7 @@ impl XorChunk {
         match bucket_of(i128::from(d), &DEC_WIDTHS) {
             Some((code, len)) => self.write_bits(code, len),
             None => {
-                self.write_bits(0b1111, 4);
+                self.write_bits((1 << DEC_WIDTHS.len()) - 1, DEC_WIDTHS.len() as u32);
                 self.write_bits(d as u64, 64);
             }
         }
@@ -317,33 +350,40 @@ impl XorChunk {
     }
 }
 
-/// The prefix code and payload of `x` in the first of the four buckets it fits, as one bit string
-/// and its length; `None` when it needs the 64-bit escape.
-fn bucket_of(x: i128, widths: &[u32; 4]) -> Option<(u64, u32)> {
+/// The prefix code and payload of `x` in the first bucket it fits, as one bit string and its
+/// length; `None` when it needs the 64-bit escape.
+fn bucket_of<const N: usize>(x: i128, widths: &[u32; N]) -> Option<(u64, u32)> {
     for (i, &w) in widths.iter().enumerate() {
-        let fits = if w == 0 { x == 0 } else { x >= -(1i128 << (w - 1)) && x < (1i128 << (w - 1)) };
+        let fits = if w == 0 {
+            x == 0
+        } else {
+            x >= -(1i128 << (w - 1)) && x < (1i128 << (w - 1))
+        };
         if fits {
             let i = i as u32;
             let prefix = ((1u64 << i) - 1) << 1; // i ones, then a zero
-            let payload = if w == 0 { 0 } else { (x as u64) & ((1u64 << w) - 1) };
+            let payload = if w == 0 {
+                0
+            } else {
+                (x as u64) & ((1u64 << w) - 1)
+            };
             return Some(((prefix << w) | payload, i + 1 + w));
         }
     }
     None
 }
 
-fn bucket_cost(x: i64, widths: &[u32; 4]) -> u32 {
+fn bucket_cost<const N: usize>(x: i64, widths: &[u32; N]) -> u32 {
     match bucket_of(i128::from(x), widths) {
         Some((_, len)) => len,
-        None => 4 + 64,
+        None => N as u32 + 64,
     }
 }
 
 /// The decimal mantissa of `v` at `scale` if `m / 10^scale` reproduces `v` bit for bit.
 fn mantissa(v: f64, scale: u8) -> Option<i64> {
     let x = v * POW10[usize::from(scale)];
-    // Written so that NaN fails too.
-    if !(x.abs() <= MAX_MANTISSA) {
+    if x.is_nan() || x.abs() > MAX_MANTISSA {
         return None;
     }
     let m = x.round() as i64;
@@ -408,7 +448,7 @@ fn sign_extend(x: u64, w: u32) -> i64 {
 /// Decodes one bucket whose prefix starts at the top of `w` (the peek at `*pos`); `None` means the
 /// 64-bit escape, whose payload the caller reads.
 #[inline(always)]
-fn read_bucket(w: u64, pos: &mut usize, widths: &[u32; 4]) -> Option<i64> {
+fn read_bucket<const N: usize>(w: u64, pos: &mut usize, widths: &[u32; N]) -> Option<i64> {
     let ones = (!w).leading_zeros();
     let width = *widths.get(ones as usize)?;
     let plen = ones + 1;
@@ -445,7 +485,10 @@ impl<B: AsRef<[u8]>> XorIter<B> {
     /// Fails when `b` is too short to hold the sample count.
     pub fn new(b: B) -> Result<Self> {
         if b.as_ref().len() < 2 {
-            return Err(Error::corrupt("<chunk>", "chunk shorter than its 2-byte header"));
+            return Err(Error::corrupt(
+                "<chunk>",
+                "chunk shorter than its 2-byte header",
+            ));
         }
         Ok(Self::new_unchecked(b))
     }
@@ -509,7 +552,8 @@ impl<B: AsRef<[u8]>> XorIter<B> {
             return Some(Sample::new(self.t, f64::from_bits(self.vb)));
         }
 
-        let mut pos = self.pos;
+        let start = self.pos;
+        let mut pos = start;
         let w = peek(data, pos);
         if w >> 63 == 0 {
             pos += 1;
@@ -517,14 +561,20 @@ impl<B: AsRef<[u8]>> XorIter<B> {
             match read_bucket(w, &mut pos, &TS_WIDTHS) {
                 Some(dod) => self.delta = self.delta.wrapping_add(dod as u64),
                 None => {
-                    pos += 4;
+                    pos += TS_WIDTHS.len();
                     self.delta = read_bits(data, &mut pos, 64);
                 }
             }
         }
         self.t = self.t.wrapping_add(self.delta as i64);
 
-        let w = peek(data, pos);
+        // One load usually serves both codes.
+        let used = pos - start;
+        let w = if used <= REUSE_PEEK_BITS {
+            w << used
+        } else {
+            peek(data, pos)
+        };
         if w >> 63 == 0 {
             pos += 1;
         } else if w >> 62 == 0b10 {
@@ -543,15 +593,17 @@ impl<B: AsRef<[u8]>> XorIter<B> {
             self.m = self.m.wrapping_add(d);
             self.vb = from_mantissa(self.m, self.scale).to_bits();
         } else {
-            pos += 3;
             if w >> 61 == 0b111 {
-                let lead = read_bits(data, &mut pos, 6) as u32;
-                let sig = read_bits(data, &mut pos, 6) as u32 + 1;
+                let lead = ((w >> 55) & 63) as u32;
+                let sig = ((w >> 49) & 63) as u32 + 1;
                 if lead + sig > 64 {
                     return self.fail();
                 }
                 self.lead = lead as u8;
                 self.trail = (64 - lead - sig) as u8;
+                pos += 15;
+            } else {
+                pos += 3;
             }
             let sig = 64 - u32::from(self.lead) - u32::from(self.trail);
             self.vb ^= read_bits(data, &mut pos, sig) << self.trail;
@@ -572,7 +624,7 @@ impl<B: AsRef<[u8]>> XorIter<B> {
         match read_bucket(w, pos, &DEC_WIDTHS) {
             Some(d) => d,
             None => {
-                *pos += 4;
+                *pos += DEC_WIDTHS.len();
                 read_bits(data, pos, 64) as i64
             }
         }

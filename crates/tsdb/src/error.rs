@@ -5,7 +5,10 @@ use tocsin_model::ErrorKind;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("I/O error on {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("corrupt data in {path}: {reason}")]
     Corrupt { path: String, reason: String },
     #[error("data directory {path} is locked by another process (pid {pid}); stop it first or use another --data-dir")]
@@ -29,11 +32,17 @@ impl Error {
     }
 
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().display().to_string(), source }
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 
     pub fn corrupt(path: impl AsRef<std::path::Path>, reason: impl Into<String>) -> Self {
-        Error::Corrupt { path: path.as_ref().display().to_string(), reason: reason.into() }
+        Error::Corrupt {
+            path: path.as_ref().display().to_string(),
+            reason: reason.into(),
+        }
     }
 }
 

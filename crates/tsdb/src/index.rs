@@ -13,7 +13,10 @@ pub trait IndexReader {
     /// Values of `name` starting with `prefix` (sorted). Implementations with a sorted value list
     /// should override this with a seek; the default filters `label_values`.
     fn label_values_with_prefix(&self, name: &str, prefix: &str) -> Vec<String> {
-        self.label_values(name).into_iter().filter(|v| v.starts_with(prefix)).collect()
+        self.label_values(name)
+            .into_iter()
+            .filter(|v| v.starts_with(prefix))
+            .collect()
     }
 
     /// Series ids having label `name` with exactly `value`.
@@ -25,7 +28,12 @@ pub trait IndexReader {
 
 /// Union of the postings of every value of `m.name` that `keep` accepts, looking values up directly
 /// when the matcher names them (equality, literal alternations) and seeking by prefix when it can.
-fn union_matching<I: IndexReader + ?Sized>(ix: &I, m: &Matcher, keep: impl Fn(&str) -> bool, direct: Option<Vec<&str>>) -> RoaringBitmap {
+fn union_matching<I: IndexReader + ?Sized>(
+    ix: &I,
+    m: &Matcher,
+    keep: impl Fn(&str) -> bool,
+    direct: Option<Vec<&str>>,
+) -> RoaringBitmap {
     let mut out = RoaringBitmap::new();
     if let Some(vals) = direct {
         for v in vals {
@@ -64,7 +72,9 @@ pub fn postings_for_matchers<I: IndexReader + ?Sized>(ix: &I, ms: &[Matcher]) ->
         }
         let direct = match m.op {
             MatchOp::Equal => Some(vec![m.value.as_str()]),
-            MatchOp::Regex => m.set_values().map(|s| s.iter().map(String::as_str).collect()),
+            MatchOp::Regex => m
+                .set_values()
+                .map(|s| s.iter().map(String::as_str).collect()),
             _ => None,
         };
         let p = union_matching(ix, m, |v| m.matches(v), direct);
@@ -113,7 +123,9 @@ mod tests {
             let mut post: BTreeMap<(String, String), RoaringBitmap> = BTreeMap::new();
             for (i, ls) in series.iter().enumerate() {
                 for l in ls.iter() {
-                    post.entry((l.name.clone(), l.value.clone())).or_default().insert(i as u32);
+                    post.entry((l.name.clone(), l.value.clone()))
+                        .or_default()
+                        .insert(i as u32);
                 }
             }
             Self { series, post }
@@ -122,10 +134,17 @@ mod tests {
 
     impl IndexReader for MemIndex {
         fn label_values(&self, name: &str) -> Vec<String> {
-            self.post.keys().filter(|(n, _)| n == name).map(|(_, v)| v.clone()).collect()
+            self.post
+                .keys()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .collect()
         }
         fn postings(&self, name: &str, value: &str) -> RoaringBitmap {
-            self.post.get(&(name.to_string(), value.to_string())).cloned().unwrap_or_default()
+            self.post
+                .get(&(name.to_string(), value.to_string()))
+                .cloned()
+                .unwrap_or_default()
         }
         fn all_postings(&self) -> RoaringBitmap {
             (0..self.series.len() as u32).collect()
@@ -143,11 +162,22 @@ mod tests {
 
     fn fixture() -> MemIndex {
         let mut v = Vec::new();
-        for name in ["up", "node_cpu_seconds_total", "node_disk_io", "http_requests_total"] {
+        for name in [
+            "up",
+            "node_cpu_seconds_total",
+            "node_disk_io",
+            "http_requests_total",
+        ] {
             for inst in ["a:9100", "b:9100", "c:9100"] {
                 for mode in ["", "idle", "user", "system"] {
                     for dev in ["", "sda", "nvme0n1"] {
-                        v.push(Labels::from_pairs(&[("__name__", name), ("instance", inst), ("mode", mode), ("device", dev), ("job", "node")]));
+                        v.push(Labels::from_pairs(&[
+                            ("__name__", name),
+                            ("instance", inst),
+                            ("mode", mode),
+                            ("device", dev),
+                            ("job", "node"),
+                        ]));
                     }
                 }
             }
@@ -187,22 +217,44 @@ mod tests {
             vec![m(NotRegex, "mode", ".+")],
             vec![m(NotRegex, "mode", "")],
             vec![m(NotRegex, "__name__", "node_.*")],
-            vec![m(Equal, "__name__", "up"), m(NotEqual, "instance", "a:9100"), m(Regex, "device", "sd.*")],
-            vec![m(Equal, "job", "node"), m(Equal, "device", ""), m(NotRegex, "mode", "idle")],
-            vec![m(Regex, "__name__", ".+"), m(Equal, "instance", "b:9100"), m(Regex, "mode", "|system")],
+            vec![
+                m(Equal, "__name__", "up"),
+                m(NotEqual, "instance", "a:9100"),
+                m(Regex, "device", "sd.*"),
+            ],
+            vec![
+                m(Equal, "job", "node"),
+                m(Equal, "device", ""),
+                m(NotRegex, "mode", "idle"),
+            ],
+            vec![
+                m(Regex, "__name__", ".+"),
+                m(Equal, "instance", "b:9100"),
+                m(Regex, "mode", "|system"),
+            ],
             vec![m(Equal, "__name__", "up"), m(Equal, "__name__", "lonely")],
             vec![m(Regex, "other", "x|y"), m(NotEqual, "__name__", "up")],
             vec![m(Equal, "__name__", ""), m(Regex, "other", ".*")],
         ];
         for ms in cases {
-            assert_eq!(postings_for_matchers(&ix, &ms), brute(&ix, &ms), "matchers {ms:?}");
+            assert_eq!(
+                postings_for_matchers(&ix, &ms),
+                brute(&ix, &ms),
+                "matchers {ms:?}"
+            );
         }
     }
 
     #[test]
     fn default_prefix_filters() {
         let ix = fixture();
-        assert_eq!(ix.label_values_with_prefix("__name__", "node_"), vec!["node_cpu_seconds_total".to_string(), "node_disk_io".to_string()]);
+        assert_eq!(
+            ix.label_values_with_prefix("__name__", "node_"),
+            vec![
+                "node_cpu_seconds_total".to_string(),
+                "node_disk_io".to_string()
+            ]
+        );
         assert!(ix.label_values("missing").is_empty());
     }
 }

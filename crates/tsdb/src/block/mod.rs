@@ -74,12 +74,17 @@ pub fn new_ulid() -> String {
         & ((1 << 48) - 1);
     let rnd: u128 = rand::random::<u128>() & ((1u128 << 80) - 1);
     let v: u128 = ((ms as u128) << 80) | rnd;
-    (0..26).map(|i| CROCKFORD[((v >> (125 - 5 * i)) & 31) as usize] as char).collect()
+    (0..26)
+        .map(|i| CROCKFORD[((v >> (125 - 5 * i)) & 31) as usize] as char)
+        .collect()
 }
 
 /// Whether a directory name is a (published) block ULID.
 pub fn is_block_dir_name(name: &str) -> bool {
-    name.len() == 26 && name.bytes().all(|b| CROCKFORD.contains(&b.to_ascii_uppercase()))
+    name.len() == 26
+        && name
+            .bytes()
+            .all(|b| CROCKFORD.contains(&b.to_ascii_uppercase()))
 }
 
 /// Removes leftovers of interrupted block writes and compactions (`*.tmp` directories); they are
@@ -96,7 +101,11 @@ pub fn cleanup_tmp(blocks_dir: &Path) -> Result<usize> {
         let name = ent.file_name();
         if name.to_string_lossy().ends_with(TMP_SUFFIX) {
             let p = ent.path();
-            let r = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            let r = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
             r.map_err(|e| Error::io(&p, e))?;
             n += 1;
         }
@@ -108,7 +117,9 @@ pub fn cleanup_tmp(blocks_dir: &Path) -> Result<usize> {
 }
 
 pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|f| f.sync_all()).map_err(|e| Error::io(dir, e))
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 /// Writes `bytes` to `path` via `path.tmp`, fsync and rename, so readers see the old or the new
@@ -119,7 +130,9 @@ pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.push(TMP_SUFFIX);
     let tmp = std::path::PathBuf::from(tmp);
     let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(&tmp, e))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
     if let Some(parent) = path.parent() {
@@ -204,7 +217,11 @@ pub(crate) mod enc {
         pub fn bytes(&mut self, n: usize) -> DecResult<&'a [u8]> {
             let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len());
             let Some(end) = end else {
-                return Err(format!("truncated: need {n} bytes at offset {}, have {}", self.pos, self.remaining()));
+                return Err(format!(
+                    "truncated: need {n} bytes at offset {}, have {}",
+                    self.pos,
+                    self.remaining()
+                ));
             };
             let s = &self.b[self.pos..end];
             self.pos = end;

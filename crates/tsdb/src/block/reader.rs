@@ -88,11 +88,16 @@ impl Block {
     pub fn open(dir: &Path) -> Result<Block> {
         let meta_path = dir.join(META_FILE);
         let raw = std::fs::read(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
-        let meta: BlockMeta = serde_json::from_slice(&raw).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
+        let meta: BlockMeta =
+            serde_json::from_slice(&raw).map_err(|e| Error::corrupt(&meta_path, e.to_string()))?;
         if meta.version != BLOCK_VERSION {
-            return Err(Error::corrupt(&meta_path, format!("unsupported block version {}", meta.version)));
+            return Err(Error::corrupt(
+                &meta_path,
+                format!("unsupported block version {}", meta.version),
+            ));
         }
-        let num_series = u32::try_from(meta.stats.num_series).map_err(|_| Error::corrupt(&meta_path, "too many series"))?;
+        let num_series = u32::try_from(meta.stats.num_series)
+            .map_err(|_| Error::corrupt(&meta_path, "too many series"))?;
 
         let index_path = dir.join(INDEX_FILE);
         let index = map_file(&index_path)?;
@@ -104,7 +109,9 @@ impl Block {
 
         let tomb_path = dir.join(TOMBSTONES_FILE);
         let ts = match std::fs::read(&tomb_path) {
-            Ok(b) => tombstones::decode(&b, num_series).map_err(|r| Error::corrupt(&tomb_path, r))?,
+            Ok(b) => {
+                tombstones::decode(&b, num_series).map_err(|r| Error::corrupt(&tomb_path, r))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Tombstones::new(),
             Err(e) => return Err(Error::io(&tomb_path, e)),
         };
@@ -142,35 +149,67 @@ impl Block {
     pub fn size_bytes(&self) -> u64 {
         [META_FILE, INDEX_FILE, CHUNKS_FILE, TOMBSTONES_FILE]
             .iter()
-            .map(|f| std::fs::metadata(self.inner.dir.join(f)).map(|m| m.len()).unwrap_or(0))
+            .map(|f| {
+                std::fs::metadata(self.inner.dir.join(f))
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+            })
             .sum()
     }
 
     /// Series sorted by labels with samples in [mint, maxt] (inclusive), tombstoned ranges removed;
     /// series with no samples left are omitted. Series are decoded one at a time as iterated.
     pub fn select(&self, mint: i64, maxt: i64, ms: &[Matcher]) -> Result<SeriesSet> {
-        let ids = if mint > maxt || maxt < self.inner.meta.min_time || mint >= self.inner.meta.max_time {
-            RoaringBitmap::new()
-        } else {
-            postings_for_matchers(self, ms)
-        };
+        let ids =
+            if mint > maxt || maxt < self.inner.meta.min_time || mint >= self.inner.meta.max_time {
+                RoaringBitmap::new()
+            } else {
+                postings_for_matchers(self, ms)
+            };
         let tombs = self.inner.tombstones.read().clone();
-        let it = SeriesIter { inner: self.inner.clone(), ids: ids.into_iter(), mint, maxt, tombs, failed: false };
+        let it = SeriesIter {
+            inner: self.inner.clone(),
+            ids: ids.into_iter(),
+            mint,
+            maxt,
+            tombs,
+            failed: false,
+        };
         Ok(Box::new(it.map(|r| {
-            r.map(|(labels, samples)| Series { labels, samples: Box::new(VecSamples::new(samples)) }).map_err(Into::into)
+            r.map(|(labels, samples)| Series {
+                labels,
+                samples: Box::new(VecSamples::new(samples)),
+            })
+            .map_err(Into::into)
         })))
     }
 
     /// Iterates (labels, samples) of every series within [mint, maxt] with tombstones applied.
-    pub(super) fn series_samples(&self, mint: i64, maxt: i64) -> impl Iterator<Item = Result<(Labels, Vec<Sample>)>> + Send {
+    pub(super) fn series_samples(
+        &self,
+        mint: i64,
+        maxt: i64,
+    ) -> impl Iterator<Item = Result<(Labels, Vec<Sample>)>> + Send {
         let tombs = self.inner.tombstones.read().clone();
-        SeriesIter { inner: self.inner.clone(), ids: self.all_postings().into_iter(), mint, maxt, tombs, failed: false }
+        SeriesIter {
+            inner: self.inner.clone(),
+            ids: self.all_postings().into_iter(),
+            mint,
+            maxt,
+            tombs,
+            failed: false,
+        }
     }
 
     /// Sorted label names of series matching the matchers (all when empty).
     pub fn label_names(&self, ms: &[Matcher]) -> Result<Vec<String>> {
         if ms.is_empty() {
-            return Ok(self.inner.names.iter().map(|n| self.inner.sym(n.sym).to_string()).collect());
+            return Ok(self
+                .inner
+                .names
+                .iter()
+                .map(|n| self.inner.sym(n.sym).to_string())
+                .collect());
         }
         let ids = postings_for_matchers(self, ms);
         let mut out = BTreeSet::new();
@@ -178,7 +217,10 @@ impl Block {
             let mut d = self.inner.series_dec(id)?;
             let n = d.uvarint().map_err(|r| self.inner.corrupt_index(r))?;
             for _ in 0..n {
-                let name = d.u32_val().and_then(|x| d.u32_val().map(|_| x)).map_err(|r| self.inner.corrupt_index(r))?;
+                let name = d
+                    .u32_val()
+                    .and_then(|x| d.u32_val().map(|_| x))
+                    .map_err(|r| self.inner.corrupt_index(r))?;
                 if !out.contains(self.inner.sym(name)) {
                     out.insert(self.inner.sym(name).to_string());
                 }
@@ -192,7 +234,9 @@ impl Block {
         if ms.is_empty() {
             return Ok(IndexReader::label_values(self, name));
         }
-        let Some(ne) = self.inner.name_entry(name) else { return Ok(Vec::new()) };
+        let Some(ne) = self.inner.name_entry(name) else {
+            return Ok(Vec::new());
+        };
         let ids = postings_for_matchers(self, ms);
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -266,14 +310,22 @@ impl Block {
 impl IndexReader for Block {
     fn label_values(&self, name: &str) -> Vec<String> {
         match self.inner.name_entry(name) {
-            Some(ne) => ne.values.iter().map(|v| self.inner.sym(v.sym).to_string()).collect(),
+            Some(ne) => ne
+                .values
+                .iter()
+                .map(|v| self.inner.sym(v.sym).to_string())
+                .collect(),
             None => Vec::new(),
         }
     }
 
     fn label_values_with_prefix(&self, name: &str, prefix: &str) -> Vec<String> {
-        let Some(ne) = self.inner.name_entry(name) else { return Vec::new() };
-        let start = ne.values.partition_point(|v| self.inner.sym(v.sym) < prefix);
+        let Some(ne) = self.inner.name_entry(name) else {
+            return Vec::new();
+        };
+        let start = ne
+            .values
+            .partition_point(|v| self.inner.sym(v.sym) < prefix);
         ne.values[start..]
             .iter()
             .map(|v| self.inner.sym(v.sym))
@@ -283,8 +335,13 @@ impl IndexReader for Block {
     }
 
     fn postings(&self, name: &str, value: &str) -> RoaringBitmap {
-        let Some(ne) = self.inner.name_entry(name) else { return RoaringBitmap::new() };
-        let Ok(i) = ne.values.binary_search_by(|v| self.inner.sym(v.sym).cmp(value)) else {
+        let Some(ne) = self.inner.name_entry(name) else {
+            return RoaringBitmap::new();
+        };
+        let Ok(i) = ne
+            .values
+            .binary_search_by(|v| self.inner.sym(v.sym).cmp(value))
+        else {
             return RoaringBitmap::new();
         };
         match self.inner.decode_postings(&ne.values[i]) {
@@ -317,12 +374,17 @@ impl Inner {
     }
 
     fn name_entry(&self, name: &str) -> Option<&NameEntry> {
-        self.names.binary_search_by(|n| self.sym(n.sym).cmp(name)).ok().map(|i| &self.names[i])
+        self.names
+            .binary_search_by(|n| self.sym(n.sym).cmp(name))
+            .ok()
+            .map(|i| &self.names[i])
     }
 
     fn decode_postings(&self, v: &ValueEntry) -> Result<RoaringBitmap> {
-        let b = &self.index[self.postings_sec.0 + v.post_off..self.postings_sec.0 + v.post_off + v.post_len];
-        decode_postings(b, self.num_series).map_err(|r| self.corrupt_index(format!("postings: {r}")))
+        let b = &self.index
+            [self.postings_sec.0 + v.post_off..self.postings_sec.0 + v.post_off + v.post_len];
+        decode_postings(b, self.num_series)
+            .map_err(|r| self.corrupt_index(format!("postings: {r}")))
     }
 
     fn series_dec(&self, id: u32) -> Result<Dec<'_>> {
@@ -330,7 +392,12 @@ impl Inner {
             return Err(self.corrupt_index(format!("series id {id} out of range")));
         }
         let o = self.offsets_sec + id as usize * 4;
-        let off = u32::from_le_bytes([self.index[o], self.index[o + 1], self.index[o + 2], self.index[o + 3]]) as usize;
+        let off = u32::from_le_bytes([
+            self.index[o],
+            self.index[o + 1],
+            self.index[o + 2],
+            self.index[o + 3],
+        ]) as usize;
         let (s, l) = self.series_sec;
         if off >= l {
             return Err(self.corrupt_index(format!("series {id} offset {off} out of range")));
@@ -341,7 +408,8 @@ impl Inner {
     /// Labels and chunk locations of series `id`.
     fn series(&self, id: u32) -> Result<(Labels, Vec<ChunkLoc>)> {
         let mut d = self.series_dec(id)?;
-        self.parse_series(&mut d).map_err(|r| self.corrupt_index(format!("series {id}: {r}")))
+        self.parse_series(&mut d)
+            .map_err(|r| self.corrupt_index(format!("series {id}: {r}")))
     }
 
     fn parse_series(&self, d: &mut Dec<'_>) -> DecResult<(Labels, Vec<ChunkLoc>)> {
@@ -364,25 +432,57 @@ impl Inner {
             let maxt = mint.wrapping_add(d.uvarint()? as i64);
             let n = d.u32_val()?;
             let len = d.uvarint()? as usize;
-            chunks.push(ChunkLoc { mint, maxt, n, offset, len });
+            chunks.push(ChunkLoc {
+                mint,
+                maxt,
+                n,
+                offset,
+                len,
+            });
             offset = offset.saturating_add(len).saturating_add(4);
             prev = maxt;
         }
         Ok((Labels::from_sorted_unchecked(labels), chunks))
     }
 
-    fn read_chunk(&self, c: &ChunkLoc, labels: &Labels) -> Result<Vec<Sample>> {
-        let corrupt = |r: String| Error::corrupt(&self.chunks_path, format!("chunk at offset {} of series {labels}: {r}", c.offset));
-        let end = c.offset.checked_add(c.len).and_then(|e| e.checked_add(4)).filter(|&e| e <= self.chunks.len());
-        let Some(end) = end else { return Err(corrupt("beyond end of file".into())) };
-        let payload = &self.chunks[c.offset..c.offset + c.len];
+    /// The checksum-verified payload of the chunk frame at `offset`.
+    fn frame(&self, offset: usize, len: usize) -> DecResult<&[u8]> {
+        let end = offset
+            .checked_add(len)
+            .and_then(|e| e.checked_add(4))
+            .filter(|&e| e <= self.chunks.len());
+        let Some(end) = end else {
+            return Err("beyond end of file".into());
+        };
+        let payload = &self.chunks[offset..offset + len];
         let crc = &self.chunks[end - 4..end];
         if crc32c::crc32c(payload) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
-            return Err(corrupt("checksum mismatch".into()));
+            return Err("checksum mismatch".into());
         }
-        let s = chunks::decode(&self.fd, payload, c.mint, c.n as usize).map_err(corrupt)?;
+        Ok(payload)
+    }
+
+    fn read_chunk(&self, c: &ChunkLoc, labels: &Labels) -> Result<Vec<Sample>> {
+        let corrupt = |r: String| {
+            Error::corrupt(
+                &self.chunks_path,
+                format!("chunk at offset {} of series {labels}: {r}", c.offset),
+            )
+        };
+        let payload = self.frame(c.offset, c.len).map_err(corrupt)?;
+        let mut shared = |dist: u64, len: u64| -> DecResult<Vec<i64>> {
+            let start = (c.offset as u64)
+                .checked_sub(dist)
+                .ok_or("shared timestamps before start of file")? as usize;
+            let origin = self.frame(start, len as usize)?;
+            chunks::decode_timestamps(&self.fd, origin, c.mint, c.n as usize)
+        };
+        let s = chunks::decode(&self.fd, payload, c.mint, c.n as usize, &mut shared)
+            .map_err(corrupt)?;
         if s.last().map(|s| s.t) != Some(c.maxt) {
-            return Err(corrupt("decoded time range disagrees with the index".into()));
+            return Err(corrupt(
+                "decoded time range disagrees with the index".into(),
+            ));
         }
         Ok(s)
     }
@@ -402,13 +502,18 @@ impl SeriesIter {
         let (labels, chunks) = self.inner.series(id)?;
         let dels = self.tombs.get(&id).map(Vec::as_slice).unwrap_or(&[]);
         let mut out = Vec::new();
-        for c in chunks.iter().filter(|c| c.mint <= self.maxt && c.maxt >= self.mint) {
+        for c in chunks
+            .iter()
+            .filter(|c| c.mint <= self.maxt && c.maxt >= self.mint)
+        {
             // A chunk wholly inside one deleted interval need not be decoded.
             if dels.iter().any(|&(a, b)| a <= c.mint && b >= c.maxt) {
                 continue;
             }
             let s = self.inner.read_chunk(c, &labels)?;
-            out.extend(s.into_iter().filter(|s| s.t >= self.mint && s.t <= self.maxt && !tombstones::is_deleted(dels, s.t)));
+            out.extend(s.into_iter().filter(|s| {
+                s.t >= self.mint && s.t <= self.maxt && !tombstones::is_deleted(dels, s.t)
+            }));
         }
         Ok((!out.is_empty()).then_some((labels, out)))
     }
@@ -445,13 +550,22 @@ fn decode_postings(b: &[u8], num_series: u32) -> DecResult<RoaringBitmap> {
             let mut first = true;
             while d.remaining() > 0 {
                 let delta = d.u32_val()?;
-                id = if first { delta } else { id.checked_add(delta).filter(|_| delta > 0).ok_or("bad postings delta")? };
+                id = if first {
+                    delta
+                } else {
+                    id.checked_add(delta)
+                        .filter(|_| delta > 0)
+                        .ok_or("bad postings delta")?
+                };
                 first = false;
-                bm.try_push(id).map_err(|_| "postings not ascending".to_string())?;
+                bm.try_push(id)
+                    .map_err(|_| "postings not ascending".to_string())?;
             }
             bm
         }
-        POSTINGS_ROARING => RoaringBitmap::deserialize_from(rest).map_err(|e| format!("roaring: {e}"))?,
+        POSTINGS_ROARING => {
+            RoaringBitmap::deserialize_from(rest).map_err(|e| format!("roaring: {e}"))?
+        }
         t => return Err(format!("unknown postings encoding {t}")),
     };
     if bm.max().is_some_and(|m| m >= num_series) {
@@ -487,7 +601,10 @@ fn parse_index(b: &[u8], num_series: u32) -> DecResult<ParsedIndex> {
         let off = fd.u64_le()? as usize;
         let len = fd.u64_le()? as usize;
         let crc = fd.u32_le()?;
-        let end = off.checked_add(len).filter(|&e| off >= 5 && e <= b.len() - FOOTER_LEN).ok_or_else(|| format!("{} section out of bounds", names[i]))?;
+        let end = off
+            .checked_add(len)
+            .filter(|&e| off >= 5 && e <= b.len() - FOOTER_LEN)
+            .ok_or_else(|| format!("{} section out of bounds", names[i]))?;
         if crc32c::crc32c(&b[off..end]) != crc {
             return Err(format!("{} section checksum mismatch", names[i]));
         }
@@ -522,20 +639,36 @@ fn parse_index(b: &[u8], num_series: u32) -> DecResult<ParsedIndex> {
             if vs >= nsyms || post_off.checked_add(post_len).is_none_or(|e| e > pl) {
                 return Err("labels section references out of range".into());
             }
-            values.push(ValueEntry { sym: vs as u32, post_off, post_len });
+            values.push(ValueEntry {
+                sym: vs as u32,
+                post_off,
+                post_len,
+            });
             post_off += post_len;
         }
         if sym >= nsyms {
             return Err("label name symbol out of range".into());
         }
-        names.push(NameEntry { sym: sym as u32, values });
+        names.push(NameEntry {
+            sym: sym as u32,
+            values,
+        });
     }
 
     let (oo, ol) = secs[SEC_SERIES_OFFSETS];
     if ol != num_series as usize * 4 {
-        return Err(format!("series offsets section has {} bytes, meta.json says {num_series} series", ol));
+        return Err(format!(
+            "series offsets section has {} bytes, meta.json says {num_series} series",
+            ol
+        ));
     }
-    Ok(ParsedIndex { syms, names, series_sec: secs[SEC_SERIES], offsets_sec: oo, postings_sec: (po, pl) })
+    Ok(ParsedIndex {
+        syms,
+        names,
+        series_sec: secs[SEC_SERIES],
+        offsets_sec: oo,
+        postings_sec: (po, pl),
+    })
 }
 
 fn parse_chunks_header(b: &[u8]) -> DecResult<FileDecompressor> {

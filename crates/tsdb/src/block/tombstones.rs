@@ -73,7 +73,10 @@ pub fn decode(b: &[u8], num_series: u32) -> DecResult<Tombstones> {
     let mut id = 0u32;
     for i in 0..n {
         let delta = d.u32_val()?;
-        id = id.checked_add(delta).filter(|&x| x < num_series && (i == 0 || delta > 0)).ok_or_else(|| format!("bad series id after {id}"))?;
+        id = id
+            .checked_add(delta)
+            .filter(|&x| x < num_series && (i == 0 || delta > 0))
+            .ok_or_else(|| format!("bad series id after {id}"))?;
         let k = d.uvarint()?;
         let mut ivs = Vec::new();
         for _ in 0..k {

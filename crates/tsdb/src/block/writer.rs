@@ -11,7 +11,10 @@ use tocsin_model::{Labels, Sample};
 
 use super::chunks;
 use super::enc::{put_bytes, put_uvarint, put_varint};
-use super::{fsync_dir, BlockMeta, BlockStats, CompactionMeta, BLOCK_VERSION, CHUNKS_FILE, INDEX_FILE, META_FILE, TMP_SUFFIX, TOMBSTONES_FILE};
+use super::{
+    fsync_dir, BlockMeta, BlockStats, CompactionMeta, BLOCK_VERSION, CHUNKS_FILE, INDEX_FILE,
+    META_FILE, TMP_SUFFIX, TOMBSTONES_FILE,
+};
 use crate::error::{Error, Result};
 
 pub(super) const CHUNKS_MAGIC: &[u8; 4] = b"TCHK";
@@ -56,6 +59,9 @@ pub struct BlockWriter {
     offset: u64,
     series: Vec<SeriesEntry>,
     stats: BlockStats,
+    /// Hash of a chunk's timestamps -> (offset, payload length) of the first chunk with them, so
+    /// later series of the same scrape target refer to it instead of repeating them.
+    shared_ts: HashMap<u128, (u64, u64)>,
     /// Set once the directory is published or removed, so Drop leaves it alone.
     done: bool,
 }
@@ -65,9 +71,17 @@ fn internal(msg: String) -> Error {
 }
 
 impl BlockWriter {
-    pub fn new(blocks_dir: &Path, min_time: i64, max_time: i64, level: u32, sources: Vec<String>) -> Result<Self> {
+    pub fn new(
+        blocks_dir: &Path,
+        min_time: i64,
+        max_time: i64,
+        level: u32,
+        sources: Vec<String>,
+    ) -> Result<Self> {
         if max_time <= min_time {
-            return Err(Error::InvalidOption(format!("block time range [{min_time}, {max_time}) is empty")));
+            return Err(Error::InvalidOption(format!(
+                "block time range [{min_time}, {max_time}) is empty"
+            )));
         }
         let ulid = super::new_ulid();
         let tmp_dir = blocks_dir.join(format!("{ulid}{TMP_SUFFIX}"));
@@ -78,8 +92,14 @@ impl BlockWriter {
         let mut head = CHUNKS_MAGIC.to_vec();
         head.push(FORMAT_VERSION);
         put_bytes(&mut head, &chunks::pco_header().map_err(internal)?);
-        chunks.write_all(&head).map_err(|e| Error::io(&chunks_path, e))?;
-        let sources = if sources.is_empty() { vec![ulid.clone()] } else { sources };
+        chunks
+            .write_all(&head)
+            .map_err(|e| Error::io(&chunks_path, e))?;
+        let sources = if sources.is_empty() {
+            vec![ulid.clone()]
+        } else {
+            sources
+        };
         Ok(Self {
             blocks_dir: blocks_dir.to_path_buf(),
             tmp_dir,
@@ -93,6 +113,7 @@ impl BlockWriter {
             offset: head.len() as u64,
             series: Vec::new(),
             stats: BlockStats::default(),
+            shared_ts: HashMap::new(),
             done: false,
         })
     }
@@ -108,11 +129,16 @@ impl BlockWriter {
         }
         if let Some(last) = self.series.last() {
             if last.labels >= *labels {
-                return Err(Error::InvalidOption(format!("series {labels} added after {} (must be ascending)", last.labels)));
+                return Err(Error::InvalidOption(format!(
+                    "series {labels} added after {} (must be ascending)",
+                    last.labels
+                )));
             }
         }
         if samples.windows(2).any(|w| w[1].t <= w[0].t) {
-            return Err(Error::InvalidOption(format!("samples of {labels} not sorted or not unique")));
+            return Err(Error::InvalidOption(format!(
+                "samples of {labels} not sorted or not unique"
+            )));
         }
         let (lo, hi) = (samples[0].t, samples[samples.len() - 1].t);
         if lo < self.min_time || hi >= self.max_time {
@@ -121,20 +147,42 @@ impl BlockWriter {
                 self.min_time, self.max_time
             )));
         }
-        let mut entry = SeriesEntry { labels: labels.clone(), first_offset: self.offset, chunks: Vec::new() };
+        let mut entry = SeriesEntry {
+            labels: labels.clone(),
+            first_offset: self.offset,
+            chunks: Vec::new(),
+        };
         let mut start = 0;
         for n in chunks::chunk_sizes(samples.len()) {
             let part = &samples[start..start + n];
             start += n;
-            let payload = chunks::encode(part).map_err(internal)?;
-            let len = u32::try_from(payload.len()).map_err(|_| internal("chunk too large".into()))?;
+            let key = ts_key(part);
+            let shared = self
+                .shared_ts
+                .get(&key)
+                .map(|&(off, len)| (self.offset - off, len));
+            let payload = chunks::encode(part, shared).map_err(internal)?;
+            if shared.is_none()
+                && chunks::shareable_timestamps(&payload)
+                && self.shared_ts.len() < MAX_SHARED_TS
+            {
+                self.shared_ts
+                    .insert(key, (self.offset, payload.len() as u64));
+            }
+            let len =
+                u32::try_from(payload.len()).map_err(|_| internal("chunk too large".into()))?;
             let crc = crc32c::crc32c(&payload);
             self.chunks
                 .write_all(&payload)
                 .and_then(|_| self.chunks.write_all(&crc.to_le_bytes()))
                 .map_err(|e| Error::io(&self.chunks_path, e))?;
             self.offset += payload.len() as u64 + 4;
-            entry.chunks.push(ChunkRef { mint: part[0].t, maxt: part[n - 1].t, n: n as u32, len });
+            entry.chunks.push(ChunkRef {
+                mint: part[0].t,
+                maxt: part[n - 1].t,
+                n: n as u32,
+                len,
+            });
             self.stats.num_chunks += 1;
         }
         self.stats.num_series += 1;
@@ -151,13 +199,21 @@ impl BlockWriter {
             std::fs::remove_dir_all(&self.tmp_dir).map_err(|e| Error::io(&self.tmp_dir, e))?;
             return Ok(None);
         }
-        self.chunks.flush().map_err(|e| Error::io(&self.chunks_path, e))?;
-        self.chunks.get_ref().sync_all().map_err(|e| Error::io(&self.chunks_path, e))?;
+        self.chunks
+            .flush()
+            .map_err(|e| Error::io(&self.chunks_path, e))?;
+        self.chunks
+            .get_ref()
+            .sync_all()
+            .map_err(|e| Error::io(&self.chunks_path, e))?;
 
         let index = self.build_index()?;
         let index_path = self.tmp_dir.join(INDEX_FILE);
         write_synced(&index_path, &index)?;
-        write_synced(&self.tmp_dir.join(TOMBSTONES_FILE), &super::tombstones::encode(&Default::default()))?;
+        write_synced(
+            &self.tmp_dir.join(TOMBSTONES_FILE),
+            &super::tombstones::encode(&Default::default()),
+        )?;
 
         let mut sources = std::mem::take(&mut self.sources);
         sources.sort();
@@ -167,10 +223,14 @@ impl BlockWriter {
             min_time: self.min_time,
             max_time: self.max_time,
             stats: self.stats.clone(),
-            compaction: CompactionMeta { level: self.level, sources },
+            compaction: CompactionMeta {
+                level: self.level,
+                sources,
+            },
             version: BLOCK_VERSION,
         };
-        let json = serde_json::to_vec_pretty(&meta).map_err(|e| internal(format!("meta.json: {e}")))?;
+        let json =
+            serde_json::to_vec_pretty(&meta).map_err(|e| internal(format!("meta.json: {e}")))?;
         write_synced(&self.tmp_dir.join(META_FILE), &json)?;
         fsync_dir(&self.tmp_dir)?;
 
@@ -183,11 +243,28 @@ impl BlockWriter {
 
     fn build_index(&self) -> Result<Vec<u8>> {
         // Symbols: every label name and value, sorted, so ids order like the strings.
-        let mut syms: Vec<&str> = self.series.iter().flat_map(|s| s.labels.iter().flat_map(|l| [l.name.as_str(), l.value.as_str()])).collect();
+        let mut syms: Vec<&str> = self
+            .series
+            .iter()
+            .flat_map(|s| {
+                s.labels
+                    .iter()
+                    .flat_map(|l| [l.name.as_str(), l.value.as_str()])
+            })
+            .collect();
         syms.sort_unstable();
         syms.dedup();
-        let sym_id: HashMap<&str, u64> = syms.iter().enumerate().map(|(i, s)| (*s, i as u64)).collect();
-        let sid = |s: &str| sym_id.get(s).copied().ok_or_else(|| internal(format!("symbol {s:?} missing")));
+        let sym_id: HashMap<&str, u64> = syms
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (*s, i as u64))
+            .collect();
+        let sid = |s: &str| {
+            sym_id
+                .get(s)
+                .copied()
+                .ok_or_else(|| internal(format!("symbol {s:?} missing")))
+        };
 
         let mut symbols = Vec::new();
         put_uvarint(&mut symbols, syms.len() as u64);
@@ -199,13 +276,17 @@ impl BlockWriter {
         let mut offsets = Vec::with_capacity(self.series.len() * 4);
         let mut postings: HashMap<(&str, &str), Vec<u32>> = HashMap::new();
         for (id, s) in self.series.iter().enumerate() {
-            let off = u32::try_from(series.len()).map_err(|_| internal("series section exceeds 4 GiB".into()))?;
+            let off = u32::try_from(series.len())
+                .map_err(|_| internal("series section exceeds 4 GiB".into()))?;
             offsets.extend_from_slice(&off.to_le_bytes());
             put_uvarint(&mut series, s.labels.len() as u64);
             for l in s.labels.iter() {
                 put_uvarint(&mut series, sid(&l.name)?);
                 put_uvarint(&mut series, sid(&l.value)?);
-                postings.entry((l.name.as_str(), l.value.as_str())).or_default().push(id as u32);
+                postings
+                    .entry((l.name.as_str(), l.value.as_str()))
+                    .or_default()
+                    .push(id as u32);
             }
             put_uvarint(&mut series, s.chunks.len() as u64);
             put_uvarint(&mut series, s.first_offset);
@@ -279,16 +360,33 @@ fn encode_postings(out: &mut Vec<u8>, ids: &[u32]) -> Result<()> {
         bm.optimize();
         if bm.serialized_size() + 1 < list.len() {
             out.push(POSTINGS_ROARING);
-            return bm.serialize_into(out).map_err(|e| internal(format!("postings: {e}")));
+            return bm
+                .serialize_into(out)
+                .map_err(|e| internal(format!("postings: {e}")));
         }
     }
     out.extend_from_slice(&list);
     Ok(())
 }
 
+/// Bounds the writer's memory for timestamp sharing (one entry per scrape target and chunk range).
+const MAX_SHARED_TS: usize = 1 << 20;
+
+/// 128-bit hash of a chunk's timestamps; equal hashes are taken as equal timestamps (a collision
+/// is astronomically unlikely and would be caught on read by the index's first/last timestamps).
+fn ts_key(samples: &[Sample]) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for s in samples {
+        h.update(&s.t.to_le_bytes());
+    }
+    h.digest128()
+}
+
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = File::create(path).map_err(|e| Error::io(path, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(path, e))
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(path, e))
 }
 
 impl Drop for BlockWriter {
