@@ -148,7 +148,7 @@ impl Db {
         block::cleanup_tmp(&bdir)?;
         let blocks = open_blocks(dir)?;
         let spill = if opts.spill_head_chunks { Some(ChunkSpill::open(&dir.join("chunks_head"))?) } else { None };
-        let head = Head::new(opts.ooo_window_ms, spill);
+        let head = Head::new(opts.ooo_window_ms, opts.block_range_ms, spill);
         if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
             head.set_min_valid_time(maxt);
         }
@@ -191,7 +191,7 @@ impl Db {
             return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "no such data directory")));
         }
         let blocks = open_blocks(dir)?;
-        let head = Head::new(i64::MAX / 4, None);
+        let head = Head::new(i64::MAX / 4, DbOptions::default().block_range_ms, None);
         if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
             head.set_min_valid_time(maxt);
         }

@@ -223,6 +223,8 @@ pub struct Head {
     min_t: AtomicI64,
     max_t: AtomicI64,
     ooo_window: i64,
+    /// Chunks never span a multiple of this (the block range), so cutting a block frees whole chunks.
+    chunk_range: i64,
     spill: Option<ChunkSpill>,
     pub series_created: AtomicU64,
     pub series_removed: AtomicU64,
@@ -244,7 +246,7 @@ pub struct Applied {
 }
 
 impl Head {
-    pub fn new(ooo_window: i64, spill: Option<ChunkSpill>) -> Self {
+    pub fn new(ooo_window: i64, chunk_range: i64, spill: Option<ChunkSpill>) -> Self {
         Self {
             stripes: (0..STRIPES).map(|_| Mutex::new(Stripe::default())).collect(),
             postings: RwLock::new(MemPostings::default()),
@@ -254,6 +256,7 @@ impl Head {
             min_t: AtomicI64::new(i64::MAX),
             max_t: AtomicI64::new(i64::MIN),
             ooo_window,
+            chunk_range: chunk_range.max(1),
             spill,
             series_created: AtomicU64::new(0),
             series_removed: AtomicU64::new(0),
@@ -263,8 +266,13 @@ impl Head {
     pub fn num_series(&self) -> u64 {
         self.num_series.load(Ordering::Relaxed)
     }
+    /// Oldest sample the head serves; never before the persisted range.
     pub fn min_time(&self) -> i64 {
-        self.min_t.load(Ordering::Relaxed)
+        let m = self.min_t.load(Ordering::Relaxed);
+        if m == i64::MAX {
+            return m;
+        }
+        m.max(self.min_valid_t.load(Ordering::Relaxed))
     }
     pub fn max_time(&self) -> i64 {
         self.max_t.load(Ordering::Relaxed)
@@ -380,7 +388,10 @@ impl Head {
                 Err(i) => o.insert(i, Sample::new(t, v)),
             }
         } else {
-            if s.open.num_samples() >= CHUNK_SAMPLES {
+            let n = s.open.num_samples();
+            if n >= CHUNK_SAMPLES
+                || (n > 0 && t.div_euclid(self.chunk_range) != s.open.min_time().div_euclid(self.chunk_range))
+            {
                 let mut full = std::mem::replace(&mut s.open, XorChunk::new());
                 full.shrink();
                 let loc = match &self.spill {
