@@ -2,6 +2,7 @@
 //! fingerprints and the `Clock` that time-driven components take.
 
 pub mod clock;
+pub mod duration;
 pub mod error;
 pub mod labels;
 pub mod matcher;

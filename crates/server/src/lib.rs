@@ -1,1 +1,229 @@
-//! placeholder
+//! Wiring and lifecycle of `tocsin server`: loads the config, binds the listener, opens the
+//! database in the background (`/-/ready` answers 503 until WAL replay is done), serves the HTTP API,
+//! runs storage maintenance, and shuts down cleanly on SIGTERM/SIGINT (stop accepting, finish
+//! in-flight requests, flush and close the WAL).
+
+pub mod config;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::registry::Registry;
+use tocsin_api::{ApiState, WriteMetrics};
+use tocsin_storage::{Appendable, Appender};
+use tocsin_tsdb::Db;
+
+pub use config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] config::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("opening the data directory {dir}: {source}")]
+    Storage { dir: String, source: tocsin_tsdb::Error },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Internal(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub config_file: Option<PathBuf>,
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// Where to write the bound address (for `--listen 127.0.0.1:0` in tests).
+    pub listen_addr_file: Option<PathBuf>,
+    pub maintenance_interval: Duration,
+}
+
+/// Appends go to the database once it is open; before that they fail as unavailable (503).
+struct LazyDb(Arc<OnceLock<Db>>);
+
+struct Unready;
+
+impl Appender for Unready {
+    fn append(
+        &mut self,
+        _: &tocsin_model::Labels,
+        _: i64,
+        _: f64,
+        _: &tocsin_storage::AppendOptions,
+    ) -> tocsin_storage::Result<u64> {
+        Err(tocsin_storage::Error::Unavailable("storage is not ready yet (WAL replay in progress)".into()))
+    }
+    fn append_pairs(&mut self, _: &[(&str, &str)], _: i64, _: f64) -> tocsin_storage::Result<u64> {
+        Err(tocsin_storage::Error::Unavailable("storage is not ready yet (WAL replay in progress)".into()))
+    }
+    fn commit(self: Box<Self>) -> tocsin_storage::Result<tocsin_storage::CommitStats> {
+        Err(tocsin_storage::Error::Unavailable("storage is not ready yet (WAL replay in progress)".into()))
+    }
+    fn rollback(self: Box<Self>) {}
+}
+
+impl Appendable for LazyDb {
+    fn appender(&self) -> Box<dyn Appender + '_> {
+        match self.0.get() {
+            Some(db) => db.appender(),
+            None => Box::new(Unready),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    db: Arc<OnceLock<Db>>,
+    registry: Arc<Registry>,
+}
+
+async fn healthy() -> &'static str {
+    "Tocsin is Healthy.\n"
+}
+
+async fn ready(State(st): State<AppState>) -> Response {
+    if st.db.get().is_some() {
+        (StatusCode::OK, "Tocsin is Ready.\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: WAL replay in progress\n").into_response()
+    }
+}
+
+async fn metrics_handler(State(st): State<AppState>) -> Response {
+    let mut out = String::new();
+    match prometheus_client::encoding::text::encode(&mut out, &st.registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}\n")).into_response(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; stopping");
+}
+
+/// Runs the server until a shutdown signal or a fatal start-up error.
+pub async fn run(opts: ServerOptions) -> Result<(), Error> {
+    let cfg = match &opts.config_file {
+        Some(p) => Config::load_file(p)?,
+        None => Config::load_default()?,
+    };
+    let file = opts.config_file.as_ref().map_or("<embedded default config>".to_string(), |p| p.display().to_string());
+    let db_opts = cfg.storage.to_options(&file)?;
+
+    let listener = tokio::net::TcpListener::bind(&opts.listen)
+        .await
+        .map_err(|e| Error::Listen { addr: opts.listen.clone(), source: e })?;
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %opts.data_dir.display(), "listening");
+    if let Some(f) = &opts.listen_addr_file {
+        let tmp = f.with_extension("tmp");
+        std::fs::write(&tmp, addr.to_string())?;
+        std::fs::rename(&tmp, f)?;
+    }
+
+    let db_cell: Arc<OnceLock<Db>> = Arc::new(OnceLock::new());
+    let write_metrics = Arc::new(WriteMetrics::default());
+    let registry = Arc::new(metrics::registry(metrics::Sources { db: db_cell.clone(), write: write_metrics.clone() }));
+    let api = tocsin_api::router(ApiState { appendable: Arc::new(LazyDb(db_cell.clone())), write_metrics });
+    let app = Router::new()
+        .route("/-/healthy", get(healthy).head(healthy))
+        .route("/-/ready", get(ready).head(ready))
+        .route("/metrics", get(metrics_handler))
+        .with_state(AppState { db: db_cell.clone(), registry })
+        .merge(api);
+
+    let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<Error>(1);
+    let dir = opts.data_dir.clone();
+    let cell = db_cell.clone();
+    let open = tokio::task::spawn_blocking(move || match Db::open(&dir, db_opts) {
+        Ok(db) => {
+            let _ = cell.set(db);
+            Ok(())
+        }
+        Err(e) => Err(Error::Storage { dir: dir.display().to_string(), source: e }),
+    });
+    let watcher = tokio::spawn(async move {
+        match open.await {
+            Ok(Ok(())) => {
+                tracing::info!("storage ready");
+            }
+            Ok(Err(e)) => {
+                let _ = fatal_tx.send(e).await;
+            }
+            Err(e) => {
+                let _ = fatal_tx.send(Error::Internal(format!("storage start-up panicked: {e}"))).await;
+            }
+        }
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+
+    let mut maintenance = None;
+    let mut fatal = None;
+    let ready_wait = async {
+        while db_cell.get().is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        e = fatal_rx.recv() => { fatal = e; }
+        _ = shutdown_signal() => {}
+        _ = async {
+            ready_wait.await;
+            if let Some(db) = db_cell.get() {
+                maintenance = Some(db.start_maintenance(opts.maintenance_interval));
+            }
+            shutdown_signal().await;
+        } => {}
+    }
+    let _ = stop_tx.send(());
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "HTTP server error"),
+        Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
+    }
+    drop(maintenance);
+    let _ = watcher.await;
+    if let Some(db) = db_cell.get() {
+        if let Err(e) = db.close() {
+            tracing::error!(error = %e, "closing the WAL failed");
+        } else {
+            tracing::info!("WAL flushed and closed");
+        }
+    }
+    match fatal {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

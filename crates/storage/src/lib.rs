@@ -23,11 +23,23 @@ pub struct AppendOptions {
     pub exemplars: Vec<(Labels, f64, Option<i64>)>,
 }
 
-/// What a commit did.
+/// What a commit did. Samples rejected at commit (a concurrent writer got there first with a newer
+/// sample) are counted here and never silently dropped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommitStats {
     pub samples: u64,
     pub series_created: u64,
+    pub rejected_out_of_order: u64,
+    pub rejected_too_old: u64,
+    pub rejected_duplicate: u64,
+    /// The first rejection, as a message naming the series and timestamp.
+    pub first_rejection: Option<String>,
+}
+
+impl CommitStats {
+    pub fn rejected(&self) -> u64 {
+        self.rejected_out_of_order + self.rejected_too_old + self.rejected_duplicate
+    }
 }
 
 /// A batch of appends made visible atomically by `commit`.

@@ -1,1 +1,150 @@
-//! placeholder
+//! Test helpers: `TestServer` runs the real `tocsin` binary on 127.0.0.1 with port 0 and a temp data
+//! directory, waits on `/-/ready`, and stops it when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct TestServer {
+    child: Option<Child>,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    bin: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    log: PathBuf,
+}
+
+impl TestServer {
+    /// Starts `bin server` on a fresh temp data directory.
+    pub fn start(bin: &Path, extra: &[&str]) -> TestServer {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let dir = tmp.path().join("data");
+        let mut s = Self::start_on(bin, &dir, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts `bin server` on a given data directory (to restart on the same data).
+    pub fn start_on(bin: &Path, data_dir: &Path, extra: &[&str]) -> TestServer {
+        let mut s = Self::spawn(bin, data_dir, extra);
+        s.wait_ready(Duration::from_secs(60));
+        s
+    }
+
+    /// Spawns without waiting for readiness; `addr` is known once the server is listening.
+    pub fn spawn(bin: &Path, data_dir: &Path, extra: &[&str]) -> TestServer {
+        let addr_file = data_dir.with_extension(format!("addr-{}", std::process::id()));
+        let _ = std::fs::remove_file(&addr_file);
+        let log = data_dir.with_extension("log");
+        let logf = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
+        let child = Command::new(bin)
+            .arg("server")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen-addr-file")
+            .arg(&addr_file)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()));
+        let mut s = TestServer {
+            child: Some(child),
+            addr: String::new(),
+            data_dir: data_dir.to_path_buf(),
+            bin: bin.to_path_buf(),
+            _tmp: None,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(a) = std::fs::read_to_string(&addr_file) {
+                if !a.is_empty() {
+                    s.addr = a;
+                    break;
+                }
+            }
+            if let Some(st) = s.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("server exited early with {st}; log:\n{}", s.log_text());
+            }
+            assert!(Instant::now() < deadline, "server did not start listening; log:\n{}", s.log_text());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        s
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Polls `/-/ready` until it answers 200.
+    pub fn wait_ready(&mut self, timeout: Duration) {
+        let client = client();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(r) = client.get(self.url("/-/ready")).send() {
+                if r.status().as_u16() == 200 {
+                    return;
+                }
+            }
+            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("server exited with {st}; log:\n{}", self.log_text());
+            }
+            assert!(Instant::now() < deadline, "server not ready in time; log:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// Sends a signal and waits for the process to exit; returns its exit code (None if killed).
+    pub fn stop_with(&mut self, sig: i32) -> Option<i32> {
+        let mut child = self.child.take()?;
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as i32, sig);
+        }
+        let st = child.wait().ok()?;
+        st.code()
+    }
+
+    /// SIGTERM, waiting for a clean exit.
+    pub fn stop(&mut self) -> Option<i32> {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        self.stop_with(libc::SIGKILL);
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A blocking HTTP client for tests.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| panic!("http client: {e}"))
+}

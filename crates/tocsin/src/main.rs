@@ -1,1 +1,89 @@
-fn main() {}
+//! The `tocsin` command line: `server` runs the monitoring server, `tsdb` inspects and benchmarks
+//! the storage engine.
+
+mod bench;
+mod tsdb_bench;
+mod tsdb_cmd;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tocsin", version, about = "Metrics monitoring and alerting in one binary")]
+struct Cli {
+    /// Log level (error, warn, info, debug, trace) or a tracing filter directive.
+    #[arg(long, global = true, default_value = "info", env = "TOCSIN_LOG")]
+    log_level: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server.
+    Server(ServerArgs),
+    /// Inspect and benchmark the storage engine.
+    Tsdb {
+        #[command(subcommand)]
+        cmd: tsdb_cmd::TsdbCmd,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Configuration file (tocsin.yml, a prometheus.yml superset). Default: the embedded config.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    listen: String,
+    /// Data directory (WAL, blocks, state).
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+    /// Write the bound address to this file once listening (useful with --listen 127.0.0.1:0).
+    #[arg(long)]
+    listen_addr_file: Option<PathBuf>,
+    /// How often storage maintenance (block cutting, compaction, retention) runs.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    maintenance_interval: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    tocsin_model::duration::parse_duration_ms(s).map(|ms| Duration::from_millis(ms.max(0) as u64))
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+    let res = match cli.cmd {
+        Cmd::Server(a) => run_server(a),
+        Cmd::Tsdb { cmd } => tsdb_cmd::run(cmd),
+    };
+    match res {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_server(a: ServerArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(tocsin_server::run(tocsin_server::ServerOptions {
+        config_file: a.config,
+        listen: a.listen,
+        data_dir: a.data_dir,
+        listen_addr_file: a.listen_addr_file,
+        maintenance_interval: a.maintenance_interval,
+    }))?;
+    Ok(())
+}

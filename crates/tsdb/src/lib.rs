@@ -5,6 +5,13 @@
 pub mod block;
 pub mod chunkenc;
 pub mod error;
+pub mod index;
 pub mod wal;
 
 pub use error::{Error, Result};
+pub mod db;
+pub mod head;
+pub mod lock;
+pub mod spill;
+
+pub use db::{Db, DbMetrics, DbOptions, DbStats};

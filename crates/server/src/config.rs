@@ -1,0 +1,152 @@
+//! `tocsin.yml`: a superset of `prometheus.yml`. This module owns loading (parse, then validate with
+//! file:line in every message), the embedded default, and the `storage:` section. Sections other
+//! crates will own later (`scrape_configs`, `rule_files`, `alerting`, ...) are accepted as they are.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use tocsin_tsdb::DbOptions;
+
+/// The configuration used when no `--config` is given.
+pub const DEFAULT_CONFIG: &str = include_str!("default.yml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: {field}: {message}")]
+    Invalid { file: String, field: String, message: String },
+    #[error("reading {file}: {source}")]
+    Read { file: String, source: std::io::Error },
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub global: Option<serde_norway::Value>,
+    #[serde(default)]
+    pub scrape_configs: Option<serde_norway::Value>,
+    #[serde(default)]
+    pub rule_files: Option<serde_norway::Value>,
+    #[serde(default)]
+    pub remote_write: Option<serde_norway::Value>,
+    #[serde(default)]
+    pub remote_read: Option<serde_norway::Value>,
+    #[serde(default)]
+    pub alerting: Option<serde_norway::Value>,
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+/// The `storage:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Span of head data per block, e.g. `2h`.
+    pub block_range: String,
+    /// Time retention, e.g. `15d`.
+    pub retention_time: String,
+    /// Size retention over blocks and WAL, e.g. `50GB`; empty = none.
+    pub retention_size: String,
+    /// Out-of-order acceptance window, e.g. `10m`; `0s` = off (Prometheus's default).
+    pub out_of_order_time_window: String,
+    /// WAL segment size, e.g. `128MB`.
+    pub wal_segment_size: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            block_range: "2h".into(),
+            retention_time: "15d".into(),
+            retention_size: String::new(),
+            out_of_order_time_window: "0s".into(),
+            wal_segment_size: "128MB".into(),
+        }
+    }
+}
+
+impl Config {
+    pub fn load_file(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Read { file: path.display().to_string(), source: e })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn load_default() -> Result<Config, Error> {
+        Self::parse(DEFAULT_CONFIG, "<embedded default config>")
+    }
+
+    /// Parses and validates; every message names the file (and line, from the YAML parser).
+    pub fn parse(text: &str, file: &str) -> Result<Config, Error> {
+        let cfg: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_norway::from_str(text).map_err(|e| Error::Parse { file: file.to_string(), message: e.to_string() })?
+        };
+        cfg.storage.to_options(file)?;
+        Ok(cfg)
+    }
+}
+
+impl StorageConfig {
+    pub fn to_options(&self, file: &str) -> Result<DbOptions, Error> {
+        let inv = |field: &str, message: String| Error::Invalid {
+            file: file.to_string(),
+            field: format!("storage.{field}"),
+            message,
+        };
+        let mut o = DbOptions::default();
+        o.block_range_ms = tocsin_model::duration::parse_duration_ms(&self.block_range)
+            .map_err(|e| inv("block_range", e))?;
+        if o.block_range_ms < 60_000 {
+            return Err(inv("block_range", "must be at least 1m".into()));
+        }
+        o.retention_ms = tocsin_model::duration::parse_duration_ms(&self.retention_time)
+            .map_err(|e| inv("retention_time", e))?;
+        if !self.retention_size.is_empty() {
+            o.retention_bytes = tocsin_model::duration::parse_size(&self.retention_size)
+                .map_err(|e| inv("retention_size", e))?;
+        }
+        o.ooo_window_ms = tocsin_model::duration::parse_duration_ms(&self.out_of_order_time_window)
+            .map_err(|e| inv("out_of_order_time_window", e))?;
+        o.wal_segment_size = tocsin_model::duration::parse_size(&self.wal_segment_size)
+            .map_err(|e| inv("wal_segment_size", e))?;
+        if o.wal_segment_size < 64 << 10 {
+            return Err(inv("wal_segment_size", "must be at least 64KB".into()));
+        }
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_loads() {
+        let c = Config::load_default().unwrap();
+        let o = c.storage.to_options("x").unwrap();
+        assert_eq!(o.block_range_ms, 2 * 3_600_000);
+        assert_eq!(o.retention_ms, 15 * 24 * 3_600_000);
+    }
+
+    #[test]
+    fn unknown_field_names_file_and_line() {
+        let e = Config::parse("storage:\n  block_range: 2h\n  bogus: 1\n", "t.yml").unwrap_err().to_string();
+        assert!(e.contains("t.yml") && e.contains("bogus") && e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_names_field() {
+        let e = Config::parse("storage:\n  retention_time: 15x\n", "t.yml").unwrap_err().to_string();
+        assert!(e.contains("storage.retention_time"), "{e}");
+    }
+
+    #[test]
+    fn prometheus_sections_accepted() {
+        let c = Config::parse("global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: x\n", "p.yml");
+        assert!(c.is_ok());
+    }
+}

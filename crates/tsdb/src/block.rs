@@ -1,1 +1,0 @@
-//! On-disk blocks (placeholder until the block module lands).

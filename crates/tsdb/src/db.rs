@@ -1,0 +1,703 @@
+//! The database: opens a data directory (lock, blocks, WAL replay into the head), serves appends and
+//! queries through the storage seams, and runs maintenance: cutting head ranges into blocks,
+//! compacting blocks, retention by time and size, and deletion with tombstones.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use tocsin_model::{Labels, Matcher};
+use tocsin_storage::{
+    merge_series_sets, AppendOptions, Appendable, Appender, CommitStats, Querier, Queryable, SelectHints, SeriesRef,
+    SeriesSet,
+};
+
+use crate::block::{self, Block, BlockWriter};
+use crate::error::{Error, Result};
+use crate::head::{Head, Reject};
+use crate::lock::DirLock;
+use crate::spill::ChunkSpill;
+use crate::wal::{self, Record, RefSample, RefSeries, Tombstone, Wal, WalOptions};
+
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// Storage settings; the `storage:` section of the config maps onto this.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Span of head data cut into one block (default 2 h).
+    pub block_range_ms: i64,
+    /// Blocks entirely older than this before the newest data are deleted (default 15 d).
+    pub retention_ms: i64,
+    /// Oldest blocks are deleted while blocks + WAL exceed this; 0 = no limit.
+    pub retention_bytes: u64,
+    /// How far behind a series' newest sample an older sample is still accepted; 0 = never.
+    pub ooo_window_ms: i64,
+    pub wal_segment_size: u64,
+    /// Write closed head chunks to `chunks_head/` and drop them from memory.
+    pub spill_head_chunks: bool,
+    /// Series idle this long get their open chunk spilled too.
+    pub idle_spill_ms: i64,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            block_range_ms: 2 * HOUR_MS,
+            retention_ms: 15 * 24 * HOUR_MS,
+            retention_bytes: 0,
+            ooo_window_ms: 0,
+            wal_segment_size: 128 << 20,
+            spill_head_chunks: true,
+            idle_spill_ms: 5 * 60_000,
+        }
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct DbMetrics {
+    pub samples_appended: AtomicU64,
+    pub rejected_out_of_order: AtomicU64,
+    pub rejected_too_old: AtomicU64,
+    pub rejected_duplicate: AtomicU64,
+    pub compactions: AtomicU64,
+    pub compactions_failed: AtomicU64,
+    pub compaction_micros: AtomicU64,
+    pub head_cuts: AtomicU64,
+    pub blocks_deleted_retention: AtomicU64,
+    pub wal_replay_micros: AtomicU64,
+    pub wal_corruptions: AtomicU64,
+}
+
+/// A point-in-time view for metrics and `tsdb analyze`.
+#[derive(Debug, Clone, Default)]
+pub struct DbStats {
+    pub head_series: u64,
+    pub head_min_time: i64,
+    pub head_max_time: i64,
+    pub series_created: u64,
+    pub series_removed: u64,
+    pub wal_bytes: u64,
+    pub wal_segments: u64,
+    pub blocks: u64,
+    pub block_bytes: u64,
+    pub block_samples: u64,
+    pub block_series: u64,
+    pub head_chunks_spilled_bytes: u64,
+}
+
+struct Inner {
+    dir: PathBuf,
+    opts: DbOptions,
+    head: Head,
+    wal: Mutex<Option<Wal>>,
+    blocks: RwLock<Vec<Arc<Block>>>,
+    metrics: DbMetrics,
+    maintenance: Mutex<()>,
+    _lock: Option<DirLock>,
+}
+
+/// A handle to an open database; clones share it.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+fn blocks_dir(dir: &Path) -> PathBuf {
+    dir.join("blocks")
+}
+
+fn open_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
+    let bdir = blocks_dir(dir);
+    let mut out = Vec::new();
+    let rd = match fs::read_dir(&bdir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(&bdir, e)),
+    };
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io(&bdir, e))?;
+        let p = ent.path();
+        let name = ent.file_name().to_string_lossy().to_string();
+        if !p.is_dir() || name.contains('.') {
+            continue;
+        }
+        match Block::open(&p) {
+            Ok(b) => out.push(Arc::new(b)),
+            Err(e) => tracing::error!(block = %p.display(), error = %e, "skipping unreadable block"),
+        }
+    }
+    out.sort_by_key(|b| b.meta().min_time);
+    Ok(out)
+}
+
+impl Db {
+    /// Opens (creating if needed) a data directory for reading and writing.
+    pub fn open(dir: &Path, opts: DbOptions) -> Result<Db> {
+        if opts.block_range_ms <= 0 {
+            return Err(Error::InvalidOption("block range must be positive".into()));
+        }
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let lock = DirLock::acquire(dir)?;
+        let bdir = blocks_dir(dir);
+        fs::create_dir_all(&bdir).map_err(|e| Error::io(&bdir, e))?;
+        block::cleanup_tmp(&bdir)?;
+        let blocks = open_blocks(dir)?;
+        let spill = if opts.spill_head_chunks { Some(ChunkSpill::open(&dir.join("chunks_head"))?) } else { None };
+        let head = Head::new(opts.ooo_window_ms, spill);
+        if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
+            head.set_min_valid_time(maxt);
+        }
+        let metrics = DbMetrics::default();
+        let start = Instant::now();
+        let wal_dir = dir.join("wal");
+        let stats = replay_into(&head, &wal_dir, false)?;
+        metrics.wal_replay_micros.store(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if let Some(c) = &stats.corruption {
+            metrics.wal_corruptions.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(corruption = %c, "WAL tail was damaged and cut off; every complete record before it was kept");
+        }
+        tracing::info!(
+            series = head.num_series(),
+            samples = stats.samples,
+            segments = stats.segments,
+            seconds = start.elapsed().as_secs_f64(),
+            "WAL replay done"
+        );
+        let wal = Wal::open(&wal_dir, WalOptions { segment_size: opts.wal_segment_size })?;
+        Ok(Db {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                opts,
+                head,
+                wal: Mutex::new(Some(wal)),
+                blocks: RwLock::new(blocks),
+                metrics,
+                maintenance: Mutex::new(()),
+                _lock: Some(lock),
+            }),
+        })
+    }
+
+    /// Opens a data directory read-only, without taking its lock, so a CLI can read a directory that
+    /// a running server owns: blocks as they are, and the WAL replayed into a private head without
+    /// touching any file.
+    pub fn open_read_only(dir: &Path) -> Result<Db> {
+        if !dir.exists() {
+            return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "no such data directory")));
+        }
+        let blocks = open_blocks(dir)?;
+        let head = Head::new(i64::MAX / 4, None);
+        if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
+            head.set_min_valid_time(maxt);
+        }
+        let wal_dir = dir.join("wal");
+        if wal_dir.exists() {
+            let stats = replay_into(&head, &wal_dir, true)?;
+            if let Some(c) = stats.corruption {
+                tracing::info!(detail = %c, "WAL read stopped at an incomplete record (normal while a server writes)");
+            }
+        }
+        Ok(Db {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                opts: DbOptions::default(),
+                head,
+                wal: Mutex::new(None),
+                blocks: RwLock::new(blocks),
+                metrics: DbMetrics::default(),
+                maintenance: Mutex::new(()),
+                _lock: None,
+            }),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+    pub fn options(&self) -> &DbOptions {
+        &self.inner.opts
+    }
+    pub fn head(&self) -> &Head {
+        &self.inner.head
+    }
+    pub fn metrics(&self) -> &DbMetrics {
+        &self.inner.metrics
+    }
+    pub fn blocks(&self) -> Vec<Arc<Block>> {
+        self.inner.blocks.read().clone()
+    }
+
+    pub fn stats(&self) -> DbStats {
+        let h = &self.inner.head;
+        let blocks = self.blocks();
+        let (wal_bytes, wal_segments) =
+            self.inner.wal.lock().as_ref().map_or((0, 0), |w| (w.size_bytes(), w.num_segments() as u64));
+        DbStats {
+            head_series: h.num_series(),
+            head_min_time: h.min_time(),
+            head_max_time: h.max_time(),
+            series_created: h.series_created.load(Ordering::Relaxed),
+            series_removed: h.series_removed.load(Ordering::Relaxed),
+            wal_bytes,
+            wal_segments,
+            blocks: blocks.len() as u64,
+            block_bytes: blocks.iter().map(|b| b.size_bytes()).sum(),
+            block_samples: blocks.iter().map(|b| b.meta().stats.num_samples).sum(),
+            block_series: blocks.iter().map(|b| b.meta().stats.num_series).sum(),
+            head_chunks_spilled_bytes: 0,
+        }
+    }
+
+    /// Runs every maintenance step once: cut head ranges into blocks, compact, apply retention,
+    /// spill idle series' chunks. Safe to call from a timer; steps never overlap.
+    pub fn maintain(&self) -> Result<()> {
+        let _g = self.inner.maintenance.lock();
+        while self.cut_head_once()? {}
+        self.compact_once()?;
+        self.apply_retention()?;
+        let h = &self.inner.head;
+        if h.max_time() > i64::MIN {
+            h.spill_idle(h.max_time() - self.inner.opts.idle_spill_ms);
+        }
+        Ok(())
+    }
+
+    /// Cuts the oldest full block range out of the head when the head spans 1.5 ranges.
+    fn cut_head_once(&self) -> Result<bool> {
+        let h = &self.inner.head;
+        let range = self.inner.opts.block_range_ms;
+        let (mint, maxt) = (h.min_time(), h.max_time());
+        if mint == i64::MAX || maxt == i64::MIN || maxt - mint <= range * 3 / 2 {
+            return Ok(false);
+        }
+        let start = mint.div_euclid(range) * range;
+        let end = start + range;
+        self.persist_head_range(start, end)?;
+        Ok(true)
+    }
+
+    /// Writes head data in [start, end) to a block and drops it from the head (and the WAL).
+    pub fn persist_head_range(&self, start: i64, end: i64) -> Result<Option<block::BlockMeta>> {
+        let t0 = Instant::now();
+        let h = &self.inner.head;
+        h.set_min_valid_time(end);
+        // Any commit that validated against the old bound finishes before the range is read, so
+        // nothing accepted can land in the head below `end` after the block is written.
+        drop(self.inner.wal.lock());
+        let bdir = blocks_dir(&self.inner.dir);
+        let mut w = BlockWriter::new(&bdir, start, end, 1, Vec::new())?;
+        for (labels, slot) in h.series_in_range(start, end) {
+            let samples = h.samples_of(slot, start, end);
+            if !samples.is_empty() {
+                w.add_series(&labels, &samples)?;
+            }
+        }
+        let meta = w.finish()?;
+        if let Some(m) = &meta {
+            let b = Block::open(&bdir.join(&m.ulid))?;
+            let mut bl = self.inner.blocks.write();
+            bl.push(Arc::new(b));
+            bl.sort_by_key(|b| b.meta().min_time);
+        }
+        let removed = h.truncate(end);
+        self.truncate_wal(end)?;
+        self.inner.metrics.head_cuts.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            mint = start,
+            maxt = end,
+            series_removed = removed,
+            seconds = t0.elapsed().as_secs_f64(),
+            "head range persisted to a block"
+        );
+        Ok(meta)
+    }
+
+    fn truncate_wal(&self, mint: i64) -> Result<()> {
+        let live = self.inner.head.live_ids();
+        let mut g = self.inner.wal.lock();
+        let Some(w) = g.as_mut() else { return Ok(()) };
+        let cur = w.cut_segment()?;
+        if cur > w.first_segment() {
+            w.checkpoint(cur - 1, |r| live.contains(&r), mint)?;
+        }
+        Ok(())
+    }
+
+    /// Compaction ranges: 3x, 9x and 27x the block range (6 h, 18 h, 54 h by default), capped at a
+    /// tenth of the retention so retention can still drop whole blocks.
+    fn compaction_ranges(&self) -> Vec<i64> {
+        let r = self.inner.opts.block_range_ms;
+        let cap = (self.inner.opts.retention_ms / 10).max(r);
+        [r * 3, r * 9, r * 27].into_iter().filter(|x| *x <= cap).collect()
+    }
+
+    fn compact_once(&self) -> Result<()> {
+        let head_min = self.inner.head.min_valid_time();
+        for range in self.compaction_ranges() {
+            loop {
+                let blocks = self.blocks();
+                let mut groups: HashMap<i64, Vec<Arc<Block>>> = HashMap::new();
+                for b in &blocks {
+                    let m = b.meta();
+                    let w = m.min_time.div_euclid(range);
+                    if (m.max_time - 1).div_euclid(range) == w && m.max_time - m.min_time < range {
+                        groups.entry(w).or_default().push(b.clone());
+                    }
+                }
+                // Only windows the head has moved past: no further block will land in them.
+                let Some((w, group)) = groups
+                    .into_iter()
+                    .filter(|(w, g)| g.len() > 1 && (w + 1) * range <= head_min)
+                    .min_by_key(|(w, _)| *w)
+                else {
+                    break;
+                };
+                self.compact_group(&group, w * range, (w + 1) * range)?;
+            }
+        }
+        // Blocks with tombstones are rewritten so deleted data leaves the disk.
+        for b in self.blocks() {
+            if b.has_tombstones() {
+                let m = b.meta().clone();
+                self.compact_group(&[b], m.min_time, m.max_time)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn compact_group(&self, group: &[Arc<Block>], mint: i64, maxt: i64) -> Result<()> {
+        let t0 = Instant::now();
+        let bdir = blocks_dir(&self.inner.dir);
+        let res = block::compact(&bdir, group, mint, maxt);
+        let meta = match res {
+            Ok(m) => m,
+            Err(e) => {
+                self.inner.metrics.compactions_failed.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        let new_block = match &meta {
+            Some(m) => Some(Arc::new(Block::open(&bdir.join(&m.ulid))?)),
+            None => None,
+        };
+        {
+            let mut bl = self.inner.blocks.write();
+            bl.retain(|b| !group.iter().any(|g| Arc::ptr_eq(g, b)));
+            if let Some(nb) = new_block {
+                bl.push(nb);
+            }
+            bl.sort_by_key(|b| b.meta().min_time);
+        }
+        for g in group {
+            if let Err(e) = fs::remove_dir_all(g.dir()) {
+                tracing::warn!(block = %g.dir().display(), error = %e, "removing a compacted block failed");
+            }
+        }
+        sync_dir(&bdir);
+        let el = t0.elapsed();
+        self.inner.metrics.compactions.fetch_add(1, Ordering::Relaxed);
+        self.inner.metrics.compaction_micros.fetch_add(el.as_micros() as u64, Ordering::Relaxed);
+        tracing::info!(inputs = group.len(), mint, maxt, seconds = el.as_secs_f64(), "compacted blocks");
+        Ok(())
+    }
+
+    fn apply_retention(&self) -> Result<()> {
+        let opts = &self.inner.opts;
+        let blocks = self.blocks();
+        let newest = blocks.iter().map(|b| b.meta().max_time).max().unwrap_or(i64::MIN).max(self.inner.head.max_time());
+        let mut doomed: Vec<Arc<Block>> = Vec::new();
+        if opts.retention_ms > 0 && newest > i64::MIN {
+            doomed.extend(blocks.iter().filter(|b| b.meta().max_time <= newest - opts.retention_ms).cloned());
+        }
+        if opts.retention_bytes > 0 {
+            let wal = self.inner.wal.lock().as_ref().map_or(0, |w| w.size_bytes());
+            let mut total: u64 = wal + blocks.iter().map(|b| b.size_bytes()).sum::<u64>();
+            for b in &blocks {
+                if total <= opts.retention_bytes {
+                    break;
+                }
+                if !doomed.iter().any(|d| Arc::ptr_eq(d, b)) {
+                    doomed.push(b.clone());
+                }
+                total = total.saturating_sub(b.size_bytes());
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        {
+            let mut bl = self.inner.blocks.write();
+            bl.retain(|b| !doomed.iter().any(|d| Arc::ptr_eq(d, b)));
+        }
+        for d in &doomed {
+            tracing::info!(block = %d.dir().display(), "deleting block past retention");
+            if let Err(e) = fs::remove_dir_all(d.dir()) {
+                tracing::warn!(block = %d.dir().display(), error = %e, "removing a block failed");
+            }
+            self.inner.metrics.blocks_deleted_retention.fetch_add(1, Ordering::Relaxed);
+        }
+        sync_dir(&blocks_dir(&self.inner.dir));
+        Ok(())
+    }
+
+    /// Deletes samples of matching series in [mint, maxt]: tombstones in blocks (removed from disk at
+    /// the next compaction) and rewritten chunks in the head, recorded in the WAL.
+    pub fn delete(&self, mint: i64, maxt: i64, ms: &[Matcher]) -> Result<u64> {
+        let mut n = 0;
+        for b in self.blocks() {
+            if b.meta().max_time > mint && b.meta().min_time <= maxt {
+                n += b.delete(mint, maxt, ms)?;
+            }
+        }
+        let mut g = self.inner.wal.lock();
+        let ids = self.inner.head.delete(mint, maxt, ms);
+        n += ids.len() as u64;
+        if let Some(w) = g.as_mut() {
+            let ts: Vec<Tombstone> = ids.iter().map(|r| Tombstone { r: *r, mint, maxt }).collect();
+            if !ts.is_empty() {
+                w.log_tombstones(&ts)?;
+                w.flush()?;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Flushes and closes the WAL; the database refuses writes afterwards.
+    pub fn close(&self) -> Result<()> {
+        let mut g = self.inner.wal.lock();
+        if let Some(w) = g.take() {
+            w.close()?;
+        }
+        Ok(())
+    }
+
+    /// Starts a thread running `maintain` every `every` until the returned guard is dropped.
+    pub fn start_maintenance(&self, every: Duration) -> MaintenanceGuard {
+        let db = self.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let handle = std::thread::Builder::new()
+            .name("tsdb-maintenance".into())
+            .spawn(move || loop {
+                match rx.recv_timeout(every) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        if let Err(e) = db.maintain() {
+                            tracing::error!(error = %e, "storage maintenance failed; will retry");
+                        }
+                    }
+                    _ => return,
+                }
+            })
+            .ok();
+        MaintenanceGuard { tx: Some(tx), handle }
+    }
+}
+
+pub struct MaintenanceGuard {
+    tx: Option<std::sync::mpsc::Sender<()>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for MaintenanceGuard {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(f) = fs::File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+fn replay_into(head: &Head, wal_dir: &Path, read_only: bool) -> Result<wal::ReplayStats> {
+    let mut slots: HashMap<u64, u32> = HashMap::new();
+    let f = |rec: Record| match rec {
+        Record::Series(v) => {
+            for s in v {
+                let slot = head.replay_series(s.r, &s.labels);
+                slots.insert(s.r, slot);
+            }
+        }
+        Record::Samples(v) => {
+            for s in v {
+                if let Some(slot) = slots.get(&s.r) {
+                    let _ = head.apply(*slot, s.t, s.v, true);
+                }
+            }
+        }
+        Record::Tombstones(v) => {
+            for t in v {
+                if let Some(slot) = slots.get(&t.r) {
+                    head.delete_slot(*slot, t.mint, t.maxt);
+                }
+            }
+        }
+    };
+    if read_only {
+        wal::read_only_records(wal_dir, f)
+    } else {
+        if !wal_dir.exists() {
+            return Ok(wal::ReplayStats::default());
+        }
+        wal::replay(wal_dir, f)
+    }
+}
+
+struct DbAppender<'a> {
+    db: &'a Db,
+    pending: Vec<(u32, i64, f64)>,
+    created: u64,
+}
+
+impl Appender for DbAppender<'_> {
+    fn append(&mut self, labels: &Labels, t: i64, v: f64, _opts: &AppendOptions) -> tocsin_storage::Result<SeriesRef> {
+        let pairs: Vec<(&str, &str)> = labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+        self.append_pairs(&pairs, t, v)
+    }
+
+    fn append_pairs(&mut self, pairs: &[(&str, &str)], t: i64, v: f64) -> tocsin_storage::Result<SeriesRef> {
+        let h = &self.db.inner.head;
+        let min_valid = h.min_valid_time();
+        if t < min_valid {
+            self.db.inner.metrics.rejected_too_old.fetch_add(1, Ordering::Relaxed);
+            return Err(tocsin_storage::Error::TooOld { series: pairs_to_string(pairs), t, min_t: min_valid });
+        }
+        let (slot, created) = h.get_or_create(pairs);
+        if created {
+            self.created += 1;
+        }
+        self.pending.push((slot, t, v));
+        Ok(slot as u64)
+    }
+
+    fn commit(self: Box<Self>) -> tocsin_storage::Result<CommitStats> {
+        let inner = &self.db.inner;
+        let mut st = CommitStats { series_created: self.created, ..Default::default() };
+        let mut g = inner.wal.lock();
+        let Some(w) = g.as_mut() else {
+            return Err(tocsin_storage::Error::Unavailable("the database is closed or read-only".into()));
+        };
+        let mut series = Vec::new();
+        let mut samples = Vec::with_capacity(self.pending.len());
+        for (slot, t, v) in &self.pending {
+            match inner.head.apply(*slot, *t, *v, false) {
+                Ok(Some((a, labels))) => {
+                    if let Some(labels) = labels {
+                        series.push(RefSeries { r: a.id, labels });
+                    }
+                    samples.push(RefSample { r: a.id, t: a.t, v: a.v });
+                }
+                Ok(None) => {}
+                Err(r) => {
+                    match r {
+                        Reject::OutOfOrder => st.rejected_out_of_order += 1,
+                        Reject::TooOld => st.rejected_too_old += 1,
+                        Reject::Duplicate => st.rejected_duplicate += 1,
+                    }
+                    if st.first_rejection.is_none() {
+                        st.first_rejection = Some(rejection_message(r, *t));
+                    }
+                }
+            }
+        }
+        if !series.is_empty() {
+            w.log_series(&series)?;
+        }
+        if !samples.is_empty() {
+            w.log_samples(&samples)?;
+        }
+        w.flush()?;
+        drop(g);
+        st.samples = samples.len() as u64;
+        let m = &inner.metrics;
+        m.samples_appended.fetch_add(st.samples, Ordering::Relaxed);
+        m.rejected_out_of_order.fetch_add(st.rejected_out_of_order, Ordering::Relaxed);
+        m.rejected_too_old.fetch_add(st.rejected_too_old, Ordering::Relaxed);
+        m.rejected_duplicate.fetch_add(st.rejected_duplicate, Ordering::Relaxed);
+        Ok(st)
+    }
+
+    fn rollback(self: Box<Self>) {}
+}
+
+fn rejection_message(r: Reject, t: i64) -> String {
+    match r {
+        Reject::OutOfOrder => format!("out of order sample at {t}: older than the newest sample of its series"),
+        Reject::TooOld => format!("sample at {t} is too old: outside the out-of-order window or already persisted"),
+        Reject::Duplicate => format!("duplicate sample at {t} with a different value"),
+    }
+}
+
+fn pairs_to_string(pairs: &[(&str, &str)]) -> String {
+    Labels::from_pairs(pairs).to_string()
+}
+
+impl Appendable for Db {
+    fn appender(&self) -> Box<dyn Appender + '_> {
+        Box::new(DbAppender { db: self, pending: Vec::new(), created: 0 })
+    }
+}
+
+struct DbQuerier {
+    db: Db,
+    blocks: Vec<Arc<Block>>,
+    mint: i64,
+    maxt: i64,
+}
+
+impl Querier for DbQuerier {
+    fn select(&self, _hints: &SelectHints, ms: &[Matcher]) -> tocsin_storage::Result<SeriesSet> {
+        let mut sets: Vec<SeriesSet> = Vec::new();
+        let head = self.db.inner.head.select(self.mint, self.maxt, ms);
+        sets.push(Box::new(head.into_iter().map(Ok)));
+        for b in self.blocks.iter().rev() {
+            sets.push(b.select(self.mint, self.maxt, ms).map_err(tocsin_storage::Error::from)?);
+        }
+        Ok(merge_series_sets(sets))
+    }
+
+    fn label_names(&self, ms: &[Matcher]) -> tocsin_storage::Result<Vec<String>> {
+        let mut out = self.db.inner.head.label_names(ms);
+        for b in &self.blocks {
+            out.extend(b.label_names(ms).map_err(tocsin_storage::Error::from)?);
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn label_values(&self, name: &str, ms: &[Matcher]) -> tocsin_storage::Result<Vec<String>> {
+        let mut out = self.db.inner.head.label_values(name, ms);
+        for b in &self.blocks {
+            out.extend(b.label_values(name, ms).map_err(tocsin_storage::Error::from)?);
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+impl Queryable for Db {
+    fn querier(&self, mint: i64, maxt: i64) -> tocsin_storage::Result<Box<dyn Querier>> {
+        let blocks = self
+            .blocks()
+            .into_iter()
+            .filter(|b| b.meta().max_time > mint && b.meta().min_time <= maxt)
+            .collect();
+        Ok(Box::new(DbQuerier { db: self.clone(), blocks, mint, maxt }))
+    }
+}
+
+#[cfg(test)]
+#[path = "db_tests.rs"]
+mod tests;

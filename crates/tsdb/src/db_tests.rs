@@ -1,0 +1,216 @@
+//! Tests of the database as a whole: WAL restart, block cutting, compaction, retention, deletion,
+//! out-of-order handling and churn.
+
+use super::*;
+use tocsin_model::{MatchOp, Sample};
+
+const MIN: i64 = 60_000;
+
+fn opts(range: i64) -> DbOptions {
+    DbOptions { block_range_ms: range, retention_ms: 1000 * range, ..Default::default() }
+}
+
+fn lbl(host: usize, metric: &str) -> Labels {
+    Labels::from_pairs(&[("__name__", metric), ("instance", &format!("host-{host}")), ("job", "node")])
+}
+
+fn write(db: &Db, hosts: std::ops::Range<usize>, from: i64, to: i64, step: i64) {
+    let mut t = from;
+    while t < to {
+        let mut a = db.appender();
+        for h in hosts.clone() {
+            a.append(&lbl(h, "cpu"), t, (t / step) as f64 + h as f64, &AppendOptions::default()).unwrap();
+        }
+        a.commit().unwrap();
+        t += step;
+    }
+}
+
+fn read_all(db: &Db, ms: &[Matcher], mint: i64, maxt: i64) -> Vec<(Labels, Vec<Sample>)> {
+    let q = db.querier(mint, maxt).unwrap();
+    q.select(&SelectHints::default(), ms).unwrap().map(|s| s.unwrap().collect_samples()).collect()
+}
+
+fn all() -> Vec<Matcher> {
+    vec![Matcher::new(MatchOp::Regex, "__name__", ".+").unwrap()]
+}
+
+#[test]
+fn append_select_and_labels() {
+    let d = tempfile::tempdir().unwrap();
+    let db = Db::open(d.path(), opts(2 * HOUR_MS)).unwrap();
+    write(&db, 0..3, 0, 100_000, 10_000);
+    let got = read_all(&db, &[Matcher::equal("instance", "host-1")], 0, i64::MAX);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.len(), 10);
+    assert_eq!(got[0].1[3], Sample::new(30_000, 4.0));
+    let q = db.querier(0, i64::MAX).unwrap();
+    assert_eq!(q.label_names(&[]).unwrap(), vec!["__name__", "instance", "job"]);
+    assert_eq!(q.label_values("instance", &[Matcher::new(MatchOp::Regex, "instance", "host-(0|2)").unwrap()]).unwrap(), vec!["host-0", "host-2"]);
+    let got = read_all(&db, &[Matcher::new(MatchOp::NotEqual, "instance", "host-1").unwrap()], 20_000, 40_000);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].1.len(), 3);
+}
+
+#[test]
+fn second_open_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let _db = Db::open(d.path(), opts(2 * HOUR_MS)).unwrap();
+    let e = Db::open(d.path(), opts(2 * HOUR_MS)).err().unwrap();
+    assert!(matches!(e, Error::Locked { .. }), "{e}");
+}
+
+#[test]
+fn out_of_order_rejected_by_default_and_counted() {
+    let d = tempfile::tempdir().unwrap();
+    let db = Db::open(d.path(), opts(2 * HOUR_MS)).unwrap();
+    write(&db, 0..1, 100_000, 200_000, 10_000);
+    let mut a = db.appender();
+    a.append(&lbl(0, "cpu"), 50_000, 1.0, &AppendOptions::default()).unwrap();
+    a.append(&lbl(0, "cpu"), 190_000, 99.0, &AppendOptions::default()).unwrap();
+    a.append(&lbl(0, "cpu"), 200_000, 1.0, &AppendOptions::default()).unwrap();
+    let st = a.commit().unwrap();
+    assert_eq!(st.rejected_out_of_order, 1);
+    assert_eq!(st.rejected_duplicate, 1);
+    assert_eq!(st.samples, 1);
+    assert!(st.first_rejection.unwrap().contains("50000"));
+    assert_eq!(db.metrics().rejected_out_of_order.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn out_of_order_window_accepts_and_survives_restart() {
+    let d = tempfile::tempdir().unwrap();
+    let o = DbOptions { ooo_window_ms: 10 * MIN, ..opts(2 * HOUR_MS) };
+    {
+        let db = Db::open(d.path(), o.clone()).unwrap();
+        write(&db, 0..1, 20 * MIN, 30 * MIN, MIN);
+        let mut a = db.appender();
+        a.append(&lbl(0, "cpu"), 25 * MIN + 30_000, 7.5, &AppendOptions::default()).unwrap();
+        a.append(&lbl(0, "cpu"), 5 * MIN, 1.0, &AppendOptions::default()).unwrap();
+        let st = a.commit().unwrap();
+        assert_eq!((st.samples, st.rejected_too_old), (1, 1));
+        db.close().unwrap();
+    }
+    let db = Db::open(d.path(), o).unwrap();
+    let got = read_all(&db, &all(), 0, i64::MAX);
+    let ts: Vec<i64> = got[0].1.iter().map(|s| s.t).collect();
+    assert_eq!(ts.len(), 11);
+    assert!(ts.windows(2).all(|w| w[0] < w[1]));
+    assert!(ts.contains(&(25 * MIN + 30_000)));
+}
+
+#[test]
+fn wal_replay_restores_head() {
+    let d = tempfile::tempdir().unwrap();
+    {
+        let db = Db::open(d.path(), opts(2 * HOUR_MS)).unwrap();
+        write(&db, 0..50, 0, 60 * MIN, 10_000);
+        // No close: a crash keeps whatever was flushed at commit.
+    }
+    let db = Db::open(d.path(), opts(2 * HOUR_MS)).unwrap();
+    let got = read_all(&db, &all(), 0, i64::MAX);
+    assert_eq!(got.len(), 50);
+    assert!(got.iter().all(|(_, s)| s.len() == 360));
+}
+
+#[test]
+fn head_cut_to_block_compaction_and_restart() {
+    let d = tempfile::tempdir().unwrap();
+    let range = 10 * MIN;
+    {
+        let db = Db::open(d.path(), opts(range)).unwrap();
+        // 95 minutes of data: the head cuts ranges until it spans at most 1.5 ranges.
+        write(&db, 0..20, 0, 95 * MIN, 10_000);
+        db.maintain().unwrap();
+        let blocks = db.blocks();
+        assert!(!blocks.is_empty());
+        // 3x range windows fully behind the head were compacted into level-2 blocks.
+        assert!(blocks.iter().any(|b| b.meta().compaction.level >= 2), "{:?}", blocks.iter().map(|b| b.meta().clone()).collect::<Vec<_>>());
+        assert!(db.head().min_valid_time() >= 80 * MIN);
+        let got = read_all(&db, &all(), 0, i64::MAX);
+        assert_eq!(got.len(), 20);
+        for (_, s) in &got {
+            assert_eq!(s.len(), 570);
+            assert!(s.windows(2).all(|w| w[0].t < w[1].t));
+        }
+        db.close().unwrap();
+    }
+    let db = Db::open(d.path(), opts(range)).unwrap();
+    let got = read_all(&db, &all(), 0, i64::MAX);
+    assert_eq!(got.len(), 20);
+    assert!(got.iter().all(|(_, s)| s.len() == 570));
+    // Samples before the persisted range are refused.
+    let mut a = db.appender();
+    assert!(a.append(&lbl(0, "cpu"), MIN, 1.0, &AppendOptions::default()).is_err());
+}
+
+#[test]
+fn retention_by_time_and_size() {
+    let d = tempfile::tempdir().unwrap();
+    let range = 10 * MIN;
+    let db = Db::open(d.path(), DbOptions { retention_ms: 40 * MIN, ..opts(range) }).unwrap();
+    write(&db, 0..5, 0, 120 * MIN, 10_000);
+    db.maintain().unwrap();
+    let min_block = db.blocks().iter().map(|b| b.meta().min_time).min().unwrap();
+    assert!(min_block >= 120 * MIN - 40 * MIN - 3 * range, "oldest block starts at {min_block}");
+    assert!(db.metrics().blocks_deleted_retention.load(Ordering::Relaxed) > 0);
+
+    let d2 = tempfile::tempdir().unwrap();
+    let db2 = Db::open(d2.path(), DbOptions { retention_bytes: 1, ..opts(range) }).unwrap();
+    write(&db2, 0..5, 0, 60 * MIN, 10_000);
+    db2.maintain().unwrap();
+    assert!(db2.blocks().is_empty());
+}
+
+#[test]
+fn delete_in_head_and_blocks_survives_restart_and_compaction() {
+    let d = tempfile::tempdir().unwrap();
+    let range = 10 * MIN;
+    let victim = [Matcher::equal("instance", "host-1")];
+    {
+        let db = Db::open(d.path(), opts(range)).unwrap();
+        write(&db, 0..3, 0, 40 * MIN, 10_000);
+        db.maintain().unwrap();
+        assert!(!db.blocks().is_empty());
+        let n = db.delete(5 * MIN, 35 * MIN, &victim).unwrap();
+        assert!(n >= 2, "deleted in {n} places");
+        let got = read_all(&db, &victim, 0, i64::MAX);
+        assert!(got[0].1.iter().all(|s| s.t < 5 * MIN || s.t > 35 * MIN));
+        let other = read_all(&db, &[Matcher::equal("instance", "host-2")], 0, i64::MAX);
+        assert_eq!(other[0].1.len(), 240);
+        db.maintain().unwrap();
+        assert!(db.blocks().iter().all(|b| !b.has_tombstones()));
+    }
+    let db = Db::open(d.path(), opts(range)).unwrap();
+    let got = read_all(&db, &victim, 0, i64::MAX);
+    assert_eq!(got[0].1.len(), 240 - 181);
+}
+
+#[test]
+fn churned_series_leave_the_head() {
+    let d = tempfile::tempdir().unwrap();
+    let range = 10 * MIN;
+    let db = Db::open(d.path(), opts(range)).unwrap();
+    // Generation g of 10 hosts lives for 10 minutes; 12 generations.
+    for g in 0..12 {
+        write(&db, g * 10..g * 10 + 10, g as i64 * 10 * MIN, (g as i64 + 1) * 10 * MIN, 10_000);
+        db.maintain().unwrap();
+    }
+    // The head keeps at most the generations inside its last 1.5 ranges.
+    assert!(db.head().num_series() <= 30, "head series {}", db.head().num_series());
+    assert!(db.head().series_removed.load(Ordering::Relaxed) >= 90);
+    let got = read_all(&db, &all(), 0, i64::MAX);
+    assert_eq!(got.len(), 120);
+}
+
+#[test]
+fn read_only_open_sees_live_data() {
+    let d = tempfile::tempdir().unwrap();
+    let db = Db::open(d.path(), opts(10 * MIN)).unwrap();
+    write(&db, 0..4, 0, 30 * MIN, 10_000);
+    db.maintain().unwrap();
+    let ro = Db::open_read_only(d.path()).unwrap();
+    let got = read_all(&ro, &all(), 0, i64::MAX);
+    assert_eq!(got.len(), 4);
+    assert!(got.iter().all(|(_, s)| s.len() == 180));
+}

@@ -1,0 +1,813 @@
+//! The in-memory head: every series that received samples since the last block was cut, each with
+//! an open compressed chunk, its closed chunks (spilled to disk when a spill directory is given), an
+//! out-of-order buffer, and an inverted index from label pairs to postings.
+//!
+//! Series live in stripes chosen by label hash, so appends to different series rarely contend. Label
+//! strings are interned per stripe and a series keeps only symbol ids: a churning fleet repeats the
+//! same names and values across thousands of series. Series ids (`u32` slots) are reused after a
+//! series leaves the head; the WAL uses a separate, never-reused `u64` reference.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use roaring::RoaringBitmap;
+use tocsin_model::{hash_label_pairs, is_stale_nan, Label, Labels, Matcher, Sample};
+use tocsin_storage::{MergedSamples, SampleIter, Series, VecSamples};
+
+use crate::chunkenc::{XorChunk, XorIter};
+use crate::index::{postings_for_matchers, IndexReader};
+use crate::spill::{ChunkSpill, SpillRef};
+
+const STRIPES: usize = 64;
+/// Samples per head chunk before it is closed; ~20 minutes at a 10 s interval.
+const CHUNK_SAMPLES: usize = 120;
+
+#[derive(Default)]
+struct Interner {
+    map: HashMap<Arc<str>, u32>,
+    strs: Vec<(Arc<str>, u32)>,
+    free: Vec<u32>,
+}
+
+impl Interner {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.map.get(s) {
+            self.strs[id as usize].1 += 1;
+            return id;
+        }
+        let a: Arc<str> = Arc::from(s);
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.strs[id as usize] = (a.clone(), 1);
+                id
+            }
+            None => {
+                self.strs.push((a.clone(), 1));
+                (self.strs.len() - 1) as u32
+            }
+        };
+        self.map.insert(a, id);
+        id
+    }
+    fn release(&mut self, id: u32) {
+        let e = &mut self.strs[id as usize];
+        e.1 -= 1;
+        if e.1 == 0 {
+            let s = std::mem::replace(&mut e.0, Arc::from(""));
+            self.map.remove(&s);
+            self.free.push(id);
+        }
+    }
+    fn get(&self, id: u32) -> &str {
+        &self.strs[id as usize].0
+    }
+}
+
+enum ChunkLoc {
+    Mem(Box<[u8]>),
+    Disk(SpillRef),
+}
+
+struct ClosedChunk {
+    mint: i64,
+    maxt: i64,
+    loc: ChunkLoc,
+}
+
+struct MemSeries {
+    /// Symbol ids, name then value, sorted by name.
+    labels: Box<[u32]>,
+    id: u64,
+    logged: bool,
+    open: XorChunk,
+    closed: Vec<ClosedChunk>,
+    ooo: Option<Box<Vec<Sample>>>,
+}
+
+impl MemSeries {
+    fn max_t(&self) -> i64 {
+        if self.open.num_samples() > 0 {
+            self.open.max_time()
+        } else {
+            self.closed.last().map_or(i64::MIN, |c| c.maxt)
+        }
+    }
+    fn min_t(&self) -> i64 {
+        let mut m = self.closed.first().map_or(i64::MAX, |c| c.mint);
+        if self.open.num_samples() > 0 {
+            m = m.min(self.open.min_time());
+        }
+        if let Some(o) = &self.ooo {
+            if let Some(s) = o.first() {
+                m = m.min(s.t);
+            }
+        }
+        m
+    }
+    fn is_empty(&self) -> bool {
+        self.open.num_samples() == 0 && self.closed.is_empty() && self.ooo.as_ref().is_none_or(|o| o.is_empty())
+    }
+    fn heap_size(&self) -> usize {
+        let closed: usize = self
+            .closed
+            .iter()
+            .map(|c| match &c.loc {
+                ChunkLoc::Mem(b) => b.len(),
+                ChunkLoc::Disk(_) => 0,
+            })
+            .sum();
+        self.labels.len() * 4
+            + self.open.heap_size()
+            + self.closed.capacity() * std::mem::size_of::<ClosedChunk>()
+            + closed
+            + self.ooo.as_ref().map_or(0, |o| o.capacity() * 16)
+    }
+}
+
+#[derive(Default)]
+struct Stripe {
+    by_hash: HashMap<u64, u32>,
+    /// Rare: several series sharing one 64-bit hash.
+    collisions: HashMap<u64, Vec<u32>>,
+    series: Vec<Option<MemSeries>>,
+    free: Vec<u32>,
+    symbols: Interner,
+}
+
+impl Stripe {
+    fn labels_eq(&self, s: &MemSeries, pairs: &[(&str, &str)]) -> bool {
+        let mut it = pairs.iter().filter(|(_, v)| !v.is_empty());
+        for p in s.labels.chunks_exact(2) {
+            match it.next() {
+                Some((n, v)) if self.symbols.get(p[0]) == *n && self.symbols.get(p[1]) == *v => {}
+                _ => return false,
+            }
+        }
+        it.next().is_none()
+    }
+    fn find(&self, hash: u64, pairs: &[(&str, &str)]) -> Option<u32> {
+        let local = *self.by_hash.get(&hash)?;
+        if let Some(Some(s)) = self.series.get(local as usize) {
+            if self.labels_eq(s, pairs) {
+                return Some(local);
+            }
+        }
+        self.collisions.get(&hash)?.iter().copied().find(|l| {
+            self.series.get(*l as usize).and_then(|s| s.as_ref()).is_some_and(|s| self.labels_eq(s, pairs))
+        })
+    }
+    fn materialize(&self, s: &MemSeries) -> Labels {
+        Labels::from_sorted_unchecked(
+            s.labels
+                .chunks_exact(2)
+                .map(|p| Label::new(self.symbols.get(p[0]), self.symbols.get(p[1])))
+                .collect(),
+        )
+    }
+}
+
+/// Why a sample was not accepted by the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// Older than the newest sample of its series and out-of-order is off (or outside the window).
+    OutOfOrder,
+    /// Older than the out-of-order window, or inside data already persisted in blocks.
+    TooOld,
+    /// Same timestamp as the newest sample with a different value.
+    Duplicate,
+}
+
+#[derive(Default)]
+struct MemPostings {
+    map: HashMap<String, HashMap<String, RoaringBitmap>>,
+    all: RoaringBitmap,
+}
+
+struct PostingsView<'a>(&'a MemPostings);
+
+impl IndexReader for PostingsView<'_> {
+    fn label_values(&self, name: &str) -> Vec<String> {
+        let mut v: Vec<String> = self.0.map.get(name).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        v.sort();
+        v
+    }
+    fn postings(&self, name: &str, value: &str) -> RoaringBitmap {
+        self.0.map.get(name).and_then(|m| m.get(value)).cloned().unwrap_or_default()
+    }
+    fn all_postings(&self) -> RoaringBitmap {
+        self.0.all.clone()
+    }
+}
+
+/// Head statistics for metrics and `tsdb analyze`.
+#[derive(Debug, Clone, Default)]
+pub struct HeadStats {
+    pub series: u64,
+    pub min_time: i64,
+    pub max_time: i64,
+    pub chunks_in_memory: u64,
+    pub chunks_spilled: u64,
+    pub heap_bytes: u64,
+}
+
+pub struct Head {
+    stripes: Box<[Mutex<Stripe>]>,
+    postings: RwLock<MemPostings>,
+    next_id: AtomicU64,
+    num_series: AtomicU64,
+    /// Samples before this time are in blocks; the head refuses them.
+    min_valid_t: AtomicI64,
+    min_t: AtomicI64,
+    max_t: AtomicI64,
+    ooo_window: i64,
+    spill: Option<ChunkSpill>,
+    pub series_created: AtomicU64,
+    pub series_removed: AtomicU64,
+}
+
+fn slot_of(stripe: usize, local: u32) -> u32 {
+    local * STRIPES as u32 + stripe as u32
+}
+fn split_slot(slot: u32) -> (usize, u32) {
+    ((slot % STRIPES as u32) as usize, slot / STRIPES as u32)
+}
+
+/// A sample accepted by `Head::apply`, for the WAL.
+#[derive(Debug, Clone, Copy)]
+pub struct Applied {
+    pub id: u64,
+    pub t: i64,
+    pub v: f64,
+}
+
+impl Head {
+    pub fn new(ooo_window: i64, spill: Option<ChunkSpill>) -> Self {
+        Self {
+            stripes: (0..STRIPES).map(|_| Mutex::new(Stripe::default())).collect(),
+            postings: RwLock::new(MemPostings::default()),
+            next_id: AtomicU64::new(1),
+            num_series: AtomicU64::new(0),
+            min_valid_t: AtomicI64::new(i64::MIN),
+            min_t: AtomicI64::new(i64::MAX),
+            max_t: AtomicI64::new(i64::MIN),
+            ooo_window,
+            spill,
+            series_created: AtomicU64::new(0),
+            series_removed: AtomicU64::new(0),
+        }
+    }
+
+    pub fn num_series(&self) -> u64 {
+        self.num_series.load(Ordering::Relaxed)
+    }
+    pub fn min_time(&self) -> i64 {
+        self.min_t.load(Ordering::Relaxed)
+    }
+    pub fn max_time(&self) -> i64 {
+        self.max_t.load(Ordering::Relaxed)
+    }
+    pub fn min_valid_time(&self) -> i64 {
+        self.min_valid_t.load(Ordering::Relaxed)
+    }
+    pub fn set_min_valid_time(&self, t: i64) {
+        self.min_valid_t.fetch_max(t, Ordering::SeqCst);
+    }
+
+    /// Finds or creates the series with these label pairs (sorted by name, validated). Returns its slot
+    /// and whether it was created.
+    pub fn get_or_create(&self, pairs: &[(&str, &str)]) -> (u32, bool) {
+        let hash = hash_label_pairs(pairs.iter().copied());
+        let si = (hash % STRIPES as u64) as usize;
+        let mut st = self.stripes[si].lock();
+        if let Some(local) = st.find(hash, pairs) {
+            return (slot_of(si, local), false);
+        }
+        let mut syms = Vec::with_capacity(pairs.len() * 2);
+        for (n, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+            syms.push(st.symbols.intern(n));
+            syms.push(st.symbols.intern(v));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let s = MemSeries {
+            labels: syms.into_boxed_slice(),
+            id,
+            logged: false,
+            open: XorChunk::new(),
+            closed: Vec::new(),
+            ooo: None,
+        };
+        let local = match st.free.pop() {
+            Some(l) => {
+                st.series[l as usize] = Some(s);
+                l
+            }
+            None => {
+                st.series.push(Some(s));
+                (st.series.len() - 1) as u32
+            }
+        };
+        match st.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(local);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => st.collisions.entry(hash).or_default().push(local),
+        }
+        let slot = slot_of(si, local);
+        // The index is updated while the stripe lock is held so a query never finds a slot in the
+        // postings whose series is not there yet or is a different, reused one.
+        {
+            let mut p = self.postings.write();
+            for (n, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+                p.map.entry((*n).to_string()).or_default().entry((*v).to_string()).or_default().insert(slot);
+            }
+            p.all.insert(slot);
+        }
+        self.num_series.fetch_add(1, Ordering::Relaxed);
+        self.series_created.fetch_add(1, Ordering::Relaxed);
+        (slot, true)
+    }
+
+    /// Creates a series under a given WAL reference during replay.
+    pub fn replay_series(&self, id: u64, labels: &Labels) -> u32 {
+        let pairs: Vec<(&str, &str)> = labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+        let (slot, _) = self.get_or_create(&pairs);
+        let (si, local) = split_slot(slot);
+        let mut st = self.stripes[si].lock();
+        if let Some(Some(s)) = st.series.get_mut(local as usize) {
+            s.id = id;
+            s.logged = true;
+        }
+        self.next_id.fetch_max(id + 1, Ordering::Relaxed);
+        slot
+    }
+
+    /// Validates and applies one sample to the series in `slot`. On success returns what the WAL must
+    /// record, plus the series' labels if the series has not been logged yet; `None` when the sample
+    /// repeats the newest one exactly (a no-op, as in Prometheus).
+    pub fn apply(&self, slot: u32, t: i64, v: f64, replay: bool) -> Result<Option<(Applied, Option<Labels>)>, Reject> {
+        if t < self.min_valid_t.load(Ordering::Relaxed) {
+            return Err(Reject::TooOld);
+        }
+        let (si, local) = split_slot(slot);
+        let mut st = self.stripes[si].lock();
+        let st = &mut *st;
+        let Some(Some(s)) = st.series.get_mut(local as usize) else {
+            return Err(Reject::TooOld);
+        };
+        let max_t = s.max_t();
+        if t <= max_t {
+            if t == max_t {
+                let same = s.open.last().is_some_and(|(_, lv)| lv.to_bits() == v.to_bits());
+                if same {
+                    return Ok(None);
+                }
+                if !replay {
+                    return Err(Reject::Duplicate);
+                }
+            }
+            if self.ooo_window == 0 && !replay {
+                return Err(Reject::OutOfOrder);
+            }
+            if t < max_t - self.ooo_window && !replay {
+                return Err(Reject::TooOld);
+            }
+            let o = s.ooo.get_or_insert_with(Default::default);
+            match o.binary_search_by(|x| x.t.cmp(&t)) {
+                Ok(i) => o[i] = Sample::new(t, v),
+                Err(i) => o.insert(i, Sample::new(t, v)),
+            }
+        } else {
+            if s.open.num_samples() >= CHUNK_SAMPLES {
+                let mut full = std::mem::replace(&mut s.open, XorChunk::new());
+                full.shrink();
+                let loc = match &self.spill {
+                    Some(sp) => match sp.write(full.bytes(), full.max_time()) {
+                        Ok(r) => ChunkLoc::Disk(r),
+                        Err(_) => ChunkLoc::Mem(full.bytes().into()),
+                    },
+                    None => ChunkLoc::Mem(full.bytes().into()),
+                };
+                s.closed.push(ClosedChunk { mint: full.min_time(), maxt: full.max_time(), loc });
+            }
+            s.open.append(t, v);
+        }
+        let labels = if s.logged {
+            None
+        } else {
+            s.logged = true;
+            Some(st_materialize(&st.symbols, &s.labels))
+        };
+        self.min_t.fetch_min(t, Ordering::Relaxed);
+        self.max_t.fetch_max(t, Ordering::Relaxed);
+        Ok(Some((Applied { id: s.id, t, v }, labels)))
+    }
+
+    /// Closes and spills open chunks of series idle since before `before` (no sample newer), so
+    /// series that stopped cost only their labels and chunk references until they leave the head.
+    pub fn spill_idle(&self, before: i64) {
+        let Some(sp) = &self.spill else { return };
+        for stripe in self.stripes.iter() {
+            let mut st = stripe.lock();
+            for s in st.series.iter_mut().flatten() {
+                if s.open.num_samples() > 0 && s.open.max_time() < before {
+                    let full = std::mem::replace(&mut s.open, XorChunk::new());
+                    if let Ok(r) = sp.write(full.bytes(), full.max_time()) {
+                        s.closed.push(ClosedChunk { mint: full.min_time(), maxt: full.max_time(), loc: ChunkLoc::Disk(r) });
+                    } else {
+                        s.open = full;
+                    }
+                }
+            }
+        }
+    }
+
+    fn spill_file(&self, id: u32) -> Option<Arc<File>> {
+        self.spill.as_ref().and_then(|s| s.file(id))
+    }
+
+    fn series_iter(&self, s: &MemSeries, mint: i64, maxt: i64) -> Box<dyn SampleIter> {
+        let mut srcs: Vec<ChunkSrc> = Vec::new();
+        for c in &s.closed {
+            if c.maxt < mint || c.mint > maxt {
+                continue;
+            }
+            match &c.loc {
+                ChunkLoc::Mem(b) => srcs.push(ChunkSrc::Bytes(b.to_vec())),
+                ChunkLoc::Disk(r) => {
+                    if let Some(f) = self.spill_file(r.file) {
+                        srcs.push(ChunkSrc::Disk(f, *r));
+                    }
+                }
+            }
+        }
+        if s.open.num_samples() > 0 && s.open.max_time() >= mint && s.open.min_time() <= maxt {
+            srcs.push(ChunkSrc::Bytes(s.open.bytes().to_vec()));
+        }
+        srcs.reverse();
+        let inorder: Box<dyn SampleIter> = Box::new(ChunksIter { srcs, cur: None, mint, maxt });
+        match &s.ooo {
+            Some(o) if !o.is_empty() => {
+                let v: Vec<Sample> = o.iter().filter(|x| x.t >= mint && x.t <= maxt).copied().collect();
+                Box::new(MergedSamples::new(vec![Box::new(VecSamples::new(v)), inorder]))
+            }
+            _ => inorder,
+        }
+    }
+
+    /// Slots matching the matchers.
+    pub fn postings(&self, ms: &[Matcher]) -> RoaringBitmap {
+        let p = self.postings.read();
+        postings_for_matchers(&PostingsView(&p), ms)
+    }
+
+    /// Series matching the matchers with samples in [mint, maxt], sorted by labels.
+    pub fn select(&self, mint: i64, maxt: i64, ms: &[Matcher]) -> Vec<Series> {
+        let slots = self.postings(ms);
+        let mut out = Vec::with_capacity(slots.len() as usize);
+        let mut by_stripe: Vec<Vec<u32>> = vec![Vec::new(); STRIPES];
+        for slot in slots.iter() {
+            let (si, local) = split_slot(slot);
+            by_stripe[si].push(local);
+        }
+        for (si, locals) in by_stripe.into_iter().enumerate() {
+            if locals.is_empty() {
+                continue;
+            }
+            let st = self.stripes[si].lock();
+            for local in locals {
+                let Some(Some(s)) = st.series.get(local as usize) else { continue };
+                if s.is_empty() || s.max_t().max(ooo_max(s)) < mint || s.min_t() > maxt {
+                    continue;
+                }
+                let labels = st.materialize(s);
+                // Matchers are rechecked because a slot may have been reused since the postings read.
+                if !ms.iter().all(|m| m.matches(labels.get(&m.name).unwrap_or(""))) {
+                    continue;
+                }
+                out.push(Series { labels, samples: self.series_iter(s, mint, maxt) });
+            }
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+
+    pub fn label_names(&self, ms: &[Matcher]) -> Vec<String> {
+        let p = self.postings.read();
+        let mut names: Vec<String> = if ms.is_empty() {
+            p.map.keys().cloned().collect()
+        } else {
+            let sel = postings_for_matchers(&PostingsView(&p), ms);
+            p.map
+                .iter()
+                .filter(|(_, vals)| vals.values().any(|b| !b.is_disjoint(&sel)))
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        names.sort();
+        names
+    }
+
+    pub fn label_values(&self, name: &str, ms: &[Matcher]) -> Vec<String> {
+        let p = self.postings.read();
+        let Some(vals) = p.map.get(name) else { return Vec::new() };
+        let mut out: Vec<String> = if ms.is_empty() {
+            vals.keys().cloned().collect()
+        } else {
+            let sel = postings_for_matchers(&PostingsView(&p), ms);
+            vals.iter().filter(|(_, b)| !b.is_disjoint(&sel)).map(|(v, _)| v.clone()).collect()
+        };
+        out.sort();
+        out
+    }
+
+    /// Drops data before `mint` (now in a block) and removes series left empty. Returns how many
+    /// series were removed.
+    pub fn truncate(&self, mint: i64) -> u64 {
+        self.set_min_valid_time(mint);
+        let mut removed_slots = Vec::new();
+        for (si, stripe) in self.stripes.iter().enumerate() {
+            let mut st = stripe.lock();
+            let st = &mut *st;
+            for local in 0..st.series.len() {
+                let Some(s) = st.series[local].as_mut() else { continue };
+                s.closed.retain(|c| c.maxt >= mint);
+                if s.open.num_samples() > 0 && s.open.max_time() < mint {
+                    s.open = XorChunk::new();
+                }
+                if let Some(o) = &mut s.ooo {
+                    o.retain(|x| x.t >= mint);
+                    if o.is_empty() {
+                        s.ooo = None;
+                    }
+                }
+                if s.is_empty() {
+                    if let Some(s) = st.series[local].take() {
+                        let hash = hash_label_pairs(
+                            s.labels.chunks_exact(2).map(|p| (st.symbols.get(p[0]), st.symbols.get(p[1]))),
+                        );
+                        remove_hash(st, hash, local as u32);
+                        for id in s.labels.iter() {
+                            st.symbols.release(*id);
+                        }
+                        removed_slots.push(slot_of(si, local as u32));
+                    }
+                }
+            }
+        }
+        let n = removed_slots.len() as u64;
+        if n > 0 {
+            let mut p = self.postings.write();
+            let mut gone = RoaringBitmap::new();
+            gone.extend(removed_slots.iter().copied());
+            p.all -= &gone;
+            p.map.retain(|_, vals| {
+                vals.retain(|_, b| {
+                    *b -= &gone;
+                    !b.is_empty()
+                });
+                !vals.is_empty()
+            });
+        }
+        // Slots are reusable only once the postings no longer name them.
+        for slot in removed_slots {
+            let (si, local) = split_slot(slot);
+            self.stripes[si].lock().free.push(local);
+        }
+        self.num_series.fetch_sub(n, Ordering::Relaxed);
+        self.series_removed.fetch_add(n, Ordering::Relaxed);
+        if let Some(sp) = &self.spill {
+            sp.truncate(mint);
+        }
+        let mut new_min = i64::MAX;
+        for stripe in self.stripes.iter() {
+            let st = stripe.lock();
+            for s in st.series.iter().flatten() {
+                new_min = new_min.min(s.min_t());
+            }
+        }
+        self.min_t.store(new_min, Ordering::Relaxed);
+        n
+    }
+
+    /// Deletes samples in [mint, maxt] of matching series by rewriting their chunks. Returns the
+    /// WAL references of the series touched.
+    pub fn delete(&self, mint: i64, maxt: i64, ms: &[Matcher]) -> Vec<u64> {
+        let slots = self.postings(ms);
+        let mut touched = Vec::new();
+        for slot in slots.iter() {
+            let ok = {
+                let (si, local) = split_slot(slot);
+                let st = self.stripes[si].lock();
+                match st.series.get(local as usize) {
+                    Some(Some(s)) => {
+                        let labels = st.materialize(s);
+                        ms.iter().all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+                    }
+                    _ => false,
+                }
+            };
+            if ok {
+                if let Some(id) = self.delete_slot(slot, mint, maxt) {
+                    touched.push(id);
+                }
+            }
+        }
+        touched
+    }
+
+    /// Deletes samples in [mint, maxt] of the series in `slot`; returns its WAL reference if it had any.
+    pub fn delete_slot(&self, slot: u32, mint: i64, maxt: i64) -> Option<u64> {
+        let (si, local) = split_slot(slot);
+        let mut st = self.stripes[si].lock();
+        let Some(Some(s)) = st.series.get_mut(local as usize) else { return None };
+        if s.max_t().max(ooo_max(s)) < mint || s.min_t() > maxt {
+            return None;
+        }
+        let mut it = self.series_iter(s, i64::MIN, i64::MAX);
+        let mut keep = Vec::new();
+        while let Some(x) = it.next() {
+            if x.t < mint || x.t > maxt {
+                keep.push(x);
+            }
+        }
+        s.closed.clear();
+        s.ooo = None;
+        s.open = XorChunk::new();
+        for x in keep {
+            if s.open.num_samples() >= CHUNK_SAMPLES {
+                let mut full = std::mem::replace(&mut s.open, XorChunk::new());
+                full.shrink();
+                s.closed.push(ClosedChunk {
+                    mint: full.min_time(),
+                    maxt: full.max_time(),
+                    loc: ChunkLoc::Mem(full.bytes().into()),
+                });
+            }
+            s.open.append(x.t, x.v);
+        }
+        Some(s.id)
+    }
+
+    /// Labels and slots of series with data in [mint, maxt), sorted by labels; with `samples_of` this
+    /// lets a block be written one series at a time instead of holding the whole range in memory.
+    pub fn series_in_range(&self, mint: i64, maxt_excl: i64) -> Vec<(Labels, u32)> {
+        let mut all = Vec::new();
+        for (si, stripe) in self.stripes.iter().enumerate() {
+            let st = stripe.lock();
+            for (local, s) in st.series.iter().enumerate() {
+                let Some(s) = s else { continue };
+                if s.is_empty() || s.min_t() >= maxt_excl || s.max_t().max(ooo_max(s)) < mint {
+                    continue;
+                }
+                all.push((st.materialize(s), slot_of(si, local as u32)));
+            }
+        }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Samples of the series in `slot` within [mint, maxt).
+    pub fn samples_of(&self, slot: u32, mint: i64, maxt_excl: i64) -> Vec<Sample> {
+        let (si, local) = split_slot(slot);
+        let mut it = {
+            let st = self.stripes[si].lock();
+            let Some(Some(s)) = st.series.get(local as usize) else { return Vec::new() };
+            self.series_iter(s, mint, maxt_excl - 1)
+        };
+        let mut v = Vec::new();
+        while let Some(x) = it.next() {
+            v.push(x);
+        }
+        v
+    }
+
+    /// WAL references of every series in the head (for checkpoints).
+    pub fn live_ids(&self) -> std::collections::HashSet<u64> {
+        let mut out = std::collections::HashSet::new();
+        for stripe in self.stripes.iter() {
+            let st = stripe.lock();
+            out.extend(st.series.iter().flatten().map(|s| s.id));
+        }
+        out
+    }
+
+    /// Labels of every head series with its sample count; for `tsdb analyze`.
+    pub fn series_stats(&self) -> Vec<(Labels, u64)> {
+        let mut out = Vec::new();
+        for stripe in self.stripes.iter() {
+            let st = stripe.lock();
+            for s in st.series.iter().flatten() {
+                let mut it = self.series_iter(s, i64::MIN, i64::MAX);
+                let mut n = 0u64;
+                while it.next().is_some() {
+                    n += 1;
+                }
+                out.push((st.materialize(s), n));
+            }
+        }
+        out
+    }
+
+    pub fn stats(&self) -> HeadStats {
+        let mut hs = HeadStats {
+            series: self.num_series(),
+            min_time: self.min_time(),
+            max_time: self.max_time(),
+            ..Default::default()
+        };
+        for stripe in self.stripes.iter() {
+            let st = stripe.lock();
+            for s in st.series.iter().flatten() {
+                hs.heap_bytes += s.heap_size() as u64;
+                for c in &s.closed {
+                    match c.loc {
+                        ChunkLoc::Mem(_) => hs.chunks_in_memory += 1,
+                        ChunkLoc::Disk(_) => hs.chunks_spilled += 1,
+                    }
+                }
+                if s.open.num_samples() > 0 {
+                    hs.chunks_in_memory += 1;
+                }
+            }
+        }
+        hs
+    }
+}
+
+fn ooo_max(s: &MemSeries) -> i64 {
+    s.ooo.as_ref().and_then(|o| o.last()).map_or(i64::MIN, |x| x.t)
+}
+
+fn st_materialize(symbols: &Interner, ids: &[u32]) -> Labels {
+    Labels::from_sorted_unchecked(ids.chunks_exact(2).map(|p| Label::new(symbols.get(p[0]), symbols.get(p[1]))).collect())
+}
+
+fn remove_hash(st: &mut Stripe, hash: u64, local: u32) {
+    if st.by_hash.get(&hash) == Some(&local) {
+        st.by_hash.remove(&hash);
+        if let Some(c) = st.collisions.get_mut(&hash) {
+            if let Some(next) = c.pop() {
+                st.by_hash.insert(hash, next);
+            }
+            if c.is_empty() {
+                st.collisions.remove(&hash);
+            }
+        }
+    } else if let Some(c) = st.collisions.get_mut(&hash) {
+        c.retain(|l| *l != local);
+        if c.is_empty() {
+            st.collisions.remove(&hash);
+        }
+    }
+}
+
+enum ChunkSrc {
+    Bytes(Vec<u8>),
+    Disk(Arc<File>, SpillRef),
+}
+
+/// Iterates a series' in-order chunks (oldest last in `srcs`), reading spilled chunks lazily.
+struct ChunksIter {
+    srcs: Vec<ChunkSrc>,
+    cur: Option<XorIter<Vec<u8>>>,
+    mint: i64,
+    maxt: i64,
+}
+
+impl SampleIter for ChunksIter {
+    fn next(&mut self) -> Option<Sample> {
+        loop {
+            if let Some(c) = &mut self.cur {
+                match c.next() {
+                    Some(s) if s.t < self.mint => continue,
+                    Some(s) if s.t > self.maxt => {
+                        self.srcs.clear();
+                        self.cur = None;
+                        return None;
+                    }
+                    Some(s) => return Some(s),
+                    None => self.cur = None,
+                }
+            }
+            let bytes = match self.srcs.pop()? {
+                ChunkSrc::Bytes(b) => b,
+                ChunkSrc::Disk(f, r) => match ChunkSpill::read(&f, r) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading a spilled head chunk failed; series data truncated in this query");
+                        return None;
+                    }
+                },
+            };
+            self.cur = XorIter::new(bytes).ok();
+        }
+    }
+}
+
+/// Whether a value is a staleness marker; re-exported for callers that count them.
+pub fn is_stale(v: f64) -> bool {
+    is_stale_nan(v)
+}

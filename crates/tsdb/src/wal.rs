@@ -1,1 +1,0 @@
-//! Write-ahead log (placeholder until the WAL module lands).
