@@ -4,7 +4,7 @@
 //! The decoder is hand-written rather than generated because generated code allocates a `String`
 //! per label and a `Vec` per series; here one request costs a handful of allocations in total.
 //! The decompressed body is kept whole and labels are recorded as byte ranges into it, validated
-//! once while parsing. [`DecodedWrite::view`] then lends them out as `&str` pairs sorted by name,
+//! once while parsing, then lent out by [`DecodedWrite::series`] as `&str` pairs sorted by name,
 //! which is what `Appender::append_pairs` takes, so appending to an existing series needs no
 //! allocation at all.
 //!
@@ -46,10 +46,18 @@ struct SeriesSpan {
     samples_end: u32,
 }
 
-/// A decoded, validated remote-write request. Owns the decompressed body; labels are ranges into
-/// it. Reusable: [`DecodedWrite::decode_into`] keeps the allocations of the previous request.
+/// A decoded, validated remote-write request. Owns the decompressed body; labels are `&str`
+/// borrowed from it. Reusable: [`DecodedWrite::decode_into`] keeps the allocations of the
+/// previous request.
+///
+/// Deliberately not `Clone`: a clone would copy `pairs`, which point into this value's buffer.
 #[derive(Debug, Default)]
 pub struct DecodedWrite {
+    /// Label pairs of all series, back to back, pointing into `buf`'s heap allocation. The
+    /// `'static` is a lie kept private: accessors hand them out with the lifetime of `&self`, and
+    /// the invariant is that `pairs` is emptied before `buf` is modified, reallocated or dropped
+    /// (see `clear`). Moving a `DecodedWrite` moves the `Vec` header, not the heap bytes.
+    pairs: Vec<(&'static str, &'static str)>,
     /// Decompressed body in `buf[..len]`. The rest is zeroed slack kept from larger requests, so
     /// that reuse does not re-zero the buffer for every request.
     buf: Vec<u8>,
@@ -109,6 +117,8 @@ impl DecodedWrite {
     }
 
     fn clear(&mut self) {
+        // First, so no pair outlives the bytes it points to (see `pairs`).
+        self.pairs.clear();
         self.len = 0;
         self.labels.clear();
         self.series.clear();
@@ -139,24 +149,47 @@ impl DecodedWrite {
         self.metadata
     }
 
-    /// Lends the labels out as `&str`. Costs one allocation for the whole request.
-    pub fn view(&self) -> WriteView<'_> {
-        let pairs = self
-            .labels
-            .iter()
-            .map(|l| (self.str_at(l.name), self.str_at(l.value)))
-            .collect();
-        WriteView { w: self, pairs }
+    /// The series in request order.
+    pub fn series(&self) -> impl ExactSizeIterator<Item = SeriesRef<'_>> + '_ {
+        let mut l0 = 0usize;
+        let mut s0 = 0usize;
+        self.series.iter().map(move |s| {
+            let (l1, s1) = (s.labels_end as usize, s.samples_end as usize);
+            let r = SeriesRef {
+                labels: &self.pairs[l0..l1],
+                samples: &self.samples[s0..s1],
+            };
+            l0 = l1;
+            s0 = s1;
+            r
+        })
     }
 
-    fn str_at(&self, s: Span) -> &str {
-        let bytes = &self.buf[s.range()];
-        debug_assert!(std::str::from_utf8(bytes).is_ok());
-        // SAFETY: every span stored in `labels` was checked to be UTF-8 by `parse` (names by the
-        // ASCII-only charset check, values by `str::from_utf8`), and `buf` is not modified between
-        // `parse` and here: `view` borrows `self` immutably and `decode_into` clears `labels`.
-        // Re-validating here would cost as much as the rest of the decoding.
-        unsafe { std::str::from_utf8_unchecked(bytes) }
+    /// The `i`-th series; `None` past the end.
+    pub fn series_at(&self, i: usize) -> Option<SeriesRef<'_>> {
+        let s = self.series.get(i)?;
+        let (l0, s0) = match i.checked_sub(1).and_then(|p| self.series.get(p)) {
+            Some(p) => (p.labels_end as usize, p.samples_end as usize),
+            None => (0, 0),
+        };
+        Some(SeriesRef {
+            labels: &self.pairs[l0..s.labels_end as usize],
+            samples: &self.samples[s0..s.samples_end as usize],
+        })
+    }
+
+    /// Builds `pairs` from the validated spans; called once per successful parse.
+    fn build_pairs(&mut self) {
+        let buf = &self.buf[..self.len];
+        let pairs = &mut self.pairs;
+        pairs.clear();
+        pairs.reserve(self.labels.len());
+        for l in &self.labels {
+            pairs.push((
+                static_str(&buf[l.name.range()]),
+                static_str(&buf[l.value.range()]),
+            ));
+        }
     }
 
     fn parse(&mut self) -> Result<()> {
@@ -183,60 +216,42 @@ impl DecodedWrite {
         self.histograms = idx.histograms;
         self.exemplars = idx.exemplars;
         self.metadata = idx.metadata;
-        r
+        r?;
+        self.build_pairs();
+        Ok(())
     }
 }
 
-/// Borrowed `&str` view of a [`DecodedWrite`].
-#[derive(Debug)]
-pub struct WriteView<'a> {
-    w: &'a DecodedWrite,
-    pairs: Vec<(&'a str, &'a str)>,
+/// Extends a validated label's lifetime for storage in `DecodedWrite::pairs`.
+fn static_str(bytes: &[u8]) -> &'static str {
+    debug_assert!(std::str::from_utf8(bytes).is_ok());
+    // SAFETY: (1) UTF-8: `parse` accepted every stored span only after checking it: names against
+    // an ASCII-only charset, values with `str::from_utf8` (or `is_ascii`); re-validating here would
+    // cost as much as the rest of decoding. (2) Lifetime: the bytes live in the heap allocation of
+    // `DecodedWrite::buf`, which stays put when the struct moves and is not touched while `pairs`
+    // is non-empty; every path that mutates or drops `buf` goes through `clear` (or drops `pairs`
+    // along with it), and accessors only hand out references bounded by `&self`.
+    unsafe {
+        std::str::from_utf8_unchecked(std::slice::from_raw_parts(bytes.as_ptr(), bytes.len()))
+    }
 }
 
 /// One time series entry of a request.
 #[derive(Debug, Clone, Copy)]
-pub struct SeriesView<'a> {
-    /// Label pairs sorted by name, unique names, no empty values, `__name__` present.
-    pub labels: &'a [(&'a str, &'a str)],
-    /// `(timestamp ms, value)` in the order the sender put them.
-    pub samples: &'a [(i64, f64)],
+pub struct SeriesRef<'a> {
+    labels: &'a [(&'a str, &'a str)],
+    samples: &'a [(i64, f64)],
 }
 
-impl<'a> WriteView<'a> {
-    pub fn len(&self) -> usize {
-        self.w.series.len()
+impl<'a> SeriesRef<'a> {
+    /// Label pairs sorted by name, unique names, no empty values, `__name__` present: ready for
+    /// `Appender::append_pairs`.
+    pub fn labels(&self) -> &'a [(&'a str, &'a str)] {
+        self.labels
     }
-    pub fn is_empty(&self) -> bool {
-        self.w.series.is_empty()
-    }
-
-    /// The `i`-th series; `None` past the end.
-    pub fn series(&self, i: usize) -> Option<SeriesView<'_>> {
-        let s = self.w.series.get(i)?;
-        let (l0, s0) = match i.checked_sub(1).and_then(|p| self.w.series.get(p)) {
-            Some(p) => (p.labels_end as usize, p.samples_end as usize),
-            None => (0, 0),
-        };
-        Some(SeriesView {
-            labels: &self.pairs[l0..s.labels_end as usize],
-            samples: &self.w.samples[s0..s.samples_end as usize],
-        })
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = SeriesView<'_>> + '_ {
-        let mut l0 = 0usize;
-        let mut s0 = 0usize;
-        self.w.series.iter().map(move |s| {
-            let (l1, s1) = (s.labels_end as usize, s.samples_end as usize);
-            let v = SeriesView {
-                labels: &self.pairs[l0..l1],
-                samples: &self.w.samples[s0..s1],
-            };
-            l0 = l1;
-            s0 = s1;
-            v
-        })
+    /// `(timestamp ms, value)` in the order the sender put them.
+    pub fn samples(&self) -> &'a [(i64, f64)] {
+        self.samples
     }
 }
 

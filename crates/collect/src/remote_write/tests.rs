@@ -116,8 +116,7 @@ type Bits = Vec<(Pairs, Vec<(i64, u64)>)>;
 type RefSeries<'a> = (Vec<(&'a str, &'a str)>, &'a [(i64, f64)]);
 
 fn owned(w: &DecodedWrite) -> Owned {
-    let v = w.view();
-    v.iter()
+    w.series()
         .map(|s| {
             (
                 s.labels
@@ -150,17 +149,16 @@ fn decodes_basic_request_sorted() {
     assert_eq!(w.series_count(), 2);
     assert_eq!(w.sample_count(), 3);
     assert_eq!(w.metadata_count(), 1);
-    let v = w.view();
-    let s0 = v.series(0).unwrap();
+    let s0 = w.series_at(0).unwrap();
     assert_eq!(
         s0.labels,
         &[("__name__", "up"), ("instance", "a:9100"), ("job", "node")]
     );
     assert_eq!(s0.samples, &[(1000, 1.0), (2000, 0.0)]);
-    let s1 = v.series(1).unwrap();
+    let s1 = w.series_at(1).unwrap();
     assert_eq!(s1.labels, &[("__name__", "x")]);
     assert_eq!(s1.samples, &[(5, -1.5)]);
-    assert!(v.series(2).is_none());
+    assert!(w.series_at(2).is_none());
     // The pairs hash like a `Labels` built from them, which is what lets the server look up
     // existing series without allocating.
     let l = tocsin_model::Labels::from_pairs(s0.labels);
@@ -168,6 +166,9 @@ fn decodes_basic_request_sorted() {
         l.hash(),
         tocsin_model::hash_label_pairs(s0.labels.iter().copied())
     );
+    // Moving the decoded request keeps the borrowed pairs valid.
+    let moved = Box::new(w);
+    assert_eq!(moved.series_at(0).unwrap().labels()[0], ("__name__", "up"));
 }
 
 #[test]
@@ -203,7 +204,7 @@ fn counts_histograms_and_exemplars() {
 fn empty_request_is_fine() {
     let w = decode(&snap::raw::Encoder::new().compress_vec(&[]).unwrap()).unwrap();
     assert_eq!(w.series_count(), 0);
-    assert!(w.view().is_empty());
+    assert_eq!(w.series().len(), 0);
 }
 
 #[test]
@@ -357,7 +358,7 @@ fn negative_timestamps_and_special_floats() {
     ];
     let body = encode([(&[("__name__", "m")][..], &samples[..])]);
     let w = decode(&body).unwrap();
-    let got = w.view().series(0).unwrap().samples.to_vec();
+    let got = w.series_at(0).unwrap().samples().to_vec();
     for (a, b) in got.iter().zip(samples.iter()) {
         assert_eq!(a.0, b.0);
         assert_eq!(a.1.to_bits(), b.1.to_bits());
@@ -574,10 +575,9 @@ fn decode_speed() {
     for _ in 0..iters {
         w.decode_into(&body, DEFAULT_MAX_DECOMPRESSED_BYTES)
             .unwrap();
-        let v = w.view();
-        for s in v.iter() {
-            check += s.labels.len();
-            total += s.samples.len();
+        for s in w.series() {
+            check += s.labels().len();
+            total += s.samples().len();
         }
     }
     let wall = start.elapsed().as_secs_f64();
