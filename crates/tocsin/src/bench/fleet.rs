@@ -111,13 +111,13 @@ impl Model {
             Model::Counter { cur, inc, .. } => {
                 if *inc == 0 {
                     // Error and drop counters: almost always flat, the odd increment.
-                    if rng.next() % 5000 == 0 {
+                    if rng.next().is_multiple_of(5000) {
                         *cur += 1;
                     }
                 } else {
                     // Between half and one and a half times the mean, occasionally idle.
                     let r = rng.next();
-                    if r % 50 != 0 {
+                    if !r.is_multiple_of(50) {
                         *cur += *inc / 2 + (r >> 8) % (*inc + 1);
                     }
                 }
@@ -129,7 +129,7 @@ impl Model {
                     let r = rng.next();
                     // Gauges hold still most scrapes, as free memory or load do at page or
                     // 0.01 resolution; when they move it is by a few steps.
-                    if r % 3 == 0 {
+                    if r.is_multiple_of(3) {
                         let d = ((r >> 8) % (2 * *step as u64 + 1)) as i64 - *step;
                         *cur = (*cur + d).clamp(*lo, *hi);
                     }
