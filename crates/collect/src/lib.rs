@@ -4,3 +4,4 @@ pub mod error;
 pub mod remote_write;
 
 pub use error::{Error, Result};
+pub use remote_write::{decode, DecodedWrite, SeriesRef, WriteRequestBuilder};

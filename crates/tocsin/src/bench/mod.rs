@@ -1,0 +1,8 @@
+//! Benchmark tooling shared by `tocsin tsdb bench` and the `rw_load` example: a deterministic
+//! node-exporter-shaped fleet generator and a remote-write load client.
+
+// Each user of this module (the CLI, the example) uses a different part of it.
+#![allow(dead_code)]
+
+pub mod fleet;
+pub mod remote;
