@@ -61,10 +61,9 @@ fn ingest(st: &ApiState, body: &[u8]) -> Result<Option<String>, ApiError> {
     let mut total = 0u64;
     let mut rejected = 0u64;
     let mut first: Option<String> = None;
-    let view = req.view();
-    for s in view.iter() {
-        let pairs = s.labels;
-        for &(t, v) in s.samples {
+    for s in req.series() {
+        let pairs = s.labels();
+        for &(t, v) in s.samples() {
             total += 1;
             match app.append_pairs(pairs, t, v) {
                 Ok(_) => {}

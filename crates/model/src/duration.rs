@@ -18,9 +18,13 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
             i += 1;
         }
         if start == i {
-            return Err(format!("invalid duration {s:?}: expected a number at position {start}"));
+            return Err(format!(
+                "invalid duration {s:?}: expected a number at position {start}"
+            ));
         }
-        let n: i64 = s[start..i].parse().map_err(|_| format!("invalid duration {s:?}: number too large"))?;
+        let n: i64 = s[start..i]
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}: number too large"))?;
         let ustart = i;
         while i < b.len() && b[i].is_ascii_alphabetic() {
             i += 1;
@@ -33,7 +37,11 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
             "d" => 86_400_000,
             "w" => 7 * 86_400_000,
             "y" => 365 * 86_400_000,
-            u => return Err(format!("invalid duration {s:?}: unknown unit {u:?} (use ms, s, m, h, d, w, y)")),
+            u => {
+                return Err(format!(
+                    "invalid duration {s:?}: unknown unit {u:?} (use ms, s, m, h, d, w, y)"
+                ))
+            }
         };
         total = n
             .checked_mul(mult)
@@ -48,7 +56,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?}: expected a number followed by a unit"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: expected a number followed by a unit"))?;
     let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
         "" | "B" => 1,
         "KB" | "KIB" => 1 << 10,
@@ -56,9 +66,14 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "GB" | "GIB" => 1 << 30,
         "TB" | "TIB" => 1 << 40,
         "PB" | "PIB" => 1 << 50,
-        u => return Err(format!("invalid size {s:?}: unknown unit {u:?} (use B, KB, MB, GB, TB, PB)")),
+        u => {
+            return Err(format!(
+                "invalid size {s:?}: unknown unit {u:?} (use B, KB, MB, GB, TB, PB)"
+            ))
+        }
     };
-    n.checked_mul(mult).ok_or_else(|| format!("invalid size {s:?}: too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("invalid size {s:?}: too large"))
 }
 
 #[cfg(test)]

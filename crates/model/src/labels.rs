@@ -16,7 +16,10 @@ pub struct Label {
 
 impl Label {
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Self { name: name.into(), value: value.into() }
+        Self {
+            name: name.into(),
+            value: value.into(),
+        }
     }
 }
 
@@ -105,7 +108,9 @@ impl Labels {
     }
 
     pub fn builder(&self) -> LabelsBuilder {
-        LabelsBuilder { labels: self.0.to_vec() }
+        LabelsBuilder {
+            labels: self.0.to_vec(),
+        }
     }
 }
 
@@ -127,7 +132,12 @@ pub fn hash_label_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> 
 
 /// Validates a label name: `[a-zA-Z_][a-zA-Z0-9_]*`, non-empty.
 pub fn validate_label_name(name: &str) -> Result<()> {
-    let bad = |reason| Err(Error::InvalidLabelName { name: name.to_string(), reason });
+    let bad = |reason| {
+        Err(Error::InvalidLabelName {
+            name: name.to_string(),
+            reason,
+        })
+    };
     let b = name.as_bytes();
     if b.is_empty() {
         return bad("label name is empty");
@@ -212,7 +222,12 @@ impl LabelsBuilder {
         self
     }
     pub fn build(&self) -> Labels {
-        let mut v: Vec<Label> = self.labels.iter().filter(|l| !l.value.is_empty()).cloned().collect();
+        let mut v: Vec<Label> = self
+            .labels
+            .iter()
+            .filter(|l| !l.value.is_empty())
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         Labels(Arc::from(v))
     }
@@ -226,7 +241,8 @@ mod tests {
     fn sorted_and_hash_matches_pairs() {
         let l = Labels::from_pairs(&[("b", "2"), ("__name__", "up"), ("a", "1"), ("e", "")]);
         assert_eq!(l.to_string(), r#"{__name__="up", a="1", b="2"}"#);
-        let h = hash_label_pairs([("__name__", "up"), ("a", "1"), ("b", "2"), ("e", "")].into_iter());
+        let h =
+            hash_label_pairs([("__name__", "up"), ("a", "1"), ("b", "2"), ("e", "")].into_iter());
         assert_eq!(l.hash(), h);
         assert_eq!(l.get("a"), Some("1"));
         assert_eq!(l.get("e"), None);

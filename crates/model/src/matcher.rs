@@ -76,17 +76,32 @@ impl Matcher {
         let value = value.into();
         let (re, fast) = match op {
             MatchOp::Regex | MatchOp::NotRegex => {
-                let re = Regex::new(&format!("^(?s:{value})$"))
-                    .map_err(|e| Error::InvalidRegex { re: value.clone(), reason: e.to_string() })?;
+                let re =
+                    Regex::new(&format!("^(?s:{value})$")).map_err(|e| Error::InvalidRegex {
+                        re: value.clone(),
+                        reason: e.to_string(),
+                    })?;
                 (Some(re), analyze(&value))
             }
             _ => (None, Fast::None),
         };
-        Ok(Self { name, op, value, re, fast })
+        Ok(Self {
+            name,
+            op,
+            value,
+            re,
+            fast,
+        })
     }
 
     pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Self { name: name.into(), op: MatchOp::Equal, value: value.into(), re: None, fast: Fast::None }
+        Self {
+            name: name.into(),
+            op: MatchOp::Equal,
+            value: value.into(),
+            re: None,
+            fast: Fast::None,
+        }
     }
 
     pub fn matches(&self, v: &str) -> bool {
@@ -133,7 +148,12 @@ impl Matcher {
 
     /// Parses a series selector: `metric`, `metric{a="b",c!~"d"}` or `{__name__=~"x.*"}`.
     pub fn parse_selector(input: &str) -> Result<Vec<Matcher>> {
-        SelectorParser { s: input.as_bytes(), pos: 0, input }.parse()
+        SelectorParser {
+            s: input.as_bytes(),
+            pos: 0,
+            input,
+        }
+        .parse()
     }
 }
 
@@ -168,7 +188,10 @@ struct SelectorParser<'a> {
 
 impl SelectorParser<'_> {
     fn err(&self, reason: impl Into<String>) -> Error {
-        Error::InvalidSelector { input: self.input.to_string(), reason: format!("{} at position {}", reason.into(), self.pos) }
+        Error::InvalidSelector {
+            input: self.input.to_string(),
+            reason: format!("{} at position {}", reason.into(), self.pos),
+        }
     }
     fn ws(&mut self) {
         while self.pos < self.s.len() && self.s[self.pos].is_ascii_whitespace() {
@@ -231,7 +254,11 @@ impl SelectorParser<'_> {
                     self.pos += 1;
                     break;
                 }
-                let lname = if self.s.get(self.pos) == Some(&b'"') { self.string()? } else { self.ident(false) };
+                let lname = if self.s.get(self.pos) == Some(&b'"') {
+                    self.string()?
+                } else {
+                    self.ident(false)
+                };
                 if lname.is_empty() {
                     return Err(self.err("expected a label name"));
                 }
@@ -263,7 +290,9 @@ impl SelectorParser<'_> {
             return Err(self.err("empty selector"));
         }
         if out.iter().all(|m| m.matches_empty()) {
-            return Err(self.err("selector must contain at least one matcher that does not match the empty string"));
+            return Err(self.err(
+                "selector must contain at least one matcher that does not match the empty string",
+            ));
         }
         Ok(out)
     }
@@ -283,8 +312,13 @@ mod tests {
 
     #[test]
     fn fast_paths_agree_with_regex() {
-        let cases = ["a|b|c", "foo.*", ".*", ".+", "a.b", "x|", "(a|b)c", "a\\.b", "ab*"];
-        let inputs = ["", "a", "b", "c", "foo", "foobar", "xfoo", "a.b", "axb", "x", "ac", "ab", "abbb", "a\\.b"];
+        let cases = [
+            "a|b|c", "foo.*", ".*", ".+", "a.b", "x|", "(a|b)c", "a\\.b", "ab*",
+        ];
+        let inputs = [
+            "", "a", "b", "c", "foo", "foobar", "xfoo", "a.b", "axb", "x", "ac", "ab", "abbb",
+            "a\\.b",
+        ];
         for c in cases {
             let m = Matcher::new(MatchOp::Regex, "l", c).unwrap();
             let r = Regex::new(&format!("^(?s:{c})$")).unwrap();
@@ -292,8 +326,16 @@ mod tests {
                 assert_eq!(m.matches(i), r.is_match(i), "re {c} input {i}");
             }
         }
-        assert_eq!(Matcher::new(MatchOp::Regex, "l", "b|a").unwrap().set_values(), Some(&["a".to_string(), "b".to_string()][..]));
-        assert_eq!(Matcher::new(MatchOp::Regex, "l", "foo.*").unwrap().prefix(), Some("foo"));
+        assert_eq!(
+            Matcher::new(MatchOp::Regex, "l", "b|a")
+                .unwrap()
+                .set_values(),
+            Some(&["a".to_string(), "b".to_string()][..])
+        );
+        assert_eq!(
+            Matcher::new(MatchOp::Regex, "l", "foo.*").unwrap().prefix(),
+            Some("foo")
+        );
     }
 
     #[test]

@@ -15,9 +15,16 @@ pub enum Error {
     #[error("{file}: {message}")]
     Parse { file: String, message: String },
     #[error("{file}: {field}: {message}")]
-    Invalid { file: String, field: String, message: String },
+    Invalid {
+        file: String,
+        field: String,
+        message: String,
+    },
     #[error("reading {file}: {source}")]
-    Read { file: String, source: std::io::Error },
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -69,8 +76,10 @@ impl Default for StorageConfig {
 
 impl Config {
     pub fn load_file(path: &Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Read { file: path.display().to_string(), source: e })?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
+            file: path.display().to_string(),
+            source: e,
+        })?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -83,7 +92,10 @@ impl Config {
         let cfg: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            serde_norway::from_str(text).map_err(|e| Error::Parse { file: file.to_string(), message: e.to_string() })?
+            serde_norway::from_str(text).map_err(|e| Error::Parse {
+                file: file.to_string(),
+                message: e.to_string(),
+            })?
         };
         cfg.storage.to_options(file)?;
         Ok(cfg)
@@ -134,19 +146,29 @@ mod tests {
 
     #[test]
     fn unknown_field_names_file_and_line() {
-        let e = Config::parse("storage:\n  block_range: 2h\n  bogus: 1\n", "t.yml").unwrap_err().to_string();
-        assert!(e.contains("t.yml") && e.contains("bogus") && e.contains("line 3"), "{e}");
+        let e = Config::parse("storage:\n  block_range: 2h\n  bogus: 1\n", "t.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.yml") && e.contains("bogus") && e.contains("line 3"),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_duration_names_field() {
-        let e = Config::parse("storage:\n  retention_time: 15x\n", "t.yml").unwrap_err().to_string();
+        let e = Config::parse("storage:\n  retention_time: 15x\n", "t.yml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("storage.retention_time"), "{e}");
     }
 
     #[test]
     fn prometheus_sections_accepted() {
-        let c = Config::parse("global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: x\n", "p.yml");
+        let c = Config::parse(
+            "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: x\n",
+            "p.yml",
+        );
         assert!(c.is_ok());
     }
 }

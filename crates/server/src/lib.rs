@@ -28,9 +28,15 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] config::Error),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("opening the data directory {dir}: {source}")]
-    Storage { dir: String, source: tocsin_tsdb::Error },
+    Storage {
+        dir: String,
+        source: tocsin_tsdb::Error,
+    },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -60,13 +66,19 @@ impl Appender for Unready {
         _: f64,
         _: &tocsin_storage::AppendOptions,
     ) -> tocsin_storage::Result<u64> {
-        Err(tocsin_storage::Error::Unavailable("storage is not ready yet (WAL replay in progress)".into()))
+        Err(tocsin_storage::Error::Unavailable(
+            "storage is not ready yet (WAL replay in progress)".into(),
+        ))
     }
     fn append_pairs(&mut self, _: &[(&str, &str)], _: i64, _: f64) -> tocsin_storage::Result<u64> {
-        Err(tocsin_storage::Error::Unavailable("storage is not ready yet (WAL replay in progress)".into()))
+        Err(tocsin_storage::Error::Unavailable(
+            "storage is not ready yet (WAL replay in progress)".into(),
+        ))
     }
     fn commit(self: Box<Self>) -> tocsin_storage::Result<tocsin_storage::CommitStats> {
-        Err(tocsin_storage::Error::Unavailable("storage is not ready yet (WAL replay in progress)".into()))
+        Err(tocsin_storage::Error::Unavailable(
+            "storage is not ready yet (WAL replay in progress)".into(),
+        ))
     }
     fn rollback(self: Box<Self>) {}
 }
@@ -94,15 +106,30 @@ async fn ready(State(st): State<AppState>) -> Response {
     if st.db.get().is_some() {
         (StatusCode::OK, "Tocsin is Ready.\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: WAL replay in progress\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable: WAL replay in progress\n",
+        )
+            .into_response()
     }
 }
 
 async fn metrics_handler(State(st): State<AppState>) -> Response {
     let mut out = String::new();
     match prometheus_client::encoding::text::encode(&mut out, &st.registry) {
-        Ok(()) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}\n")).into_response(),
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            out,
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics: {e}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -131,12 +158,20 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         Some(p) => Config::load_file(p)?,
         None => Config::load_default()?,
     };
-    let file = opts.config_file.as_ref().map_or("<embedded default config>".to_string(), |p| p.display().to_string());
+    let file = opts
+        .config_file
+        .as_ref()
+        .map_or("<embedded default config>".to_string(), |p| {
+            p.display().to_string()
+        });
     let db_opts = cfg.storage.to_options(&file)?;
 
     let listener = tokio::net::TcpListener::bind(&opts.listen)
         .await
-        .map_err(|e| Error::Listen { addr: opts.listen.clone(), source: e })?;
+        .map_err(|e| Error::Listen {
+            addr: opts.listen.clone(),
+            source: e,
+        })?;
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %opts.data_dir.display(), "listening");
     if let Some(f) = &opts.listen_addr_file {
@@ -147,13 +182,22 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
 
     let db_cell: Arc<OnceLock<Db>> = Arc::new(OnceLock::new());
     let write_metrics = Arc::new(WriteMetrics::default());
-    let registry = Arc::new(metrics::registry(metrics::Sources { db: db_cell.clone(), write: write_metrics.clone() }));
-    let api = tocsin_api::router(ApiState { appendable: Arc::new(LazyDb(db_cell.clone())), write_metrics });
+    let registry = Arc::new(metrics::registry(metrics::Sources {
+        db: db_cell.clone(),
+        write: write_metrics.clone(),
+    }));
+    let api = tocsin_api::router(ApiState {
+        appendable: Arc::new(LazyDb(db_cell.clone())),
+        write_metrics,
+    });
     let app = Router::new()
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
         .route("/metrics", get(metrics_handler))
-        .with_state(AppState { db: db_cell.clone(), registry })
+        .with_state(AppState {
+            db: db_cell.clone(),
+            registry,
+        })
         .merge(api);
 
     let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<Error>(1);
@@ -164,7 +208,10 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             let _ = cell.set(db);
             Ok(())
         }
-        Err(e) => Err(Error::Storage { dir: dir.display().to_string(), source: e }),
+        Err(e) => Err(Error::Storage {
+            dir: dir.display().to_string(),
+            source: e,
+        }),
     });
     let watcher = tokio::spawn(async move {
         match open.await {
@@ -175,7 +222,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
                 let _ = fatal_tx.send(e).await;
             }
             Err(e) => {
-                let _ = fatal_tx.send(Error::Internal(format!("storage start-up panicked: {e}"))).await;
+                let _ = fatal_tx
+                    .send(Error::Internal(format!("storage start-up panicked: {e}")))
+                    .await;
             }
         }
     });
@@ -197,7 +246,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         }
     };
     tokio::select! {
-        e = fatal_rx.recv() => { fatal = e; }
+        // A closed channel (start-up succeeded) disables this branch instead of ending the server.
+        Some(e) = fatal_rx.recv() => { fatal = Some(e); }
         _ = shutdown_signal() => {}
         _ = async {
             ready_wait.await;

@@ -17,7 +17,12 @@ pub struct Sources {
     pub write: Arc<WriteMetrics>,
 }
 
-fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> Result<(), std::fmt::Error> {
+fn counter(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: f64,
+) -> Result<(), std::fmt::Error> {
     let c = ConstCounter::new(v);
     let me = e.encode_descriptor(name, help, None, c.metric_type())?;
     c.encode(me)
@@ -36,7 +41,12 @@ fn counter_family(
     label: &str,
     vals: &[(&str, f64)],
 ) -> Result<(), std::fmt::Error> {
-    let mut me = e.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Counter)?;
+    let mut me = e.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
     for (lv, v) in vals {
         let labels = [(label.to_string(), lv.to_string())];
         let fe = me.encode_family(&labels)?;
@@ -63,9 +73,24 @@ fn process_stats() -> Option<(f64, f64, f64)> {
 impl Collector for Sources {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         if let Some((cpu, rss, vsize)) = process_stats() {
-            counter(&mut e, "process_cpu_seconds", "Total user and system CPU time spent in seconds.", cpu)?;
-            gauge(&mut e, "process_resident_memory_bytes", "Resident memory size in bytes.", rss)?;
-            gauge(&mut e, "process_virtual_memory_bytes", "Virtual memory size in bytes.", vsize)?;
+            counter(
+                &mut e,
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds.",
+                cpu,
+            )?;
+            gauge(
+                &mut e,
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                rss,
+            )?;
+            gauge(
+                &mut e,
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes.",
+                vsize,
+            )?;
         }
         let w = &self.write;
         let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
@@ -74,21 +99,65 @@ impl Collector for Sources {
             "tocsin_remote_write_requests",
             "Remote-write requests by outcome.",
             "outcome",
-            &[("ok", ld(&w.requests_ok)), ("bad_request", ld(&w.requests_bad)), ("failed", ld(&w.requests_failed))],
+            &[
+                ("ok", ld(&w.requests_ok)),
+                ("bad_request", ld(&w.requests_bad)),
+                ("failed", ld(&w.requests_failed)),
+            ],
         )?;
-        counter(&mut e, "tocsin_remote_write_samples_received", "Samples received over remote write.", ld(&w.samples_received))?;
-        counter(&mut e, "tocsin_remote_write_samples_rejected", "Remote-write samples refused by storage.", ld(&w.samples_rejected))?;
+        counter(
+            &mut e,
+            "tocsin_remote_write_samples_received",
+            "Samples received over remote write.",
+            ld(&w.samples_received),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_remote_write_samples_rejected",
+            "Remote-write samples refused by storage.",
+            ld(&w.samples_rejected),
+        )?;
         let Some(db) = self.db.get() else {
             return Ok(());
         };
         let m = db.metrics();
         let s = db.stats();
-        counter(&mut e, "tocsin_tsdb_head_samples_appended", "Samples appended to the head.", ld(&m.samples_appended))?;
-        gauge(&mut e, "tocsin_tsdb_head_series", "Series in the head (active series).", s.head_series as f64)?;
-        counter(&mut e, "tocsin_tsdb_head_series_created", "Series created in the head.", s.series_created as f64)?;
-        counter(&mut e, "tocsin_tsdb_head_series_removed", "Series removed from the head.", s.series_removed as f64)?;
-        gauge(&mut e, "tocsin_tsdb_head_min_time_ms", "Oldest sample in the head.", s.head_min_time as f64)?;
-        gauge(&mut e, "tocsin_tsdb_head_max_time_ms", "Newest sample in the head.", s.head_max_time as f64)?;
+        counter(
+            &mut e,
+            "tocsin_tsdb_head_samples_appended",
+            "Samples appended to the head.",
+            ld(&m.samples_appended),
+        )?;
+        gauge(
+            &mut e,
+            "tocsin_tsdb_head_series",
+            "Series in the head (active series).",
+            s.head_series as f64,
+        )?;
+        counter(
+            &mut e,
+            "tocsin_tsdb_head_series_created",
+            "Series created in the head.",
+            s.series_created as f64,
+        )?;
+        counter(
+            &mut e,
+            "tocsin_tsdb_head_series_removed",
+            "Series removed from the head.",
+            s.series_removed as f64,
+        )?;
+        gauge(
+            &mut e,
+            "tocsin_tsdb_head_min_time_ms",
+            "Oldest sample in the head.",
+            s.head_min_time as f64,
+        )?;
+        gauge(
+            &mut e,
+            "tocsin_tsdb_head_max_time_ms",
+            "Newest sample in the head.",
+            s.head_max_time as f64,
+        )?;
         counter_family(
             &mut e,
             "tocsin_tsdb_samples_rejected",
@@ -100,18 +169,78 @@ impl Collector for Sources {
                 ("duplicate", ld(&m.rejected_duplicate)),
             ],
         )?;
-        gauge(&mut e, "tocsin_tsdb_wal_bytes", "Bytes of WAL segments and checkpoint on disk.", s.wal_bytes as f64)?;
-        gauge(&mut e, "tocsin_tsdb_wal_segments", "WAL segment files on disk.", s.wal_segments as f64)?;
-        gauge(&mut e, "tocsin_tsdb_wal_replay_duration_seconds", "Time the last WAL replay took.", ld(&m.wal_replay_micros) / 1e6)?;
-        counter(&mut e, "tocsin_tsdb_wal_corruptions", "WAL tails found damaged and cut off at start-up.", ld(&m.wal_corruptions))?;
-        counter(&mut e, "tocsin_tsdb_compactions", "Block compactions completed.", ld(&m.compactions))?;
-        counter(&mut e, "tocsin_tsdb_compactions_failed", "Block compactions that failed.", ld(&m.compactions_failed))?;
-        counter(&mut e, "tocsin_tsdb_compaction_duration_seconds", "Total time spent compacting blocks.", ld(&m.compaction_micros) / 1e6)?;
-        counter(&mut e, "tocsin_tsdb_head_truncations", "Head ranges persisted to blocks.", ld(&m.head_cuts))?;
-        counter(&mut e, "tocsin_tsdb_blocks_deleted_by_retention", "Blocks deleted by time or size retention.", ld(&m.blocks_deleted_retention))?;
-        gauge(&mut e, "tocsin_tsdb_blocks", "Blocks on disk.", s.blocks as f64)?;
-        gauge(&mut e, "tocsin_tsdb_blocks_bytes", "Bytes of all blocks on disk.", s.block_bytes as f64)?;
-        gauge(&mut e, "tocsin_tsdb_blocks_samples", "Samples held in blocks.", s.block_samples as f64)?;
+        gauge(
+            &mut e,
+            "tocsin_tsdb_wal_bytes",
+            "Bytes of WAL segments and checkpoint on disk.",
+            s.wal_bytes as f64,
+        )?;
+        gauge(
+            &mut e,
+            "tocsin_tsdb_wal_segments",
+            "WAL segment files on disk.",
+            s.wal_segments as f64,
+        )?;
+        gauge(
+            &mut e,
+            "tocsin_tsdb_wal_replay_duration_seconds",
+            "Time the last WAL replay took.",
+            ld(&m.wal_replay_micros) / 1e6,
+        )?;
+        counter(
+            &mut e,
+            "tocsin_tsdb_wal_corruptions",
+            "WAL tails found damaged and cut off at start-up.",
+            ld(&m.wal_corruptions),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_tsdb_compactions",
+            "Block compactions completed.",
+            ld(&m.compactions),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_tsdb_compactions_failed",
+            "Block compactions that failed.",
+            ld(&m.compactions_failed),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_tsdb_compaction_duration_seconds",
+            "Total time spent compacting blocks.",
+            ld(&m.compaction_micros) / 1e6,
+        )?;
+        counter(
+            &mut e,
+            "tocsin_tsdb_head_truncations",
+            "Head ranges persisted to blocks.",
+            ld(&m.head_cuts),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_tsdb_blocks_deleted_by_retention",
+            "Blocks deleted by time or size retention.",
+            ld(&m.blocks_deleted_retention),
+        )?;
+        gauge(
+            &mut e,
+            "tocsin_tsdb_blocks",
+            "Blocks on disk.",
+            s.blocks as f64,
+        )?;
+        gauge(
+            &mut e,
+            "tocsin_tsdb_blocks_bytes",
+            "Bytes of all blocks on disk.",
+            s.block_bytes as f64,
+        )?;
+        gauge(
+            &mut e,
+            "tocsin_tsdb_blocks_samples",
+            "Samples held in blocks.",
+            s.block_samples as f64,
+        )?;
         Ok(())
     }
 }

@@ -15,7 +15,10 @@ pub enum Error {
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     #[error("I/O error on {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("corrupt data in {path}: {reason}")]
     Corrupt { path: String, reason: String },
     #[error("{0}")]
@@ -25,9 +28,10 @@ pub enum Error {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::OutOfOrder { .. } | Error::TooOld { .. } | Error::DuplicateSample { .. } | Error::Model(_) => {
-                ErrorKind::BadData
-            }
+            Error::OutOfOrder { .. }
+            | Error::TooOld { .. }
+            | Error::DuplicateSample { .. }
+            | Error::Model(_) => ErrorKind::BadData,
             Error::Unavailable(_) => ErrorKind::Unavailable,
             Error::Io { .. } | Error::Corrupt { .. } | Error::Internal(_) => ErrorKind::Internal,
         }
@@ -35,11 +39,17 @@ impl Error {
 
     /// Whether this rejects one sample only (the rest of a batch goes on).
     pub fn is_sample_rejection(&self) -> bool {
-        matches!(self, Error::OutOfOrder { .. } | Error::TooOld { .. } | Error::DuplicateSample { .. })
+        matches!(
+            self,
+            Error::OutOfOrder { .. } | Error::TooOld { .. } | Error::DuplicateSample { .. }
+        )
     }
 
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().display().to_string(), source }
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 }
 

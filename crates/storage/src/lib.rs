@@ -46,7 +46,13 @@ impl CommitStats {
 pub trait Appender: Send {
     /// Appends one sample. Per-sample rejections (out of order, too old) return an error of kind
     /// `BadData` and leave the batch usable.
-    fn append(&mut self, labels: &Labels, t: i64, v: f64, opts: &AppendOptions) -> Result<SeriesRef>;
+    fn append(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        v: f64,
+        opts: &AppendOptions,
+    ) -> Result<SeriesRef>;
 
     /// Appends with labels given as borrowed pairs sorted by name; lets hot paths avoid allocating a
     /// `Labels` for series that already exist. The default builds a `Labels`.

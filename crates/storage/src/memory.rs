@@ -7,8 +7,8 @@ use parking_lot::RwLock;
 use tocsin_model::{Labels, Matcher, Sample};
 
 use crate::{
-    AppendOptions, Appendable, Appender, CommitStats, Error, Querier, Queryable, Result, SelectHints, SeriesRef,
-    SeriesSet, Series, VecSamples,
+    AppendOptions, Appendable, Appender, CommitStats, Error, Querier, Queryable, Result,
+    SelectHints, Series, SeriesRef, SeriesSet, VecSamples,
 };
 
 #[derive(Default, Clone)]
@@ -28,11 +28,21 @@ struct MemAppender<'a> {
 }
 
 impl Appender for MemAppender<'_> {
-    fn append(&mut self, labels: &Labels, t: i64, v: f64, _opts: &AppendOptions) -> Result<SeriesRef> {
+    fn append(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        v: f64,
+        _opts: &AppendOptions,
+    ) -> Result<SeriesRef> {
         let g = self.store.inner.read();
         if let Some(last) = g.get(labels).and_then(|s| s.last()) {
             if t < last.t {
-                return Err(Error::OutOfOrder { series: labels.to_string(), t, newest: last.t });
+                return Err(Error::OutOfOrder {
+                    series: labels.to_string(),
+                    t,
+                    newest: last.t,
+                });
             }
         }
         self.pending.push((labels.clone(), Sample::new(t, v)));
@@ -64,7 +74,10 @@ impl Appender for MemAppender<'_> {
 
 impl Appendable for MemoryStore {
     fn appender(&self) -> Box<dyn Appender + '_> {
-        Box::new(MemAppender { store: self, pending: Vec::new() })
+        Box::new(MemAppender {
+            store: self,
+            pending: Vec::new(),
+        })
     }
 }
 
@@ -85,8 +98,17 @@ impl Querier for MemQuerier {
             .iter()
             .filter(|(l, _)| matches(l, matchers))
             .filter_map(|(l, s)| {
-                let v: Vec<Sample> = s.iter().filter(|x| x.t >= self.mint && x.t <= self.maxt).copied().collect();
-                (!v.is_empty()).then(|| Ok(Series { labels: l.clone(), samples: Box::new(VecSamples::new(v)) }))
+                let v: Vec<Sample> = s
+                    .iter()
+                    .filter(|x| x.t >= self.mint && x.t <= self.maxt)
+                    .copied()
+                    .collect();
+                (!v.is_empty()).then(|| {
+                    Ok(Series {
+                        labels: l.clone(),
+                        samples: Box::new(VecSamples::new(v)),
+                    })
+                })
             })
             .collect();
         Ok(Box::new(out.into_iter()))
@@ -104,8 +126,11 @@ impl Querier for MemQuerier {
     }
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
         let g = self.store.inner.read();
-        let mut vals: Vec<String> =
-            g.keys().filter(|l| matches(l, matchers)).filter_map(|l| l.get(name).map(str::to_string)).collect();
+        let mut vals: Vec<String> = g
+            .keys()
+            .filter(|l| matches(l, matchers))
+            .filter_map(|l| l.get(name).map(str::to_string))
+            .collect();
         vals.sort();
         vals.dedup();
         Ok(vals)
@@ -114,7 +139,11 @@ impl Querier for MemQuerier {
 
 impl Queryable for MemoryStore {
     fn querier(&self, mint: i64, maxt: i64) -> Result<Box<dyn Querier>> {
-        Ok(Box::new(MemQuerier { store: self.clone(), mint, maxt }))
+        Ok(Box::new(MemQuerier {
+            store: self.clone(),
+            mint,
+            maxt,
+        }))
     }
 }
 
@@ -131,7 +160,10 @@ mod tests {
         a.append(&l, 2, 2.0, &AppendOptions::default()).unwrap();
         a.commit().unwrap();
         let q = s.querier(0, 10).unwrap();
-        let got: Vec<_> = q.select(&SelectHints::default(), &[Matcher::equal("job", "a")]).unwrap().collect();
+        let got: Vec<_> = q
+            .select(&SelectHints::default(), &[Matcher::equal("job", "a")])
+            .unwrap()
+            .collect();
         assert_eq!(got.len(), 1);
         assert_eq!(q.label_values("job", &[]).unwrap(), vec!["a"]);
     }

@@ -64,7 +64,11 @@ pub fn merge_series_sets(mut sets: Vec<SeriesSet>) -> SeriesSet {
     if sets.len() == 1 {
         return sets.pop().unwrap_or_else(|| Box::new(std::iter::empty()));
     }
-    Box::new(MergeSets { sets, heads: VecDeque::new(), init: false })
+    Box::new(MergeSets {
+        sets,
+        heads: VecDeque::new(),
+        init: false,
+    })
 }
 
 struct MergeSets {
@@ -86,7 +90,13 @@ impl Iterator for MergeSets {
                 }
             }
         }
-        let min = self.heads.iter().flatten().map(|s| &s.labels).min()?.clone();
+        let min = self
+            .heads
+            .iter()
+            .flatten()
+            .map(|s| &s.labels)
+            .min()?
+            .clone();
         let mut its: Vec<Box<dyn SampleIter>> = Vec::new();
         for i in 0..self.sets.len() {
             if self.heads[i].as_ref().is_some_and(|s| s.labels == min) {
@@ -105,7 +115,10 @@ impl Iterator for MergeSets {
         } else {
             Box::new(MergedSamples::new(its))
         };
-        Some(Ok(Series { labels: min, samples }))
+        Some(Ok(Series {
+            labels: min,
+            samples,
+        }))
     }
 }
 
@@ -117,17 +130,26 @@ mod tests {
     fn series(l: &str, ts: &[i64]) -> Series {
         Series {
             labels: Labels::from_pairs(&[("a", l)]),
-            samples: Box::new(VecSamples::new(ts.iter().map(|t| Sample::new(*t, *t as f64)).collect())),
+            samples: Box::new(VecSamples::new(
+                ts.iter().map(|t| Sample::new(*t, *t as f64)).collect(),
+            )),
         }
     }
 
     #[test]
     fn merges_sets_and_samples() {
-        let a: SeriesSet = Box::new(vec![Ok(series("1", &[1, 3])), Ok(series("3", &[1]))].into_iter());
-        let b: SeriesSet = Box::new(vec![Ok(series("1", &[2, 3, 4])), Ok(series("2", &[5]))].into_iter());
-        let out: Vec<_> = merge_series_sets(vec![a, b]).map(|s| s.unwrap().collect_samples()).collect();
+        let a: SeriesSet =
+            Box::new(vec![Ok(series("1", &[1, 3])), Ok(series("3", &[1]))].into_iter());
+        let b: SeriesSet =
+            Box::new(vec![Ok(series("1", &[2, 3, 4])), Ok(series("2", &[5]))].into_iter());
+        let out: Vec<_> = merge_series_sets(vec![a, b])
+            .map(|s| s.unwrap().collect_samples())
+            .collect();
         assert_eq!(out.len(), 3);
-        assert_eq!(out[0].1.iter().map(|s| s.t).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+        assert_eq!(
+            out[0].1.iter().map(|s| s.t).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
         assert_eq!(out[1].0.get("a"), Some("2"));
         assert_eq!(out[2].0.get("a"), Some("3"));
     }

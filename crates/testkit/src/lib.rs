@@ -69,7 +69,11 @@ impl TestServer {
             if let Some(st) = s.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("server exited early with {st}; log:\n{}", s.log_text());
             }
-            assert!(Instant::now() < deadline, "server did not start listening; log:\n{}", s.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "server did not start listening; log:\n{}",
+                s.log_text()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         s
@@ -97,10 +101,18 @@ impl TestServer {
                     return;
                 }
             }
-            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(st) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("server exited with {st}; log:\n{}", self.log_text());
             }
-            assert!(Instant::now() < deadline, "server not ready in time; log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "server not ready in time; log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -11,7 +11,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "tocsin", version, about = "Metrics monitoring and alerting in one binary")]
+#[command(
+    name = "tocsin",
+    version,
+    about = "Metrics monitoring and alerting in one binary"
+)]
 struct Cli {
     /// Log level (error, warn, info, debug, trace) or a tracing filter directive.
     #[arg(long, global = true, default_value = "info", env = "TOCSIN_LOG")]
@@ -57,7 +61,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> std::process::ExitCode {
@@ -77,7 +84,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run_server(a: ServerArgs) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(tocsin_server::run(tocsin_server::ServerOptions {
         config_file: a.config,
         listen: a.listen,

@@ -71,7 +71,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             batch_samples: a.batch_samples.max(1),
             ..RemoteOptions::default()
         };
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
         let st = rt.block_on(run_remote_write(opts))?;
         if a.json {
             println!("{}", st.to_json());
@@ -85,8 +87,14 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 
 /// Resident set size of this process in bytes.
 fn rss_bytes() -> u64 {
-    let Ok(s) = std::fs::read_to_string("/proc/self/statm") else { return 0 };
-    let pages: u64 = s.split_whitespace().nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
+    let Ok(s) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
     // SAFETY: sysconf has no memory effects.
     pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
 }
@@ -105,7 +113,8 @@ fn in_process(a: BenchArgs) -> anyhow::Result<()> {
     let mut fleet = Fleet::new(fopts.clone());
     let active = fleet.active_series();
     let rss_before = rss_bytes();
-    let db = Db::open(&dir, DbOptions::default()).with_context(|| format!("opening {}", dir.display()))?;
+    let db = Db::open(&dir, DbOptions::default())
+        .with_context(|| format!("opening {}", dir.display()))?;
 
     // One commit per scrape round, as a scrape loop or a remote-write batch would do. Generation
     // happens outside the timed section.
@@ -125,7 +134,10 @@ fn in_process(a: BenchArgs) -> anyhow::Result<()> {
         let t0 = Instant::now();
         let mut app = db.appender();
         for (l, t, v) in &round {
-            let pairs: Vec<(&str, &str)> = l.iter().map(|x| (x.name.as_str(), x.value.as_str())).collect();
+            let pairs: Vec<(&str, &str)> = l
+                .iter()
+                .map(|x| (x.name.as_str(), x.value.as_str()))
+                .collect();
             if app.append_pairs(&pairs, *t, *v).is_err() {
                 rejected += 1;
             }
@@ -162,7 +174,11 @@ fn in_process(a: BenchArgs) -> anyhow::Result<()> {
     let wal_bytes = crate::tsdb_cmd::dir_size(&dir.join("wal"));
 
     let sps = samples as f64 / append_time.as_secs_f64().max(1e-9);
-    let bps = if stats.block_samples > 0 { stats.block_bytes as f64 / stats.block_samples as f64 } else { f64::NAN };
+    let bps = if stats.block_samples > 0 {
+        stats.block_bytes as f64 / stats.block_samples as f64
+    } else {
+        f64::NAN
+    };
     let rss_per = rss_end.saturating_sub(rss_before) as f64 / active.max(1) as f64;
     if a.json {
         println!(
@@ -191,10 +207,26 @@ fn in_process(a: BenchArgs) -> anyhow::Result<()> {
             })
         );
     } else {
-        println!("fleet: {active} active series, {} created, {} hosts, {:.1} h at {} s", fleet.series_created(), fleet.hosts(), a.hours, a.interval_secs);
-        println!("append: {samples} samples in {:.2} s = {:.0} samples/s ({rejected} rejected)", append_time.as_secs_f64(), sps);
-        println!("maintenance (block cuts, compaction): {:.2} s", maint_time.as_secs_f64());
-        println!("blocks: {} holding {} samples in {} bytes = {:.3} bytes/sample", stats.blocks, stats.block_samples, stats.block_bytes, bps);
+        println!(
+            "fleet: {active} active series, {} created, {} hosts, {:.1} h at {} s",
+            fleet.series_created(),
+            fleet.hosts(),
+            a.hours,
+            a.interval_secs
+        );
+        println!(
+            "append: {samples} samples in {:.2} s = {:.0} samples/s ({rejected} rejected)",
+            append_time.as_secs_f64(),
+            sps
+        );
+        println!(
+            "maintenance (block cuts, compaction): {:.2} s",
+            maint_time.as_secs_f64()
+        );
+        println!(
+            "blocks: {} holding {} samples in {} bytes = {:.3} bytes/sample",
+            stats.blocks, stats.block_samples, stats.block_bytes, bps
+        );
         println!(
             "memory: RSS {:.1} MiB at the end ({:.1} MiB before opening the db; peak {:.1} MiB) = {:.0} bytes per active series; head {} series, {:.1} MiB of chunk and label heap",
             rss_end as f64 / 1048576.0,
@@ -204,7 +236,10 @@ fn in_process(a: BenchArgs) -> anyhow::Result<()> {
             head.series,
             head.heap_bytes as f64 / 1048576.0
         );
-        println!("WAL replay: {:.2} s for {replayed_series} series ({wal_bytes} WAL bytes)", replay.as_secs_f64());
+        println!(
+            "WAL replay: {:.2} s for {replayed_series} series ({wal_bytes} WAL bytes)",
+            replay.as_secs_f64()
+        );
     }
     if a.data_dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);

@@ -39,7 +39,12 @@ pub enum TsdbCmd {
 
 pub fn run(cmd: TsdbCmd) -> anyhow::Result<()> {
     match cmd {
-        TsdbCmd::Dump { data_dir, matcher, min_time, max_time } => dump(data_dir, matcher, min_time, max_time),
+        TsdbCmd::Dump {
+            data_dir,
+            matcher,
+            min_time,
+            max_time,
+        } => dump(data_dir, matcher, min_time, max_time),
         TsdbCmd::Analyze { data_dir, limit } => analyze(data_dir, limit),
         TsdbCmd::Bench(a) => crate::tsdb_bench::run(a),
     }
@@ -61,13 +66,24 @@ pub fn format_value(v: f64) -> String {
 fn dump(dir: PathBuf, matcher: Option<String>, mint: i64, maxt: i64) -> anyhow::Result<()> {
     let ms = match &matcher {
         Some(s) => Matcher::parse_selector(s).with_context(|| format!("--match {s:?}"))?,
-        None => vec![Matcher::new(tocsin_model::MatchOp::Regex, METRIC_NAME, ".+")?],
+        None => vec![Matcher::new(
+            tocsin_model::MatchOp::Regex,
+            METRIC_NAME,
+            ".+",
+        )?],
     };
     let db = Db::open_read_only(&dir).with_context(|| format!("opening {}", dir.display()))?;
     let q = db.querier(mint, maxt)?;
     let out = std::io::stdout();
     let mut w = BufWriter::new(out.lock());
-    for s in q.select(&SelectHints { start: mint, end: maxt, ..Default::default() }, &ms)? {
+    for s in q.select(
+        &SelectHints {
+            start: mint,
+            end: maxt,
+            ..Default::default()
+        },
+        &ms,
+    )? {
         let mut s = s?;
         let l = s.labels.to_string();
         while let Some(x) = s.samples.next() {
@@ -119,13 +135,19 @@ fn analyze(dir: PathBuf, limit: usize) -> anyhow::Result<()> {
         );
     }
     if block_samples > 0 {
-        println!("Block bytes per sample: {:.3}", block_bytes as f64 / block_samples as f64);
+        println!(
+            "Block bytes per sample: {:.3}",
+            block_bytes as f64 / block_samples as f64
+        );
     }
     let mut values: HashMap<&str, std::collections::HashSet<&str>> = HashMap::new();
     let mut per_metric: HashMap<&str, u64> = HashMap::new();
     for l in series.keys() {
         for x in l.iter() {
-            values.entry(x.name.as_str()).or_default().insert(x.value.as_str());
+            values
+                .entry(x.name.as_str())
+                .or_default()
+                .insert(x.value.as_str());
         }
         *per_metric.entry(l.metric_name().unwrap_or("")).or_default() += 1;
     }
@@ -145,7 +167,9 @@ fn analyze(dir: PathBuf, limit: usize) -> anyhow::Result<()> {
 }
 
 pub fn dir_size(p: &std::path::Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
     rd.flatten()
         .map(|e| match e.metadata() {
             Ok(m) if m.is_dir() => dir_size(&e.path()),

@@ -26,9 +26,22 @@ fn post_write(srv: &TestServer, body: Vec<u8>) -> (u16, String) {
 }
 
 fn dump(dir: &Path, args: &[&str]) -> Vec<String> {
-    let out = Command::new(bin()).args(["tsdb", "dump", "--data-dir"]).arg(dir).args(args).output().unwrap();
-    assert!(out.status.success(), "dump failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+    let out = Command::new(bin())
+        .args(["tsdb", "dump", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Request `i` of a run: 20 series x 5 samples.
@@ -42,7 +55,14 @@ fn request(i: i64) -> (Vec<u8>, Vec<String>) {
             ("instance".to_string(), format!("host-{}:9100", s / 4)),
             ("mode".to_string(), "idle".to_string()),
         ];
-        let samples: Vec<(i64, f64)> = (0..5).map(|k| (1_700_000_000_000 + (i * 5 + k) * 10_000, (i * 5 + k) as f64 * 1.5 + s as f64)).collect();
+        let samples: Vec<(i64, f64)> = (0..5)
+            .map(|k| {
+                (
+                    1_700_000_000_000 + (i * 5 + k) * 10_000,
+                    (i * 5 + k) as f64 * 1.5 + s as f64,
+                )
+            })
+            .collect();
         for (t, v) in &samples {
             lines.push(format!(
                 "{{__name__=\"node_cpu_seconds_total\", cpu=\"{}\", instance=\"host-{}:9100\", mode=\"idle\"}} {} {}",
@@ -54,9 +74,16 @@ fn request(i: i64) -> (Vec<u8>, Vec<String>) {
         }
         series.push((labels, samples));
     }
-    let pairs: Vec<Vec<(&str, &str)>> =
-        series.iter().map(|(l, _)| l.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()).collect();
-    let body = encode(pairs.iter().zip(series.iter()).map(|(p, (_, s))| (p.as_slice(), s.as_slice())));
+    let pairs: Vec<Vec<(&str, &str)>> = series
+        .iter()
+        .map(|(l, _)| l.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect())
+        .collect();
+    let body = encode(
+        pairs
+            .iter()
+            .zip(series.iter())
+            .map(|(p, (_, s))| (p.as_slice(), s.as_slice())),
+    );
     (body, lines)
 }
 
@@ -64,8 +91,18 @@ fn request(i: i64) -> (Vec<u8>, Vec<String>) {
 fn health_ready_metrics_and_clean_shutdown() {
     let mut srv = TestServer::start(bin(), &[]);
     let c = client();
-    assert_eq!(c.get(srv.url("/-/healthy")).send().unwrap().status().as_u16(), 200);
-    assert_eq!(c.get(srv.url("/-/ready")).send().unwrap().status().as_u16(), 200);
+    assert_eq!(
+        c.get(srv.url("/-/healthy"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        c.get(srv.url("/-/ready")).send().unwrap().status().as_u16(),
+        200
+    );
     let (body, _) = request(0);
     assert_eq!(post_write(&srv, body).0, 204);
     let m = c.get(srv.url("/metrics")).send().unwrap().text().unwrap();
@@ -86,7 +123,11 @@ fn health_ready_metrics_and_clean_shutdown() {
         assert!(m.contains(name), "missing {name} in\n{m}");
     }
     assert_eq!(srv.stop(), Some(0));
-    assert!(srv.log_text().contains("WAL flushed and closed"), "{}", srv.log_text());
+    assert!(
+        srv.log_text().contains("WAL flushed and closed"),
+        "{}",
+        srv.log_text()
+    );
 }
 
 #[test]
@@ -119,7 +160,15 @@ fn acknowledged_samples_survive_kill9_and_dump_reads_live_and_stopped_dirs() {
     let got: BTreeSet<String> = dump(&dir, &[]).into_iter().collect();
     assert_eq!(got.len(), want.len());
     assert_eq!(got, want);
-    let one = dump(&dir, &["--match", "node_cpu_seconds_total{instance=\"host-0:9100\",cpu=~\"1|2\"}", "--max-time", "1700000100000"]);
+    let one = dump(
+        &dir,
+        &[
+            "--match",
+            "node_cpu_seconds_total{instance=\"host-0:9100\",cpu=~\"1|2\"}",
+            "--max-time",
+            "1700000100000",
+        ],
+    );
     assert_eq!(one.len(), 2 * 11, "{one:?}");
     assert_eq!(srv2.stop(), Some(0));
     let got: BTreeSet<String> = dump(&dir, &[]).into_iter().collect();
@@ -164,21 +213,75 @@ fn pb_series(labels: &[(&[u8], &[u8])], t: i64, v: f64) -> Vec<u8> {
 #[test]
 fn bad_write_requests_get_400_and_write_nothing() {
     let srv = TestServer::start(bin(), &[]);
-    let good = pb_series(&[(b"__name__", b"good_metric"), (b"job", b"x")], 1_700_000_000_000, 1.0);
+    let good = pb_series(
+        &[(b"__name__", b"good_metric"), (b"job", b"x")],
+        1_700_000_000_000,
+        1.0,
+    );
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("bad snappy", b"this is not snappy".to_vec(), "snappy"),
-        ("bad protobuf", raw_body(&[0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]), "protobuf"),
-        ("empty label name", raw_body(&[good.clone(), pb_series(&[(b"__name__", b"m"), (b"", b"v")], 1, 1.0)].concat()), "label name"),
-        ("invalid label name", raw_body(&[good.clone(), pb_series(&[(b"__name__", b"m"), (b"1bad", b"v")], 1, 1.0)].concat()), "1bad"),
-        ("duplicate label", raw_body(&[good.clone(), pb_series(&[(b"__name__", b"m"), (b"a", b"1"), (b"a", b"2")], 1, 1.0)].concat()), "duplicate"),
-        ("non-UTF-8", raw_body(&[good.clone(), pb_series(&[(b"__name__", b"m"), (b"a", b"\xff\xfe")], 1, 1.0)].concat()), "UTF-8"),
+        (
+            "bad protobuf",
+            raw_body(&[0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]),
+            "protobuf",
+        ),
+        (
+            "empty label name",
+            raw_body(
+                &[
+                    good.clone(),
+                    pb_series(&[(b"__name__", b"m"), (b"", b"v")], 1, 1.0),
+                ]
+                .concat(),
+            ),
+            "label name",
+        ),
+        (
+            "invalid label name",
+            raw_body(
+                &[
+                    good.clone(),
+                    pb_series(&[(b"__name__", b"m"), (b"1bad", b"v")], 1, 1.0),
+                ]
+                .concat(),
+            ),
+            "1bad",
+        ),
+        (
+            "duplicate label",
+            raw_body(
+                &[
+                    good.clone(),
+                    pb_series(&[(b"__name__", b"m"), (b"a", b"1"), (b"a", b"2")], 1, 1.0),
+                ]
+                .concat(),
+            ),
+            "duplicate",
+        ),
+        (
+            "non-UTF-8",
+            raw_body(
+                &[
+                    good.clone(),
+                    pb_series(&[(b"__name__", b"m"), (b"a", b"\xff\xfe")], 1, 1.0),
+                ]
+                .concat(),
+            ),
+            "UTF-8",
+        ),
     ];
     for (what, body, needle) in cases {
         let (code, msg) = post_write(&srv, body);
         assert_eq!(code, 400, "{what}: {msg}");
-        assert!(msg.to_lowercase().contains(&needle.to_lowercase()), "{what}: message {msg:?} lacks {needle:?}");
+        assert!(
+            msg.to_lowercase().contains(&needle.to_lowercase()),
+            "{what}: message {msg:?} lacks {needle:?}"
+        );
     }
-    assert!(dump(&srv.data_dir, &[]).is_empty(), "a rejected request wrote data");
+    assert!(
+        dump(&srv.data_dir, &[]).is_empty(),
+        "a rejected request wrote data"
+    );
     let (code, _) = post_write(&srv, raw_body(&good));
     assert_eq!(code, 204);
     assert_eq!(dump(&srv.data_dir, &[]).len(), 1);
@@ -190,10 +293,21 @@ fn out_of_order_samples_are_counted_and_reported() {
     let l: &[(&str, &str)] = &[("__name__", "m"), ("job", "a")];
     let (code, _) = post_write(&srv, encode([(l, &[(2_000_000i64, 1.0)][..])]));
     assert_eq!(code, 204);
-    let (code, msg) = post_write(&srv, encode([(l, &[(1_000_000i64, 2.0), (3_000_000, 3.0)][..])]));
+    let (code, msg) = post_write(
+        &srv,
+        encode([(l, &[(1_000_000i64, 2.0), (3_000_000, 3.0)][..])]),
+    );
     assert_eq!(code, 400, "{msg}");
     assert!(msg.contains("1 of 2 samples rejected"), "{msg}");
-    let m = client().get(srv.url("/metrics")).send().unwrap().text().unwrap();
-    assert!(m.contains("tocsin_tsdb_samples_rejected_total{reason=\"out_of_order\"} 1"), "{m}");
+    let m = client()
+        .get(srv.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        m.contains("tocsin_tsdb_samples_rejected_total{reason=\"out_of_order\"} 1"),
+        "{m}"
+    );
     assert_eq!(dump(&srv.data_dir, &[]).len(), 2);
 }

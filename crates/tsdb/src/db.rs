@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use tocsin_model::{Labels, Matcher};
 use tocsin_storage::{
-    merge_series_sets, AppendOptions, Appendable, Appender, CommitStats, Querier, Queryable, SelectHints, SeriesRef,
-    SeriesSet,
+    merge_series_sets, AppendOptions, Appendable, Appender, CommitStats, Querier, Queryable,
+    SelectHints, SeriesRef, SeriesSet,
 };
 
 use crate::block::{self, Block, BlockWriter};
@@ -107,6 +107,12 @@ pub struct Db {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Db({})", self.inner.dir.display())
+    }
+}
+
 fn blocks_dir(dir: &Path) -> PathBuf {
     dir.join("blocks")
 }
@@ -128,7 +134,9 @@ fn open_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
         }
         match Block::open(&p) {
             Ok(b) => out.push(Arc::new(b)),
-            Err(e) => tracing::error!(block = %p.display(), error = %e, "skipping unreadable block"),
+            Err(e) => {
+                tracing::error!(block = %p.display(), error = %e, "skipping unreadable block")
+            }
         }
     }
     out.sort_by_key(|b| b.meta().min_time);
@@ -147,7 +155,11 @@ impl Db {
         fs::create_dir_all(&bdir).map_err(|e| Error::io(&bdir, e))?;
         block::cleanup_tmp(&bdir)?;
         let blocks = open_blocks(dir)?;
-        let spill = if opts.spill_head_chunks { Some(ChunkSpill::open(&dir.join("chunks_head"))?) } else { None };
+        let spill = if opts.spill_head_chunks {
+            Some(ChunkSpill::open(&dir.join("chunks_head"))?)
+        } else {
+            None
+        };
         let head = Head::new(opts.ooo_window_ms, opts.block_range_ms, spill);
         if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
             head.set_min_valid_time(maxt);
@@ -156,7 +168,9 @@ impl Db {
         let start = Instant::now();
         let wal_dir = dir.join("wal");
         let stats = replay_into(&head, &wal_dir, false)?;
-        metrics.wal_replay_micros.store(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        metrics
+            .wal_replay_micros
+            .store(start.elapsed().as_micros() as u64, Ordering::Relaxed);
         if let Some(c) = &stats.corruption {
             metrics.wal_corruptions.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(corruption = %c, "WAL tail was damaged and cut off; every complete record before it was kept");
@@ -168,7 +182,12 @@ impl Db {
             seconds = start.elapsed().as_secs_f64(),
             "WAL replay done"
         );
-        let wal = Wal::open(&wal_dir, WalOptions { segment_size: opts.wal_segment_size })?;
+        let wal = Wal::open(
+            &wal_dir,
+            WalOptions {
+                segment_size: opts.wal_segment_size,
+            },
+        )?;
         Ok(Db {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
@@ -188,7 +207,10 @@ impl Db {
     /// touching any file.
     pub fn open_read_only(dir: &Path) -> Result<Db> {
         if !dir.exists() {
-            return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "no such data directory")));
+            return Err(Error::io(
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such data directory"),
+            ));
         }
         let blocks = open_blocks(dir)?;
         let head = Head::new(i64::MAX / 4, DbOptions::default().block_range_ms, None);
@@ -235,8 +257,12 @@ impl Db {
     pub fn stats(&self) -> DbStats {
         let h = &self.inner.head;
         let blocks = self.blocks();
-        let (wal_bytes, wal_segments) =
-            self.inner.wal.lock().as_ref().map_or((0, 0), |w| (w.size_bytes(), w.num_segments() as u64));
+        let (wal_bytes, wal_segments) = self
+            .inner
+            .wal
+            .lock()
+            .as_ref()
+            .map_or((0, 0), |w| (w.size_bytes(), w.num_segments() as u64));
         DbStats {
             head_series: h.num_series(),
             head_min_time: h.min_time(),
@@ -333,7 +359,10 @@ impl Db {
     fn compaction_ranges(&self) -> Vec<i64> {
         let r = self.inner.opts.block_range_ms;
         let cap = (self.inner.opts.retention_ms / 10).max(r);
-        [r * 3, r * 9, r * 27].into_iter().filter(|x| *x <= cap).collect()
+        [r * 3, r * 9, r * 27]
+            .into_iter()
+            .filter(|x| *x <= cap)
+            .collect()
     }
 
     fn compact_once(&self) -> Result<()> {
@@ -377,7 +406,10 @@ impl Db {
         let meta = match res {
             Ok(m) => m,
             Err(e) => {
-                self.inner.metrics.compactions_failed.fetch_add(1, Ordering::Relaxed);
+                self.inner
+                    .metrics
+                    .compactions_failed
+                    .fetch_add(1, Ordering::Relaxed);
                 return Err(e);
             }
         };
@@ -400,19 +432,41 @@ impl Db {
         }
         sync_dir(&bdir);
         let el = t0.elapsed();
-        self.inner.metrics.compactions.fetch_add(1, Ordering::Relaxed);
-        self.inner.metrics.compaction_micros.fetch_add(el.as_micros() as u64, Ordering::Relaxed);
-        tracing::info!(inputs = group.len(), mint, maxt, seconds = el.as_secs_f64(), "compacted blocks");
+        self.inner
+            .metrics
+            .compactions
+            .fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .metrics
+            .compaction_micros
+            .fetch_add(el.as_micros() as u64, Ordering::Relaxed);
+        tracing::info!(
+            inputs = group.len(),
+            mint,
+            maxt,
+            seconds = el.as_secs_f64(),
+            "compacted blocks"
+        );
         Ok(())
     }
 
     fn apply_retention(&self) -> Result<()> {
         let opts = &self.inner.opts;
         let blocks = self.blocks();
-        let newest = blocks.iter().map(|b| b.meta().max_time).max().unwrap_or(i64::MIN).max(self.inner.head.max_time());
+        let newest = blocks
+            .iter()
+            .map(|b| b.meta().max_time)
+            .max()
+            .unwrap_or(i64::MIN)
+            .max(self.inner.head.max_time());
         let mut doomed: Vec<Arc<Block>> = Vec::new();
         if opts.retention_ms > 0 && newest > i64::MIN {
-            doomed.extend(blocks.iter().filter(|b| b.meta().max_time <= newest - opts.retention_ms).cloned());
+            doomed.extend(
+                blocks
+                    .iter()
+                    .filter(|b| b.meta().max_time <= newest - opts.retention_ms)
+                    .cloned(),
+            );
         }
         if opts.retention_bytes > 0 {
             let wal = self.inner.wal.lock().as_ref().map_or(0, |w| w.size_bytes());
@@ -439,7 +493,10 @@ impl Db {
             if let Err(e) = fs::remove_dir_all(d.dir()) {
                 tracing::warn!(block = %d.dir().display(), error = %e, "removing a block failed");
             }
-            self.inner.metrics.blocks_deleted_retention.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .metrics
+                .blocks_deleted_retention
+                .fetch_add(1, Ordering::Relaxed);
         }
         sync_dir(&blocks_dir(&self.inner.dir));
         Ok(())
@@ -458,7 +515,10 @@ impl Db {
         let ids = self.inner.head.delete(mint, maxt, ms);
         n += ids.len() as u64;
         if let Some(w) = g.as_mut() {
-            let ts: Vec<Tombstone> = ids.iter().map(|r| Tombstone { r: *r, mint, maxt }).collect();
+            let ts: Vec<Tombstone> = ids
+                .iter()
+                .map(|r| Tombstone { r: *r, mint, maxt })
+                .collect();
             if !ts.is_empty() {
                 w.log_tombstones(&ts)?;
                 w.flush()?;
@@ -493,7 +553,10 @@ impl Db {
                 }
             })
             .ok();
-        MaintenanceGuard { tx: Some(tx), handle }
+        MaintenanceGuard {
+            tx: Some(tx),
+            handle,
+        }
     }
 }
 
@@ -560,17 +623,39 @@ struct DbAppender<'a> {
 }
 
 impl Appender for DbAppender<'_> {
-    fn append(&mut self, labels: &Labels, t: i64, v: f64, _opts: &AppendOptions) -> tocsin_storage::Result<SeriesRef> {
-        let pairs: Vec<(&str, &str)> = labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+    fn append(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        v: f64,
+        _opts: &AppendOptions,
+    ) -> tocsin_storage::Result<SeriesRef> {
+        let pairs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
         self.append_pairs(&pairs, t, v)
     }
 
-    fn append_pairs(&mut self, pairs: &[(&str, &str)], t: i64, v: f64) -> tocsin_storage::Result<SeriesRef> {
+    fn append_pairs(
+        &mut self,
+        pairs: &[(&str, &str)],
+        t: i64,
+        v: f64,
+    ) -> tocsin_storage::Result<SeriesRef> {
         let h = &self.db.inner.head;
         let min_valid = h.min_valid_time();
         if t < min_valid {
-            self.db.inner.metrics.rejected_too_old.fetch_add(1, Ordering::Relaxed);
-            return Err(tocsin_storage::Error::TooOld { series: pairs_to_string(pairs), t, min_t: min_valid });
+            self.db
+                .inner
+                .metrics
+                .rejected_too_old
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(tocsin_storage::Error::TooOld {
+                series: pairs_to_string(pairs),
+                t,
+                min_t: min_valid,
+            });
         }
         let (slot, created) = h.get_or_create(pairs);
         if created {
@@ -582,10 +667,15 @@ impl Appender for DbAppender<'_> {
 
     fn commit(self: Box<Self>) -> tocsin_storage::Result<CommitStats> {
         let inner = &self.db.inner;
-        let mut st = CommitStats { series_created: self.created, ..Default::default() };
+        let mut st = CommitStats {
+            series_created: self.created,
+            ..Default::default()
+        };
         let mut g = inner.wal.lock();
         let Some(w) = g.as_mut() else {
-            return Err(tocsin_storage::Error::Unavailable("the database is closed or read-only".into()));
+            return Err(tocsin_storage::Error::Unavailable(
+                "the database is closed or read-only".into(),
+            ));
         };
         let mut series = Vec::new();
         let mut samples = Vec::with_capacity(self.pending.len());
@@ -595,7 +685,11 @@ impl Appender for DbAppender<'_> {
                     if let Some(labels) = labels {
                         series.push(RefSeries { r: a.id, labels });
                     }
-                    samples.push(RefSample { r: a.id, t: a.t, v: a.v });
+                    samples.push(RefSample {
+                        r: a.id,
+                        t: a.t,
+                        v: a.v,
+                    });
                 }
                 Ok(None) => {}
                 Err(r) => {
@@ -621,9 +715,12 @@ impl Appender for DbAppender<'_> {
         st.samples = samples.len() as u64;
         let m = &inner.metrics;
         m.samples_appended.fetch_add(st.samples, Ordering::Relaxed);
-        m.rejected_out_of_order.fetch_add(st.rejected_out_of_order, Ordering::Relaxed);
-        m.rejected_too_old.fetch_add(st.rejected_too_old, Ordering::Relaxed);
-        m.rejected_duplicate.fetch_add(st.rejected_duplicate, Ordering::Relaxed);
+        m.rejected_out_of_order
+            .fetch_add(st.rejected_out_of_order, Ordering::Relaxed);
+        m.rejected_too_old
+            .fetch_add(st.rejected_too_old, Ordering::Relaxed);
+        m.rejected_duplicate
+            .fetch_add(st.rejected_duplicate, Ordering::Relaxed);
         Ok(st)
     }
 
@@ -632,8 +729,12 @@ impl Appender for DbAppender<'_> {
 
 fn rejection_message(r: Reject, t: i64) -> String {
     match r {
-        Reject::OutOfOrder => format!("out of order sample at {t}: older than the newest sample of its series"),
-        Reject::TooOld => format!("sample at {t} is too old: outside the out-of-order window or already persisted"),
+        Reject::OutOfOrder => {
+            format!("out of order sample at {t}: older than the newest sample of its series")
+        }
+        Reject::TooOld => format!(
+            "sample at {t} is too old: outside the out-of-order window or already persisted"
+        ),
         Reject::Duplicate => format!("duplicate sample at {t} with a different value"),
     }
 }
@@ -644,7 +745,11 @@ fn pairs_to_string(pairs: &[(&str, &str)]) -> String {
 
 impl Appendable for Db {
     fn appender(&self) -> Box<dyn Appender + '_> {
-        Box::new(DbAppender { db: self, pending: Vec::new(), created: 0 })
+        Box::new(DbAppender {
+            db: self,
+            pending: Vec::new(),
+            created: 0,
+        })
     }
 }
 
@@ -661,7 +766,10 @@ impl Querier for DbQuerier {
         let head = self.db.inner.head.select(self.mint, self.maxt, ms);
         sets.push(Box::new(head.into_iter().map(Ok)));
         for b in self.blocks.iter().rev() {
-            sets.push(b.select(self.mint, self.maxt, ms).map_err(tocsin_storage::Error::from)?);
+            sets.push(
+                b.select(self.mint, self.maxt, ms)
+                    .map_err(tocsin_storage::Error::from)?,
+            );
         }
         Ok(merge_series_sets(sets))
     }
@@ -679,7 +787,10 @@ impl Querier for DbQuerier {
     fn label_values(&self, name: &str, ms: &[Matcher]) -> tocsin_storage::Result<Vec<String>> {
         let mut out = self.db.inner.head.label_values(name, ms);
         for b in &self.blocks {
-            out.extend(b.label_values(name, ms).map_err(tocsin_storage::Error::from)?);
+            out.extend(
+                b.label_values(name, ms)
+                    .map_err(tocsin_storage::Error::from)?,
+            );
         }
         out.sort();
         out.dedup();
@@ -694,7 +805,12 @@ impl Queryable for Db {
             .into_iter()
             .filter(|b| b.meta().max_time > mint && b.meta().min_time <= maxt)
             .collect();
-        Ok(Box::new(DbQuerier { db: self.clone(), blocks, mint, maxt }))
+        Ok(Box::new(DbQuerier {
+            db: self.clone(),
+            blocks,
+            mint,
+            maxt,
+        }))
     }
 }
 

@@ -7,11 +7,19 @@ use tocsin_model::{MatchOp, Sample};
 const MIN: i64 = 60_000;
 
 fn opts(range: i64) -> DbOptions {
-    DbOptions { block_range_ms: range, retention_ms: 1000 * range, ..Default::default() }
+    DbOptions {
+        block_range_ms: range,
+        retention_ms: 1000 * range,
+        ..Default::default()
+    }
 }
 
 fn lbl(host: usize, metric: &str) -> Labels {
-    Labels::from_pairs(&[("__name__", metric), ("instance", &format!("host-{host}")), ("job", "node")])
+    Labels::from_pairs(&[
+        ("__name__", metric),
+        ("instance", &format!("host-{host}")),
+        ("job", "node"),
+    ])
 }
 
 fn write(db: &Db, hosts: std::ops::Range<usize>, from: i64, to: i64, step: i64) {
@@ -19,7 +27,13 @@ fn write(db: &Db, hosts: std::ops::Range<usize>, from: i64, to: i64, step: i64) 
     while t < to {
         let mut a = db.appender();
         for h in hosts.clone() {
-            a.append(&lbl(h, "cpu"), t, (t / step) as f64 + h as f64, &AppendOptions::default()).unwrap();
+            a.append(
+                &lbl(h, "cpu"),
+                t,
+                (t / step) as f64 + h as f64,
+                &AppendOptions::default(),
+            )
+            .unwrap();
         }
         a.commit().unwrap();
         t += step;
@@ -28,7 +42,10 @@ fn write(db: &Db, hosts: std::ops::Range<usize>, from: i64, to: i64, step: i64) 
 
 fn read_all(db: &Db, ms: &[Matcher], mint: i64, maxt: i64) -> Vec<(Labels, Vec<Sample>)> {
     let q = db.querier(mint, maxt).unwrap();
-    q.select(&SelectHints::default(), ms).unwrap().map(|s| s.unwrap().collect_samples()).collect()
+    q.select(&SelectHints::default(), ms)
+        .unwrap()
+        .map(|s| s.unwrap().collect_samples())
+        .collect()
 }
 
 fn all() -> Vec<Matcher> {
@@ -45,9 +62,24 @@ fn append_select_and_labels() {
     assert_eq!(got[0].1.len(), 10);
     assert_eq!(got[0].1[3], Sample::new(30_000, 4.0));
     let q = db.querier(0, i64::MAX).unwrap();
-    assert_eq!(q.label_names(&[]).unwrap(), vec!["__name__", "instance", "job"]);
-    assert_eq!(q.label_values("instance", &[Matcher::new(MatchOp::Regex, "instance", "host-(0|2)").unwrap()]).unwrap(), vec!["host-0", "host-2"]);
-    let got = read_all(&db, &[Matcher::new(MatchOp::NotEqual, "instance", "host-1").unwrap()], 20_000, 40_000);
+    assert_eq!(
+        q.label_names(&[]).unwrap(),
+        vec!["__name__", "instance", "job"]
+    );
+    assert_eq!(
+        q.label_values(
+            "instance",
+            &[Matcher::new(MatchOp::Regex, "instance", "host-(0|2)").unwrap()]
+        )
+        .unwrap(),
+        vec!["host-0", "host-2"]
+    );
+    let got = read_all(
+        &db,
+        &[Matcher::new(MatchOp::NotEqual, "instance", "host-1").unwrap()],
+        20_000,
+        40_000,
+    );
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].1.len(), 3);
 }
@@ -66,27 +98,43 @@ fn out_of_order_rejected_by_default_and_counted() {
     let db = Db::open(d.path(), opts(2 * HOUR_MS)).unwrap();
     write(&db, 0..1, 100_000, 200_000, 10_000);
     let mut a = db.appender();
-    a.append(&lbl(0, "cpu"), 50_000, 1.0, &AppendOptions::default()).unwrap();
-    a.append(&lbl(0, "cpu"), 190_000, 99.0, &AppendOptions::default()).unwrap();
-    a.append(&lbl(0, "cpu"), 200_000, 1.0, &AppendOptions::default()).unwrap();
+    a.append(&lbl(0, "cpu"), 50_000, 1.0, &AppendOptions::default())
+        .unwrap();
+    a.append(&lbl(0, "cpu"), 190_000, 99.0, &AppendOptions::default())
+        .unwrap();
+    a.append(&lbl(0, "cpu"), 200_000, 1.0, &AppendOptions::default())
+        .unwrap();
     let st = a.commit().unwrap();
     assert_eq!(st.rejected_out_of_order, 1);
     assert_eq!(st.rejected_duplicate, 1);
     assert_eq!(st.samples, 1);
     assert!(st.first_rejection.unwrap().contains("50000"));
-    assert_eq!(db.metrics().rejected_out_of_order.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        db.metrics().rejected_out_of_order.load(Ordering::Relaxed),
+        1
+    );
 }
 
 #[test]
 fn out_of_order_window_accepts_and_survives_restart() {
     let d = tempfile::tempdir().unwrap();
-    let o = DbOptions { ooo_window_ms: 10 * MIN, ..opts(2 * HOUR_MS) };
+    let o = DbOptions {
+        ooo_window_ms: 10 * MIN,
+        ..opts(2 * HOUR_MS)
+    };
     {
         let db = Db::open(d.path(), o.clone()).unwrap();
         write(&db, 0..1, 20 * MIN, 30 * MIN, MIN);
         let mut a = db.appender();
-        a.append(&lbl(0, "cpu"), 25 * MIN + 30_000, 7.5, &AppendOptions::default()).unwrap();
-        a.append(&lbl(0, "cpu"), 5 * MIN, 1.0, &AppendOptions::default()).unwrap();
+        a.append(
+            &lbl(0, "cpu"),
+            25 * MIN + 30_000,
+            7.5,
+            &AppendOptions::default(),
+        )
+        .unwrap();
+        a.append(&lbl(0, "cpu"), 5 * MIN, 1.0, &AppendOptions::default())
+            .unwrap();
         let st = a.commit().unwrap();
         assert_eq!((st.samples, st.rejected_too_old), (1, 1));
         db.close().unwrap();
@@ -125,7 +173,11 @@ fn head_cut_to_block_compaction_and_restart() {
         let blocks = db.blocks();
         assert!(!blocks.is_empty());
         // 3x range windows fully behind the head were compacted into level-2 blocks.
-        assert!(blocks.iter().any(|b| b.meta().compaction.level >= 2), "{:?}", blocks.iter().map(|b| b.meta().clone()).collect::<Vec<_>>());
+        assert!(
+            blocks.iter().any(|b| b.meta().compaction.level >= 2),
+            "{:?}",
+            blocks.iter().map(|b| b.meta().clone()).collect::<Vec<_>>()
+        );
         assert!(db.head().min_valid_time() >= 80 * MIN);
         let got = read_all(&db, &all(), 0, i64::MAX);
         assert_eq!(got.len(), 20);
@@ -141,22 +193,46 @@ fn head_cut_to_block_compaction_and_restart() {
     assert!(got.iter().all(|(_, s)| s.len() == 570));
     // Samples before the persisted range are refused.
     let mut a = db.appender();
-    assert!(a.append(&lbl(0, "cpu"), MIN, 1.0, &AppendOptions::default()).is_err());
+    assert!(a
+        .append(&lbl(0, "cpu"), MIN, 1.0, &AppendOptions::default())
+        .is_err());
 }
 
 #[test]
 fn retention_by_time_and_size() {
     let d = tempfile::tempdir().unwrap();
     let range = 10 * MIN;
-    let db = Db::open(d.path(), DbOptions { retention_ms: 40 * MIN, ..opts(range) }).unwrap();
+    let db = Db::open(
+        d.path(),
+        DbOptions {
+            retention_ms: 40 * MIN,
+            ..opts(range)
+        },
+    )
+    .unwrap();
     write(&db, 0..5, 0, 120 * MIN, 10_000);
     db.maintain().unwrap();
     let min_block = db.blocks().iter().map(|b| b.meta().min_time).min().unwrap();
-    assert!(min_block >= 120 * MIN - 40 * MIN - 3 * range, "oldest block starts at {min_block}");
-    assert!(db.metrics().blocks_deleted_retention.load(Ordering::Relaxed) > 0);
+    assert!(
+        min_block >= 120 * MIN - 40 * MIN - 3 * range,
+        "oldest block starts at {min_block}"
+    );
+    assert!(
+        db.metrics()
+            .blocks_deleted_retention
+            .load(Ordering::Relaxed)
+            > 0
+    );
 
     let d2 = tempfile::tempdir().unwrap();
-    let db2 = Db::open(d2.path(), DbOptions { retention_bytes: 1, ..opts(range) }).unwrap();
+    let db2 = Db::open(
+        d2.path(),
+        DbOptions {
+            retention_bytes: 1,
+            ..opts(range)
+        },
+    )
+    .unwrap();
     write(&db2, 0..5, 0, 60 * MIN, 10_000);
     db2.maintain().unwrap();
     assert!(db2.blocks().is_empty());
@@ -193,11 +269,21 @@ fn churned_series_leave_the_head() {
     let db = Db::open(d.path(), opts(range)).unwrap();
     // Generation g of 10 hosts lives for 10 minutes; 12 generations.
     for g in 0..12 {
-        write(&db, g * 10..g * 10 + 10, g as i64 * 10 * MIN, (g as i64 + 1) * 10 * MIN, 10_000);
+        write(
+            &db,
+            g * 10..g * 10 + 10,
+            g as i64 * 10 * MIN,
+            (g as i64 + 1) * 10 * MIN,
+            10_000,
+        );
         db.maintain().unwrap();
     }
     // The head keeps at most the generations inside its last 1.5 ranges.
-    assert!(db.head().num_series() <= 30, "head series {}", db.head().num_series());
+    assert!(
+        db.head().num_series() <= 30,
+        "head series {}",
+        db.head().num_series()
+    );
     assert!(db.head().series_removed.load(Ordering::Relaxed) >= 90);
     let got = read_all(&db, &all(), 0, i64::MAX);
     assert_eq!(got.len(), 120);

@@ -108,7 +108,9 @@ impl MemSeries {
         m
     }
     fn is_empty(&self) -> bool {
-        self.open.num_samples() == 0 && self.closed.is_empty() && self.ooo.as_ref().is_none_or(|o| o.is_empty())
+        self.open.num_samples() == 0
+            && self.closed.is_empty()
+            && self.ooo.as_ref().is_none_or(|o| o.is_empty())
     }
     fn heap_size(&self) -> usize {
         let closed: usize = self
@@ -156,7 +158,10 @@ impl Stripe {
             }
         }
         self.collisions.get(&hash)?.iter().copied().find(|l| {
-            self.series.get(*l as usize).and_then(|s| s.as_ref()).is_some_and(|s| self.labels_eq(s, pairs))
+            self.series
+                .get(*l as usize)
+                .and_then(|s| s.as_ref())
+                .is_some_and(|s| self.labels_eq(s, pairs))
         })
     }
     fn materialize(&self, s: &MemSeries) -> Labels {
@@ -190,12 +195,22 @@ struct PostingsView<'a>(&'a MemPostings);
 
 impl IndexReader for PostingsView<'_> {
     fn label_values(&self, name: &str) -> Vec<String> {
-        let mut v: Vec<String> = self.0.map.get(name).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let mut v: Vec<String> = self
+            .0
+            .map
+            .get(name)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
         v.sort();
         v
     }
     fn postings(&self, name: &str, value: &str) -> RoaringBitmap {
-        self.0.map.get(name).and_then(|m| m.get(value)).cloned().unwrap_or_default()
+        self.0
+            .map
+            .get(name)
+            .and_then(|m| m.get(value))
+            .cloned()
+            .unwrap_or_default()
     }
     fn all_postings(&self) -> RoaringBitmap {
         self.0.all.clone()
@@ -248,7 +263,9 @@ pub struct Applied {
 impl Head {
     pub fn new(ooo_window: i64, chunk_range: i64, spill: Option<ChunkSpill>) -> Self {
         Self {
-            stripes: (0..STRIPES).map(|_| Mutex::new(Stripe::default())).collect(),
+            stripes: (0..STRIPES)
+                .map(|_| Mutex::new(Stripe::default()))
+                .collect(),
             postings: RwLock::new(MemPostings::default()),
             next_id: AtomicU64::new(1),
             num_series: AtomicU64::new(0),
@@ -321,7 +338,9 @@ impl Head {
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(local);
             }
-            std::collections::hash_map::Entry::Occupied(_) => st.collisions.entry(hash).or_default().push(local),
+            std::collections::hash_map::Entry::Occupied(_) => {
+                st.collisions.entry(hash).or_default().push(local)
+            }
         }
         let slot = slot_of(si, local);
         // The index is updated while the stripe lock is held so a query never finds a slot in the
@@ -329,7 +348,12 @@ impl Head {
         {
             let mut p = self.postings.write();
             for (n, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
-                p.map.entry((*n).to_string()).or_default().entry((*v).to_string()).or_default().insert(slot);
+                p.map
+                    .entry((*n).to_string())
+                    .or_default()
+                    .entry((*v).to_string())
+                    .or_default()
+                    .insert(slot);
             }
             p.all.insert(slot);
         }
@@ -340,7 +364,10 @@ impl Head {
 
     /// Creates a series under a given WAL reference during replay.
     pub fn replay_series(&self, id: u64, labels: &Labels) -> u32 {
-        let pairs: Vec<(&str, &str)> = labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+        let pairs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
         let (slot, _) = self.get_or_create(&pairs);
         let (si, local) = split_slot(slot);
         let mut st = self.stripes[si].lock();
@@ -355,7 +382,13 @@ impl Head {
     /// Validates and applies one sample to the series in `slot`. On success returns what the WAL must
     /// record, plus the series' labels if the series has not been logged yet; `None` when the sample
     /// repeats the newest one exactly (a no-op, as in Prometheus).
-    pub fn apply(&self, slot: u32, t: i64, v: f64, replay: bool) -> Result<Option<(Applied, Option<Labels>)>, Reject> {
+    pub fn apply(
+        &self,
+        slot: u32,
+        t: i64,
+        v: f64,
+        replay: bool,
+    ) -> Result<Option<(Applied, Option<Labels>)>, Reject> {
         if t < self.min_valid_t.load(Ordering::Relaxed) {
             return Err(Reject::TooOld);
         }
@@ -368,7 +401,10 @@ impl Head {
         let max_t = s.max_t();
         if t <= max_t {
             if t == max_t {
-                let same = s.open.last().is_some_and(|(_, lv)| lv.to_bits() == v.to_bits());
+                let same = s
+                    .open
+                    .last()
+                    .is_some_and(|(_, lv)| lv.to_bits() == v.to_bits());
                 if same {
                     return Ok(None);
                 }
@@ -390,7 +426,9 @@ impl Head {
         } else {
             let n = s.open.num_samples();
             if n >= CHUNK_SAMPLES
-                || (n > 0 && t.div_euclid(self.chunk_range) != s.open.min_time().div_euclid(self.chunk_range))
+                || (n > 0
+                    && t.div_euclid(self.chunk_range)
+                        != s.open.min_time().div_euclid(self.chunk_range))
             {
                 let mut full = std::mem::replace(&mut s.open, XorChunk::new());
                 full.shrink();
@@ -401,7 +439,11 @@ impl Head {
                     },
                     None => ChunkLoc::Mem(full.bytes().into()),
                 };
-                s.closed.push(ClosedChunk { mint: full.min_time(), maxt: full.max_time(), loc });
+                s.closed.push(ClosedChunk {
+                    mint: full.min_time(),
+                    maxt: full.max_time(),
+                    loc,
+                });
             }
             s.open.append(t, v);
         }
@@ -426,7 +468,11 @@ impl Head {
                 if s.open.num_samples() > 0 && s.open.max_time() < before {
                     let full = std::mem::replace(&mut s.open, XorChunk::new());
                     if let Ok(r) = sp.write(full.bytes(), full.max_time()) {
-                        s.closed.push(ClosedChunk { mint: full.min_time(), maxt: full.max_time(), loc: ChunkLoc::Disk(r) });
+                        s.closed.push(ClosedChunk {
+                            mint: full.min_time(),
+                            maxt: full.max_time(),
+                            loc: ChunkLoc::Disk(r),
+                        });
                     } else {
                         s.open = full;
                     }
@@ -458,11 +504,23 @@ impl Head {
             srcs.push(ChunkSrc::Bytes(s.open.bytes().to_vec()));
         }
         srcs.reverse();
-        let inorder: Box<dyn SampleIter> = Box::new(ChunksIter { srcs, cur: None, mint, maxt });
+        let inorder: Box<dyn SampleIter> = Box::new(ChunksIter {
+            srcs,
+            cur: None,
+            mint,
+            maxt,
+        });
         match &s.ooo {
             Some(o) if !o.is_empty() => {
-                let v: Vec<Sample> = o.iter().filter(|x| x.t >= mint && x.t <= maxt).copied().collect();
-                Box::new(MergedSamples::new(vec![Box::new(VecSamples::new(v)), inorder]))
+                let v: Vec<Sample> = o
+                    .iter()
+                    .filter(|x| x.t >= mint && x.t <= maxt)
+                    .copied()
+                    .collect();
+                Box::new(MergedSamples::new(vec![
+                    Box::new(VecSamples::new(v)),
+                    inorder,
+                ]))
             }
             _ => inorder,
         }
@@ -489,16 +547,24 @@ impl Head {
             }
             let st = self.stripes[si].lock();
             for local in locals {
-                let Some(Some(s)) = st.series.get(local as usize) else { continue };
+                let Some(Some(s)) = st.series.get(local as usize) else {
+                    continue;
+                };
                 if s.is_empty() || s.max_t().max(ooo_max(s)) < mint || s.min_t() > maxt {
                     continue;
                 }
                 let labels = st.materialize(s);
                 // Matchers are rechecked because a slot may have been reused since the postings read.
-                if !ms.iter().all(|m| m.matches(labels.get(&m.name).unwrap_or(""))) {
+                if !ms
+                    .iter()
+                    .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+                {
                     continue;
                 }
-                out.push(Series { labels, samples: self.series_iter(s, mint, maxt) });
+                out.push(Series {
+                    labels,
+                    samples: self.series_iter(s, mint, maxt),
+                });
             }
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -523,12 +589,17 @@ impl Head {
 
     pub fn label_values(&self, name: &str, ms: &[Matcher]) -> Vec<String> {
         let p = self.postings.read();
-        let Some(vals) = p.map.get(name) else { return Vec::new() };
+        let Some(vals) = p.map.get(name) else {
+            return Vec::new();
+        };
         let mut out: Vec<String> = if ms.is_empty() {
             vals.keys().cloned().collect()
         } else {
             let sel = postings_for_matchers(&PostingsView(&p), ms);
-            vals.iter().filter(|(_, b)| !b.is_disjoint(&sel)).map(|(v, _)| v.clone()).collect()
+            vals.iter()
+                .filter(|(_, b)| !b.is_disjoint(&sel))
+                .map(|(v, _)| v.clone())
+                .collect()
         };
         out.sort();
         out
@@ -543,7 +614,9 @@ impl Head {
             let mut st = stripe.lock();
             let st = &mut *st;
             for local in 0..st.series.len() {
-                let Some(s) = st.series[local].as_mut() else { continue };
+                let Some(s) = st.series[local].as_mut() else {
+                    continue;
+                };
                 s.closed.retain(|c| c.maxt >= mint);
                 if s.open.num_samples() > 0 && s.open.max_time() < mint {
                     s.open = XorChunk::new();
@@ -557,7 +630,9 @@ impl Head {
                 if s.is_empty() {
                     if let Some(s) = st.series[local].take() {
                         let hash = hash_label_pairs(
-                            s.labels.chunks_exact(2).map(|p| (st.symbols.get(p[0]), st.symbols.get(p[1]))),
+                            s.labels
+                                .chunks_exact(2)
+                                .map(|p| (st.symbols.get(p[0]), st.symbols.get(p[1]))),
                         );
                         remove_hash(st, hash, local as u32);
                         for id in s.labels.iter() {
@@ -615,7 +690,8 @@ impl Head {
                 match st.series.get(local as usize) {
                     Some(Some(s)) => {
                         let labels = st.materialize(s);
-                        ms.iter().all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+                        ms.iter()
+                            .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
                     }
                     _ => false,
                 }
@@ -633,7 +709,9 @@ impl Head {
     pub fn delete_slot(&self, slot: u32, mint: i64, maxt: i64) -> Option<u64> {
         let (si, local) = split_slot(slot);
         let mut st = self.stripes[si].lock();
-        let Some(Some(s)) = st.series.get_mut(local as usize) else { return None };
+        let Some(Some(s)) = st.series.get_mut(local as usize) else {
+            return None;
+        };
         if s.max_t().max(ooo_max(s)) < mint || s.min_t() > maxt {
             return None;
         }
@@ -685,7 +763,9 @@ impl Head {
         let (si, local) = split_slot(slot);
         let mut it = {
             let st = self.stripes[si].lock();
-            let Some(Some(s)) = st.series.get(local as usize) else { return Vec::new() };
+            let Some(Some(s)) = st.series.get(local as usize) else {
+                return Vec::new();
+            };
             self.series_iter(s, mint, maxt_excl - 1)
         };
         let mut v = Vec::new();
@@ -749,11 +829,18 @@ impl Head {
 }
 
 fn ooo_max(s: &MemSeries) -> i64 {
-    s.ooo.as_ref().and_then(|o| o.last()).map_or(i64::MIN, |x| x.t)
+    s.ooo
+        .as_ref()
+        .and_then(|o| o.last())
+        .map_or(i64::MIN, |x| x.t)
 }
 
 fn st_materialize(symbols: &Interner, ids: &[u32]) -> Labels {
-    Labels::from_sorted_unchecked(ids.chunks_exact(2).map(|p| Label::new(symbols.get(p[0]), symbols.get(p[1]))).collect())
+    Labels::from_sorted_unchecked(
+        ids.chunks_exact(2)
+            .map(|p| Label::new(symbols.get(p[0]), symbols.get(p[1])))
+            .collect(),
+    )
 }
 
 fn remove_hash(st: &mut Stripe, hash: u64, local: u32) {

@@ -28,7 +28,10 @@ impl DirLock {
         if rc != 0 {
             let mut pid = String::new();
             let _ = file.read_to_string(&mut pid);
-            return Err(Error::Locked { path: dir.display().to_string(), pid: pid.trim().to_string() });
+            return Err(Error::Locked {
+                path: dir.display().to_string(),
+                pid: pid.trim().to_string(),
+            });
         }
         let _ = file.set_len(0);
         let _ = file.seek(SeekFrom::Start(0));

@@ -42,12 +42,17 @@ impl ChunkSpill {
             fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        Ok(Self { dir: dir.to_path_buf(), files: Mutex::new(Vec::new()) })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            files: Mutex::new(Vec::new()),
+        })
     }
 
     pub fn write(&self, bytes: &[u8], max_t: i64) -> Result<SpillRef> {
         let mut files = self.files.lock();
-        let need_new = files.last().is_none_or(|f| f.size + bytes.len() as u64 > FILE_SIZE);
+        let need_new = files
+            .last()
+            .is_none_or(|f| f.size + bytes.len() as u64 > FILE_SIZE);
         if need_new {
             let id = files.last().map_or(0, |f| f.id + 1);
             let path = self.dir.join(format!("{id:08}"));
@@ -58,22 +63,37 @@ impl ChunkSpill {
                 .write(true)
                 .open(&path)
                 .map_err(|e| Error::io(&path, e))?;
-            files.push(SpillFile { id, file: Arc::new(file), size: 0, max_t: i64::MIN });
+            files.push(SpillFile {
+                id,
+                file: Arc::new(file),
+                size: 0,
+                max_t: i64::MIN,
+            });
         }
         let Some(f) = files.last_mut() else {
             return Err(Error::InvalidOption("no spill file".into()));
         };
         let off = f.size;
-        (&*f.file).write_all(bytes).map_err(|e| Error::io(self.dir.join(format!("{:08}", f.id)), e))?;
+        (&*f.file)
+            .write_all(bytes)
+            .map_err(|e| Error::io(self.dir.join(format!("{:08}", f.id)), e))?;
         f.size += bytes.len() as u64;
         f.max_t = f.max_t.max(max_t);
-        Ok(SpillRef { file: f.id, off, len: bytes.len() as u32 })
+        Ok(SpillRef {
+            file: f.id,
+            off,
+            len: bytes.len() as u32,
+        })
     }
 
     /// The open file holding a chunk. Readers keep the `Arc`, so a file removed by `truncate` stays
     /// readable to queries already running.
     pub fn file(&self, id: u32) -> Option<Arc<File>> {
-        self.files.lock().iter().find(|f| f.id == id).map(|f| f.file.clone())
+        self.files
+            .lock()
+            .iter()
+            .find(|f| f.id == id)
+            .map(|f| f.file.clone())
     }
 
     pub fn read(file: &File, r: SpillRef) -> std::io::Result<Vec<u8>> {
