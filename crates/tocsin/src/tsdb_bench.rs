@@ -42,6 +42,10 @@ pub struct BenchArgs {
     /// Samples per remote-write request.
     #[arg(long, default_value_t = 2000)]
     batch_samples: usize,
+    /// Encoded requests held in memory ahead of sending (MiB), so the client's encoding does not
+    /// compete with the server during the timed phase.
+    #[arg(long, default_value_t = 2048)]
+    buffer_mib: usize,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,

@@ -616,10 +616,28 @@ fn replay_into(head: &Head, wal_dir: &Path, read_only: bool) -> Result<wal::Repl
     }
 }
 
+/// Samples become visible in the head as they are appended (one stripe lock per sample, the
+/// series touched once) and durable at `commit`, which writes them to the WAL and hands them to
+/// the OS before returning; only then may a caller acknowledge them. `rollback` cannot take back
+/// what is already in the head: it only skips the WAL write, so those samples vanish at restart.
+/// Writers validate whole requests before appending, so rollback happens only on internal errors.
 struct DbAppender<'a> {
     db: &'a Db,
-    pending: Vec<(u32, i64, f64)>,
-    created: u64,
+    samples: Vec<RefSample>,
+    stats: CommitStats,
+}
+
+impl DbAppender<'_> {
+    fn reject(&mut self, r: Reject, t: i64) {
+        match r {
+            Reject::OutOfOrder => self.stats.rejected_out_of_order += 1,
+            Reject::TooOld => self.stats.rejected_too_old += 1,
+            Reject::Duplicate => self.stats.rejected_duplicate += 1,
+        }
+        if self.stats.first_rejection.is_none() {
+            self.stats.first_rejection = Some(rejection_message(r, t));
+        }
+    }
 }
 
 impl Appender for DbAppender<'_> {
@@ -637,82 +655,60 @@ impl Appender for DbAppender<'_> {
         self.append_pairs(&pairs, t, v)
     }
 
+    /// Per-sample rejections are counted in the commit stats rather than returned, so one call
+    /// per sample stays cheap; only a sample older than the persisted range errors here, matching
+    /// what a caller can know without the series.
     fn append_pairs(
         &mut self,
         pairs: &[(&str, &str)],
         t: i64,
         v: f64,
     ) -> tocsin_storage::Result<SeriesRef> {
-        let h = &self.db.inner.head;
-        let min_valid = h.min_valid_time();
-        if t < min_valid {
-            self.db
-                .inner
-                .metrics
-                .rejected_too_old
-                .fetch_add(1, Ordering::Relaxed);
-            return Err(tocsin_storage::Error::TooOld {
-                series: pairs_to_string(pairs),
-                t,
-                min_t: min_valid,
-            });
-        }
-        let (slot, created) = h.get_or_create(pairs);
+        let (created, res) = self.db.inner.head.append(pairs, t, v);
         if created {
-            self.created += 1;
+            self.stats.series_created += 1;
         }
-        self.pending.push((slot, t, v));
-        Ok(slot as u64)
+        match res {
+            Ok(Some(a)) => {
+                self.samples.push(RefSample {
+                    r: a.id,
+                    t: a.t,
+                    v: a.v,
+                });
+                Ok(a.id)
+            }
+            Ok(None) => Ok(0),
+            Err(r) => {
+                self.reject(r, t);
+                Ok(0)
+            }
+        }
     }
 
     fn commit(self: Box<Self>) -> tocsin_storage::Result<CommitStats> {
         let inner = &self.db.inner;
-        let mut st = CommitStats {
-            series_created: self.created,
-            ..Default::default()
-        };
+        let mut st = self.stats;
         let mut g = inner.wal.lock();
         let Some(w) = g.as_mut() else {
             return Err(tocsin_storage::Error::Unavailable(
                 "the database is closed or read-only".into(),
             ));
         };
-        let mut series = Vec::new();
-        let mut samples = Vec::with_capacity(self.pending.len());
-        for (slot, t, v) in &self.pending {
-            match inner.head.apply(*slot, *t, *v, false) {
-                Ok(Some((a, labels))) => {
-                    if let Some(labels) = labels {
-                        series.push(RefSeries { r: a.id, labels });
-                    }
-                    samples.push(RefSample {
-                        r: a.id,
-                        t: a.t,
-                        v: a.v,
-                    });
-                }
-                Ok(None) => {}
-                Err(r) => {
-                    match r {
-                        Reject::OutOfOrder => st.rejected_out_of_order += 1,
-                        Reject::TooOld => st.rejected_too_old += 1,
-                        Reject::Duplicate => st.rejected_duplicate += 1,
-                    }
-                    if st.first_rejection.is_none() {
-                        st.first_rejection = Some(rejection_message(r, *t));
-                    }
-                }
-            }
-        }
+        let series: Vec<RefSeries> = inner
+            .head
+            .take_unlogged()
+            .into_iter()
+            .map(|(r, labels)| RefSeries { r, labels })
+            .collect();
         if !series.is_empty() {
             w.log_series(&series)?;
         }
-        if !samples.is_empty() {
-            w.log_samples(&samples)?;
+        if !self.samples.is_empty() {
+            w.log_samples(&self.samples)?;
         }
         w.flush()?;
         drop(g);
-        st.samples = samples.len() as u64;
+        st.samples = self.samples.len() as u64;
         let m = &inner.metrics;
         m.samples_appended.fetch_add(st.samples, Ordering::Relaxed);
         m.rejected_out_of_order
@@ -739,16 +735,12 @@ fn rejection_message(r: Reject, t: i64) -> String {
     }
 }
 
-fn pairs_to_string(pairs: &[(&str, &str)]) -> String {
-    Labels::from_pairs(pairs).to_string()
-}
-
 impl Appendable for Db {
     fn appender(&self) -> Box<dyn Appender + '_> {
         Box::new(DbAppender {
             db: self,
-            pending: Vec::new(),
-            created: 0,
+            samples: Vec::new(),
+            stats: CommitStats::default(),
         })
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
-use tocsin_model::{hash_label_pairs, is_stale_nan, Label, Labels, Matcher, Sample};
+use tocsin_model::{is_stale_nan, Label, Labels, Matcher, Sample};
 use tocsin_storage::{MergedSamples, SampleIter, Series, VecSamples};
 
 use crate::chunkenc::{XorChunk, XorIter};
@@ -80,9 +80,12 @@ struct ClosedChunk {
 struct MemSeries {
     /// Symbol ids, name then value, sorted by name.
     labels: Box<[u32]>,
+    /// Second half of the label set's 128-bit key (the first half keys the stripe's map).
+    hash2: u64,
     id: u64,
-    logged: bool,
     open: XorChunk,
+    /// The open chunk is closed before a sample at or after this time (next block-range boundary).
+    open_end: i64,
     closed: Vec<ClosedChunk>,
     ooo: Option<Box<Vec<Sample>>>,
 }
@@ -129,31 +132,97 @@ impl MemSeries {
     }
 }
 
+/// A 128-bit identity of a label set: two independent multiply-rotate hashes over the strings in one
+/// pass, from seeds drawn at random per process. The head trusts it instead of comparing label
+/// strings on every sample: that comparison chases one pointer per label into the symbol table and
+/// was the largest cost of ingest. Accidental collisions are out of reach at 128 bits (n²/2¹²⁹),
+/// and the random seeds keep label values chosen by a scraped target from aiming at one.
+#[derive(Clone, Copy)]
+struct Seeds(u64, u64);
+
+impl Seeds {
+    fn random() -> Self {
+        Seeds(rand::random::<u64>() | 1, rand::random::<u64>() | 1)
+    }
+
+    #[inline]
+    fn key<'a>(&self, pairs: impl Iterator<Item = (&'a str, &'a str)>) -> (u64, u64) {
+        const K1: u64 = 0x517c_c1b7_2722_0a95;
+        const K2: u64 = 0x9e37_79b9_7f4a_7c15;
+        let (mut a, mut b) = (self.0, self.1);
+        #[inline(always)]
+        fn word(a: &mut u64, b: &mut u64, w: u64) {
+            *a = (a.rotate_left(5) ^ w).wrapping_mul(K1);
+            *b = (b.rotate_left(23) ^ w).wrapping_mul(K2).rotate_left(17);
+        }
+        #[inline(always)]
+        fn bytes(a: &mut u64, b: &mut u64, s: &[u8]) {
+            let mut chunks = s.chunks_exact(8);
+            for c in &mut chunks {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(c);
+                word(a, b, u64::from_le_bytes(w));
+            }
+            let rest = chunks.remainder();
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            word(a, b, u64::from_le_bytes(w));
+            word(a, b, s.len() as u64);
+        }
+        for (n, v) in pairs {
+            if v.is_empty() {
+                continue;
+            }
+            bytes(&mut a, &mut b, n.as_bytes());
+            bytes(&mut a, &mut b, v.as_bytes());
+        }
+        (fmix(a), fmix(b ^ self.0))
+    }
+}
+
+fn fmix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// Keys of the series maps are label hashes already; hashing them again would only cost time.
+#[derive(Default, Clone, Copy)]
+struct IdentityHasher(u64);
+
+impl std::hash::Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type HashIndex<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdentityHasher>>;
+
 #[derive(Default)]
 struct Stripe {
-    by_hash: HashMap<u64, u32>,
+    by_hash: HashIndex<u32>,
     /// Rare: several series sharing one 64-bit hash.
-    collisions: HashMap<u64, Vec<u32>>,
+    collisions: HashIndex<Vec<u32>>,
     series: Vec<Option<MemSeries>>,
     free: Vec<u32>,
     symbols: Interner,
 }
 
 impl Stripe {
-    fn labels_eq(&self, s: &MemSeries, pairs: &[(&str, &str)]) -> bool {
-        let mut it = pairs.iter().filter(|(_, v)| !v.is_empty());
-        for p in s.labels.chunks_exact(2) {
-            match it.next() {
-                Some((n, v)) if self.symbols.get(p[0]) == *n && self.symbols.get(p[1]) == *v => {}
-                _ => return false,
-            }
-        }
-        it.next().is_none()
-    }
-    fn find(&self, hash: u64, pairs: &[(&str, &str)]) -> Option<u32> {
+    fn find(&self, hash: u64, hash2: u64) -> Option<u32> {
         let local = *self.by_hash.get(&hash)?;
         if let Some(Some(s)) = self.series.get(local as usize) {
-            if self.labels_eq(s, pairs) {
+            if s.hash2 == hash2 {
                 return Some(local);
             }
         }
@@ -161,7 +230,7 @@ impl Stripe {
             self.series
                 .get(*l as usize)
                 .and_then(|s| s.as_ref())
-                .is_some_and(|s| self.labels_eq(s, pairs))
+                .is_some_and(|s| s.hash2 == hash2)
         })
     }
     fn materialize(&self, s: &MemSeries) -> Labels {
@@ -240,7 +309,10 @@ pub struct Head {
     ooo_window: i64,
     /// Chunks never span a multiple of this (the block range), so cutting a block frees whole chunks.
     chunk_range: i64,
+    seeds: Seeds,
     spill: Option<ChunkSpill>,
+    /// Series created since the last WAL write, with their WAL references.
+    unlogged: Mutex<Vec<(u64, Labels)>>,
     pub series_created: AtomicU64,
     pub series_removed: AtomicU64,
 }
@@ -251,6 +323,10 @@ fn slot_of(stripe: usize, local: u32) -> u32 {
 fn split_slot(slot: u32) -> (usize, u32) {
     ((slot % STRIPES as u32) as usize, slot / STRIPES as u32)
 }
+
+/// What applying a sample did: `Ok(None)` for an exact repeat (a no-op), otherwise what the WAL
+/// must record.
+pub type ApplyResult = Result<Option<Applied>, Reject>;
 
 /// A sample accepted by `Head::apply`, for the WAL.
 #[derive(Debug, Clone, Copy)]
@@ -274,7 +350,9 @@ impl Head {
             max_t: AtomicI64::new(i64::MIN),
             ooo_window,
             chunk_range: chunk_range.max(1),
+            seeds: Seeds::random(),
             spill,
+            unlogged: Mutex::new(Vec::new()),
             series_created: AtomicU64::new(0),
             series_removed: AtomicU64::new(0),
         }
@@ -304,11 +382,36 @@ impl Head {
     /// Finds or creates the series with these label pairs (sorted by name, validated). Returns its slot
     /// and whether it was created.
     pub fn get_or_create(&self, pairs: &[(&str, &str)]) -> (u32, bool) {
-        let hash = hash_label_pairs(pairs.iter().copied());
-        let si = (hash % STRIPES as u64) as usize;
+        let key = self.seeds.key(pairs.iter().copied());
+        let si = (key.0 % STRIPES as u64) as usize;
         let mut st = self.stripes[si].lock();
-        if let Some(local) = st.find(hash, pairs) {
-            return (slot_of(si, local), false);
+        let (local, created) = self.lookup_or_create_locked(&mut st, si, key, pairs, true);
+        (slot_of(si, local), created)
+    }
+
+    /// Finds or creates the series and applies one sample to it under a single stripe lock, so the
+    /// series is touched once per sample. Returns whether the series was created and what
+    /// `apply` returns.
+    pub fn append(&self, pairs: &[(&str, &str)], t: i64, v: f64) -> (bool, ApplyResult) {
+        let key = self.seeds.key(pairs.iter().copied());
+        let si = (key.0 % STRIPES as u64) as usize;
+        let mut st = self.stripes[si].lock();
+        let (local, created) = self.lookup_or_create_locked(&mut st, si, key, pairs, true);
+        (created, self.apply_locked(&mut st, local, t, v, false))
+    }
+
+    /// With `log`, a created series is queued for the WAL (see `take_unlogged`) before the stripe
+    /// lock is released, so no writer can commit a sample of it ahead of its series record.
+    fn lookup_or_create_locked(
+        &self,
+        st: &mut Stripe,
+        si: usize,
+        (hash, hash2): (u64, u64),
+        pairs: &[(&str, &str)],
+        log: bool,
+    ) -> (u32, bool) {
+        if let Some(local) = st.find(hash, hash2) {
+            return (local, false);
         }
         let mut syms = Vec::with_capacity(pairs.len() * 2);
         for (n, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
@@ -316,11 +419,24 @@ impl Head {
             syms.push(st.symbols.intern(v));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if log {
+            self.unlogged.lock().push((
+                id,
+                Labels::from_sorted_unchecked(
+                    pairs
+                        .iter()
+                        .filter(|(_, v)| !v.is_empty())
+                        .map(|(n, v)| Label::new(*n, *v))
+                        .collect(),
+                ),
+            ));
+        }
         let s = MemSeries {
             labels: syms.into_boxed_slice(),
+            hash2,
             id,
-            logged: false,
             open: XorChunk::new(),
+            open_end: i64::MAX,
             closed: Vec::new(),
             ooo: None,
         };
@@ -359,7 +475,7 @@ impl Head {
         }
         self.num_series.fetch_add(1, Ordering::Relaxed);
         self.series_created.fetch_add(1, Ordering::Relaxed);
-        (slot, true)
+        (local, true)
     }
 
     /// Creates a series under a given WAL reference during replay.
@@ -368,12 +484,14 @@ impl Head {
             .iter()
             .map(|l| (l.name.as_str(), l.value.as_str()))
             .collect();
-        let (slot, _) = self.get_or_create(&pairs);
-        let (si, local) = split_slot(slot);
+        let key = self.seeds.key(pairs.iter().copied());
+        let si = (key.0 % STRIPES as u64) as usize;
+        let (local, _) =
+            self.lookup_or_create_locked(&mut self.stripes[si].lock(), si, key, &pairs, false);
+        let slot = slot_of(si, local);
         let mut st = self.stripes[si].lock();
         if let Some(Some(s)) = st.series.get_mut(local as usize) {
             s.id = id;
-            s.logged = true;
         }
         self.next_id.fetch_max(id + 1, Ordering::Relaxed);
         slot
@@ -382,19 +500,25 @@ impl Head {
     /// Validates and applies one sample to the series in `slot`. On success returns what the WAL must
     /// record, plus the series' labels if the series has not been logged yet; `None` when the sample
     /// repeats the newest one exactly (a no-op, as in Prometheus).
-    pub fn apply(
+    pub fn apply(&self, slot: u32, t: i64, v: f64, replay: bool) -> ApplyResult {
+        let (si, local) = split_slot(slot);
+        let mut st = self.stripes[si].lock();
+        self.apply_locked(&mut st, local, t, v, replay)
+    }
+
+    fn apply_locked(
         &self,
-        slot: u32,
+        st: &mut Stripe,
+        local: u32,
         t: i64,
         v: f64,
         replay: bool,
-    ) -> Result<Option<(Applied, Option<Labels>)>, Reject> {
-        if t < self.min_valid_t.load(Ordering::Relaxed) {
+    ) -> ApplyResult {
+        // Checked under the stripe lock: a block cut raises the bound and then reads each series
+        // under its lock, so a sample either lands before the read or is refused here.
+        if t < self.min_valid_t.load(Ordering::SeqCst) {
             return Err(Reject::TooOld);
         }
-        let (si, local) = split_slot(slot);
-        let mut st = self.stripes[si].lock();
-        let st = &mut *st;
         let Some(Some(s)) = st.series.get_mut(local as usize) else {
             return Err(Reject::TooOld);
         };
@@ -445,17 +569,25 @@ impl Head {
                     loc,
                 });
             }
+            if s.open.num_samples() == 0 {
+                s.open_end = (t.div_euclid(self.chunk_range) + 1).saturating_mul(self.chunk_range);
+            }
             s.open.append(t, v);
         }
-        let labels = if s.logged {
-            None
-        } else {
-            s.logged = true;
-            Some(st_materialize(&st.symbols, &s.labels))
-        };
-        self.min_t.fetch_min(t, Ordering::Relaxed);
-        self.max_t.fetch_max(t, Ordering::Relaxed);
-        Ok(Some((Applied { id: s.id, t, v }, labels)))
+        // A plain load first: nearly every sample is inside the known range, and skipping the
+        // read-modify-write keeps the shared cache line from bouncing between ingest threads.
+        if t < self.min_t.load(Ordering::Relaxed) {
+            self.min_t.fetch_min(t, Ordering::Relaxed);
+        }
+        if t > self.max_t.load(Ordering::Relaxed) {
+            self.max_t.fetch_max(t, Ordering::Relaxed);
+        }
+        Ok(Some(Applied { id: s.id, t, v }))
+    }
+
+    /// Series created since the last call; the committer logs them before any sample it writes.
+    pub fn take_unlogged(&self) -> Vec<(u64, Labels)> {
+        std::mem::take(&mut *self.unlogged.lock())
     }
 
     /// Closes and spills open chunks of series idle since before `before` (no sample newer), so
@@ -629,7 +761,7 @@ impl Head {
                 }
                 if s.is_empty() {
                     if let Some(s) = st.series[local].take() {
-                        let hash = hash_label_pairs(
+                        let (hash, _) = self.seeds.key(
                             s.labels
                                 .chunks_exact(2)
                                 .map(|p| (st.symbols.get(p[0]), st.symbols.get(p[1]))),
@@ -737,6 +869,10 @@ impl Head {
             }
             s.open.append(x.t, x.v);
         }
+        if s.open.num_samples() > 0 {
+            s.open_end = (s.open.min_time().div_euclid(self.chunk_range) + 1)
+                .saturating_mul(self.chunk_range);
+        }
         Some(s.id)
     }
 
@@ -833,14 +969,6 @@ fn ooo_max(s: &MemSeries) -> i64 {
         .as_ref()
         .and_then(|o| o.last())
         .map_or(i64::MIN, |x| x.t)
-}
-
-fn st_materialize(symbols: &Interner, ids: &[u32]) -> Labels {
-    Labels::from_sorted_unchecked(
-        ids.chunks_exact(2)
-            .map(|p| Label::new(symbols.get(p[0]), symbols.get(p[1])))
-            .collect(),
-    )
 }
 
 fn remove_hash(st: &mut Stripe, hash: u64, local: u32) {
