@@ -563,11 +563,14 @@ impl Head {
                     },
                     None => ChunkLoc::Mem(full.bytes().into()),
                 };
-                s.closed.push(ClosedChunk {
-                    mint: full.min_time(),
-                    maxt: full.max_time(),
-                    loc,
-                });
+                push_exact(
+                    &mut s.closed,
+                    ClosedChunk {
+                        mint: full.min_time(),
+                        maxt: full.max_time(),
+                        loc,
+                    },
+                );
             }
             if s.open.num_samples() == 0 {
                 s.open_end = (t.div_euclid(self.chunk_range) + 1).saturating_mul(self.chunk_range);
@@ -600,11 +603,14 @@ impl Head {
                 if s.open.num_samples() > 0 && s.open.max_time() < before {
                     let full = std::mem::replace(&mut s.open, XorChunk::new());
                     if let Ok(r) = sp.write(full.bytes(), full.max_time()) {
-                        s.closed.push(ClosedChunk {
-                            mint: full.min_time(),
-                            maxt: full.max_time(),
-                            loc: ChunkLoc::Disk(r),
-                        });
+                        push_exact(
+                            &mut s.closed,
+                            ClosedChunk {
+                                mint: full.min_time(),
+                                maxt: full.max_time(),
+                                loc: ChunkLoc::Disk(r),
+                            },
+                        );
                     } else {
                         s.open = full;
                     }
@@ -861,11 +867,14 @@ impl Head {
             if s.open.num_samples() >= CHUNK_SAMPLES {
                 let mut full = std::mem::replace(&mut s.open, XorChunk::new());
                 full.shrink();
-                s.closed.push(ClosedChunk {
-                    mint: full.min_time(),
-                    maxt: full.max_time(),
-                    loc: ChunkLoc::Mem(full.bytes().into()),
-                });
+                push_exact(
+                    &mut s.closed,
+                    ClosedChunk {
+                        mint: full.min_time(),
+                        maxt: full.max_time(),
+                        loc: ChunkLoc::Mem(full.bytes().into()),
+                    },
+                );
             }
             s.open.append(x.t, x.v);
         }
@@ -969,6 +978,14 @@ fn ooo_max(s: &MemSeries) -> i64 {
         .as_ref()
         .and_then(|o| o.last())
         .map_or(i64::MIN, |x| x.t)
+}
+
+/// Pushes without the default growth policy, which would give every series room for four closed
+/// chunks at its first push: with hundreds of thousands of short-lived series that slack was a
+/// large share of the head's memory.
+fn push_exact(v: &mut Vec<ClosedChunk>, c: ClosedChunk) {
+    v.reserve_exact(1);
+    v.push(c);
 }
 
 fn remove_hash(st: &mut Stripe, hash: u64, local: u32) {
