@@ -83,6 +83,22 @@ impl Appender for Unready {
     fn rollback(self: Box<Self>) {}
 }
 
+impl tocsin_storage::Deletable for LazyDb {
+    fn delete(
+        &self,
+        mint: i64,
+        maxt: i64,
+        ms: &[tocsin_model::Matcher],
+    ) -> tocsin_storage::Result<u64> {
+        match self.0.get() {
+            Some(db) => tocsin_storage::Deletable::delete(db, mint, maxt, ms),
+            None => Err(tocsin_storage::Error::Unavailable(
+                "storage is not ready yet (WAL replay in progress)".into(),
+            )),
+        }
+    }
+}
+
 impl Appendable for LazyDb {
     fn appender(&self) -> Box<dyn Appender + '_> {
         match self.0.get() {
@@ -188,6 +204,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     }));
     let api = tocsin_api::router(ApiState {
         appendable: Arc::new(LazyDb(db_cell.clone())),
+        deletable: Arc::new(LazyDb(db_cell.clone())),
         write_metrics,
     });
     let app = Router::new()

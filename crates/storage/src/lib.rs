@@ -133,3 +133,10 @@ pub trait Querier: Send + Sync {
 pub trait Queryable: Send + Sync {
     fn querier(&self, mint: i64, maxt: i64) -> Result<Box<dyn Querier>>;
 }
+
+/// Deletion of samples by series matchers and time range (tombstones in stores that have them).
+pub trait Deletable: Send + Sync {
+    /// Deletes samples of series matching every matcher within [mint, maxt]; returns how many
+    /// series (per block or head) were affected.
+    fn delete(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Result<u64>;
+}

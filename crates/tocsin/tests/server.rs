@@ -311,3 +311,102 @@ fn out_of_order_samples_are_counted_and_reported() {
     );
     assert_eq!(dump(&srv.data_dir, &[]).len(), 2);
 }
+
+#[test]
+fn delete_series_api_removes_matching_data() {
+    let srv = TestServer::start(bin(), &[]);
+    for i in 0..3 {
+        assert_eq!(post_write(&srv, request(i).0).0, 204);
+    }
+    let before = dump(&srv.data_dir, &[]).len();
+    assert_eq!(before, 300);
+    // host-0 has 4 series with 15 samples each; delete the first 10 of each (t up to +90 s).
+    let r = client()
+        .post(srv.url("/api/v1/admin/tsdb/delete_series"))
+        .form(&[
+            (
+                "match[]",
+                "node_cpu_seconds_total{instance=\"host-0:9100\"}",
+            ),
+            ("start", "1700000000"),
+            ("end", "1700000090"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204, "{}", r.text().unwrap_or_default());
+    let after = dump(&srv.data_dir, &[]);
+    assert_eq!(after.len(), 300 - 40);
+    assert_eq!(
+        dump(&srv.data_dir, &["--match", "{instance=\"host-0:9100\"}"]).len(),
+        20
+    );
+    let bad = client()
+        .post(srv.url("/api/v1/admin/tsdb/delete_series"))
+        .form(&[("match[]", "{")])
+        .send()
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+}
+
+#[test]
+fn analyze_reports_series_samples_and_cardinality() {
+    let mut srv = TestServer::start(bin(), &[]);
+    for i in 0..2 {
+        assert_eq!(post_write(&srv, request(i).0).0, 204);
+    }
+    assert_eq!(srv.stop(), Some(0));
+    let out = Command::new(bin())
+        .args(["tsdb", "analyze", "--data-dir"])
+        .arg(&srv.data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("Series: 20"), "{text}");
+    assert!(text.contains("Samples: 200"), "{text}");
+    assert!(text.contains("Blocks: 0"), "{text}");
+    // instance has 5 values, cpu 4; the top metric holds every series.
+    assert!(text.contains("         5 instance"), "{text}");
+    assert!(text.contains("        20 node_cpu_seconds_total"), "{text}");
+}
+
+#[test]
+fn server_starts_after_wal_tail_corruption_and_keeps_complete_records() {
+    let mut srv = TestServer::start(bin(), &[]);
+    let mut want = BTreeSet::new();
+    for i in 0..5 {
+        let (body, lines) = request(i);
+        assert_eq!(post_write(&srv, body).0, 204);
+        want.extend(lines);
+    }
+    srv.kill9();
+    // A torn write: garbage appended to the newest segment.
+    let wal = srv.data_dir.join("wal");
+    let mut segs: Vec<_> = std::fs::read_dir(&wal)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    segs.sort();
+    let last = segs.last().unwrap();
+    let mut data = std::fs::read(last).unwrap();
+    data.extend_from_slice(&[
+        0x02, 0xff, 0x00, 0x00, 0x10, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3,
+    ]);
+    std::fs::write(last, data).unwrap();
+    let dir = srv.data_dir.clone();
+    let mut srv2 = TestServer::start_on(bin(), &dir, &[]);
+    let got: BTreeSet<String> = dump(&dir, &[]).into_iter().collect();
+    assert_eq!(got, want);
+    assert_eq!(srv2.stop(), Some(0));
+    assert!(
+        srv2.log_text().contains("WAL tail was damaged and cut off"),
+        "{}",
+        srv2.log_text()
+    );
+}

@@ -806,6 +806,12 @@ impl Queryable for Db {
     }
 }
 
+impl tocsin_storage::Deletable for Db {
+    fn delete(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> tocsin_storage::Result<u64> {
+        Db::delete(self, mint, maxt, matchers).map_err(tocsin_storage::Error::from)
+    }
+}
+
 #[cfg(test)]
 #[path = "db_tests.rs"]
 mod tests;
