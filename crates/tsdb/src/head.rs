@@ -87,6 +87,8 @@ struct MemSeries {
     /// The open chunk is closed before a sample at or after this time (next block-range boundary).
     open_end: i64,
     closed: Vec<ClosedChunk>,
+    /// Boxed so series without out-of-order samples (nearly all) pay 8 bytes, not 24.
+    #[allow(clippy::box_collection)]
     ooo: Option<Box<Vec<Sample>>>,
 }
 
@@ -554,7 +556,7 @@ impl Head {
                     && t.div_euclid(self.chunk_range)
                         != s.open.min_time().div_euclid(self.chunk_range))
             {
-                let mut full = std::mem::replace(&mut s.open, XorChunk::new());
+                let mut full = std::mem::take(&mut s.open);
                 full.shrink();
                 let loc = match &self.spill {
                     Some(sp) => match sp.write(full.bytes(), full.max_time()) {
@@ -601,7 +603,7 @@ impl Head {
             let mut st = stripe.lock();
             for s in st.series.iter_mut().flatten() {
                 if s.open.num_samples() > 0 && s.open.max_time() < before {
-                    let full = std::mem::replace(&mut s.open, XorChunk::new());
+                    let full = std::mem::take(&mut s.open);
                     if let Ok(r) = sp.write(full.bytes(), full.max_time()) {
                         push_exact(
                             &mut s.closed,
@@ -865,7 +867,7 @@ impl Head {
         s.open = XorChunk::new();
         for x in keep {
             if s.open.num_samples() >= CHUNK_SAMPLES {
-                let mut full = std::mem::replace(&mut s.open, XorChunk::new());
+                let mut full = std::mem::take(&mut s.open);
                 full.shrink();
                 push_exact(
                     &mut s.closed,
