@@ -920,9 +920,13 @@ impl WriteRequestBuilder {
     pub fn finish(&self) -> Vec<u8> {
         // Compression of our own protobuf only fails for inputs over ~4 GiB, which a builder of
         // remote-write batches never holds; an empty body is the conservative fallback.
-        snap::raw::Encoder::new()
+        let mut out = snap::raw::Encoder::new()
             .compress_vec(&self.buf)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        // compress_vec allocates for the worst case (larger than the input); a load generator that
+        // queues gigabytes of bodies held four times what it sent until this shrink.
+        out.shrink_to_fit();
+        out
     }
 
     pub fn clear(&mut self) {

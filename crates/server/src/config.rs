@@ -109,7 +109,9 @@ impl StorageConfig {
             field: format!("storage.{field}"),
             message,
         };
-        let mut o = DbOptions { ..DbOptions::default() };
+        let mut o = DbOptions {
+            ..DbOptions::default()
+        };
         o.block_range_ms = tocsin_model::duration::parse_duration_ms(&self.block_range)
             .map_err(|e| inv("block_range", e))?;
         if o.block_range_ms < 60_000 {
