@@ -109,27 +109,31 @@ impl StorageConfig {
             field: format!("storage.{field}"),
             message,
         };
-        let mut o = DbOptions {
-            ..DbOptions::default()
-        };
-        o.block_range_ms = tocsin_model::duration::parse_duration_ms(&self.block_range)
-            .map_err(|e| inv("block_range", e))?;
-        if o.block_range_ms < 60_000 {
+        let dur = tocsin_model::duration::parse_duration_ms;
+        let size = tocsin_model::duration::parse_size;
+        let block_range_ms = dur(&self.block_range).map_err(|e| inv("block_range", e))?;
+        if block_range_ms < 60_000 {
             return Err(inv("block_range", "must be at least 1m".into()));
         }
-        o.retention_ms = tocsin_model::duration::parse_duration_ms(&self.retention_time)
-            .map_err(|e| inv("retention_time", e))?;
-        if !self.retention_size.is_empty() {
-            o.retention_bytes = tocsin_model::duration::parse_size(&self.retention_size)
-                .map_err(|e| inv("retention_size", e))?;
-        }
-        o.ooo_window_ms = tocsin_model::duration::parse_duration_ms(&self.out_of_order_time_window)
-            .map_err(|e| inv("out_of_order_time_window", e))?;
-        o.wal_segment_size = tocsin_model::duration::parse_size(&self.wal_segment_size)
-            .map_err(|e| inv("wal_segment_size", e))?;
-        if o.wal_segment_size < 64 << 10 {
+        let retention_bytes = if self.retention_size.is_empty() {
+            0
+        } else {
+            size(&self.retention_size).map_err(|e| inv("retention_size", e))?
+        };
+        let wal_segment_size =
+            size(&self.wal_segment_size).map_err(|e| inv("wal_segment_size", e))?;
+        if wal_segment_size < 64 << 10 {
             return Err(inv("wal_segment_size", "must be at least 64KB".into()));
         }
+        let o = DbOptions {
+            block_range_ms,
+            retention_ms: dur(&self.retention_time).map_err(|e| inv("retention_time", e))?,
+            retention_bytes,
+            ooo_window_ms: dur(&self.out_of_order_time_window)
+                .map_err(|e| inv("out_of_order_time_window", e))?,
+            wal_segment_size,
+            ..DbOptions::default()
+        };
         Ok(o)
     }
 }

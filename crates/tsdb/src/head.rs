@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
-use tocsin_model::{is_stale_nan, Label, Labels, Matcher, Sample};
+use tocsin_model::{Label, Labels, Matcher, Sample};
 use tocsin_storage::{MergedSamples, SampleIter, Series, VecSamples};
 
 use crate::chunkenc::{XorChunk, XorIter};
@@ -379,16 +379,6 @@ impl Head {
     }
     pub fn set_min_valid_time(&self, t: i64) {
         self.min_valid_t.fetch_max(t, Ordering::SeqCst);
-    }
-
-    /// Finds or creates the series with these label pairs (sorted by name, validated). Returns its slot
-    /// and whether it was created.
-    pub fn get_or_create(&self, pairs: &[(&str, &str)]) -> (u32, bool) {
-        let key = self.seeds.key(pairs.iter().copied());
-        let si = (key.0 % STRIPES as u64) as usize;
-        let mut st = self.stripes[si].lock();
-        let (local, created) = self.lookup_or_create_locked(&mut st, si, key, pairs, true);
-        (slot_of(si, local), created)
     }
 
     /// Finds or creates the series and applies one sample to it under a single stripe lock, so the
@@ -1050,9 +1040,4 @@ impl SampleIter for ChunksIter {
             self.cur = XorIter::new(bytes).ok();
         }
     }
-}
-
-/// Whether a value is a staleness marker; re-exported for callers that count them.
-pub fn is_stale(v: f64) -> bool {
-    is_stale_nan(v)
 }
