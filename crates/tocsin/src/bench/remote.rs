@@ -296,7 +296,6 @@ fn encode_all(mut fleet: Fleet, shards: usize, batch: usize, budget: usize, shar
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        let mut cut: Vec<usize> = Vec::new();
         let more = fleet.next_round(|s| {
             let shard = s.slot % shards;
             let p = &mut pending[shard];
@@ -305,15 +304,13 @@ fn encode_all(mut fleet: Fleet, shards: usize, batch: usize, budget: usize, shar
                 &[(s.t, s.v)],
             );
             p.min_t = p.min_t.min(s.t);
+            // Cut as soon as the batch is full, as Prometheus's queue manager does
+            // (max_samples_per_send): requests much larger than that would make every receiver
+            // buffer more than it would in production.
             if p.b.sample_count() >= batch {
-                cut.push(shard);
+                flush(p, shard);
             }
         });
-        // Flushing inside the callback would need a second borrow of `pending`; a request a few
-        // samples over the batch size is harmless.
-        for shard in cut {
-            flush(&mut pending[shard], shard);
-        }
         shared
             .series_created
             .store(fleet.series_created(), Ordering::Relaxed);
