@@ -20,6 +20,9 @@ pub enum Error {
         labels: String,
         reason: String,
     },
+    /// A scrape body in the text exposition format or OpenMetrics is malformed.
+    #[error(transparent)]
+    Exposition(#[from] crate::expfmt::ExpfmtError),
 }
 
 impl Error {
