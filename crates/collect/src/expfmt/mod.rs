@@ -32,7 +32,8 @@
 //!   all as Prometheus's OpenMetrics parser enforces. Like that parser, it accepts a trailing
 //!   comma in label sets. Timestamps are float seconds, converted to milliseconds by truncating
 //!   `ts * 1000` toward zero, which is what Prometheus does; NaN and infinite timestamps are
-//!   errors. Exemplars (`value [ts] # {labels} value [ts]`) are checked and dropped. A non-empty
+//!   errors. HELP text and label values unescape `\\`, `\n` and `\"`. Exemplars
+//!   (`value [ts] # {labels} value [ts]`) are checked and dropped. A non-empty
 //!   `# UNIT` must be a `_`-separated suffix of the metric name. Semantic rules of the spec that
 //!   Prometheus does not check at parse time (family ordering, `_total` on counters, bucket
 //!   order) are not checked here either.
