@@ -1,6 +1,8 @@
-//! Decoding of everything that brings samples in: for now the Prometheus remote-write 1.0 protocol.
+//! Everything that brings samples in: the Prometheus remote-write 1.0 protocol and relabelling of
+//! discovered targets and scraped series.
 
 pub mod error;
+pub mod relabel;
 pub mod remote_write;
 
 pub use error::{Error, Result};
