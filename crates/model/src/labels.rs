@@ -241,6 +241,23 @@ impl LabelsBuilder {
         self.labels.retain(|l| l.name != name);
         self
     }
+    /// The value of `name`; an empty value counts as absent, as it does once built.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|l| l.name == name && !l.value.is_empty())
+            .map(|l| l.value.as_str())
+    }
+    /// The labels with non-empty values, in insertion order (names of a `Labels` it was made
+    /// from come first, sorted). Relabelling walks a snapshot of this while it edits.
+    pub fn iter(&self) -> impl Iterator<Item = &Label> {
+        self.labels.iter().filter(|l| !l.value.is_empty())
+    }
+    /// Keeps only the labels for which `keep` returns true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Label) -> bool) -> &mut Self {
+        self.labels.retain(|l| keep(l));
+        self
+    }
     pub fn build(&self) -> Labels {
         let mut v: Vec<Label> = self
             .labels
@@ -250,6 +267,12 @@ impl LabelsBuilder {
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         Labels(Arc::from(v))
+    }
+}
+
+impl From<&Labels> for LabelsBuilder {
+    fn from(l: &Labels) -> Self {
+        l.builder()
     }
 }
 
@@ -272,6 +295,19 @@ mod tests {
         let z = hash_label_pairs([("a", "b\0")].into_iter());
         assert_ne!(hash_label_pairs([("a", "b")].into_iter()), z);
         assert_eq!(l.get("e"), None);
+    }
+
+    #[test]
+    fn builder_get_iter_retain() {
+        let base = Labels::from_pairs(&[("b", "2"), ("a", "1")]);
+        let mut b = LabelsBuilder::from(&base);
+        b.set("c", "3").set("a", "").set("d", "4");
+        assert_eq!(b.get("a"), None);
+        assert_eq!(b.get("c"), Some("3"));
+        let names: Vec<&str> = b.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["b", "c", "d"]);
+        b.retain(|l| l.name != "d");
+        assert_eq!(b.build().to_string(), r#"{b="2", c="3"}"#);
     }
 
     #[test]
