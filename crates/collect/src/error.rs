@@ -23,11 +23,26 @@ pub enum Error {
     /// A scrape body in the text exposition format or OpenMetrics is malformed.
     #[error(transparent)]
     Exposition(#[from] crate::expfmt::ExpfmtError),
+    /// A file_sd target file that cannot be read or parsed.
+    #[error("target file {path}: {reason}")]
+    TargetFile { path: String, reason: String },
+    /// An http_sd endpoint answered with something other than a JSON list of target groups.
+    #[error("HTTP service discovery {url}: {reason}")]
+    HttpSdResponse { url: String, reason: String },
+    /// An http_sd endpoint could not be reached or did not answer in time.
+    #[error("HTTP service discovery {url}: request failed: {reason}")]
+    HttpSdUnavailable { url: String, reason: String },
+    /// A discovery configuration that cannot be put to work, e.g. an unreadable `ca_file`.
+    #[error("{field}: {reason}")]
+    DiscoveryConfig { field: String, reason: String },
 }
 
 impl Error {
     pub fn kind(&self) -> ErrorKind {
-        ErrorKind::BadData
+        match self {
+            Error::HttpSdUnavailable { .. } => ErrorKind::Unavailable,
+            _ => ErrorKind::BadData,
+        }
     }
 }
 

@@ -1,13 +1,16 @@
 //! `tocsin.yml`: a superset of `prometheus.yml`. This module owns loading (parse, then validate with
-//! file:line in every message), the embedded default, and the `storage:` section. Sections other
-//! crates will own later (`scrape_configs`, `rule_files`, `alerting`, ...) are accepted as they are.
+//! file:line in every message), the embedded default, and the `storage:` section. `global` and
+//! `scrape_configs` are typed by the collect crate; sections later issues will own (`rule_files`,
+//! `alerting`, ...) are accepted as they are.
 
 use std::path::Path;
 
 use serde::Deserialize;
+use tocsin_collect::scrape::{GlobalConfig, ScrapeConfig, ScrapeManager};
 use tocsin_tsdb::DbOptions;
 
-/// The configuration used when no `--config` is given.
+/// The configuration used when no `--config` is given. `$TOCSIN_SELF` becomes the address the
+/// server listens on, so the default scrapes tocsin's own `/metrics` whatever `--listen` says.
 pub const DEFAULT_CONFIG: &str = include_str!("default.yml");
 
 #[derive(Debug, thiserror::Error)]
@@ -31,9 +34,9 @@ pub enum Error {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
-    pub global: Option<serde_norway::Value>,
+    pub global: GlobalConfig,
     #[serde(default)]
-    pub scrape_configs: Option<serde_norway::Value>,
+    pub scrape_configs: Vec<ScrapeConfig>,
     #[serde(default)]
     pub rule_files: Option<serde_norway::Value>,
     #[serde(default)]
@@ -84,7 +87,15 @@ impl Config {
     }
 
     pub fn load_default() -> Result<Config, Error> {
-        Self::parse(DEFAULT_CONFIG, "<embedded default config>")
+        Self::load_default_for("localhost:9090")
+    }
+
+    /// The embedded default with its self-scrape target pointing at `self_addr`.
+    pub fn load_default_for(self_addr: &str) -> Result<Config, Error> {
+        Self::parse(
+            &DEFAULT_CONFIG.replace("$TOCSIN_SELF", self_addr),
+            "<embedded default config>",
+        )
     }
 
     /// Parses and validates; every message names the file (and line, from the YAML parser).
@@ -98,6 +109,11 @@ impl Config {
             })?
         };
         cfg.storage.to_options(file)?;
+        ScrapeManager::validate(&cfg.global, &cfg.scrape_configs).map_err(|e| Error::Invalid {
+            file: file.to_string(),
+            field: format!("scrape_configs[{}].{}", e.index, e.field),
+            message: format!("job {:?}: {}", e.job, e.message),
+        })?;
         Ok(cfg)
     }
 }

@@ -18,6 +18,7 @@ use axum::routing::get;
 use axum::Router;
 use prometheus_client::registry::Registry;
 use tocsin_api::{ApiState, WriteMetrics};
+use tocsin_collect::scrape::{ScrapeManager, ScrapeMetrics};
 use tocsin_storage::{Appendable, Appender};
 use tocsin_tsdb::Db;
 
@@ -112,6 +113,108 @@ impl Appendable for LazyDb {
 struct AppState {
     db: Arc<OnceLock<Db>>,
     registry: Arc<Registry>,
+    reloader: Arc<Reloader>,
+}
+
+/// Holds the running configuration and applies new ones: the whole file is validated first and
+/// a failure leaves the old configuration running.
+struct Reloader {
+    config_file: Option<PathBuf>,
+    self_addr: String,
+    current: parking_lot::Mutex<Config>,
+    scrape: Arc<ScrapeManager>,
+    /// Scraping starts once storage is ready; until then a reload only swaps the config.
+    started: std::sync::atomic::AtomicBool,
+    metrics: Arc<metrics::ReloadMetrics>,
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Reloader {
+    fn base_dir(&self) -> PathBuf {
+        self.config_file
+            .as_ref()
+            .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    fn load(&self) -> Result<Config, Error> {
+        Ok(match &self.config_file {
+            Some(p) => Config::load_file(p)?,
+            None => Config::load_default_for(&self.self_addr)?,
+        })
+    }
+
+    /// Starts scraping with the current config (called once storage is ready).
+    fn start(&self) -> Result<(), String> {
+        let cfg = self.current.lock().clone();
+        self.scrape
+            .apply(&cfg.global, &cfg.scrape_configs, &self.base_dir())
+            .map_err(|e| e.to_string())?;
+        self.started
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn reload(&self) -> Result<(), String> {
+        use std::sync::atomic::Ordering;
+        let _serial = self.lock.lock().await;
+        let res = self.load().map_err(|e| e.to_string()).and_then(|cfg| {
+            let old = self.current.lock().clone();
+            if self.started.load(Ordering::SeqCst) {
+                self.scrape
+                    .apply(&cfg.global, &cfg.scrape_configs, &self.base_dir())
+                    .map_err(|e| e.to_string())?;
+            }
+            if format!("{:?}", old.storage) != format!("{:?}", cfg.storage) {
+                tracing::warn!("storage settings changed; they take effect at the next restart");
+            }
+            *self.current.lock() = cfg;
+            Ok(())
+        });
+        match &res {
+            Ok(()) => {
+                self.metrics.last_ok.store(true, Ordering::Relaxed);
+                self.metrics
+                    .last_success_unix
+                    .store(unix_now(), Ordering::Relaxed);
+                tracing::info!("configuration reloaded");
+            }
+            Err(e) => {
+                self.metrics.last_ok.store(false, Ordering::Relaxed);
+                self.metrics.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("configuration reload failed, keeping the old one: {e}");
+            }
+        }
+        res
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+async fn reload_handler(State(st): State<AppState>) -> Response {
+    match st.reloader.reload().await {
+        Ok(()) => (StatusCode::OK, "").into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn sighup_loop(reloader: Arc<Reloader>) {
+    let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    while s.recv().await.is_some() {
+        tracing::info!("SIGHUP received; reloading the configuration");
+        let _ = reloader.reload().await;
+    }
 }
 
 async fn healthy() -> &'static str {
@@ -170,7 +273,9 @@ async fn shutdown_signal() {
 
 /// Runs the server until a shutdown signal or a fatal start-up error.
 pub async fn run(opts: ServerOptions) -> Result<(), Error> {
-    let cfg = match &opts.config_file {
+    // Checked before binding so a bad file fails fast; the default is re-read below with the bound
+    // address as its self-scrape target.
+    let mut cfg = match &opts.config_file {
         Some(p) => Config::load_file(p)?,
         None => Config::load_default()?,
     };
@@ -196,24 +301,57 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         std::fs::rename(&tmp, f)?;
     }
 
+    if opts.config_file.is_none() {
+        cfg = Config::load_default_for(&addr.to_string())?;
+    }
+
     let db_cell: Arc<OnceLock<Db>> = Arc::new(OnceLock::new());
     let write_metrics = Arc::new(WriteMetrics::default());
+    let scrape_metrics = Arc::new(ScrapeMetrics::default());
+    let reload_metrics = Arc::new(metrics::ReloadMetrics::default());
+    reload_metrics
+        .last_ok
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    reload_metrics
+        .last_success_unix
+        .store(unix_now(), std::sync::atomic::Ordering::Relaxed);
     let registry = Arc::new(metrics::registry(metrics::Sources {
         db: db_cell.clone(),
         write: write_metrics.clone(),
+        scrape: scrape_metrics.clone(),
+        reload: reload_metrics.clone(),
     }));
+    let appendable: Arc<dyn Appendable> = Arc::new(LazyDb(db_cell.clone()));
+    let scrape = Arc::new(ScrapeManager::new(appendable.clone(), scrape_metrics));
+    let reloader = Arc::new(Reloader {
+        config_file: opts.config_file.clone(),
+        self_addr: addr.to_string(),
+        current: parking_lot::Mutex::new(cfg),
+        scrape: scrape.clone(),
+        started: std::sync::atomic::AtomicBool::new(false),
+        metrics: reload_metrics,
+        lock: tokio::sync::Mutex::new(()),
+    });
+    // Registered now: SIGHUP's default action would kill a server still replaying its WAL.
+    let hup = tokio::spawn(sighup_loop(reloader.clone()));
     let api = tocsin_api::router(ApiState {
-        appendable: Arc::new(LazyDb(db_cell.clone())),
+        appendable,
         deletable: Arc::new(LazyDb(db_cell.clone())),
         write_metrics,
+        targets: scrape.clone(),
     });
     let app = Router::new()
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
         .route("/metrics", get(metrics_handler))
+        .route(
+            "/-/reload",
+            axum::routing::post(reload_handler).put(reload_handler),
+        )
         .with_state(AppState {
             db: db_cell.clone(),
             registry,
+            reloader: reloader.clone(),
         })
         .merge(api);
 
@@ -271,9 +409,14 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             if let Some(db) = db_cell.get() {
                 maintenance = Some(db.start_maintenance(opts.maintenance_interval));
             }
+            if let Err(e) = reloader.start() {
+                tracing::error!("starting scrapes: {e}");
+            }
             shutdown_signal().await;
         } => {}
     }
+    hup.abort();
+    scrape.stop();
     let _ = stop_tx.send(());
     match server.await {
         Ok(Ok(())) => {}

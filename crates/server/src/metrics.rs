@@ -9,12 +9,23 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use tocsin_api::WriteMetrics;
+use tocsin_collect::scrape::ScrapeMetrics;
 use tocsin_tsdb::Db;
 
 #[derive(Debug)]
 pub struct Sources {
     pub db: Arc<OnceLock<Db>>,
     pub write: Arc<WriteMetrics>,
+    pub scrape: Arc<ScrapeMetrics>,
+    pub reload: Arc<ReloadMetrics>,
+}
+
+/// Outcome of config reloads, for `tocsin_config_last_reload_successful` and friends.
+#[derive(Debug, Default)]
+pub struct ReloadMetrics {
+    pub last_ok: std::sync::atomic::AtomicBool,
+    pub last_success_unix: std::sync::atomic::AtomicI64,
+    pub failures: std::sync::atomic::AtomicU64,
 }
 
 fn counter(
@@ -116,6 +127,60 @@ impl Collector for Sources {
             "tocsin_remote_write_samples_rejected",
             "Remote-write samples refused by storage.",
             ld(&w.samples_rejected),
+        )?;
+        let sc = &self.scrape;
+        counter(
+            &mut e,
+            "tocsin_scrapes",
+            "Scrapes run, failed or not.",
+            ld(&sc.scrapes),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_scrapes_failed",
+            "Scrapes that failed (target down, timeout, bad exposition, limits).",
+            ld(&sc.scrapes_failed),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_scrape_samples",
+            "Samples scraped and kept after metric relabelling.",
+            ld(&sc.samples),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_scrape_samples_rejected",
+            "Scraped samples refused by storage (out of order, duplicate, too old).",
+            ld(&sc.samples_rejected),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_scrape_stale_markers",
+            "Staleness markers written for series that vanished from a target or with it.",
+            ld(&sc.stale_markers),
+        )?;
+        let r = &self.reload;
+        gauge(
+            &mut e,
+            "tocsin_config_last_reload_successful",
+            "Whether the last configuration reload attempt was successful.",
+            if r.last_ok.load(Ordering::Relaxed) {
+                1.0
+            } else {
+                0.0
+            },
+        )?;
+        gauge(
+            &mut e,
+            "tocsin_config_last_reload_success_timestamp_seconds",
+            "Timestamp of the last successful configuration reload.",
+            r.last_success_unix.load(Ordering::Relaxed) as f64,
+        )?;
+        counter(
+            &mut e,
+            "tocsin_config_reload_failures",
+            "Configuration reloads that were rejected.",
+            ld(&r.failures),
         )?;
         let Some(db) = self.db.get() else {
             return Ok(());

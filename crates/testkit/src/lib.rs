@@ -1,6 +1,8 @@
 //! Test helpers: `TestServer` runs the real `tocsin` binary on 127.0.0.1 with port 0 and a temp data
 //! directory, waits on `/-/ready`, and stops it when dropped.
 
+pub mod expo;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

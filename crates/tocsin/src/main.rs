@@ -31,9 +31,20 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum BenchCmd {
+    /// Serve many synthetic scrape targets on loopback ports.
+    Targets(bench::targets::TargetsArgs),
+    /// Send Telegraf-shaped InfluxDB line protocol to a write URL.
+    Lineproto(bench::lineproto::LineprotoArgs),
+}
+
+#[derive(Subcommand)]
 enum Cmd {
     /// Run the server.
     Server(ServerArgs),
+    /// Load generators for the benchmarks in bench/.
+    #[command(hide = true, subcommand)]
+    Bench(BenchCmd),
     /// Inspect and benchmark the storage engine.
     Tsdb {
         #[command(subcommand)]
@@ -78,9 +89,12 @@ fn main() -> std::process::ExitCode {
     init_logging(&cli.log_level);
     // The flag is checked when pages are faulted in, so arenas mapped before main are covered.
     disable_transparent_huge_pages();
+    purge_freed_memory_at_once();
     let res = match cli.cmd {
         Cmd::Server(a) => run_server(a),
         Cmd::Tsdb { cmd } => tsdb_cmd::run(cmd),
+        Cmd::Bench(BenchCmd::Targets(a)) => bench::targets::run(a),
+        Cmd::Bench(BenchCmd::Lineproto(a)) => bench::lineproto::run(a),
     };
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -105,6 +119,23 @@ fn disable_transparent_huge_pages() {
             std::io::Error::last_os_error()
         );
     }
+}
+
+extern "C" {
+    /// mimalloc's option setter; the library is linked in by the `mimalloc` crate.
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// `mi_option_purge_delay` in mimalloc 3's option enum.
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// mimalloc returns freed pages to the OS after a delay (10 ms by default), which under ingest
+/// keeps a standing pool of freed-but-resident pages: purging at once lowered resident memory by
+/// 10% (161 MB to 146 MB for 100k series and 2 h of data over remote write); the extra madvise
+/// calls are inside the CPU per sample that bench/compare-peers reports.
+fn purge_freed_memory_at_once() {
+    // SAFETY: sets an integer option; mimalloc reads options atomically.
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
 }
 
 fn run_server(a: ServerArgs) -> anyhow::Result<()> {

@@ -5,4 +5,6 @@
 #![allow(dead_code)]
 
 pub mod fleet;
+pub mod lineproto;
 pub mod remote;
+pub mod targets;
