@@ -1,5 +1,6 @@
-//! Errors of the collect crate. Every one of them means the client sent something we cannot use,
-//! so they all map to `BadData`; the messages are written for the person who operates the sender.
+//! Errors of the collect crate. Most mean a client or a discovery source sent something we cannot
+//! use (`BadData`); an HTTP discovery endpoint that cannot be reached is `Unavailable`. Messages
+//! are written for the person who operates the sender and name the file, URL or field at fault.
 
 use tocsin_model::ErrorKind;
 
@@ -20,11 +21,26 @@ pub enum Error {
         labels: String,
         reason: String,
     },
+    /// A file_sd target file that cannot be read or parsed.
+    #[error("target file {path}: {reason}")]
+    TargetFile { path: String, reason: String },
+    /// An http_sd endpoint answered with something other than a JSON list of target groups.
+    #[error("HTTP service discovery {url}: {reason}")]
+    HttpSdResponse { url: String, reason: String },
+    /// An http_sd endpoint could not be reached or did not answer in time.
+    #[error("HTTP service discovery {url}: request failed: {reason}")]
+    HttpSdUnavailable { url: String, reason: String },
+    /// A discovery configuration that cannot be put to work, e.g. an unreadable `ca_file`.
+    #[error("{field}: {reason}")]
+    DiscoveryConfig { field: String, reason: String },
 }
 
 impl Error {
     pub fn kind(&self) -> ErrorKind {
-        ErrorKind::BadData
+        match self {
+            Error::HttpSdUnavailable { .. } => ErrorKind::Unavailable,
+            _ => ErrorKind::BadData,
+        }
     }
 }
 

@@ -1,6 +1,7 @@
-//! Everything that brings samples in: the Prometheus remote-write 1.0 protocol and relabelling of
-//! discovered targets and scraped series.
+//! Everything that brings samples in: the Prometheus remote-write 1.0 protocol, target discovery
+//! (static, file, HTTP) and relabelling of discovered targets and scraped series.
 
+pub mod discovery;
 pub mod error;
 pub mod relabel;
 pub mod remote_write;
