@@ -1,5 +1,6 @@
-//! Errors of the collect crate. Every one of them means the client sent something we cannot use,
-//! so they all map to `BadData`; the messages are written for the person who operates the sender.
+//! Errors of the collect crate. Most mean a client or a discovery source sent something we cannot
+//! use (`BadData`); an HTTP discovery endpoint that cannot be reached is `Unavailable`. Messages
+//! are written for the person who operates the sender and name the file, URL or field at fault.
 
 use tocsin_model::ErrorKind;
 

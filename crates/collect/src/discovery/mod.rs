@@ -134,6 +134,7 @@ pub(crate) fn at_least_1ms(d: Duration) -> Duration {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

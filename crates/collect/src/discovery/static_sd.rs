@@ -77,6 +77,7 @@ impl Discoverer for StaticDiscoverer {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -1,5 +1,6 @@
 //! Tests for relabelling: the data-driven corpus in `testdata/relabel` (one case per file) and
 //! `testdata/relabel_invalid` (configurations that must be rejected), plus a few unit checks.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 //! file_sd tests against a temporary directory: initial read, quick pick-up of changes, removal,
 //! broken files, globs, and config validation.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
 

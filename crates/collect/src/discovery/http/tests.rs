@@ -1,4 +1,5 @@
 //! http_sd tests against a loopback HTTP server whose answer the test changes as it goes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::{Arc, Mutex};
 
