@@ -61,6 +61,13 @@ pub trait Appender: Send {
         self.append(&labels, t, v, &AppendOptions::default())
     }
 
+    /// Appends to a series by a reference an earlier `append` returned. `Ok(false)`: the
+    /// reference is unknown or no longer valid, and the caller must append by labels. Stores
+    /// without references keep the default.
+    fn append_ref(&mut self, _r: SeriesRef, _t: i64, _v: f64) -> Result<bool> {
+        Ok(false)
+    }
+
     /// Makes the batch durable (written to the WAL where there is one) and visible.
     fn commit(self: Box<Self>) -> Result<CommitStats>;
 

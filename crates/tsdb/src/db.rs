@@ -639,6 +639,21 @@ impl DbAppender<'_> {
     }
 }
 
+/// A series reference handed to appenders' callers: the head slot (plus one, so 0 means none)
+/// and the low 32 bits of the series id, which tell a reused slot apart. A false match needs a
+/// caller to keep a reference across the removal of its series and 2^32 series creations.
+fn pack_ref(slot: u32, id: u64) -> SeriesRef {
+    ((slot as u64 + 1) << 32) | (id & 0xffff_ffff)
+}
+
+fn unpack_ref(r: SeriesRef) -> Option<(u32, u32)> {
+    let hi = r >> 32;
+    if hi == 0 {
+        return None;
+    }
+    Some(((hi - 1) as u32, r as u32))
+}
+
 impl Appender for DbAppender<'_> {
     fn append(
         &mut self,
@@ -663,7 +678,7 @@ impl Appender for DbAppender<'_> {
         t: i64,
         v: f64,
     ) -> tocsin_storage::Result<SeriesRef> {
-        let (created, res) = self.db.inner.head.append(pairs, t, v);
+        let (created, slot, res) = self.db.inner.head.append(pairs, t, v);
         if created {
             self.stats.series_created += 1;
         }
@@ -674,12 +689,34 @@ impl Appender for DbAppender<'_> {
                     t: a.t,
                     v: a.v,
                 });
-                Ok(a.id)
+                Ok(pack_ref(slot, a.id))
             }
             Ok(None) => Ok(0),
             Err(r) => {
                 self.reject(r, t);
                 Ok(0)
+            }
+        }
+    }
+
+    fn append_ref(&mut self, r: SeriesRef, t: i64, v: f64) -> tocsin_storage::Result<bool> {
+        let Some((slot, id_low)) = unpack_ref(r) else {
+            return Ok(false);
+        };
+        match self.db.inner.head.append_slot(slot, id_low, t, v) {
+            None => Ok(false),
+            Some(Ok(Some(a))) => {
+                self.samples.push(RefSample {
+                    r: a.id,
+                    t: a.t,
+                    v: a.v,
+                });
+                Ok(true)
+            }
+            Some(Ok(None)) => Ok(true),
+            Some(Err(rej)) => {
+                self.reject(rej, t);
+                Ok(true)
             }
         }
     }

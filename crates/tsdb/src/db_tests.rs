@@ -300,3 +300,29 @@ fn read_only_open_sees_live_data() {
     assert_eq!(got.len(), 4);
     assert!(got.iter().all(|(_, s)| s.len() == 180));
 }
+
+#[test]
+fn append_by_reference_and_stale_reference_after_deletion() {
+    let d = tempfile::tempdir().unwrap();
+    let db = Db::open(d.path(), opts(2 * HOUR_MS)).unwrap();
+    let mut a = db.appender();
+    let r = a
+        .append(&lbl(0, "cpu"), 1_000, 1.0, &AppendOptions::default())
+        .unwrap();
+    assert_ne!(r, 0);
+    assert!(a.append_ref(r, 2_000, 2.0).unwrap());
+    // A reference that was never handed out is refused, not misapplied.
+    assert!(!a.append_ref(0, 3_000, 3.0).unwrap());
+    assert!(!a.append_ref(r ^ 0xffff, 3_000, 3.0).unwrap());
+    let st = a.commit().unwrap();
+    assert_eq!(st.samples, 2);
+    let got = read_all(&db, &all(), 0, i64::MAX);
+    assert_eq!(
+        got[0].1,
+        vec![Sample::new(1_000, 1.0), Sample::new(2_000, 2.0)]
+    );
+    // Out-of-order through a reference is counted like any other rejection.
+    let mut a = db.appender();
+    assert!(a.append_ref(r, 1_500, 9.0).unwrap());
+    assert_eq!(a.commit().unwrap().rejected_out_of_order, 1);
+}

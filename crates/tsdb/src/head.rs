@@ -384,12 +384,29 @@ impl Head {
     /// Finds or creates the series and applies one sample to it under a single stripe lock, so the
     /// series is touched once per sample. Returns whether the series was created and what
     /// `apply` returns.
-    pub fn append(&self, pairs: &[(&str, &str)], t: i64, v: f64) -> (bool, ApplyResult) {
+    pub fn append(&self, pairs: &[(&str, &str)], t: i64, v: f64) -> (bool, u32, ApplyResult) {
         let key = self.seeds.key(pairs.iter().copied());
         let si = (key.0 % STRIPES as u64) as usize;
         let mut st = self.stripes[si].lock();
         let (local, created) = self.lookup_or_create_locked(&mut st, si, key, pairs, true);
-        (created, self.apply_locked(&mut st, local, t, v, false))
+        (
+            created,
+            slot_of(si, local),
+            self.apply_locked(&mut st, local, t, v, false),
+        )
+    }
+
+    /// Appends to the series in `slot` if it still is the one with id `id` (slots are reused once
+    /// a series leaves the head). `None`: it is not; the caller appends by labels instead. Skips
+    /// hashing the labels and the map lookup, which dominate a scrape's cost for known series.
+    pub fn append_slot(&self, slot: u32, id_low: u32, t: i64, v: f64) -> Option<ApplyResult> {
+        let (si, local) = split_slot(slot);
+        let mut st = self.stripes.get(si)?.lock();
+        match st.series.get(local as usize) {
+            Some(Some(s)) if s.id as u32 == id_low => {}
+            _ => return None,
+        }
+        Some(self.apply_locked(&mut st, local, t, v, false))
     }
 
     /// With `log`, a created series is queued for the WAL (see `take_unlogged`) before the stripe

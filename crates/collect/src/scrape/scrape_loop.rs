@@ -27,6 +27,40 @@ struct CacheEntry {
     prev: u64,
     /// Exposed with its own timestamp: Prometheus writes no staleness marker for those.
     explicit_ts: bool,
+    /// The store's reference for the series, once an append returned one; 0 = none.
+    sref: u64,
+}
+
+/// Series of a target between scrapes: entries in a slab, found by the series as exposed (name
+/// and labels), so unchanged series skip relabelling and the store's label lookup.
+#[derive(Default)]
+struct Cache {
+    index: HashMap<Box<[u8]>, u32, xxhash_rust::xxh3::Xxh3DefaultBuilder>,
+    entries: Vec<CacheEntry>,
+    free: Vec<u32>,
+}
+
+impl Cache {
+    fn insert(&mut self, key: &[u8], e: CacheEntry) -> u32 {
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.entries[i as usize] = e;
+                i
+            }
+            None => {
+                self.entries.push(e);
+                (self.entries.len() - 1) as u32
+            }
+        };
+        self.index.insert(key.into(), idx);
+        idx
+    }
+
+    fn clear(&mut self) {
+        self.index.clear();
+        self.entries.clear();
+        self.free.clear();
+    }
 }
 
 pub struct ScrapeLoop {
@@ -38,9 +72,9 @@ pub struct ScrapeLoop {
     parser: Parser,
     body: Vec<u8>,
     key: Vec<u8>,
-    /// Keyed by the series as exposed (name and labels), so unchanged series skip relabelling.
-    cache: HashMap<Box<[u8]>, CacheEntry>,
-    batch: Vec<(Labels, i64, f64)>,
+    cache: Cache,
+    /// Staged samples of the current scrape: cache entry, timestamp, value.
+    batch: Vec<(u32, i64, f64)>,
     iter: u64,
 }
 
@@ -64,7 +98,7 @@ impl ScrapeLoop {
             parser: Parser::new(),
             body: Vec::new(),
             key: Vec::new(),
-            cache: HashMap::new(),
+            cache: Cache::default(),
             batch: Vec::new(),
             iter: 0,
         }
@@ -129,13 +163,27 @@ impl ScrapeLoop {
             self.batch.clear();
         }
         let mut app = self.appendable.appender();
-        let mut rejected = 0u64;
-        for (l, t, v) in self.batch.drain(..) {
-            if let Err(e) = app.append(&l, t, v, &AppendOptions::default()) {
-                if e.is_sample_rejection() {
-                    rejected += 1;
-                } else {
-                    tracing::warn!(target = %self.target.url, "append failed: {e}");
+        let entries = &mut self.cache.entries;
+        for (idx, t, v) in self.batch.drain(..) {
+            let e = &mut entries[idx as usize];
+            let Some(l) = &e.labels else { continue };
+            match app.append_ref(e.sref, t, v) {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(target = %self.target.url, "append failed: {err}");
+                    break;
+                }
+            }
+            match app.append(l, t, v, &AppendOptions::default()) {
+                Ok(r) => {
+                    if r != 0 {
+                        e.sref = r;
+                    }
+                }
+                Err(err) if err.is_sample_rejection() => {}
+                Err(err) => {
+                    tracing::warn!(target = %self.target.url, "append failed: {err}");
                     break;
                 }
             }
@@ -144,7 +192,13 @@ impl ScrapeLoop {
         // failed scrape) get a marker at this scrape's time.
         let iter = self.iter;
         let mut stale = 0u64;
-        self.cache.retain(|_, e| {
+        let Cache {
+            index,
+            entries,
+            free,
+        } = &mut self.cache;
+        index.retain(|_, idx| {
+            let e = &mut entries[*idx as usize];
             let in_last_good = iter > 1
                 && if up {
                     e.seen == iter - 1
@@ -164,6 +218,8 @@ impl ScrapeLoop {
                     }
                 }
             }
+            e.labels = None;
+            free.push(*idx);
             false
         });
         let report = [
@@ -177,9 +233,13 @@ impl ScrapeLoop {
             let l = self.report_labels(name);
             let _ = app.append(&l, ts, v, &AppendOptions::default());
         }
-        if let Err(e) = app.commit() {
-            tracing::warn!(target = %self.target.url, "commit failed: {e}");
-        }
+        let rejected = match app.commit() {
+            Ok(st) => st.rejected(),
+            Err(e) => {
+                tracing::warn!(target = %self.target.url, "commit failed: {e}");
+                0
+            }
+        };
         let m = &self.metrics;
         use std::sync::atomic::Ordering::Relaxed;
         m.scrapes.fetch_add(1, Relaxed);
@@ -283,8 +343,8 @@ impl ScrapeLoop {
                 (true, Some(t)) => t,
                 _ => ts,
             };
-            let entry = match cache.get_mut(key.as_slice()) {
-                Some(e) => e,
+            let idx = match cache.index.get(key.as_slice()) {
+                Some(&i) => i,
                 None => {
                     let labels = match series_labels(&cfg, &target, s.name, s.labels) {
                         Ok(l) => l,
@@ -296,23 +356,28 @@ impl ScrapeLoop {
                     if labels.is_some() {
                         added += 1;
                     }
-                    cache.entry(key.as_slice().into()).or_insert(CacheEntry {
-                        labels,
-                        seen: 0,
-                        prev: 0,
-                        explicit_ts: false,
-                    })
+                    cache.insert(
+                        key,
+                        CacheEntry {
+                            labels,
+                            seen: 0,
+                            prev: 0,
+                            explicit_ts: false,
+                            sref: 0,
+                        },
+                    )
                 }
             };
+            let entry = &mut cache.entries[idx as usize];
             if entry.seen != iter {
                 entry.prev = entry.seen;
                 entry.seen = iter;
             }
             entry.explicit_ts =
                 honor_ts && s.timestamp_ms.is_some() && !cfg.cfg.track_timestamps_staleness;
-            if let Some(l) = &entry.labels {
+            if entry.labels.is_some() {
                 post += 1;
-                batch.push((l.clone(), t, s.value));
+                batch.push((idx, t, s.value));
             }
         });
         if let Err(e) = parsed {
@@ -336,7 +401,7 @@ impl ScrapeLoop {
         let ts = now_ms();
         let mut app = self.appendable.appender();
         let last = self.iter;
-        for e in self.cache.values() {
+        for e in &self.cache.entries {
             if e.seen == last && !e.explicit_ts {
                 if let Some(l) = &e.labels {
                     let _ = app.append(l, ts, STALE_NAN, &AppendOptions::default());
