@@ -20,6 +20,12 @@ pub enum Error {
         labels: String,
         reason: String,
     },
+    /// A JSON push body that is not JSON or lacks the `timeSeries` array.
+    #[error("JSON push body: {0}")]
+    Json(String),
+    /// Invalid configuration of a collector, naming the field.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl Error {
