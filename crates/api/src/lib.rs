@@ -3,16 +3,18 @@
 
 pub mod admin;
 pub mod error;
+pub mod push;
 pub mod write;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use tocsin_storage::{Appendable, Deletable};
 
 pub use error::{ApiError, Error, Result};
+pub use push::PushMetrics;
 pub use write::WriteMetrics;
 
 /// What the handlers need; the server fills it in.
@@ -20,6 +22,7 @@ pub use write::WriteMetrics;
 pub struct ApiState {
     pub appendable: Arc<dyn Appendable>,
     pub write_metrics: Arc<WriteMetrics>,
+    pub push_metrics: Arc<PushMetrics>,
     pub deletable: Arc<dyn Deletable>,
 }
 
@@ -29,6 +32,11 @@ pub const MAX_WRITE_BODY: usize = 64 << 20;
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/write", post(write::remote_write))
+        .route("/write", post(push::influx_write_v1))
+        .route("/api/v2/write", post(push::influx_write_v2))
+        .route("/ping", get(push::ping).head(push::ping))
+        .route("/query", get(push::influx_query).post(push::influx_query))
+        .route("/api/v1/push", post(push::json_push))
         .route(
             "/api/v1/admin/tsdb/delete_series",
             post(admin::delete_series).put(admin::delete_series),
