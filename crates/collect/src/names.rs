@@ -28,6 +28,13 @@ pub fn push_sanitized(out: &mut String, s: &str, colon: bool, first: bool) {
     if first && s.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         out.push('_');
     }
+    // Nearly every name is already valid: one byte scan and a copy.
+    if s.bytes()
+        .all(|c| c.is_ascii_alphanumeric() || c == b'_' || (colon && c == b':'))
+    {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         // One `_` per character, not per byte, so a non-ASCII letter does not turn into several.
         if c.is_ascii_alphanumeric() || c == '_' || (colon && c == ':') {

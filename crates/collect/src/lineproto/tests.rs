@@ -317,3 +317,41 @@ proptest! {
         prop_assert_eq!(samples, r.samples);
     }
 }
+
+/// Rough throughput check; run with `cargo test --release -p tocsin-collect throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput() {
+    let mut body = String::new();
+    for i in 0..100_000 {
+        body.push_str(&format!(
+            "cpu,cpu=cpu{},host=web-{},region=eu\\ west usage_idle=98.{i},usage_system=0.75,usage_user=1{i}i {}\n",
+            i % 8,
+            i % 50,
+            1_700_000_000_000_000_000i64 + i64::from(i) * 1_000_000_000
+        ));
+    }
+    let mut d = Decoder::new();
+    let start = std::time::Instant::now();
+    let mut n = 0u64;
+    for _ in 0..5 {
+        let mut r = Report::default();
+        let _: Result<(), ()> = d.decode(
+            body.as_bytes(),
+            &opts(Precision::Nanoseconds),
+            &mut r,
+            |p, _, _| {
+                n += p.len() as u64;
+                Ok(())
+            },
+        );
+        assert_eq!(r.bad_total, 0, "{:?}", r.bad_lines);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{:.1} MB/s, {:.2} M lines/s, {:.2} M samples/s ({n} label pairs)",
+        5.0 * body.len() as f64 / secs / 1e6,
+        5.0 * 1e5 / secs / 1e6,
+        15.0 * 1e5 / secs / 1e6
+    );
+}
