@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod push;
 pub mod targets;
 pub mod write;
 
@@ -15,6 +16,7 @@ use tocsin_collect::scrape::TargetsView;
 use tocsin_storage::{Appendable, Deletable};
 
 pub use error::{ApiError, Error, Result};
+pub use push::PushMetrics;
 pub use write::WriteMetrics;
 
 /// What the handlers need; the server fills it in.
@@ -22,6 +24,7 @@ pub use write::WriteMetrics;
 pub struct ApiState {
     pub appendable: Arc<dyn Appendable>,
     pub write_metrics: Arc<WriteMetrics>,
+    pub push_metrics: Arc<PushMetrics>,
     pub deletable: Arc<dyn Deletable>,
     pub targets: Arc<dyn TargetsView>,
 }
@@ -33,6 +36,11 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/targets", get(targets::targets))
+        .route("/write", post(push::influx_write_v1))
+        .route("/api/v2/write", post(push::influx_write_v2))
+        .route("/ping", get(push::ping).head(push::ping))
+        .route("/query", get(push::influx_query).post(push::influx_query))
+        .route("/api/v1/push", post(push::json_push))
         .route(
             "/api/v1/admin/tsdb/delete_series",
             post(admin::delete_series).put(admin::delete_series),

@@ -36,6 +36,12 @@ pub enum Error {
     /// A discovery configuration that cannot be put to work, e.g. an unreadable `ca_file`.
     #[error("{field}: {reason}")]
     DiscoveryConfig { field: String, reason: String },
+    /// A JSON push body that is not JSON or lacks the `timeSeries` array.
+    #[error("JSON push body: {0}")]
+    Json(String),
+    /// Invalid configuration of a collector, naming the field.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl Error {

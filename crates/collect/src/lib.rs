@@ -1,11 +1,16 @@
-//! Everything that brings samples in: the Prometheus remote-write 1.0 protocol, the text exposition
-//! formats a scrape returns (Prometheus text 0.0.4, OpenMetrics 1.0), relabelling, service
+//! Everything that brings samples in: Prometheus remote write 1.0, the text exposition formats a
+//! scrape returns (Prometheus text 0.0.4, OpenMetrics 1.0), InfluxDB line protocol, the JSON
+//! custom-metric push API, Graphite plaintext (with its TCP listener), relabelling, service
 //! discovery, the scrape manager and its loops, and the HTTP client settings they share.
 
 pub mod discovery;
 pub mod error;
 pub mod expfmt;
+pub mod graphite;
 pub mod httpclient;
+pub mod jsonpush;
+pub mod lineproto;
+pub mod names;
 pub mod relabel;
 pub mod remote_write;
 pub mod scrape;

@@ -1,7 +1,7 @@
 //! `tocsin.yml`: a superset of `prometheus.yml`. This module owns loading (parse, then validate with
 //! file:line in every message), the embedded default, and the `storage:` section. `global` and
-//! `scrape_configs` are typed by the collect crate; sections later issues will own (`rule_files`,
-//! `alerting`, ...) are accepted as they are.
+//! `scrape_configs` are typed by the collect crate, as is the optional `graphite:` section;
+//! sections later issues will own (`rule_files`, `alerting`, ...) are accepted as they are.
 
 use std::path::Path;
 
@@ -47,6 +47,9 @@ pub struct Config {
     pub alerting: Option<serde_norway::Value>,
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Graphite plaintext listener; absent = disabled.
+    #[serde(default)]
+    pub graphite: Option<tocsin_collect::graphite::GraphiteConfig>,
 }
 
 /// The `storage:` section.
@@ -114,6 +117,12 @@ impl Config {
             field: format!("scrape_configs[{}].{}", e.index, e.field),
             message: format!("job {:?}: {}", e.job, e.message),
         })?;
+        if let Some(g) = &cfg.graphite {
+            g.validate().map_err(|message| Error::Parse {
+                file: file.to_string(),
+                message,
+            })?;
+        }
         Ok(cfg)
     }
 }
@@ -183,6 +192,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("storage.retention_time"), "{e}");
+    }
+
+    #[test]
+    fn graphite_section_is_optional_and_checked() {
+        assert!(Config::load_default().unwrap().graphite.is_none());
+        let c = Config::parse(
+            "graphite:\n  listen: 127.0.0.1:2003\n  mappings:\n    - match: servers.*.cpu.*\n      name: server_cpu_${2}\n      labels: { host: \"${1}\" }\n",
+            "g.yml",
+        )
+        .unwrap();
+        let g = c.graphite.unwrap();
+        assert_eq!(g.listen, "127.0.0.1:2003");
+        assert_eq!(g.mappings[0].name, "server_cpu_${2}");
+        let e = Config::parse(
+            "graphite:\n  listen: x\n  mappings:\n    - match: a.*\n      name: b_${3}\n",
+            "g.yml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("g.yml") && e.contains("graphite.mappings[0].name"),
+            "{e}"
+        );
+        let e = Config::parse("graphite:\n  listen: x\n  bogus: 1\n", "g.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Wiring and lifecycle of `tocsin server`: loads the config, binds the listener, opens the
-//! database in the background (`/-/ready` answers 503 until WAL replay is done), serves the HTTP API,
-//! runs storage maintenance, and shuts down cleanly on SIGTERM/SIGINT (stop accepting, finish
+//! database in the background (`/-/ready` answers 503 until WAL replay is done), serves the HTTP API
+//! and the optional Graphite listener, runs storage maintenance, and shuts down cleanly on SIGTERM/SIGINT (stop accepting, finish
 //! in-flight requests, flush and close the WAL).
 
 pub mod config;
@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use prometheus_client::registry::Registry;
-use tocsin_api::{ApiState, WriteMetrics};
+use tocsin_api::{ApiState, PushMetrics, WriteMetrics};
 use tocsin_collect::scrape::{ScrapeManager, ScrapeMetrics};
 use tocsin_storage::{Appendable, Appender};
 use tocsin_tsdb::Db;
@@ -315,13 +315,34 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     reload_metrics
         .last_success_unix
         .store(unix_now(), std::sync::atomic::Ordering::Relaxed);
+    let push_metrics = Arc::new(PushMetrics::default());
     let registry = Arc::new(metrics::registry(metrics::Sources {
         db: db_cell.clone(),
         write: write_metrics.clone(),
+        push: push_metrics.clone(),
         scrape: scrape_metrics.clone(),
         reload: reload_metrics.clone(),
     }));
     let appendable: Arc<dyn Appendable> = Arc::new(LazyDb(db_cell.clone()));
+    let (graphite_stop, graphite_stop_rx) = tokio::sync::watch::channel(false);
+    let graphite = match &cfg.graphite {
+        None => None,
+        Some(g) => {
+            let l = tokio::net::TcpListener::bind(&g.listen)
+                .await
+                .map_err(|e| Error::Listen {
+                    addr: g.listen.clone(),
+                    source: e,
+                })?;
+            tracing::info!(addr = %l.local_addr()?, "graphite plaintext listening");
+            Some(tokio::spawn(tocsin_collect::graphite::serve(
+                l,
+                Arc::new(g.clone()),
+                appendable.clone(),
+                graphite_stop_rx,
+            )))
+        }
+    };
     let scrape = Arc::new(ScrapeManager::new(appendable.clone(), scrape_metrics));
     let reloader = Arc::new(Reloader {
         config_file: opts.config_file.clone(),
@@ -339,6 +360,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         deletable: Arc::new(LazyDb(db_cell.clone())),
         write_metrics,
         targets: scrape.clone(),
+        push_metrics,
     });
     let app = Router::new()
         .route("/-/healthy", get(healthy).head(healthy))
@@ -422,6 +444,15 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "HTTP server error"),
         Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
+    }
+    // Graphite connections commit what they have read before the WAL closes.
+    let _ = graphite_stop.send(true);
+    if let Some(g) = graphite {
+        match g.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "graphite listener error"),
+            Err(e) => tracing::error!(error = %e, "graphite listener task failed"),
+        }
     }
     drop(maintenance);
     let _ = watcher.await;

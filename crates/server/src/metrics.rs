@@ -8,7 +8,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
-use tocsin_api::WriteMetrics;
+use tocsin_api::{PushMetrics, WriteMetrics};
 use tocsin_collect::scrape::ScrapeMetrics;
 use tocsin_tsdb::Db;
 
@@ -16,6 +16,7 @@ use tocsin_tsdb::Db;
 pub struct Sources {
     pub db: Arc<OnceLock<Db>>,
     pub write: Arc<WriteMetrics>,
+    pub push: Arc<PushMetrics>,
     pub scrape: Arc<ScrapeMetrics>,
     pub reload: Arc<ReloadMetrics>,
 }
@@ -181,6 +182,71 @@ impl Collector for Sources {
             "tocsin_config_reload_failures",
             "Configuration reloads that were rejected.",
             ld(&r.failures),
+        )?;
+        let p = &self.push;
+        counter_family(
+            &mut e,
+            "tocsin_influx_write_requests",
+            "InfluxDB line-protocol write requests by outcome.",
+            "outcome",
+            &[
+                ("ok", ld(&p.influx_requests_ok)),
+                ("bad_request", ld(&p.influx_requests_bad)),
+                ("failed", ld(&p.influx_requests_failed)),
+            ],
+        )?;
+        counter(
+            &mut e,
+            "tocsin_influx_write_samples_received",
+            "Samples received over InfluxDB line protocol.",
+            ld(&p.influx_samples_received),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_influx_write_samples_rejected",
+            "InfluxDB line-protocol samples refused by storage.",
+            ld(&p.influx_samples_rejected),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_influx_write_lines_rejected",
+            "InfluxDB line-protocol lines that could not be parsed or mapped.",
+            ld(&p.influx_lines_rejected),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_influx_write_string_fields_skipped",
+            "String fields skipped in InfluxDB line protocol (they have no numeric value).",
+            ld(&p.influx_string_fields_skipped),
+        )?;
+        counter_family(
+            &mut e,
+            "tocsin_json_push_requests",
+            "JSON push requests by outcome.",
+            "outcome",
+            &[
+                ("ok", ld(&p.json_requests_ok)),
+                ("bad_request", ld(&p.json_requests_bad)),
+                ("failed", ld(&p.json_requests_failed)),
+            ],
+        )?;
+        counter(
+            &mut e,
+            "tocsin_json_push_samples_received",
+            "Samples received over the JSON push API.",
+            ld(&p.json_samples_received),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_json_push_samples_rejected",
+            "JSON push samples refused by storage.",
+            ld(&p.json_samples_rejected),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_json_push_series_rejected",
+            "JSON push time series refused as invalid.",
+            ld(&p.json_series_rejected),
         )?;
         let Some(db) = self.db.get() else {
             return Ok(());

@@ -53,6 +53,18 @@ pub trait TargetsView: Send + Sync {
     fn dropped_targets(&self) -> Vec<DroppedTarget>;
 }
 
+/// No scraping: for servers and tests without a scrape manager.
+pub struct NoTargets;
+
+impl TargetsView for NoTargets {
+    fn active_targets(&self) -> Vec<ActiveTarget> {
+        Vec::new()
+    }
+    fn dropped_targets(&self) -> Vec<DroppedTarget> {
+        Vec::new()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("scrape_configs[{index}] (job {job:?}): {field}: {message}")]
 pub struct ConfigError {

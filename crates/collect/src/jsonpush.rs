@@ -1,0 +1,386 @@
+//! The JSON custom-metric push API (`POST /api/v1/push`), shaped like Cloud Monitoring's
+//! `CreateTimeSeries`: parsing and the mapping of each time series to a label set and samples.
+//!
+//! Mapping:
+//! - metric name: `metric.type` without a leading domain segment (`custom.googleapis.com/` and the
+//!   like: the first `/`-separated segment when it contains a `.`), the rest sanitized, so
+//!   `custom.googleapis.com/vm/stuck_seconds` becomes `vm_stuck_seconds`;
+//! - `metric.labels` and `resource.labels` become labels (names sanitized), `resource.type` becomes
+//!   the label `resource_type`; a name given twice is an error for that series;
+//! - each point is one sample at `interval.endTime`; `doubleValue`, `int64Value` (JSON string or
+//!   number) and `boolValue` (1/0) are accepted; `metricKind` and `valueType` are checked but not
+//!   stored (a DELTA point is stored as the increment it carries).
+//!
+//! A body that is not JSON or has no `timeSeries` array is rejected whole; otherwise every bad
+//! series is reported with the JSON path of the offending value and the good ones are kept.
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::names::{is_valid_label_name, push_sanitized, sanitize_label_name};
+
+/// At most this many bad series are described; the rest are only counted.
+pub const MAX_REPORTED_SERIES: usize = 20;
+
+/// One time series ready to append: label pairs sorted by name (with `__name__`), samples sorted
+/// by time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedSeries {
+    pub labels: Vec<(String, String)>,
+    pub samples: Vec<(i64, f64)>,
+}
+
+impl MappedSeries {
+    /// The labels as borrowed pairs, the shape `Appender::append_pairs` takes.
+    pub fn pairs(&self) -> Vec<(&str, &str)> {
+        self.labels
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect()
+    }
+}
+
+/// A decoded request: the good series and the reasons the others were refused.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Decoded {
+    pub series: Vec<MappedSeries>,
+    /// The first [`MAX_REPORTED_SERIES`] bad series, each as `path: reason`.
+    pub errors: Vec<String>,
+    /// All bad series.
+    pub errors_total: u64,
+}
+
+impl Decoded {
+    /// The errors as one message, saying how many were left out.
+    pub fn errors_message(&self) -> String {
+        let mut s = self.errors.join("; ");
+        let more = self.errors_total.saturating_sub(self.errors.len() as u64);
+        if more > 0 {
+            s.push_str(&format!("; and {more} more bad time series"));
+        }
+        s
+    }
+}
+
+/// Parses and maps a request body.
+pub fn decode(body: &[u8]) -> Result<Decoded> {
+    let root: Value = serde_json::from_slice(body).map_err(|e| Error::Json(e.to_string()))?;
+    let Some(list) = root.get("timeSeries") else {
+        return Err(Error::Json("missing field timeSeries".into()));
+    };
+    let Some(list) = list.as_array() else {
+        return Err(Error::Json("timeSeries: must be an array".into()));
+    };
+    let mut out = Decoded::default();
+    for (i, ts) in list.iter().enumerate() {
+        match map_series(i, ts) {
+            Ok(s) => out.series.push(s),
+            Err(e) => {
+                out.errors_total += 1;
+                if out.errors.len() < MAX_REPORTED_SERIES {
+                    out.errors.push(e);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A JSON path and the reason the value there is refused.
+fn err(path: &str, reason: impl std::fmt::Display) -> String {
+    format!("{path}: {reason}")
+}
+
+fn obj<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, String> {
+    v.as_object().ok_or_else(|| err(path, "must be an object"))
+}
+
+fn field<'a>(o: &'a Map<String, Value>, path: &str, key: &str) -> Result<&'a Value, String> {
+    o.get(key)
+        .ok_or_else(|| err(&format!("{path}.{key}"), "missing"))
+}
+
+fn string<'a>(v: &'a Value, path: &str) -> Result<&'a str, String> {
+    v.as_str().ok_or_else(|| err(path, "must be a string"))
+}
+
+/// The metric name for a Cloud Monitoring metric type.
+pub fn metric_name(metric_type: &str) -> String {
+    let rest = match metric_type.split_once('/') {
+        Some((domain, rest)) if domain.contains('.') => rest,
+        _ => metric_type,
+    };
+    let mut name = String::with_capacity(rest.len() + 1);
+    push_sanitized(&mut name, rest, true, true);
+    name
+}
+
+fn map_series(i: usize, ts: &Value) -> Result<MappedSeries, String> {
+    let base = format!("timeSeries[{i}]");
+    let o = obj(ts, &base)?;
+    let mpath = format!("{base}.metric");
+    let metric = obj(field(o, &base, "metric")?, &mpath)?;
+    let tpath = format!("{mpath}.type");
+    let mtype = string(field(metric, &mpath, "type")?, &tpath)?;
+    let name = metric_name(mtype);
+    if name.is_empty() {
+        return Err(err(&tpath, "empty metric type"));
+    }
+    // Label name -> the path that set it, to name both sides of a clash.
+    let mut labels: Vec<(String, String, String)> = Vec::new();
+    let mut add = |n: &str, v: &str, path: String| -> Result<(), String> {
+        if n.is_empty() {
+            return Err(err(&path, "empty label name"));
+        }
+        let n = sanitize_label_name(n).into_owned();
+        if n == tocsin_model::METRIC_NAME || !is_valid_label_name(&n) {
+            return Err(err(&path, format!("label name {n:?} is not allowed")));
+        }
+        if let Some((_, _, first)) = labels.iter().find(|(k, _, _)| *k == n) {
+            return Err(err(
+                &path,
+                format!("label {n:?} is also set by {first}; metric and resource labels must not share names"),
+            ));
+        }
+        labels.push((n, v.to_string(), path));
+        Ok(())
+    };
+    if let Some(ml) = metric.get("labels") {
+        let lpath = format!("{mpath}.labels");
+        for (k, v) in obj(ml, &lpath)? {
+            let p = format!("{lpath}.{k}");
+            add(k, string(v, &p)?, p)?;
+        }
+    }
+    if let Some(res) = o.get("resource") {
+        let rpath = format!("{base}.resource");
+        let res = obj(res, &rpath)?;
+        let rtp = format!("{rpath}.type");
+        let rtype = string(field(res, &rpath, "type")?, &rtp)?;
+        add("resource_type", rtype, rtp)?;
+        if let Some(rl) = res.get("labels") {
+            let lpath = format!("{rpath}.labels");
+            for (k, v) in obj(rl, &lpath)? {
+                let p = format!("{lpath}.{k}");
+                add(k, string(v, &p)?, p)?;
+            }
+        }
+    }
+    if let Some(k) = o.get("metricKind") {
+        let p = format!("{base}.metricKind");
+        match string(k, &p)? {
+            "GAUGE" | "CUMULATIVE" | "DELTA" => {}
+            other => {
+                return Err(err(
+                    &p,
+                    format!("{other:?} is not one of GAUGE, CUMULATIVE, DELTA"),
+                ))
+            }
+        }
+    }
+    let value_type = match o.get("valueType") {
+        None => None,
+        Some(v) => {
+            let p = format!("{base}.valueType");
+            match string(v, &p)? {
+                t @ ("DOUBLE" | "INT64" | "BOOL") => Some(t),
+                other => {
+                    return Err(err(
+                        &p,
+                        format!("{other:?} is not supported (DOUBLE, INT64 or BOOL)"),
+                    ))
+                }
+            }
+        }
+    };
+    let ppath = format!("{base}.points");
+    let points = field(o, &base, "points")?
+        .as_array()
+        .ok_or_else(|| err(&ppath, "must be an array"))?;
+    if points.is_empty() {
+        return Err(err(&ppath, "no points"));
+    }
+    let mut samples = Vec::with_capacity(points.len());
+    for (j, p) in points.iter().enumerate() {
+        samples.push(map_point(&format!("{ppath}[{j}]"), p, value_type)?);
+    }
+    samples.sort_by_key(|(t, _)| *t);
+    let mut out: Vec<(String, String)> = labels
+        .into_iter()
+        .filter(|(_, v, _)| !v.is_empty())
+        .map(|(n, v, _)| (n, v))
+        .collect();
+    out.push((tocsin_model::METRIC_NAME.to_string(), name));
+    out.sort();
+    Ok(MappedSeries {
+        labels: out,
+        samples,
+    })
+}
+
+fn map_point(path: &str, p: &Value, value_type: Option<&str>) -> Result<(i64, f64), String> {
+    let o = obj(p, path)?;
+    let ipath = format!("{path}.interval");
+    let interval = obj(field(o, path, "interval")?, &ipath)?;
+    let epath = format!("{ipath}.endTime");
+    let end = string(field(interval, &ipath, "endTime")?, &epath)?;
+    let t = parse_rfc3339(end).ok_or_else(|| {
+        err(
+            &epath,
+            format!("{end:?} is not an RFC 3339 time (like 2024-05-01T12:00:00Z)"),
+        )
+    })?;
+    if let Some(s) = interval.get("startTime") {
+        let spath = format!("{ipath}.startTime");
+        let st = string(s, &spath)?;
+        if parse_rfc3339(st).is_none() {
+            return Err(err(&spath, format!("{st:?} is not an RFC 3339 time")));
+        }
+    }
+    let vpath = format!("{path}.value");
+    let value = obj(field(o, path, "value")?, &vpath)?;
+    if value.len() != 1 {
+        return Err(err(
+            &vpath,
+            "must hold exactly one of doubleValue, int64Value, boolValue",
+        ));
+    }
+    let Some((kind, v)) = value.iter().next() else {
+        return Err(err(&vpath, "empty value"));
+    };
+    let kpath = format!("{vpath}.{kind}");
+    let (vt, f) = match kind.as_str() {
+        "doubleValue" => (
+            "DOUBLE",
+            double(v).ok_or_else(|| err(&kpath, "must be a number"))?,
+        ),
+        "int64Value" => (
+            "INT64",
+            int64(v)
+                .ok_or_else(|| err(&kpath, "must be a 64-bit integer (a JSON string or number)"))?
+                as f64,
+        ),
+        "boolValue" => (
+            "BOOL",
+            match v.as_bool() {
+                Some(true) => 1.0,
+                Some(false) => 0.0,
+                None => return Err(err(&kpath, "must be true or false")),
+            },
+        ),
+        other => {
+            return Err(err(
+                &kpath,
+                format!("{other} is not supported (doubleValue, int64Value or boolValue)"),
+            ))
+        }
+    };
+    if let Some(want) = value_type {
+        if want != vt {
+            return Err(err(&kpath, format!("does not match valueType {want}")));
+        }
+    }
+    Ok((t, f))
+}
+
+/// A JSON number, or one of the strings proto3 JSON uses for non-finite doubles.
+fn double(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => match s.as_str() {
+            "NaN" => Some(f64::NAN),
+            "Infinity" => Some(f64::INFINITY),
+            "-Infinity" => Some(f64::NEG_INFINITY),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// proto3 JSON writes int64 as a string; numbers are accepted too.
+fn int64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Parses an RFC 3339 time (`2024-05-01T12:00:00.5Z`, `...+02:00`) to Unix milliseconds; fractions
+/// below a millisecond are dropped.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let d = b.get(r)?;
+        if !d.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(d).ok()?.parse().ok()
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut ms = 0i64;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 3 {
+                ms = ms * 10 + i64::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        for _ in (i - start)..3 {
+            ms *= 10;
+        }
+    }
+    let offset_min = match b.get(i)? {
+        b'Z' | b'z' if i + 1 == b.len() => 0,
+        c @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+            let oh = num(i + 1..i + 3)?;
+            let om = num(i + 4..i + 6)?;
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let m = oh * 60 + om;
+            if *c == b'+' {
+                m
+            } else {
+                -m
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, mo, d);
+    let secs = days * 86_400 + h * 3_600 + mi * 60 + sec - offset_min * 60;
+    Some(secs * 1_000 + ms)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (the well-known era-based formula).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests;

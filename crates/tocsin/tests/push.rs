@@ -1,0 +1,348 @@
+//! Integration tests of the push protocols against the real binary: InfluxDB line protocol (v1 and
+//! v2, plain and gzip, every precision family), the JSON push API and Graphite over TCP; what was
+//! stored is read back with `tocsin tsdb dump`.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tocsin_testkit::{client, TestServer};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_tocsin"))
+}
+
+fn dump(dir: &Path) -> BTreeSet<String> {
+    let out = Command::new(bin())
+        .args(["tsdb", "dump", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn post(srv: &TestServer, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> (u16, String) {
+    let mut r = client().post(srv.url(path));
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    let r = r.body(body).send().unwrap();
+    (r.status().as_u16(), r.text().unwrap_or_default())
+}
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(b).unwrap();
+    e.finish().unwrap()
+}
+
+fn set(lines: &[&str]) -> BTreeSet<String> {
+    lines.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn influx_line_protocol_v1_v2_plain_gzip_and_precision() {
+    let mut srv = TestServer::start(bin(), &[]);
+    let c = client();
+    let ping = c.get(srv.url("/ping")).send().unwrap();
+    assert_eq!(ping.status().as_u16(), 204);
+    assert!(ping.headers().contains_key("x-influxdb-version"));
+    assert_eq!(
+        c.head(srv.url("/ping")).send().unwrap().status().as_u16(),
+        204
+    );
+    let q = c
+        .post(srv.url("/query?q=CREATE+DATABASE+%22telegraf%22"))
+        .send()
+        .unwrap();
+    assert_eq!(q.status().as_u16(), 200);
+    assert_eq!(q.text().unwrap(), r#"{"results":[{"statement_id":0}]}"#);
+    let q = c
+        .post(srv.url("/query"))
+        .form(&[("q", "create database telegraf")])
+        .send()
+        .unwrap();
+    assert_eq!(q.status().as_u16(), 200);
+
+    // v1, seconds, with db/rp/u/p that are ignored.
+    let (code, msg) = post(
+        &srv,
+        "/write?db=telegraf&rp=autogen&u=x&p=y&precision=s",
+        &[],
+        b"cpu,host=web\\ 1,cpu=cpu0 usage_idle=98.5,usage_user=1i 1700000000\n\
+          mem,host=web\\ 1 available=1024u,ok=true,note=\"a \\\"quoted\\\" string\" 1700000000\n"
+            .to_vec(),
+    );
+    assert_eq!((code, msg.as_str()), (204, ""));
+    // v1, default nanoseconds, gzip.
+    let (code, msg) = post(
+        &srv,
+        "/write?db=telegraf",
+        &[("Content-Encoding", "gzip")],
+        gzip(b"cpu,host=web\\ 1,cpu=cpu0 usage_idle=97 1700000010123456789\n"),
+    );
+    assert_eq!((code, msg.as_str()), (204, ""));
+    // v1, hours.
+    let (code, _) = post(
+        &srv,
+        "/write?precision=h",
+        &[],
+        b"hourly v=1 472223\n".to_vec(),
+    );
+    assert_eq!(code, 204);
+    // v2, milliseconds, token and org/bucket ignored; gzip.
+    let (code, msg) = post(
+        &srv,
+        "/api/v2/write?org=o&bucket=b&precision=ms",
+        &[
+            ("Authorization", "Token secret"),
+            ("Content-Encoding", "gzip"),
+        ],
+        gzip(b"disk,path=/,device=sda used_percent=41.5 1700000020000\r\n"),
+    );
+    assert_eq!((code, msg.as_str()), (204, ""));
+    // v2, microseconds.
+    let (code, _) = post(
+        &srv,
+        "/api/v2/write?precision=us",
+        &[],
+        b"disk,path=/,device=sda used_percent=42 1700000030000000\n".to_vec(),
+    );
+    assert_eq!(code, 204);
+    // v2 has no minute or hour precision.
+    let (code, msg) = post(
+        &srv,
+        "/api/v2/write?precision=h",
+        &[],
+        b"x v=1 1\n".to_vec(),
+    );
+    assert_eq!(code, 400);
+    assert!(msg.contains("precision"), "{msg}");
+
+    let m = c.get(srv.url("/metrics")).send().unwrap().text().unwrap();
+    assert!(
+        m.contains("tocsin_influx_write_string_fields_skipped_total 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("tocsin_influx_write_samples_received_total 8"),
+        "{m}"
+    );
+    assert_eq!(srv.stop(), Some(0));
+    let want = set(&[
+        r#"{__name__="cpu_usage_idle", cpu="cpu0", host="web 1"} 98.5 1700000000000"#,
+        r#"{__name__="cpu_usage_idle", cpu="cpu0", host="web 1"} 97 1700000010123"#,
+        r#"{__name__="cpu_usage_user", cpu="cpu0", host="web 1"} 1 1700000000000"#,
+        r#"{__name__="disk_used_percent", device="sda", path="/"} 41.5 1700000020000"#,
+        r#"{__name__="disk_used_percent", device="sda", path="/"} 42 1700000030000"#,
+        r#"{__name__="hourly_v"} 1 1700002800000"#,
+        r#"{__name__="mem_available", host="web 1"} 1024 1700000000000"#,
+        r#"{__name__="mem_ok", host="web 1"} 1 1700000000000"#,
+    ]);
+    assert_eq!(dump(&srv.data_dir), want);
+}
+
+#[test]
+fn influx_partial_failure_lists_bad_lines_and_keeps_good_ones() {
+    let mut srv = TestServer::start(bin(), &[]);
+    let (code, body) = post(
+        &srv,
+        "/write?precision=s",
+        &[],
+        b"good v=1 1700000000\nno_fields_here\ngood v=2 1700000001\ngood v=x 1700000002\ngood v=0 1699999999\n"
+            .to_vec(),
+    );
+    assert_eq!(code, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let err = v["error"].as_str().unwrap();
+    assert!(err.starts_with("partial write:"), "{err}");
+    assert!(err.contains("line 2: missing fields"), "{err}");
+    assert!(
+        err.contains("line 4: field \"v\": invalid value \"x\""),
+        "{err}"
+    );
+    // The last line is older than the series' newest sample: refused by storage, reported.
+    assert!(err.contains("1 samples refused by storage"), "{err}");
+    // v2 answers in its own error shape too.
+    let (code, body) = post(&srv, "/api/v2/write", &[], b"bad\n".to_vec());
+    assert_eq!(code, 400);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"], "invalid");
+    assert!(v["message"].as_str().unwrap().contains("line 1"), "{body}");
+    // A body that is not gzip at all is refused whole.
+    let (code, body) = post(
+        &srv,
+        "/write",
+        &[("Content-Encoding", "gzip")],
+        b"nope".to_vec(),
+    );
+    assert_eq!(code, 400);
+    assert!(body.contains("gzip"), "{body}");
+    let m = client()
+        .get(srv.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        m.contains("tocsin_influx_write_lines_rejected_total 3"),
+        "{m}"
+    );
+    assert!(
+        m.contains("tocsin_influx_write_samples_rejected_total 1"),
+        "{m}"
+    );
+    assert_eq!(srv.stop(), Some(0));
+    assert_eq!(
+        dump(&srv.data_dir),
+        set(&[
+            r#"{__name__="good_v"} 1 1700000000000"#,
+            r#"{__name__="good_v"} 2 1700000001000"#,
+        ])
+    );
+}
+
+#[test]
+fn json_push_good_and_bad_series() {
+    let mut srv = TestServer::start(bin(), &[]);
+    let good = r#"{"timeSeries":[{"metric":{"type":"custom.googleapis.com/vm/stuck_seconds","labels":{"job":"backup"}},
+        "resource":{"type":"gce_instance","labels":{"instance_id":"42","zone":"europe-west1-b"}},
+        "metricKind":"GAUGE","valueType":"DOUBLE",
+        "points":[{"interval":{"endTime":"2023-11-14T22:13:20Z"},"value":{"doubleValue":1.5}}]}]}"#;
+    let (code, body) = post(
+        &srv,
+        "/api/v1/push",
+        &[("Content-Type", "application/json")],
+        good.into(),
+    );
+    assert_eq!((code, body.as_str()), (204, ""));
+    let mixed = r#"{"timeSeries":[
+        {"metric":{"type":"custom.googleapis.com/jobs_done"},"valueType":"INT64","points":[{"interval":{"endTime":"2023-11-14T22:13:20Z"},"value":{"int64Value":"42"}}]},
+        {"metric":{"type":"custom.googleapis.com/x"},"points":[{"interval":{"endTime":"2023-11-14T22:13:20Z"},"value":{"int64Value":"4x"}}]},
+        {"metric":{"type":"custom.googleapis.com/y","labels":{"zone":"a"}},"resource":{"type":"r","labels":{"zone":"b"}},"points":[{"interval":{"endTime":"2023-11-14T22:13:20Z"},"value":{"boolValue":true}}]}
+    ]}"#;
+    let (code, body) = post(&srv, "/api/v1/push", &[], gzip(mixed.as_bytes())).clone();
+    assert_eq!(code, 400, "{body}");
+    // gzip without the header is not JSON: refused whole.
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let err = v["error"].as_str().unwrap();
+    assert!(err.contains("JSON push body"), "{err}");
+    let (code, body) = post(
+        &srv,
+        "/api/v1/push",
+        &[("Content-Encoding", "gzip")],
+        gzip(mixed.as_bytes()),
+    );
+    assert_eq!(code, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let err = v["error"].as_str().unwrap();
+    assert!(
+        err.contains("timeSeries[1].points[0].value.int64Value"),
+        "{err}"
+    );
+    assert!(err.contains("timeSeries[2].resource.labels.zone"), "{err}");
+    assert!(!err.contains("timeSeries[0]"), "{err}");
+    let (code, body) = post(&srv, "/api/v1/push", &[], b"{\"timeSeries\": 3}".to_vec());
+    assert_eq!(code, 400);
+    assert!(body.contains("timeSeries: must be an array"), "{body}");
+    assert_eq!(srv.stop(), Some(0));
+    assert_eq!(
+        dump(&srv.data_dir),
+        set(&[
+            r#"{__name__="jobs_done"} 42 1700000000000"#,
+            r#"{__name__="vm_stuck_seconds", instance_id="42", job="backup", resource_type="gce_instance", zone="europe-west1-b"} 1.5 1700000000000"#,
+        ])
+    );
+}
+
+/// The server colours its log even into a file; tests match plain text.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c == '\u{1b}' {
+            for c in it.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn graphite_plaintext_over_tcp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = tmp.path().join("tocsin.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "graphite:\n  listen: 127.0.0.1:{port}\n  mappings:\n    - match: servers.*.cpu.*\n      name: server_cpu_${{2}}\n      labels:\n        host: \"${{1}}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut srv = TestServer::start(bin(), &["--config", cfg.to_str().unwrap()]);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(
+        b"servers.web1.cpu.user 12.5 1700000000\n\
+          not a valid line\n\
+          app.requests-total;env=prod 7 1700000000\n\
+          servers.web1.cpu.user 13 1700000010\n",
+    )
+    .unwrap();
+    drop(s);
+    let want = set(&[
+        r#"{__name__="app_requests_total", env="prod"} 7 1700000000000"#,
+        r#"{__name__="server_cpu_user", host="web1"} 12.5 1700000000000"#,
+        r#"{__name__="server_cpu_user", host="web1"} 13 1700000010000"#,
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while dump(&srv.data_dir) != want {
+        assert!(
+            Instant::now() < deadline,
+            "graphite samples not stored; log:\n{}",
+            srv.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A connection still open at shutdown commits its complete lines before the WAL closes.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"late.metric 1 1700000020\n").unwrap();
+    s.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dump(&srv.data_dir).contains(r#"{__name__="late_metric"} 1 1700000020000"#) {
+        assert!(Instant::now() < deadline, "late sample not stored");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(srv.stop(), Some(0));
+    drop(s);
+    let log = strip_ansi(&srv.log_text());
+    assert!(log.contains("graphite: bad line skipped"), "{log}");
+    assert!(log.contains("too many fields"), "{log}");
+    assert!(log.contains("line=2"), "{log}");
+    let got = dump(&srv.data_dir);
+    assert_eq!(got.len(), 4, "{got:?}");
+}
