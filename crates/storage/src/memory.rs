@@ -20,6 +20,15 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Every series with its samples, sorted by labels (for tests and fixtures).
+    pub fn snapshot(&self) -> Vec<(Labels, Vec<Sample>)> {
+        self.inner
+            .read()
+            .iter()
+            .map(|(l, s)| (l.clone(), s.clone()))
+            .collect()
+    }
 }
 
 struct MemAppender<'a> {

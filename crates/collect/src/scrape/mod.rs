@@ -6,6 +6,8 @@
 pub mod config;
 pub mod scrape_loop;
 pub mod target;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
