@@ -162,3 +162,23 @@ pub fn client() -> reqwest::blocking::Client {
         .build()
         .unwrap_or_else(|e| panic!("http client: {e}"))
 }
+
+/// Runs `bin tsdb dump --data-dir DIR ARGS...` and returns its lines; panics with the command's
+/// stderr if it fails.
+pub fn dump_lines(bin: &Path, dir: &Path, args: &[&str]) -> Vec<String> {
+    let out = Command::new(bin)
+        .args(["tsdb", "dump", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {} tsdb dump: {e}", bin.display()));
+    assert!(
+        out.status.success(),
+        "dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}

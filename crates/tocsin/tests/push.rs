@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tocsin_testkit::{client, TestServer};
@@ -15,20 +14,8 @@ fn bin() -> &'static Path {
 }
 
 fn dump(dir: &Path) -> BTreeSet<String> {
-    let out = Command::new(bin())
-        .args(["tsdb", "dump", "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "dump failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
+    tocsin_testkit::dump_lines(bin(), dir, &[])
+        .into_iter()
         .collect()
 }
 

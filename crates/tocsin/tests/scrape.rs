@@ -16,22 +16,7 @@ fn bin() -> &'static Path {
 }
 
 fn dump(dir: &Path, selector: &str) -> Vec<String> {
-    let out = Command::new(bin())
-        .args(["tsdb", "dump", "--data-dir"])
-        .arg(dir)
-        .args(["--match", selector])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "dump failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    tocsin_testkit::dump_lines(bin(), dir, &["--match", selector])
 }
 
 fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {

@@ -26,22 +26,7 @@ fn post_write(srv: &TestServer, body: Vec<u8>) -> (u16, String) {
 }
 
 fn dump(dir: &Path, args: &[&str]) -> Vec<String> {
-    let out = Command::new(bin())
-        .args(["tsdb", "dump", "--data-dir"])
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "dump failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    tocsin_testkit::dump_lines(bin(), dir, args)
 }
 
 /// Request `i` of a run: 20 series x 5 samples.
