@@ -1,14 +1,23 @@
 //! The PromQL evaluator: parses with `promql-parser`, evaluates over the storage `Querier` seam, and
 //! returns scalars, strings, vectors and matrices with Prometheus's semantics.
 
+mod aggregate;
+mod binary;
+mod engine;
 mod error;
+mod functions;
 mod value;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use engine::{unparen, Ctx, Evaluator, Val};
+use promql_parser::parser::value::ValueType;
+use promql_parser::parser::Expr;
 
 pub use error::{Error, Result};
 pub use value::{InstantSample, QueryOutput, RangeSeries, Value};
 
+use tocsin_model::Sample;
 use tocsin_storage::Queryable;
 
 /// Engine settings; the defaults are Prometheus's.
@@ -53,8 +62,55 @@ impl Engine {
 
     /// Evaluates `expr` at `t` (ms since the epoch).
     pub fn instant(&self, q: &dyn Queryable, expr: &str, t: i64) -> Result<QueryOutput> {
-        let _ = (q, expr, t);
-        Err(Error::Execution("not implemented yet".into()))
+        let e = parse(expr)?;
+        self.instant_expr(q, &e, t)
+    }
+
+    /// Evaluates a parsed expression at `t`.
+    pub fn instant_expr(&self, q: &dyn Queryable, e: &Expr, t: i64) -> Result<QueryOutput> {
+        let mut ev = self.evaluator(q, t, t);
+        let ctx = Ctx::new(t, t, 1);
+        let value = match unparen(e) {
+            Expr::MatrixSelector(_) | Expr::Subquery(_) => {
+                let mut out = Vec::new();
+                ev.for_each_range_series(e, ctx, |labels, samples, w| {
+                    let win = w.window(samples, 0);
+                    if !win.is_empty() {
+                        out.push(RangeSeries {
+                            labels: labels.clone(),
+                            samples: win.to_vec(),
+                        });
+                    }
+                    Ok(())
+                })?;
+                out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Value::Matrix(out)
+            }
+            other => match ev.eval(other, ctx)? {
+                Val::Scalar(v) => Value::Scalar {
+                    t,
+                    v: v.first().copied().unwrap_or(f64::NAN),
+                },
+                Val::Str(s) => Value::String { t, v: s },
+                Val::Vector(v) => Value::Vector(
+                    v.into_iter()
+                        .filter_map(|s| {
+                            s.pts.first().map(|p| InstantSample {
+                                labels: s.labels,
+                                t,
+                                v: p.v,
+                            })
+                        })
+                        .collect(),
+                ),
+            },
+        };
+        Ok(QueryOutput {
+            value,
+            warnings: ev.warnings,
+            infos: ev.infos,
+            samples_loaded: ev.samples_loaded,
+        })
     }
 
     /// Evaluates `expr` at every step from `start` to `end` (ms, inclusive); returns a matrix.
@@ -66,8 +122,81 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<QueryOutput> {
-        let _ = (q, expr, start, end, step);
-        Err(Error::Execution("not implemented yet".into()))
+        let e = parse(expr)?;
+        self.range_expr(q, &e, start, end, step)
+    }
+
+    /// Evaluates a parsed expression over a range.
+    pub fn range_expr(
+        &self,
+        q: &dyn Queryable,
+        e: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<QueryOutput> {
+        if step <= 0 {
+            return Err(Error::Parse(
+                "zero or negative query resolution step widths are not accepted".into(),
+            ));
+        }
+        if end < start {
+            return Err(Error::Parse(
+                "end timestamp must not be before start time".into(),
+            ));
+        }
+        match e.value_type() {
+            ValueType::Vector | ValueType::Scalar => {}
+            other => return Err(Error::Parse(format!(
+                "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                type_name(other)
+            ))),
+        }
+        let mut ev = self.evaluator(q, start, end);
+        let ctx = Ctx::new(start, end, step);
+        let mut series = match ev.eval(e, ctx)? {
+            Val::Scalar(v) => vec![RangeSeries {
+                labels: tocsin_model::Labels::empty(),
+                samples: v.iter().enumerate().map(|(i, &x)| Sample::new(ctx.t(i), x)).collect(),
+            }],
+            Val::Vector(v) => v
+                .into_iter()
+                .map(|s| RangeSeries {
+                    labels: s.labels,
+                    samples: s.pts.iter().map(|p| Sample::new(ctx.t(p.i as usize), p.v)).collect(),
+                })
+                .collect(),
+            Val::Str(_) => return Err(Error::Parse("invalid expression type \"string\" for range query, must be Scalar or instant Vector".into())),
+        };
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(QueryOutput {
+            value: Value::Matrix(series),
+            warnings: ev.warnings,
+            infos: ev.infos,
+            samples_loaded: ev.samples_loaded,
+        })
+    }
+
+    fn evaluator<'a>(&'a self, q: &'a dyn Queryable, start: i64, end: i64) -> Evaluator<'a> {
+        Evaluator {
+            queryable: q,
+            opts: &self.opts,
+            deadline: Instant::now() + self.opts.timeout,
+            query_start: start,
+            query_end: end,
+            samples_loaded: 0,
+            warnings: Vec::new(),
+            infos: Vec::new(),
+        }
+    }
+}
+
+fn type_name(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Vector => "instant vector",
+        ValueType::Scalar => "scalar",
+        ValueType::Matrix => "range vector",
+        ValueType::String => "string",
     }
 }
 
@@ -76,3 +205,6 @@ impl Engine {
 pub fn parse(expr: &str) -> Result<promql_parser::parser::Expr> {
     promql_parser::parser::parse(expr).map_err(Error::Parse)
 }
+
+#[cfg(test)]
+mod tests;
