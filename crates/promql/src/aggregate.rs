@@ -170,15 +170,11 @@ impl Evaluator<'_> {
                         (acc.sum, acc.c) = kahan_inc(v, acc.sum, acc.c);
                     }
                     T_AVG => avg_add(acc, v, first),
-                    T_MIN => {
-                        if first || acc.ext > v || acc.ext.is_nan() {
-                            acc.ext = v;
-                        }
+                    T_MIN if (first || acc.ext > v || acc.ext.is_nan()) => {
+                        acc.ext = v;
                     }
-                    T_MAX => {
-                        if first || acc.ext < v || acc.ext.is_nan() {
-                            acc.ext = v;
-                        }
+                    T_MAX if (first || acc.ext < v || acc.ext.is_nan()) => {
+                        acc.ext = v;
                     }
                     T_STDDEV | T_STDVAR => {
                         if first {
@@ -340,7 +336,7 @@ fn bottom_order(a: &f64, b: &f64) -> Ordering {
 }
 
 fn param_to_k(k: f64) -> Result<i64> {
-    if k.is_nan() || k >= 9.223372036854776e18 || k < -9.223372036854776e18 {
+    if k.is_nan() || !(-9.223372036854776e18..9.223372036854776e18).contains(&k) {
         return Err(Error::Execution(format!(
             "Scalar value {} overflows int64",
             format_float(k)

@@ -81,6 +81,11 @@ impl Windows {
     }
 }
 
+/// A series as labels and samples.
+pub(crate) type RawSeries = (Labels, Vec<Sample>);
+/// Called per series of a range-vector argument.
+pub(crate) type RangeVisitor<'f> = dyn FnMut(&Labels, &[Sample], &Windows) -> Result<()> + 'f;
+
 pub(crate) struct Evaluator<'a> {
     pub queryable: &'a dyn Queryable,
     pub opts: &'a EngineOptions,
@@ -387,7 +392,7 @@ impl Evaluator<'_> {
         &mut self,
         ms: &MatrixSelector,
         ctx: Ctx,
-        f: &mut dyn FnMut(&Labels, &[Sample], &Windows) -> Result<()>,
+        f: &mut RangeVisitor<'_>,
     ) -> Result<()> {
         let matchers = selector_matchers(&ms.vs)?;
         let eff = self.eff_times(ctx, &ms.vs.at, &ms.vs.offset);
@@ -432,7 +437,7 @@ impl Evaluator<'_> {
         &mut self,
         sq: &SubqueryExpr,
         ctx: Ctx,
-    ) -> Result<(Vec<(Labels, Vec<Sample>)>, Windows)> {
+    ) -> Result<(Vec<RawSeries>, Windows)> {
         let eff = self.eff_times(ctx, &sq.at, &sq.offset);
         let range = sq.range.as_millis() as i64;
         let step = match &sq.step {

@@ -225,9 +225,7 @@ impl Evaluator<'_> {
                 }
                 relabel_series(v, |l| {
                     let sv = l.get(&src).unwrap_or("");
-                    let Some(caps) = re.captures(sv) else {
-                        return None;
-                    };
+                    let caps = re.captures(sv)?;
                     let mut res = String::new();
                     caps.expand(&repl, &mut res);
                     let mut b = l.builder();
@@ -589,8 +587,7 @@ impl Evaluator<'_> {
         let mut buckets: Vec<(f64, f64)> = Vec::new();
         let mut cursors = vec![0usize; v.len()];
         let mut non_monotonic = false;
-        for i in 0..ctx.n {
-            let qi = q[i];
+        for (i, &qi) in q.iter().enumerate().take(ctx.n) {
             for (gl, mem) in &members {
                 buckets.clear();
                 for &(le, j) in mem {

@@ -147,10 +147,12 @@ impl Engine {
         }
         match e.value_type() {
             ValueType::Vector | ValueType::Scalar => {}
-            other => return Err(Error::Parse(format!(
+            other => {
+                return Err(Error::Parse(format!(
                 "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
                 type_name(other)
-            ))),
+            )))
+            }
         }
         let mut ev = self.evaluator(q, start, end);
         let ctx = Ctx::new(start, end, step);
