@@ -2,6 +2,7 @@
 //! returns scalars, strings, vectors and matrices with Prometheus's semantics.
 
 mod error;
+pub mod promqltest;
 mod value;
 
 use std::time::Duration;
