@@ -6,6 +6,7 @@ mod binary;
 mod engine;
 mod error;
 mod functions;
+pub mod promqltest;
 mod value;
 
 use std::time::{Duration, Instant};
