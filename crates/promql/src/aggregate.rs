@@ -100,6 +100,16 @@ struct Acc {
 }
 
 impl Evaluator<'_> {
+    /// Warns, as Prometheus does, when a quantile parameter is outside [0, 1].
+    pub fn check_quantile_param(&mut self, q: &[f64]) {
+        if let Some(x) = q.iter().find(|x| !(0.0..=1.0).contains(*x)) {
+            self.warn(format!(
+                "quantile value should be between 0 and 1, got {}",
+                format_float(*x)
+            ));
+        }
+    }
+
     pub fn eval_aggregate(&mut self, a: &AggregateExpr, ctx: Ctx) -> Result<Val> {
         let op = a.op.id();
         let mut param_scalar: Option<Vec<f64>> = None;
@@ -141,6 +151,20 @@ impl Evaluator<'_> {
             return self.count_values(&input, &group_of, &glabels, &name, ctx);
         }
         let ks = param_scalar.unwrap_or_default();
+        if matches!(op, T_TOPK | T_BOTTOMK | T_LIMITK) {
+            for &k in &ks {
+                if k.is_nan() {
+                    return Err(Error::Execution("Parameter value is NaN".into()));
+                }
+                param_to_k(k)?;
+            }
+        }
+        if op == T_QUANTILE {
+            self.check_quantile_param(&ks);
+        }
+        if op == T_LIMIT_RATIO && ks.iter().any(|k| k.is_nan()) {
+            return Err(Error::Execution("Ratio value is NaN".into()));
+        }
         let mut accs: Vec<Acc> = vec![Acc::default(); glabels.len()];
         let mut touched: Vec<u32> = Vec::new();
         let mut cur = vec![0usize; input.len()];
@@ -179,7 +203,7 @@ impl Evaluator<'_> {
                     T_STDDEV | T_STDVAR => {
                         if first {
                             acc.mean = v;
-                            acc.ext = 0.0;
+                            acc.ext = if v.is_finite() { 0.0 } else { f64::NAN };
                             acc.c = 0.0;
                         } else {
                             let delta = v - (acc.mean + acc.c);

@@ -92,6 +92,8 @@ pub(crate) struct Evaluator<'a> {
     pub deadline: Instant,
     pub query_start: i64,
     pub query_end: i64,
+    /// The range query's step (0 for instant queries), for `step()`.
+    pub query_step: i64,
     pub samples_loaded: u64,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,

@@ -65,7 +65,15 @@ impl Evaluator<'_> {
                     / 1000.0;
                 ctx.n
             ])),
-            "step" => Ok(Val::Scalar(vec![ctx.step as f64 / 1000.0; ctx.n])),
+            "step" => Ok(Val::Scalar(vec![self.query_step as f64 / 1000.0; ctx.n])),
+            "min_of" | "max_of" => {
+                let a = self.scalar_arg(arg(0)?, ctx)?;
+                let b = self.scalar_arg(arg(1)?, ctx)?;
+                let f = if name == "min_of" { go_min } else { go_max };
+                Ok(Val::Scalar(
+                    a.iter().zip(b.iter()).map(|(&x, &y)| f(x, y)).collect(),
+                ))
+            }
             "vector" => {
                 let s = self.scalar_arg(arg(0)?, ctx)?;
                 let pts = s
@@ -350,6 +358,7 @@ impl Evaluator<'_> {
             "quantile_over_time" => {
                 let p =
                     self.scalar_arg(args.first().copied().ok_or_else(|| missing(name))?, ctx)?;
+                self.check_quantile_param(&p);
                 (args.get(1).copied().ok_or_else(|| missing(name))?, vec![p])
             }
             "predict_linear" => {
@@ -401,7 +410,7 @@ impl Evaluator<'_> {
                 if w.len() < 2 {
                     return None;
                 }
-                let (slope, intercept) = linear_regression(w, win.0);
+                let (slope, intercept) = linear_regression(w, win.3);
                 Some(slope * p[0] + intercept)
             },
             "double_exponential_smoothing" | "holt_winters" => |w, _, p, _| {
@@ -506,6 +515,9 @@ impl Evaluator<'_> {
                 if w.is_empty() {
                     return None;
                 }
+                if w.iter().any(|x| x.v.is_nan()) {
+                    return Some(f64::NAN);
+                }
                 buf.clear();
                 buf.extend(w.iter().map(|x| x.v));
                 let median = quantile(0.5, buf);
@@ -537,7 +549,12 @@ impl Evaluator<'_> {
                 }
                 pvals.clear();
                 pvals.extend(params.iter().map(|p| p[i]));
-                let Some(v) = f(win, (w.eff[i], w.eff[i] - range, range), &pvals, &mut buf) else {
+                let Some(v) = f(
+                    win,
+                    (w.eff[i], w.eff[i] - range, range, ctx.t(i)),
+                    &pvals,
+                    &mut buf,
+                ) else {
                     continue;
                 };
                 let s = match slot {
@@ -627,8 +644,9 @@ fn missing(name: &str) -> Error {
     Error::Parse(format!("missing argument of {name}"))
 }
 
-/// A range function: window samples, (window end, window start, range), scalar params, scratch.
-type RangeFn = fn(&[Sample], (i64, i64, i64), &[f64], &mut Vec<f64>) -> Option<f64>;
+/// A range function: window samples, (window end, window start, range, evaluation time),
+/// scalar params, scratch.
+type RangeFn = fn(&[Sample], (i64, i64, i64, i64), &[f64], &mut Vec<f64>) -> Option<f64>;
 
 fn parse_le(s: &str) -> Option<f64> {
     let v: f64 = match s.trim() {
@@ -704,11 +722,11 @@ fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> (f64, bool) {
 }
 
 /// Prometheus's extrapolated rate/increase/delta over the window (start, end].
-fn extrapolated(w: &[Sample], win: (i64, i64, i64), counter: bool, rate: bool) -> Option<f64> {
+fn extrapolated(w: &[Sample], win: (i64, i64, i64, i64), counter: bool, rate: bool) -> Option<f64> {
     if w.len() < 2 {
         return None;
     }
-    let (end, start, range) = win;
+    let (end, start, range, _) = win;
     let first = w[0];
     let last = w[w.len() - 1];
     let mut result = last.v - first.v;
@@ -726,23 +744,22 @@ fn extrapolated(w: &[Sample], win: (i64, i64, i64), counter: bool, rate: bool) -
     let to_end = (end - last.t) as f64 / 1000.0;
     let avg = sampled / (w.len() - 1) as f64;
     let threshold = avg * 1.1;
-    let mut interval = sampled;
+    if to_start >= threshold {
+        to_start = avg / 2.0;
+    }
+    // A counter cannot have been below zero: stop the extrapolation where it would cross it.
     if counter && result > 0.0 && first.v >= 0.0 {
         let to_zero = sampled * (first.v / result);
         if to_zero < to_start {
             to_start = to_zero;
         }
     }
-    interval += if to_start < threshold {
-        to_start
-    } else {
-        avg / 2.0
-    };
-    interval += if to_end < threshold {
+    let to_end = if to_end < threshold {
         to_end
     } else {
         avg / 2.0
     };
+    let interval = sampled + to_start + to_end;
     let mut factor = interval / sampled;
     if rate {
         factor /= range as f64 / 1000.0;
@@ -977,22 +994,18 @@ fn absent_labels(e: &Expr) -> Result<Labels> {
         return Ok(Labels::empty());
     };
     let ms = selector_matchers(vs)?;
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    let mut dup: Vec<String> = Vec::new();
+    let mut b = tocsin_model::LabelsBuilder::new();
     for m in &ms {
         if m.name == "__name__" {
             continue;
         }
-        if m.op == MatchOp::Equal {
-            if pairs.iter().any(|(n, _)| n == &m.name) {
-                dup.push(m.name.clone());
-            } else {
-                pairs.push((m.name.clone(), m.value.clone()));
-            }
+        if m.op == MatchOp::Equal && b.get(&m.name).is_none() {
+            b.set(&m.name, &m.value);
+        } else {
+            b.del(&m.name);
         }
     }
-    pairs.retain(|(n, _)| !dup.contains(n));
-    Ok(Labels::from_pairs(&pairs))
+    Ok(b.build())
 }
 
 /// Civil date from days since the epoch (proleptic Gregorian), as (year, month, day).

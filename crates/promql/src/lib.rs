@@ -69,7 +69,7 @@ impl Engine {
 
     /// Evaluates a parsed expression at `t`.
     pub fn instant_expr(&self, q: &dyn Queryable, e: &Expr, t: i64) -> Result<QueryOutput> {
-        let mut ev = self.evaluator(q, t, t);
+        let mut ev = self.evaluator(q, t, t, 0);
         let ctx = Ctx::new(t, t, 1);
         let value = match unparen(e) {
             Expr::MatrixSelector(_) | Expr::Subquery(_) => {
@@ -155,7 +155,7 @@ impl Engine {
             )))
             }
         }
-        let mut ev = self.evaluator(q, start, end);
+        let mut ev = self.evaluator(q, start, end, step);
         let ctx = Ctx::new(start, end, step);
         let mut series = match ev.eval(e, ctx)? {
             Val::Scalar(v) => vec![RangeSeries {
@@ -180,13 +180,20 @@ impl Engine {
         })
     }
 
-    fn evaluator<'a>(&'a self, q: &'a dyn Queryable, start: i64, end: i64) -> Evaluator<'a> {
+    fn evaluator<'a>(
+        &'a self,
+        q: &'a dyn Queryable,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Evaluator<'a> {
         Evaluator {
             queryable: q,
             opts: &self.opts,
             deadline: Instant::now() + self.opts.timeout,
             query_start: start,
             query_end: end,
+            query_step: step,
             samples_loaded: 0,
             warnings: Vec::new(),
             infos: Vec::new(),
