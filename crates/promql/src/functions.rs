@@ -9,13 +9,21 @@ use regex::Regex;
 use tocsin_model::labels::validate_label_name;
 use tocsin_model::{Labels, MatchOp, Sample};
 
-use crate::aggregate::{float_order, kahan_inc, quantile};
+use crate::aggregate::{float_order, format_float, kahan_inc, quantile};
 use crate::engine::{
     drop_name, selector_matchers, unparen, Builder, Ctx, Evaluator, Pt, Ser, Val, Windows,
 };
 use crate::{Error, Result};
 
 impl Evaluator<'_> {
+    fn warn_sort_in_range(&mut self) {
+        if self.query_step > 0 {
+            self.warn(
+                "sort is ineffective for range queries since results are always ordered by labels",
+            );
+        }
+    }
+
     fn scalar_arg(&mut self, e: &Expr, ctx: Ctx) -> Result<Vec<f64>> {
         match self.eval(e, ctx)? {
             Val::Scalar(v) => Ok(v),
@@ -279,6 +287,7 @@ impl Evaluator<'_> {
             }
             "sort" | "sort_desc" => {
                 let mut v = self.vector_arg(arg(0)?, ctx)?;
+                self.warn_sort_in_range();
                 if ctx.n == 1 {
                     let val = |s: &Ser| s.pts.first().map(|p| p.v).unwrap_or(f64::NAN);
                     if name == "sort" {
@@ -291,6 +300,7 @@ impl Evaluator<'_> {
             }
             "sort_by_label" | "sort_by_label_desc" => {
                 let mut v = self.vector_arg(arg(0)?, ctx)?;
+                self.warn_sort_in_range();
                 let mut names = Vec::new();
                 for a in args.iter().skip(1) {
                     names.push(self.string_arg(a, ctx)?);
@@ -315,15 +325,27 @@ impl Evaluator<'_> {
             "histogram_quantile" => {
                 let q = self.scalar_arg(arg(0)?, ctx)?;
                 let v = self.vector_arg(arg(1)?, ctx)?;
-                self.histogram_quantile(&q, v, ctx)
+                self.classic_histogram(ClassicKind::Quantile(q), v, ctx)
             }
-            "histogram_count"
-            | "histogram_sum"
-            | "histogram_avg"
-            | "histogram_stddev"
-            | "histogram_stdvar"
-            | "histogram_fraction"
-            | "histogram_quantiles" => {
+            "histogram_quantiles" => {
+                let v = self.vector_arg(arg(0)?, ctx)?;
+                let label = self.string_arg(arg(1)?, ctx)?;
+                let mut qs = Vec::new();
+                for a in args.iter().skip(2) {
+                    let q = self.scalar_arg(a, ctx)?;
+                    let text = quantile_label(q.first().copied().unwrap_or(f64::NAN));
+                    qs.push((q, text));
+                }
+                self.classic_histogram(ClassicKind::Quantiles(label, qs), v, ctx)
+            }
+            "histogram_fraction" => {
+                let lo = self.scalar_arg(arg(0)?, ctx)?;
+                let hi = self.scalar_arg(arg(1)?, ctx)?;
+                let v = self.vector_arg(arg(2)?, ctx)?;
+                self.classic_histogram(ClassicKind::Fraction(lo, hi), v, ctx)
+            }
+            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
+            | "histogram_stdvar" => {
                 // Native histograms only: float samples are ignored.
                 for a in &args {
                     let _ = self.eval(a, ctx)?;
@@ -577,19 +599,24 @@ impl Evaluator<'_> {
         Ok(Val::Vector(out.finish()))
     }
 
-    fn histogram_quantile(&mut self, q: &[f64], v: Vec<Ser>, ctx: Ctx) -> Result<Val> {
-        // Group bucket series by their labels without `le` (and the metric name).
+    /// `histogram_quantile`, `histogram_quantiles` and `histogram_fraction` over classic
+    /// buckets: series grouped by their labels without `le`, one bucket list per step.
+    fn classic_histogram(&mut self, kind: ClassicKind, v: Vec<Ser>, ctx: Ctx) -> Result<Val> {
         let mut groups: HashMap<Labels, usize> = HashMap::new();
         let mut members: Vec<(Labels, Vec<(f64, usize)>)> = Vec::new();
-        let mut bad_le = false;
         for (j, s) in v.iter().enumerate() {
             let Some(le) = s.labels.get("le").and_then(parse_le) else {
-                bad_le = true;
+                self.warn(format!(
+                    "bucket label \"le\" is missing or has a malformed value of {:?} for metric name {:?}",
+                    s.labels.get("le").unwrap_or(""),
+                    s.labels.metric_name().unwrap_or("")
+                ));
                 continue;
             };
+            // The name stays in the group key so that buckets of two metrics never mix; the
+            // output drops it, and two such groups then collide as Prometheus reports.
             let mut b = s.labels.builder();
             b.del("le");
-            b.del("__name__");
             let gl = b.build();
             let g = *groups.entry(gl.clone()).or_insert_with(|| {
                 members.push((gl, Vec::new()));
@@ -597,15 +624,26 @@ impl Evaluator<'_> {
             });
             members[g].1.push((le, j));
         }
-        if bad_le {
-            self.warn("bucket label \"le\" is missing or has a malformed value");
+        let quantiles: Vec<&Vec<f64>> = match &kind {
+            ClassicKind::Quantile(q) => vec![q],
+            ClassicKind::Quantiles(_, qs) => qs.iter().map(|(q, _)| q).collect(),
+            ClassicKind::Fraction(..) => Vec::new(),
+        };
+        for q in quantiles {
+            if let Some(x) = q.iter().find(|x| !(0.0..=1.0).contains(*x)) {
+                self.warn(format!(
+                    "quantile value should be between 0 and 1, got {}",
+                    format_float(*x)
+                ));
+            }
         }
         let mut out = Builder::new();
         let mut buckets: Vec<(f64, f64)> = Vec::new();
         let mut cursors = vec![0usize; v.len()];
         let mut non_monotonic = false;
-        for (i, &qi) in q.iter().enumerate().take(ctx.n) {
-            for (gl, mem) in &members {
+        let mut out_labels: HashMap<(usize, usize), usize> = HashMap::new();
+        for i in 0..ctx.n {
+            for (g, (gl, mem)) in members.iter().enumerate() {
                 buckets.clear();
                 for &(le, j) in mem {
                     let s = &v[j];
@@ -622,22 +660,137 @@ impl Evaluator<'_> {
                 if buckets.is_empty() {
                     continue;
                 }
-                let (val, nm) = bucket_quantile(qi, &mut buckets);
-                non_monotonic |= nm;
-                let slot = out.slot(gl.clone());
-                out.push(slot, i as u32, val)?;
-            }
-        }
-        if q.iter().any(|x| *x < 0.0 || *x > 1.0) && !members.is_empty() {
-            if let Some(x) = q.iter().find(|x| **x < 0.0 || **x > 1.0) {
-                self.warn(format!("quantile value should be between 0 and 1, got {x}"));
+                let mut emit = |k: usize, val: f64, labels: &dyn Fn() -> Labels| -> Result<()> {
+                    let slot = match out_labels.get(&(g, k)) {
+                        Some(&s) => s,
+                        None => {
+                            let s = out.slot(labels());
+                            out_labels.insert((g, k), s);
+                            s
+                        }
+                    };
+                    out.push(slot, i as u32, val)
+                };
+                match &kind {
+                    ClassicKind::Quantile(q) => {
+                        let (val, nm) = bucket_quantile(q[i], &mut buckets);
+                        non_monotonic |= nm;
+                        emit(0, val, &|| drop_name(gl))?;
+                    }
+                    ClassicKind::Quantiles(label, qs) => {
+                        for (k, (q, text)) in qs.iter().enumerate() {
+                            let mut bs = buckets.clone();
+                            let (val, nm) = bucket_quantile(q[i], &mut bs);
+                            non_monotonic |= nm;
+                            emit(k, val, &|| {
+                                let mut b = drop_name(gl).builder();
+                                b.set(label, text);
+                                b.build()
+                            })?;
+                        }
+                    }
+                    ClassicKind::Fraction(lo, hi) => {
+                        let (val, nm) = bucket_fraction(lo[i], hi[i], &mut buckets);
+                        non_monotonic |= nm;
+                        emit(0, val, &|| drop_name(gl))?;
+                    }
+                }
             }
         }
         if non_monotonic {
-            self.info("input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name");
+            self.info("input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)");
         }
         Ok(Val::Vector(out.finish()))
     }
+}
+
+/// What to compute from classic buckets.
+enum ClassicKind {
+    Quantile(Vec<f64>),
+    /// Output label name and, per quantile, its values per step and its label text.
+    Quantiles(String, Vec<(Vec<f64>, String)>),
+    Fraction(Vec<f64>, Vec<f64>),
+}
+
+/// Sorts, merges equal bounds and fixes decreasing counts; returns whether a real (not float
+/// noise) decrease was fixed, or None when the buckets are unusable (no +Inf bucket).
+fn prepare_buckets(buckets: &mut Vec<(f64, f64)>) -> Option<bool> {
+    buckets.sort_by(|a, b| float_order(&a.0, &b.0));
+    if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+        return None;
+    }
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
+    for &(le, c) in buckets.iter() {
+        match merged.last_mut() {
+            Some(last) if last.0 == le => last.1 += c,
+            _ => merged.push((le, c)),
+        }
+    }
+    *buckets = merged;
+    let mut fixed = false;
+    let mut prev = buckets[0].1;
+    for b in buckets.iter_mut().skip(1) {
+        let cur = b.1;
+        if cur < prev {
+            if (prev - cur) / prev.abs().max(f64::MIN_POSITIVE) > 1e-12 {
+                fixed = true;
+            }
+            b.1 = prev;
+        } else {
+            prev = cur;
+        }
+    }
+    Some(fixed)
+}
+
+/// The fraction of observations in [lower, upper], interpolating linearly inside finite
+/// buckets; infinite buckets count only when the range reaches the same infinity.
+fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> (f64, bool) {
+    if lower.is_nan() || upper.is_nan() {
+        return (f64::NAN, false);
+    }
+    let Some(fixed) = prepare_buckets(buckets) else {
+        return (f64::NAN, false);
+    };
+    let total = buckets[buckets.len() - 1].1;
+    if total == 0.0 || total.is_nan() {
+        return (f64::NAN, fixed);
+    }
+    if lower >= upper {
+        return (0.0, fixed);
+    }
+    let mut sum = 0.0;
+    let mut prev_count = 0.0;
+    for (k, &(hi, c)) in buckets.iter().enumerate() {
+        let lo = if k == 0 {
+            if hi > 0.0 {
+                0.0
+            } else {
+                f64::NEG_INFINITY
+            }
+        } else {
+            buckets[k - 1].0
+        };
+        let count = c - prev_count;
+        prev_count = c;
+        if lo.is_infinite() || hi.is_infinite() {
+            if (lo == f64::NEG_INFINITY && lower == f64::NEG_INFINITY && hi <= upper)
+                || (hi == f64::INFINITY && upper == f64::INFINITY && lo >= lower)
+                || (lo == f64::NEG_INFINITY
+                    && hi == f64::INFINITY
+                    && lower == f64::NEG_INFINITY
+                    && upper == f64::INFINITY)
+            {
+                sum += count;
+            }
+            continue;
+        }
+        let overlap = hi.min(upper) - lo.max(lower);
+        if overlap > 0.0 {
+            sum += count * overlap / (hi - lo);
+        }
+    }
+    (sum / total, fixed)
 }
 
 fn missing(name: &str) -> Error {
@@ -668,33 +821,9 @@ fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> (f64, bool) {
     if q > 1.0 {
         return (f64::INFINITY, false);
     }
-    buckets.sort_by(|a, b| float_order(&a.0, &b.0));
-    if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+    let Some(fixed) = prepare_buckets(buckets) else {
         return (f64::NAN, false);
-    }
-    // Merge buckets with the same upper bound.
-    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
-    for &(le, c) in buckets.iter() {
-        match merged.last_mut() {
-            Some(last) if last.0 == le => last.1 += c,
-            _ => merged.push((le, c)),
-        }
-    }
-    *buckets = merged;
-    // Counts must not decrease; tiny decreases are float noise and are ignored silently.
-    let mut fixed = false;
-    let mut prev = buckets[0].1;
-    for b in buckets.iter_mut().skip(1) {
-        let cur = b.1;
-        if cur < prev {
-            if (prev - cur) / prev.abs().max(f64::MIN_POSITIVE) > 1e-12 {
-                fixed = true;
-            }
-            b.1 = prev;
-        } else {
-            prev = cur;
-        }
-    }
+    };
     if buckets.len() < 2 {
         return (f64::NAN, fixed);
     }
@@ -909,6 +1038,15 @@ fn math_fn(name: &str) -> Option<fn(f64) -> f64> {
     })
 }
 
+/// The label value `histogram_quantiles` gives a quantile: always with a decimal point.
+fn quantile_label(q: f64) -> String {
+    if q.is_finite() && q.fract() == 0.0 {
+        format!("{q:.1}")
+    } else {
+        format_float(q)
+    }
+}
+
 /// Go's math.Max / math.Min: NaN wins.
 fn go_max(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
@@ -995,15 +1133,17 @@ fn absent_labels(e: &Expr) -> Result<Labels> {
     };
     let ms = selector_matchers(vs)?;
     let mut b = tocsin_model::LabelsBuilder::new();
+    let mut seen: Vec<&str> = Vec::new();
     for m in &ms {
         if m.name == "__name__" {
             continue;
         }
-        if m.op == MatchOp::Equal && b.get(&m.name).is_none() {
+        if m.op == MatchOp::Equal && !seen.contains(&m.name.as_str()) {
             b.set(&m.name, &m.value);
         } else {
             b.del(&m.name);
         }
+        seen.push(&m.name);
     }
     Ok(b.build())
 }
