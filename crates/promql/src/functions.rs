@@ -774,12 +774,9 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> (f6
         let count = c - prev_count;
         prev_count = c;
         if lo.is_infinite() || hi.is_infinite() {
-            if (lo == f64::NEG_INFINITY && lower == f64::NEG_INFINITY && hi <= upper)
-                || (hi == f64::INFINITY && upper == f64::INFINITY && lo >= lower)
-                || (lo == f64::NEG_INFINITY
-                    && hi == f64::INFINITY
-                    && lower == f64::NEG_INFINITY
-                    && upper == f64::INFINITY)
+            // No interpolation in an infinitely wide bucket: all or nothing.
+            if (lo == f64::NEG_INFINITY && lower == f64::NEG_INFINITY)
+                || (hi == f64::INFINITY && upper == f64::INFINITY)
             {
                 sum += count;
             }
