@@ -320,6 +320,18 @@ impl Evaluator<'_> {
 
     pub fn eval(&mut self, e: &Expr, ctx: Ctx) -> Result<Val> {
         self.check_deadline()?;
+        let v = self.eval_node(e, ctx)?;
+        // Every node's result is held in memory at once: that is what the limit bounds.
+        if let Val::Vector(series) = &v {
+            let points: usize = series.iter().map(|s| s.pts.len()).sum();
+            if points > self.opts.max_samples {
+                return Err(Error::TooManySamples("query execution"));
+            }
+        }
+        Ok(v)
+    }
+
+    fn eval_node(&mut self, e: &Expr, ctx: Ctx) -> Result<Val> {
         match e {
             Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; ctx.n])),
             Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
@@ -391,7 +403,7 @@ impl Evaluator<'_> {
             }
             if !pts.is_empty() {
                 total += pts.len();
-                if total > self.opts.max_samples.saturating_mul(ctx.n.max(1)) {
+                if total > self.opts.max_samples {
                     return Err(Error::TooManySamples("query execution"));
                 }
                 out.push(Ser::new(s.labels, pts));

@@ -558,9 +558,11 @@ impl Evaluator<'_> {
         };
         let mut out: Vec<Ser> = Vec::new();
         let mut buf: Vec<f64> = Vec::new();
+        let mut held = 0usize;
+        let max_samples = self.opts.max_samples;
         let mut pvals = Vec::with_capacity(params.len());
         self.for_each_range_series(range_arg, ctx, |labels, samples, w: &Windows| {
-            let mut pts = Vec::new();
+            let mut pts = Vec::with_capacity(ctx.n.min(samples.len()));
             for i in 0..ctx.n {
                 let win = w.window(samples, i);
                 if win.is_empty() {
@@ -579,6 +581,10 @@ impl Evaluator<'_> {
                 pts.push(Pt { i: i as u32, v });
             }
             if !pts.is_empty() {
+                held += pts.len();
+                if held > max_samples {
+                    return Err(Error::TooManySamples("query execution"));
+                }
                 out.push(Ser {
                     labels: labels.clone(),
                     pts,

@@ -34,19 +34,27 @@ pub struct QueryArgs {
 }
 
 pub fn run(a: QueryArgs) -> anyhow::Result<()> {
-    let db = Db::open_read_only(&a.data_dir).with_context(|| format!("opening {}", a.data_dir.display()))?;
+    let db = Db::open_read_only(&a.data_dir)
+        .with_context(|| format!("opening {}", a.data_dir.display()))?;
     let end = a.end.unwrap_or_else(|| db.stats().head_max_time);
     let start = end - a.range.as_millis() as i64;
     let step = a.step.as_millis() as i64;
     let engine = Engine::new(EngineOptions::default());
-    println!("{:>10} {:>10} {:>8}  query", "median_ms", "min_ms", "series");
+    println!(
+        "{:>10} {:>10} {:>8}  query",
+        "median_ms", "min_ms", "series"
+    );
     for q in &a.queries {
         let mut times = Vec::new();
         let mut series = 0;
         for _ in 0..a.runs.max(1) {
             let t0 = Instant::now();
-            let out = if a.instant { engine.instant(&db, q, end) } else { engine.range(&db, q, start, end, step) }
-                .with_context(|| format!("query {q}"))?;
+            let out = if a.instant {
+                engine.instant(&db, q, end)
+            } else {
+                engine.range(&db, q, start, end, step)
+            }
+            .with_context(|| format!("query {q}"))?;
             times.push(t0.elapsed().as_secs_f64() * 1000.0);
             series = match &out.value {
                 tocsin_promql::Value::Vector(v) => v.len(),
@@ -55,7 +63,12 @@ pub fn run(a: QueryArgs) -> anyhow::Result<()> {
             };
         }
         times.sort_by(|x, y| x.total_cmp(y));
-        println!("{:>10.1} {:>10.1} {:>8}  {q}", times[times.len() / 2], times[0], series);
+        println!(
+            "{:>10.1} {:>10.1} {:>8}  {q}",
+            times[times.len() / 2],
+            times[0],
+            series
+        );
     }
     if let Ok(s) = std::fs::read_to_string("/proc/self/status") {
         if let Some(l) = s.lines().find(|l| l.starts_with("VmHWM")) {
