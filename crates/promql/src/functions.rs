@@ -389,20 +389,6 @@ impl Evaluator<'_> {
                     self.scalar_arg(args.get(1).copied().ok_or_else(|| missing(name))?, ctx)?;
                 let tf =
                     self.scalar_arg(args.get(2).copied().ok_or_else(|| missing(name))?, ctx)?;
-                for i in 0..ctx.n {
-                    if !(sf[i] > 0.0 && sf[i] < 1.0) {
-                        return Err(Error::Execution(format!(
-                            "invalid smoothing factor. Expected: 0 < sf < 1, got: {}",
-                            sf[i]
-                        )));
-                    }
-                    if !(tf[i] > 0.0 && tf[i] < 1.0) {
-                        return Err(Error::Execution(format!(
-                            "invalid trend factor. Expected: 0 < tf < 1, got: {}",
-                            tf[i]
-                        )));
-                    }
-                }
                 (
                     args.first().copied().ok_or_else(|| missing(name))?,
                     vec![sf, tf],
@@ -551,6 +537,7 @@ impl Evaluator<'_> {
             }
         };
         let keep_name = matches!(name, "last_over_time" | "first_over_time");
+        let smoothing = matches!(name, "double_exponential_smoothing" | "holt_winters");
         let range = match unparen(range_arg) {
             Expr::MatrixSelector(ms) => ms.range.as_millis() as i64,
             Expr::Subquery(sq) => sq.range.as_millis() as i64,
@@ -567,6 +554,20 @@ impl Evaluator<'_> {
                 let win = w.window(samples, i);
                 if win.is_empty() {
                     continue;
+                }
+                if smoothing {
+                    // Checked per series with data, as Prometheus does: no data, no error.
+                    let (sf, tf) = (params[0][i], params[1][i]);
+                    if !(sf > 0.0 && sf < 1.0) {
+                        return Err(Error::Execution(format!(
+                            "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+                        )));
+                    }
+                    if !(tf > 0.0 && tf < 1.0) {
+                        return Err(Error::Execution(format!(
+                            "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
+                        )));
+                    }
                 }
                 pvals.clear();
                 pvals.extend(params.iter().map(|p| p[i]));
