@@ -71,20 +71,26 @@ pub(crate) fn format_float(v: f64) -> String {
     }
 }
 
-fn group_labels(l: &Labels, m: Option<&LabelModifier>) -> Labels {
-    match m {
-        None => Labels::empty(),
-        Some(LabelModifier::Include(by)) => {
-            let mut b = l.builder();
-            b.retain(|x| by.labels.iter().any(|n| n == &x.name));
-            b.build()
-        }
-        Some(LabelModifier::Exclude(without)) => {
-            let mut b = l.builder();
-            b.retain(|x| x.name != "__name__" && !without.labels.iter().any(|n| n == &x.name));
-            b.build()
-        }
-    }
+/// The labels a series contributes to its group, as (name, value) pairs.
+fn group_pairs<'a>(
+    s: &'a Ser,
+    m: Option<&'a LabelModifier>,
+) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    s.labels
+        .iter()
+        .filter(move |x| {
+            if s.drop_name && x.name == "__name__" {
+                return false;
+            }
+            match m {
+                None => false,
+                Some(LabelModifier::Include(by)) => by.labels.iter().any(|n| n == &x.name),
+                Some(LabelModifier::Exclude(without)) => {
+                    x.name != "__name__" && !without.labels.iter().any(|n| n == &x.name)
+                }
+            }
+        })
+        .map(|x| (x.name.as_str(), x.value.as_str()))
 }
 
 /// Running state of one group at one step.
@@ -130,16 +136,30 @@ impl Evaluator<'_> {
             _ => return Err(Error::Execution("aggregation over a non-vector".into())),
         };
         let m = a.modifier.as_ref();
-        // Group index per input series.
-        let mut gindex: HashMap<Labels, u32> = HashMap::new();
+        // Group index per input series, found by hashing the grouping labels in place so that
+        // a group's labels are only built once.
+        let mut gindex: HashMap<u64, Vec<u32>> = HashMap::new();
         let mut glabels: Vec<Labels> = Vec::new();
         let mut group_of: Vec<u32> = Vec::with_capacity(input.len());
         for s in &input {
-            let gl = group_labels(&s.labels, m);
-            let g = *gindex.entry(gl.clone()).or_insert_with(|| {
-                glabels.push(gl);
-                (glabels.len() - 1) as u32
+            let h = tocsin_model::hash_label_pairs(group_pairs(s, m));
+            let cands = gindex.entry(h).or_default();
+            let found = cands.iter().copied().find(|&g| {
+                glabels[g as usize]
+                    .iter()
+                    .map(|x| (x.name.as_str(), x.value.as_str()))
+                    .eq(group_pairs(s, m))
             });
+            let g = match found {
+                Some(g) => g,
+                None => {
+                    let pairs: Vec<(&str, &str)> = group_pairs(s, m).collect();
+                    glabels.push(Labels::from_pairs(&pairs));
+                    let g = (glabels.len() - 1) as u32;
+                    cands.push(g);
+                    g
+                }
+            };
             group_of.push(g);
         }
         if op == T_COUNT_VALUES {
@@ -251,7 +271,7 @@ impl Evaluator<'_> {
                     let slot = match gslots[g] {
                         Some(s) => s,
                         None => {
-                            let s = out.slot(glabels[g].clone());
+                            let s = out.slot(glabels[g].clone(), false);
                             gslots[g] = Some(s);
                             s
                         }
@@ -296,7 +316,10 @@ impl Evaluator<'_> {
                     let slot = match sslots[j as usize] {
                         Some(s) => s,
                         None => {
-                            let s = out.slot(input[j as usize].labels.clone());
+                            let s = out.slot(
+                                input[j as usize].labels.clone(),
+                                input[j as usize].drop_name,
+                            );
                             sslots[j as usize] = Some(s);
                             s
                         }
@@ -342,7 +365,7 @@ impl Evaluator<'_> {
             for (g, vs, n) in &counts {
                 let mut b = glabels[*g as usize].builder();
                 b.set(name, vs);
-                let slot = out.slot(b.build());
+                let slot = out.slot(b.build(), false);
                 out.push(slot, i, *n)?;
             }
         }

@@ -10,7 +10,7 @@ use promql_parser::parser::token::{
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 use tocsin_model::{hash_label_pairs, Labels};
 
-use crate::engine::{drop_name, Builder, Ctx, Evaluator, Pt, Ser, Val};
+use crate::engine::{Builder, Ctx, Evaluator, Pt, Ser, Val};
 use crate::{Error, Result};
 
 type TokenId = u16;
@@ -41,20 +41,24 @@ pub(crate) fn elem_binop(op: TokenId, l: f64, r: f64) -> (f64, bool) {
 
 /// The matching signature of a label set: the `on` labels, or all but `__name__` and the
 /// `ignoring` labels.
-pub(crate) fn signature(l: &Labels, matching: Option<&LabelModifier>) -> u64 {
+pub(crate) fn signature(s: &Ser, matching: Option<&LabelModifier>) -> u64 {
+    let visible = s
+        .labels
+        .iter()
+        .filter(|x| !(s.drop_name && x.name == "__name__"));
     match matching {
         Some(LabelModifier::Include(on)) => hash_label_pairs(
-            l.iter()
+            visible
                 .filter(|x| on.labels.iter().any(|n| n == &x.name))
                 .map(|x| (x.name.as_str(), x.value.as_str())),
         ),
         Some(LabelModifier::Exclude(ign)) => hash_label_pairs(
-            l.iter()
+            visible
                 .filter(|x| x.name != "__name__" && !ign.labels.iter().any(|n| n == &x.name))
                 .map(|x| (x.name.as_str(), x.value.as_str())),
         ),
         None => hash_label_pairs(
-            l.iter()
+            visible
                 .filter(|x| x.name != "__name__")
                 .map(|x| (x.name.as_str(), x.value.as_str())),
         ),
@@ -156,11 +160,8 @@ impl Evaluator<'_> {
             _ => Vec::new(),
         };
         let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
-        let many_sig: Vec<u64> = many
-            .iter()
-            .map(|s| signature(&s.labels, matching))
-            .collect();
-        let one_sig: Vec<u64> = one.iter().map(|s| signature(&s.labels, matching)).collect();
+        let many_sig: Vec<u64> = many.iter().map(|s| signature(s, matching)).collect();
+        let one_sig: Vec<u64> = one.iter().map(|s| signature(s, matching)).collect();
         let drop = !is_comparison(op) || return_bool;
 
         let mut many_cur = vec![0usize; many.len()];
@@ -222,15 +223,9 @@ impl Evaluator<'_> {
                 let slot = match pairs.get(&(j as u32, k)) {
                     Some(&s) => s,
                     None => {
-                        let labels = result_labels(
-                            &s.labels,
-                            &one[k as usize].labels,
-                            drop,
-                            one_to_one,
-                            matching,
-                            &include,
-                        );
-                        let slot = out.slot(labels);
+                        let labels =
+                            result_labels(s, &one[k as usize], one_to_one, matching, &include);
+                        let slot = out.slot(labels, drop || s.drop_name);
                         pairs.insert((j as u32, k), slot);
                         slot
                     }
@@ -249,16 +244,17 @@ impl Evaluator<'_> {
     }
 }
 
+/// The labels of a vector-vector result; the caller marks the name dropped where the operator
+/// drops it.
 fn result_labels(
-    many: &Labels,
-    one: &Labels,
-    drop: bool,
+    many: &Ser,
+    one: &Ser,
     one_to_one: bool,
     matching: Option<&LabelModifier>,
     include: &[String],
 ) -> Labels {
-    let mut b = many.builder();
-    if drop {
+    let mut b = many.labels.builder();
+    if many.drop_name {
         b.del("__name__");
     }
     if one_to_one {
@@ -293,31 +289,19 @@ fn vector_scalar(
     swap: bool,
 ) -> Result<Vec<Ser>> {
     let keep_name = is_comparison(op) && !return_bool;
-    let mut b = Builder::new();
-    for ser in v {
-        let labels = if keep_name {
-            ser.labels
-        } else {
-            drop_name(&ser.labels)
-        };
-        let slot = b.slot(labels);
-        for p in ser.pts {
-            let sv = s[p.i as usize];
-            let (lv, rv) = if swap { (sv, p.v) } else { (p.v, sv) };
-            let (mut val, mut keep) = elem_binop(op, lv, rv);
-            if is_comparison(op) && swap {
-                val = rv;
-            }
-            if return_bool {
-                val = if keep { 1.0 } else { 0.0 };
-                keep = true;
-            }
-            if keep {
-                b.push(slot, p.i, val)?;
-            }
+    crate::engine::map_series(v, keep_name, |i, x| {
+        let sv = s[i as usize];
+        let (lv, rv) = if swap { (sv, x) } else { (x, sv) };
+        let (mut val, mut keep) = elem_binop(op, lv, rv);
+        if is_comparison(op) && swap {
+            val = rv;
         }
-    }
-    Ok(b.finish())
+        if return_bool {
+            val = if keep { 1.0 } else { 0.0 };
+            keep = true;
+        }
+        keep.then_some(val)
+    })
 }
 
 /// For each signature, the steps at which some series with it has a value.
@@ -329,7 +313,7 @@ fn sig_steps(
     let mut sigs = Vec::with_capacity(v.len());
     let mut m: HashMap<u64, Vec<bool>> = HashMap::new();
     for s in v {
-        let sig = signature(&s.labels, matching);
+        let sig = signature(s, matching);
         sigs.push(sig);
         let e = m.entry(sig).or_insert_with(|| vec![false; n]);
         for p in &s.pts {
@@ -349,7 +333,7 @@ fn and_unless(
     let (_, rsteps) = sig_steps(&rhs, matching, ctx.n);
     let mut out = Vec::new();
     for mut s in lhs {
-        let sig = signature(&s.labels, matching);
+        let sig = signature(&s, matching);
         let present = rsteps.get(&sig);
         s.pts
             .retain(|p| present.is_some_and(|st| st[p.i as usize]) == and);
@@ -369,13 +353,13 @@ fn or(
     let (_, lsteps) = sig_steps(&lhs, matching, ctx.n);
     let mut b = Builder::new();
     for s in lhs {
-        let slot = b.slot(s.labels);
+        let slot = b.slot(s.labels, s.drop_name);
         for p in s.pts {
             b.push(slot, p.i, p.v)?;
         }
     }
     for s in rhs {
-        let sig = signature(&s.labels, matching);
+        let sig = signature(&s, matching);
         let present = lsteps.get(&sig);
         let pts: Vec<Pt> = s
             .pts
@@ -385,7 +369,7 @@ fn or(
         if pts.is_empty() {
             continue;
         }
-        let slot = b.slot(s.labels);
+        let slot = b.slot(s.labels, s.drop_name);
         for p in pts {
             b.push(slot, p.i, p.v)?;
         }

@@ -23,10 +23,42 @@ pub(crate) struct Pt {
 }
 
 /// A series over the grid; `pts` are in step order, at most one per step.
+///
+/// `drop_name` marks a series whose metric name an operation removed. The name is only taken
+/// off when the result is returned (Prometheus 3's delayed name removal), which also spares
+/// rebuilding the labels of every series that a function or arithmetic passes through.
 #[derive(Debug, Clone)]
 pub(crate) struct Ser {
     pub labels: Labels,
     pub pts: Vec<Pt>,
+    pub drop_name: bool,
+}
+
+impl Ser {
+    pub fn new(labels: Labels, pts: Vec<Pt>) -> Ser {
+        Ser {
+            labels,
+            pts,
+            drop_name: false,
+        }
+    }
+
+    /// The labels as the user sees them.
+    pub fn visible_labels(&self) -> Labels {
+        if self.drop_name {
+            drop_name(&self.labels)
+        } else {
+            self.labels.clone()
+        }
+    }
+
+    /// A label's value as the user sees it (the name is absent once dropped).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        if self.drop_name && name == "__name__" {
+            return None;
+        }
+        self.labels.get(name)
+    }
 }
 
 /// An evaluated expression over a grid.
@@ -163,7 +195,7 @@ pub(crate) fn drop_name(l: &Labels) -> Labels {
 
 /// Collects output series by label set, refusing two values for one label set at one step.
 pub(crate) struct Builder {
-    index: HashMap<Labels, usize>,
+    index: HashMap<u64, Vec<usize>>,
     pub out: Vec<Ser>,
 }
 
@@ -175,15 +207,20 @@ impl Builder {
         }
     }
     /// The output slot of a label set (created when new).
-    pub fn slot(&mut self, labels: Labels) -> usize {
-        if let Some(&i) = self.index.get(&labels) {
-            return i;
+    pub fn slot(&mut self, labels: Labels, drop_name: bool) -> usize {
+        let h = labels.hash() ^ u64::from(drop_name);
+        let e = self.index.entry(h).or_default();
+        for &i in e.iter() {
+            if self.out[i].drop_name == drop_name && self.out[i].labels == labels {
+                return i;
+            }
         }
         let i = self.out.len();
-        self.index.insert(labels.clone(), i);
+        e.push(i);
         self.out.push(Ser {
             labels,
             pts: Vec::new(),
+            drop_name,
         });
         i
     }
@@ -215,28 +252,29 @@ pub(crate) fn dup_labelset() -> Error {
     Error::Execution("vector cannot contain metrics with the same labelset".into())
 }
 
-/// Maps each series' points through `f`, with the output labels computed once per series;
-/// `None` drops the point.
+/// Maps each series' points through `f` (`None` drops the point); the name is marked dropped
+/// unless `keep_name`.
 pub(crate) fn map_series(
     input: Vec<Ser>,
     keep_name: bool,
     mut f: impl FnMut(u32, f64) -> Option<f64>,
 ) -> Result<Vec<Ser>> {
-    let mut b = Builder::new();
-    for s in input {
-        let labels = if keep_name {
-            s.labels
-        } else {
-            drop_name(&s.labels)
-        };
-        let slot = b.slot(labels);
-        for p in s.pts {
-            if let Some(v) = f(p.i, p.v) {
-                b.push(slot, p.i, v)?;
+    let mut out = Vec::with_capacity(input.len());
+    for mut s in input {
+        s.pts.retain_mut(|p| match f(p.i, p.v) {
+            Some(v) => {
+                p.v = v;
+                true
             }
+            None => false,
+        });
+        if s.pts.is_empty() {
+            continue;
         }
+        s.drop_name |= !keep_name;
+        out.push(s);
     }
-    Ok(b.finish())
+    Ok(out)
 }
 
 impl Evaluator<'_> {
@@ -282,6 +320,18 @@ impl Evaluator<'_> {
 
     pub fn eval(&mut self, e: &Expr, ctx: Ctx) -> Result<Val> {
         self.check_deadline()?;
+        let v = self.eval_node(e, ctx)?;
+        // Every node's result is held in memory at once: that is what the limit bounds.
+        if let Val::Vector(series) = &v {
+            let points: usize = series.iter().map(|s| s.pts.len()).sum();
+            if points > self.opts.max_samples {
+                return Err(Error::TooManySamples("query execution"));
+            }
+        }
+        Ok(v)
+    }
+
+    fn eval_node(&mut self, e: &Expr, ctx: Ctx) -> Result<Val> {
         match e {
             Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; ctx.n])),
             Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
@@ -353,13 +403,10 @@ impl Evaluator<'_> {
             }
             if !pts.is_empty() {
                 total += pts.len();
-                if total > self.opts.max_samples.saturating_mul(ctx.n.max(1)) {
+                if total > self.opts.max_samples {
                     return Err(Error::TooManySamples("query execution"));
                 }
-                out.push(Ser {
-                    labels: s.labels,
-                    pts,
-                });
+                out.push(Ser::new(s.labels, pts));
             }
         }
         Ok(out)
@@ -479,7 +526,7 @@ impl Evaluator<'_> {
                         .iter()
                         .map(|p| Sample::new(inner.t(p.i as usize), p.v))
                         .collect();
-                    series.push((s.labels, samples));
+                    series.push((s.visible_labels(), samples));
                 }
             }
             Val::Str(_) => return Err(Error::Execution("subquery over a string".into())),

@@ -89,10 +89,7 @@ impl Evaluator<'_> {
                     .enumerate()
                     .map(|(i, &v)| Pt { i: i as u32, v })
                     .collect();
-                Ok(Val::Vector(vec![Ser {
-                    labels: Labels::empty(),
-                    pts,
-                }]))
+                Ok(Val::Vector(vec![Ser::new(Labels::empty(), pts)]))
             }
             "scalar" => {
                 let v = self.vector_arg(arg(0)?, ctx)?;
@@ -190,7 +187,7 @@ impl Evaluator<'_> {
                 Ok(Val::Vector(if pts.is_empty() {
                     vec![]
                 } else {
-                    vec![Ser { labels, pts }]
+                    vec![Ser::new(labels, pts)]
                 }))
             }
             "absent_over_time" => {
@@ -220,7 +217,7 @@ impl Evaluator<'_> {
                 Ok(Val::Vector(if pts.is_empty() {
                     vec![]
                 } else {
-                    vec![Ser { labels, pts }]
+                    vec![Ser::new(labels, pts)]
                 }))
             }
             "label_replace" => {
@@ -356,15 +353,15 @@ impl Evaluator<'_> {
             | "minute" | "month" | "year" => {
                 let v = match args.first() {
                     Some(a) => self.vector_arg(a, ctx)?,
-                    None => vec![Ser {
-                        labels: Labels::empty(),
-                        pts: (0..ctx.n)
+                    None => vec![Ser::new(
+                        Labels::empty(),
+                        (0..ctx.n)
                             .map(|i| Pt {
                                 i: i as u32,
                                 v: ctx.t(i) as f64 / 1000.0,
                             })
                             .collect(),
-                    }],
+                    )],
                 };
                 Ok(Val::Vector(crate::engine::map_series(v, false, |_, x| {
                     Some(date_fn(name, x))
@@ -559,11 +556,13 @@ impl Evaluator<'_> {
             Expr::Subquery(sq) => sq.range.as_millis() as i64,
             _ => 0,
         };
-        let mut out = Builder::new();
+        let mut out: Vec<Ser> = Vec::new();
         let mut buf: Vec<f64> = Vec::new();
+        let mut held = 0usize;
+        let max_samples = self.opts.max_samples;
         let mut pvals = Vec::with_capacity(params.len());
         self.for_each_range_series(range_arg, ctx, |labels, samples, w: &Windows| {
-            let mut slot = None;
+            let mut pts = Vec::with_capacity(ctx.n.min(samples.len()));
             for i in 0..ctx.n {
                 let win = w.window(samples, i);
                 if win.is_empty() {
@@ -579,24 +578,22 @@ impl Evaluator<'_> {
                 ) else {
                     continue;
                 };
-                let s = match slot {
-                    Some(s) => s,
-                    None => {
-                        let l = if keep_name {
-                            labels.clone()
-                        } else {
-                            drop_name(labels)
-                        };
-                        let s = out.slot(l);
-                        slot = Some(s);
-                        s
-                    }
-                };
-                out.push(s, i as u32, v)?;
+                pts.push(Pt { i: i as u32, v });
+            }
+            if !pts.is_empty() {
+                held += pts.len();
+                if held > max_samples {
+                    return Err(Error::TooManySamples("query execution"));
+                }
+                out.push(Ser {
+                    labels: labels.clone(),
+                    pts,
+                    drop_name: !keep_name,
+                });
             }
             Ok(())
         })?;
-        Ok(Val::Vector(out.finish()))
+        Ok(Val::Vector(out))
     }
 
     /// `histogram_quantile`, `histogram_quantiles` and `histogram_fraction` over classic
@@ -664,7 +661,7 @@ impl Evaluator<'_> {
                     let slot = match out_labels.get(&(g, k)) {
                         Some(&s) => s,
                         None => {
-                            let s = out.slot(labels());
+                            let s = out.slot(labels(), false);
                             out_labels.insert((g, k), s);
                             s
                         }
@@ -1115,7 +1112,7 @@ fn relabel_series(v: Vec<Ser>, mut f: impl FnMut(&Labels) -> Option<Labels>) -> 
     let mut b = Builder::new();
     for s in v {
         let labels = f(&s.labels).unwrap_or(s.labels);
-        let slot = b.slot(labels);
+        let slot = b.slot(labels, s.drop_name);
         for p in s.pts {
             b.push(slot, p.i, p.v)?;
         }

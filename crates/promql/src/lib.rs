@@ -94,7 +94,8 @@ impl Engine {
                 },
                 Val::Str(s) => Value::String { t, v: s },
                 Val::Vector(v) => Value::Vector(
-                    v.into_iter()
+                    finish_names(v)?
+                        .into_iter()
                         .filter_map(|s| {
                             s.pts.first().map(|p| InstantSample {
                                 labels: s.labels,
@@ -162,7 +163,7 @@ impl Engine {
                 labels: tocsin_model::Labels::empty(),
                 samples: v.iter().enumerate().map(|(i, &x)| Sample::new(ctx.t(i), x)).collect(),
             }],
-            Val::Vector(v) => v
+            Val::Vector(v) => finish_names(v)?
                 .into_iter()
                 .map(|s| RangeSeries {
                     labels: s.labels,
@@ -199,6 +200,23 @@ impl Engine {
             infos: Vec::new(),
         }
     }
+}
+
+/// Takes dropped metric names off and refuses a result in which two series then share their
+/// labels, as Prometheus does at the end of an evaluation.
+fn finish_names(v: Vec<engine::Ser>) -> Result<Vec<engine::Ser>> {
+    if !v.iter().any(|s| s.drop_name) {
+        return Ok(v);
+    }
+    // Series that only differed by name merge, unless they have values at the same step.
+    let mut b = engine::Builder::new();
+    for s in v {
+        let slot = b.slot(s.visible_labels(), false);
+        for p in s.pts {
+            b.push(slot, p.i, p.v)?;
+        }
+    }
+    Ok(b.finish())
 }
 
 fn type_name(t: ValueType) -> &'static str {

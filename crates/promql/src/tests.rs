@@ -66,3 +66,28 @@ fn range_query_is_sorted_matrix() {
     assert_eq!(m[0].samples.len(), 6);
     assert!(m[0].labels < m[1].labels);
 }
+
+#[test]
+fn too_many_samples_is_a_clear_error() {
+    let engine = Engine::new(crate::EngineOptions {
+        max_samples: 10,
+        ..Default::default()
+    });
+    let err = engine
+        .range(&store(), "http_requests_total", 0, 300_000, 15_000)
+        .unwrap_err();
+    assert!(err.to_string().contains("too many samples"), "{err}");
+    assert_eq!(err.kind(), tocsin_model::ErrorKind::Execution);
+}
+
+#[test]
+fn timeout_is_reported() {
+    let engine = Engine::new(crate::EngineOptions {
+        timeout: std::time::Duration::ZERO,
+        ..Default::default()
+    });
+    let err = engine
+        .instant(&store(), "sum(http_requests_total)", 300_000)
+        .unwrap_err();
+    assert_eq!(err.kind(), tocsin_model::ErrorKind::Timeout);
+}

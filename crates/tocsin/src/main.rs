@@ -36,6 +36,8 @@ enum BenchCmd {
     Targets(bench::targets::TargetsArgs),
     /// Send Telegraf-shaped InfluxDB line protocol to a write URL.
     Lineproto(bench::lineproto::LineprotoArgs),
+    /// Time PromQL queries in process over a data directory.
+    Query(bench::query::QueryArgs),
 }
 
 #[derive(Subcommand)]
@@ -95,6 +97,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Tsdb { cmd } => tsdb_cmd::run(cmd),
         Cmd::Bench(BenchCmd::Targets(a)) => bench::targets::run(a),
         Cmd::Bench(BenchCmd::Lineproto(a)) => bench::lineproto::run(a),
+        Cmd::Bench(BenchCmd::Query(a)) => bench::query::run(a),
     };
     match res {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -714,7 +714,7 @@ impl Head {
                 });
             }
         }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         out
     }
 

@@ -6,5 +6,6 @@
 
 pub mod fleet;
 pub mod lineproto;
+pub mod query;
 pub mod remote;
 pub mod targets;
