@@ -79,9 +79,8 @@ fn group_pairs<'a>(
     s.labels
         .iter()
         .filter(move |x| {
-            if s.drop_name && x.name == "__name__" {
-                return false;
-            }
+            // `by (__name__)` still sees a name an earlier function marked for removal; the
+            // group then carries the mark (Prometheus 3's delayed name removal).
             match m {
                 None => false,
                 Some(LabelModifier::Include(by)) => by.labels.iter().any(|n| n == &x.name),
@@ -141,6 +140,7 @@ impl Evaluator<'_> {
         let mut gindex: HashMap<u64, Vec<u32>> = HashMap::new();
         let mut glabels: Vec<Labels> = Vec::new();
         let mut group_of: Vec<u32> = Vec::with_capacity(input.len());
+        let mut gdrop: Vec<bool> = Vec::new();
         for s in &input {
             let h = tocsin_model::hash_label_pairs(group_pairs(s, m));
             let cands = gindex.entry(h).or_default();
@@ -155,11 +155,13 @@ impl Evaluator<'_> {
                 None => {
                     let pairs: Vec<(&str, &str)> = group_pairs(s, m).collect();
                     glabels.push(Labels::from_pairs(&pairs));
+                    gdrop.push(false);
                     let g = (glabels.len() - 1) as u32;
                     cands.push(g);
                     g
                 }
             };
+            gdrop[g as usize] |= s.drop_name;
             group_of.push(g);
         }
         if op == T_COUNT_VALUES {
@@ -271,7 +273,7 @@ impl Evaluator<'_> {
                     let slot = match gslots[g] {
                         Some(s) => s,
                         None => {
-                            let s = out.slot(glabels[g].clone(), false);
+                            let s = out.slot(glabels[g].clone(), gdrop[g]);
                             gslots[g] = Some(s);
                             s
                         }

@@ -113,6 +113,12 @@ impl Evaluator<'_> {
             }
             (Val::Vector(l), Val::Vector(r)) => {
                 let matching = b.modifier.as_ref().and_then(|m| m.matching.as_ref());
+                let fill = b
+                    .modifier
+                    .as_ref()
+                    .map(|m| (m.fill_values.lhs, m.fill_values.rhs))
+                    .unwrap_or((None, None));
+
                 match op {
                     T_LAND | T_LUNLESS => {
                         Ok(Val::Vector(and_unless(l, r, matching, op == T_LAND, ctx)))
@@ -131,6 +137,7 @@ impl Evaluator<'_> {
                             return_bool,
                             matching,
                             &card,
+                            fill,
                             ctx,
                         )?))
                     }
@@ -149,8 +156,14 @@ impl Evaluator<'_> {
         return_bool: bool,
         matching: Option<&LabelModifier>,
         card: &VectorMatchCardinality,
+        fill: (Option<f64>, Option<f64>),
         ctx: Ctx,
     ) -> Result<Vec<Ser>> {
+        // `fill_left`/`fill_right` stand in for a missing side; with group_right the sides are
+        // swapped internally, and so are the fills, as in Prometheus.
+        let (fill_many, fill_one) = fill;
+        let phantom = Ser::new(Labels::empty(), Vec::new());
+        let mut one_present: Vec<u32> = Vec::new();
         let swapped = matches!(card, VectorMatchCardinality::OneToMany(_));
         let (many, one) = if swapped { (rhs, lhs) } else { (lhs, rhs) };
         let include: Vec<String> = match card {
@@ -174,11 +187,13 @@ impl Evaluator<'_> {
             self.check_deadline()?;
             one_at.clear();
             matched.clear();
+            one_present.clear();
             for (k, s) in one.iter().enumerate() {
                 let c = &mut one_cur[k];
                 if let Some(p) = s.pts.get(*c) {
                     if p.i == i {
                         *c += 1;
+                        one_present.push(k as u32);
                         if let Some((prev, _)) = one_at.insert(one_sig[k], (k as u32, p.v)) {
                             let side = if swapped { "left" } else { "right" };
                             return Err(Error::Execution(format!(
@@ -201,16 +216,20 @@ impl Evaluator<'_> {
                 }
                 *c += 1;
                 let sig = many_sig[j];
-                let Some(&(k, ov)) = one_at.get(&sig) else {
-                    continue;
-                };
-                if one_to_one {
-                    if let Some(_prev) = matched.insert(sig, j as u32) {
-                        return Err(Error::Execution(
-                            "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
-                        ));
+                let (k, ov) = match one_at.get(&sig) {
+                    Some(&(k, ov)) => {
+                        if matched.insert(sig, j as u32).is_some() && one_to_one {
+                            return Err(Error::Execution(
+                                "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
+                            ));
+                        }
+                        (k, ov)
                     }
-                }
+                    None => match fill_one {
+                        Some(f) => (u32::MAX, f),
+                        None => continue,
+                    },
+                };
                 let (fl, fr) = if swapped { (ov, v) } else { (v, ov) };
                 let (mut val, mut keep) = elem_binop(op, fl, fr);
                 if return_bool {
@@ -223,8 +242,8 @@ impl Evaluator<'_> {
                 let slot = match pairs.get(&(j as u32, k)) {
                     Some(&s) => s,
                     None => {
-                        let labels =
-                            result_labels(s, &one[k as usize], one_to_one, matching, &include);
+                        let other = one.get(k as usize).unwrap_or(&phantom);
+                        let labels = result_labels(s, other, one_to_one, matching, &include);
                         let slot = out.slot(labels, drop || s.drop_name);
                         pairs.insert((j as u32, k), slot);
                         slot
@@ -239,9 +258,57 @@ impl Evaluator<'_> {
                     }));
                 }
             }
+            let Some(fm) = fill_many else { continue };
+            for &k in &one_present {
+                let os = &one[k as usize];
+                let sig = one_sig[k as usize];
+                if matched.contains_key(&sig) {
+                    continue;
+                }
+                let Some(&(_, ov)) = one_at.get(&sig) else {
+                    continue;
+                };
+                let (fl, fr) = if swapped { (ov, fm) } else { (fm, ov) };
+                let (mut val, mut keep) = elem_binop(op, fl, fr);
+                if return_bool {
+                    val = if keep { 1.0 } else { 0.0 };
+                    keep = true;
+                }
+                if !keep {
+                    continue;
+                }
+                let slot = match pairs.get(&(u32::MAX, k)) {
+                    Some(&s) => s,
+                    None => {
+                        let slot = out.slot(match_group_labels(os, matching), false);
+                        pairs.insert((u32::MAX, k), slot);
+                        slot
+                    }
+                };
+                out.push(slot, i, val)?;
+            }
         }
         Ok(out.finish())
     }
+}
+
+/// The labels identifying a match group: the `on` labels, or all but the name and the
+/// `ignoring` labels; a series filled in for a missing side gets these.
+fn match_group_labels(s: &Ser, matching: Option<&LabelModifier>) -> Labels {
+    let mut b = s.labels.builder();
+    b.retain(|x| !(s.drop_name && x.name == "__name__"));
+    match matching {
+        Some(LabelModifier::Include(on)) => {
+            b.retain(|x| on.labels.iter().any(|n| n == &x.name));
+        }
+        Some(LabelModifier::Exclude(ign)) => {
+            b.retain(|x| x.name != "__name__" && !ign.labels.iter().any(|n| n == &x.name));
+        }
+        None => {
+            b.retain(|x| x.name != "__name__");
+        }
+    }
+    b.build()
 }
 
 /// The labels of a vector-vector result; the caller marks the name dropped where the operator

@@ -184,12 +184,16 @@ pub(crate) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>> {
     Ok(out)
 }
 
+/// Removes the metric name, and with it the reserved `__type__` and `__unit__` labels that
+/// describe it (as Prometheus 3 does).
 pub(crate) fn drop_name(l: &Labels) -> Labels {
-    if l.get("__name__").is_none() {
+    if l.get("__name__").is_none() && l.get("__type__").is_none() && l.get("__unit__").is_none() {
         return l.clone();
     }
     let mut b = l.builder();
     b.del("__name__");
+    b.del("__type__");
+    b.del("__unit__");
     b.build()
 }
 

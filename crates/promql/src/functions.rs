@@ -236,7 +236,7 @@ impl Evaluator<'_> {
                         "invalid destination label name in label_replace(): {dst}"
                     )));
                 }
-                relabel_series(v, |l| {
+                relabel_series(v, dst == "__name__", |l| {
                     let sv = l.get(&src).unwrap_or("");
                     let caps = re.captures(sv)?;
                     let mut res = String::new();
@@ -270,7 +270,7 @@ impl Evaluator<'_> {
                         )));
                     }
                 }
-                relabel_series(v, |l| {
+                relabel_series(v, dst == "__name__", |l| {
                     let joined: Vec<&str> = srcs.iter().map(|s| l.get(s).unwrap_or("")).collect();
                     let res = joined.join(&sep);
                     let mut b = l.builder();
@@ -1108,11 +1108,19 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 /// Applies a label rewrite per series (once per series), keeping the metric name.
-fn relabel_series(v: Vec<Ser>, mut f: impl FnMut(&Labels) -> Option<Labels>) -> Result<Val> {
+fn relabel_series(
+    v: Vec<Ser>,
+    sets_name: bool,
+    mut f: impl FnMut(&Labels) -> Option<Labels>,
+) -> Result<Val> {
     let mut b = Builder::new();
     for s in v {
-        let labels = f(&s.labels).unwrap_or(s.labels);
-        let slot = b.slot(labels, s.drop_name);
+        let (labels, drop) = match f(&s.labels) {
+            // Writing `__name__` gives the series a name that stays.
+            Some(l) => (l, s.drop_name && !sets_name),
+            None => (s.labels, s.drop_name),
+        };
+        let slot = b.slot(labels, drop);
         for p in s.pts {
             b.push(slot, p.i, p.v)?;
         }
