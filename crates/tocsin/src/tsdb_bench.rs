@@ -11,7 +11,7 @@ use tocsin_model::Labels;
 use tocsin_storage::Appendable;
 use tocsin_tsdb::{Db, DbOptions};
 
-use crate::bench::fleet::{Fleet, FleetOptions};
+use crate::bench::fleet::{Fleet, FleetOptions, FleetShape};
 use crate::bench::remote::{run_remote_write, RemoteOptions};
 
 #[derive(clap::Args, Debug)]
@@ -30,6 +30,10 @@ pub struct BenchArgs {
     churn_minutes: i64,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// What the hosts look like: node exporters, or cloud VMs with an `instance_id` (ten series
+    /// each).
+    #[arg(long, value_enum, default_value_t = FleetShape::Node)]
+    shape: FleetShape,
     /// Data directory for the in-process run (default: a fresh temp directory, removed afterwards).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -62,6 +66,7 @@ fn fleet_options(a: &BenchArgs) -> FleetOptions {
         start_ms: (now - duration_ms).div_euclid(interval_ms) * interval_ms,
         duration_ms,
         seed: a.seed,
+        shape: a.shape,
         ..FleetOptions::default()
     }
 }

@@ -29,6 +29,20 @@ pub struct FleetOptions {
     /// Upper bound of the per-scrape timestamp jitter in milliseconds.
     pub jitter_ms: i64,
     pub seed: u64,
+    /// What each host looks like.
+    pub shape: FleetShape,
+}
+
+/// The kind of host the fleet is made of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum FleetShape {
+    /// A node exporter: hundreds of series per host (CPUs, memory, filesystems, network, disks).
+    #[default]
+    Node,
+    /// A cloud VM seen through its provider's monitoring: ten series per host with an
+    /// `instance_id`, so a fleet of 100,000 series has 10,000 instances, the shape of the
+    /// per-instance alert queries `bench/compare-query` measures.
+    Instances,
 }
 
 impl Default for FleetOptions {
@@ -41,6 +55,7 @@ impl Default for FleetOptions {
             duration_ms: 3_600_000,
             jitter_ms: 5,
             seed: 1,
+            shape: FleetShape::Node,
         }
     }
 }
@@ -333,6 +348,9 @@ impl Fleet {
     /// Builds host `h`'s generation `generation`. `born` is when a churned-in host appeared, so
     /// its boot time and counters start fresh; initial hosts have been up for a while.
     fn make_host(&self, h: usize, generation: i64, first_slot: usize, born: Option<i64>) -> Host {
+        if self.opts.shape == FleetShape::Instances {
+            return self.make_instance(h, generation, first_slot, born);
+        }
         let seed = self.opts.seed;
         // The host's shape (CPU count, disks) is per slot, the identity and values per generation.
         let mut shape = Rng::new(mix(seed, h as u64));
@@ -817,6 +835,96 @@ impl Fleet {
                     labels: Labels::from_pairs(&pairs),
                     model,
                 }
+            })
+            .collect();
+        Host {
+            first_slot,
+            series,
+            offset_ms,
+            generation,
+            rng,
+            fresh: true,
+        }
+    }
+
+    /// Builds host `h` of the `Instances` shape: one VM with ten series. About 2% of the VMs run
+    /// hot (CPU utilisation held above 0.95), 1% are down and 5% are in maintenance, so the alert
+    /// queries of `bench/compare-query` select a few hundred instances out of the fleet.
+    fn make_instance(
+        &self,
+        h: usize,
+        generation: i64,
+        first_slot: usize,
+        born: Option<i64>,
+    ) -> Host {
+        let seed = self.opts.seed;
+        let mut shape = Rng::new(mix(seed, h as u64));
+        let mut rng = Rng::new(mix(seed ^ 0xc0ffee, (generation as u64) << 32 | h as u64));
+        let interval = self.opts.interval_ms.max(1);
+        let offset_ms = (mix(seed ^ 0x0ff5e7, h as u64) % interval as u64) as i64;
+        let region = &REGIONS[shape.below(REGIONS.len() as u64) as usize];
+        let zone = region.1[shape.below(3) as usize];
+        // Numeric ids as cloud providers hand them out; unique per (slot, generation).
+        let id = (4_000_000_000_000u64 + (generation as u64) * 10_000_000 + h as u64).to_string();
+        let kind = shape.below(100);
+        let (cpu_lo, cpu_hi, cpu) = if kind < 2 {
+            (960, 1000, 980)
+        } else {
+            (0, 1000, 50 + shape.below(600) as i64)
+        };
+        let up = if kind == 2 { 0.0 } else { 1.0 };
+        let maintenance = if (3..8).contains(&kind) { 1.0 } else { 0.0 };
+        let scrapes = if born.is_some() {
+            0
+        } else {
+            3600 * 24 * 1000 / interval as u64
+        };
+        let counter = |rng: &mut Rng, inc: u64| {
+            let jitter = rng.below(inc.max(1) * scrapes / 10 + 1);
+            Model::counter(inc * scrapes + jitter, inc, 1.0)
+        };
+        let rx = [20_000u64, 200_000, 2_000_000][shape.below(3) as usize];
+        let tpl: Vec<(&str, Model)> = vec![
+            (
+                "instance_cpu_utilization",
+                Model::gauge(cpu, cpu_lo, cpu_hi, 15, 0.001),
+            ),
+            (
+                "instance_memory_utilization",
+                Model::gauge(300 + shape.below(600) as i64, 0, 1000, 5, 0.001),
+            ),
+            ("instance_up", Model::Const(up)),
+            ("instance_maintenance", Model::Const(maintenance)),
+            (
+                "instance_network_received_bytes_total",
+                counter(&mut rng, rx),
+            ),
+            (
+                "instance_network_sent_bytes_total",
+                counter(&mut rng, rx / 3),
+            ),
+            ("instance_disk_read_ops_total", counter(&mut rng, 50)),
+            ("instance_disk_write_ops_total", counter(&mut rng, 80)),
+            (
+                "instance_uptime_seconds",
+                counter(&mut rng, interval as u64 / 1000),
+            ),
+            (
+                "instance_processes",
+                Model::gauge(100 + shape.below(200) as i64, 50, 400, 3, 1.0),
+            ),
+        ];
+        let series = tpl
+            .into_iter()
+            .map(|(name, model)| Series {
+                labels: Labels::from_pairs(&[
+                    ("__name__", name),
+                    ("instance_id", id.as_str()),
+                    ("job", "vm"),
+                    ("region", region.0),
+                    ("zone", zone),
+                ]),
+                model,
             })
             .collect();
         Host {
