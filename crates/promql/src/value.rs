@@ -22,8 +22,14 @@ pub struct RangeSeries {
 /// matrices for scalar expressions (one series with no labels), as Prometheus does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    Scalar { t: i64, v: f64 },
-    String { t: i64, v: String },
+    Scalar {
+        t: i64,
+        v: f64,
+    },
+    String {
+        t: i64,
+        v: String,
+    },
     /// In the order the last operation produced (meaningful for `sort`, `topk`, ...).
     Vector(Vec<InstantSample>),
     Matrix(Vec<RangeSeries>),
