@@ -1,6 +1,6 @@
 //! `/api/v1/series`, `/api/v1/labels`, `/api/v1/label/<name>/values` and `/api/v1/metadata`: what
-//! Grafana's label browser and metric autocomplete ask. Index lookups, not evaluation, so they run
-//! inline (on the blocking pool, since a large selector can still take a while).
+//! Grafana's label browser and metric autocomplete ask. Index lookups, not evaluation, so they skip
+//! the query gate; they still run on the blocking pool, since a broad selector can take a while.
 //!
 //! With `limit`, Prometheus returns the first `limit` entries and the warning
 //! "results truncated due to limit" when there were more.

@@ -3,6 +3,8 @@
 //! enforce the limits, append, write staleness markers for series that vanished, and the report
 //! series (`up`, `scrape_duration_seconds`, ...). A failed scrape appends nothing but `up` = 0 and
 //! the report series, and marks every series of the last good scrape stale, as Prometheus does.
+//! `# TYPE`/`# HELP`/`# UNIT` lines that changed since the target's last good scrape go to the
+//! shared metadata store (see `metadata.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
