@@ -670,7 +670,8 @@ fn eval_range_query_with_grafana_step_alignment() {
     assert_eq!(r.len(), 1);
     assert_eq!(r[0]["metric"], serde_json::json!({"job": "api"}));
     // (10 + 5) per 15 s = 1 per second.
-    assert_eq!(r[0]["values"][1][1], "1");
+    let v: f64 = r[0]["values"][1][1].as_str().unwrap().parse().unwrap();
+    assert!((v - 1.0).abs() < 1e-9, "{v}");
 }
 
 /// Needs the evaluator. `tocsin query` and `tocsin query range` against the server.
