@@ -1,8 +1,10 @@
 //! HTTP handlers, translation only: requests are decoded, handed to the seams (`Appendable` for
-//! writes) and answered in the peers' formats. Error kinds map to HTTP codes in `error.rs`.
+//! writes, `Queryable` and the PromQL engine for reads, read-view traits for status) and answered
+//! in the peers' formats. Error kinds map to HTTP codes in `error.rs`.
 
 pub mod admin;
 pub mod error;
+pub mod prom;
 pub mod push;
 pub mod targets;
 pub mod write;
@@ -12,10 +14,11 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use tocsin_collect::scrape::TargetsView;
-use tocsin_storage::{Appendable, Deletable};
+use tocsin_collect::scrape::{MetadataView, TargetsView};
+use tocsin_storage::{Appendable, Deletable, Queryable};
 
 pub use error::{ApiError, Error, Result};
+pub use prom::{QueryState, StatusView, TsdbStatsView};
 pub use push::PushMetrics;
 pub use write::WriteMetrics;
 
@@ -27,13 +30,43 @@ pub struct ApiState {
     pub push_metrics: Arc<PushMetrics>,
     pub deletable: Arc<dyn Deletable>,
     pub targets: Arc<dyn TargetsView>,
+    pub queryable: Arc<dyn Queryable>,
+    /// Engine settings and the concurrency gate.
+    pub query: Arc<QueryState>,
+    pub metadata: Arc<dyn MetadataView>,
+    pub tsdb_stats: Arc<dyn TsdbStatsView>,
+    pub status: Arc<dyn StatusView>,
 }
 
 /// Largest compressed request body accepted on write endpoints.
 pub const MAX_WRITE_BODY: usize = 64 << 20;
 
 pub fn router(state: ApiState) -> Router {
+    use prom::{federate, meta, query, status};
     Router::new()
+        .route("/api/v1/query", get(query::query).post(query::query))
+        .route(
+            "/api/v1/query_range",
+            get(query::query_range).post(query::query_range),
+        )
+        .route(
+            "/api/v1/format_query",
+            get(query::format_query).post(query::format_query),
+        )
+        .route(
+            "/api/v1/query_exemplars",
+            get(query::query_exemplars).post(query::query_exemplars),
+        )
+        .route("/api/v1/series", get(meta::series).post(meta::series))
+        .route("/api/v1/labels", get(meta::labels).post(meta::labels))
+        .route("/api/v1/label/{name}/values", get(meta::label_values))
+        .route("/api/v1/metadata", get(meta::metadata))
+        .route("/api/v1/status/buildinfo", get(status::buildinfo))
+        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
+        .route("/api/v1/status/flags", get(status::flags))
+        .route("/api/v1/status/config", get(status::config))
+        .route("/api/v1/status/tsdb", get(status::tsdb))
+        .route("/federate", get(federate::federate))
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/targets", get(targets::targets))
         .route("/write", post(push::influx_write_v1))

@@ -454,6 +454,14 @@ mod tests {
             push_metrics: Arc::default(),
             deletable: Arc::new(NoDelete),
             targets: Arc::new(tocsin_collect::scrape::NoTargets),
+            queryable: Arc::new(store.clone()),
+            query: Arc::new(crate::QueryState::new(
+                tocsin_promql::EngineOptions::default(),
+                1,
+            )),
+            metadata: Arc::new(tocsin_collect::scrape::NoMetadata),
+            tsdb_stats: Arc::new(crate::prom::NoStatus),
+            status: Arc::new(crate::prom::NoStatus),
         }
     }
 

@@ -1,5 +1,5 @@
 //! `tocsin.yml`: a superset of `prometheus.yml`. This module owns loading (parse, then validate with
-//! file:line in every message), the embedded default, and the `storage:` section. `global` and
+//! file:line in every message), the embedded default, and the `storage:` and `query:` sections. `global` and
 //! `scrape_configs` are typed by the collect crate, as is the optional `graphite:` section;
 //! sections later issues will own (`rule_files`, `alerting`, ...) are accepted as they are.
 
@@ -50,6 +50,83 @@ pub struct Config {
     /// Graphite plaintext listener; absent = disabled.
     #[serde(default)]
     pub graphite: Option<tocsin_collect::graphite::GraphiteConfig>,
+    #[serde(default)]
+    pub query: QueryConfig,
+    /// The text this config was parsed from, for `/api/v1/status/config`.
+    #[serde(skip)]
+    pub source: String,
+}
+
+/// The `query:` section: limits of the PromQL engine and the query API. Prometheus has these as
+/// `--query.*` flags; here they live in the file with the rest of the settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Longest a query may take, queueing included; a request's `timeout` can only lower it.
+    pub timeout: String,
+    /// Most samples a query may hold in memory at once.
+    pub max_samples: usize,
+    /// Queries evaluated at once; more wait in a queue.
+    pub max_concurrency: usize,
+    /// How far back an instant selector (and federation) looks for a sample.
+    pub lookback_delta: String,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            timeout: "2m".into(),
+            max_samples: 50_000_000,
+            max_concurrency: 20,
+            lookback_delta: "5m".into(),
+        }
+    }
+}
+
+/// The query section resolved: engine options and the concurrency limit.
+#[derive(Debug, Clone)]
+pub struct QuerySettings {
+    pub engine: tocsin_promql::EngineOptions,
+    pub max_concurrency: usize,
+}
+
+impl QueryConfig {
+    /// `evaluation_interval_ms` (from `global`) is the step of subqueries written without one.
+    pub fn to_settings(
+        &self,
+        file: &str,
+        evaluation_interval_ms: i64,
+    ) -> Result<QuerySettings, Error> {
+        let inv = |field: &str, message: String| Error::Invalid {
+            file: file.to_string(),
+            field: format!("query.{field}"),
+            message,
+        };
+        let dur = tocsin_model::duration::parse_duration_ms;
+        let timeout = dur(&self.timeout).map_err(|e| inv("timeout", e))?;
+        if timeout <= 0 {
+            return Err(inv("timeout", "must be positive".into()));
+        }
+        let lookback = dur(&self.lookback_delta).map_err(|e| inv("lookback_delta", e))?;
+        if lookback <= 0 {
+            return Err(inv("lookback_delta", "must be positive".into()));
+        }
+        if self.max_concurrency == 0 {
+            return Err(inv("max_concurrency", "must be at least 1".into()));
+        }
+        if self.max_samples == 0 {
+            return Err(inv("max_samples", "must be at least 1".into()));
+        }
+        Ok(QuerySettings {
+            engine: tocsin_promql::EngineOptions {
+                lookback_delta: lookback,
+                max_samples: self.max_samples,
+                timeout: std::time::Duration::from_millis(timeout as u64),
+                default_subquery_step: evaluation_interval_ms.max(1),
+            },
+            max_concurrency: self.max_concurrency,
+        })
+    }
 }
 
 /// The `storage:` section.
@@ -103,7 +180,7 @@ impl Config {
 
     /// Parses and validates; every message names the file (and line, from the YAML parser).
     pub fn parse(text: &str, file: &str) -> Result<Config, Error> {
-        let cfg: Config = if text.trim().is_empty() {
+        let mut cfg: Config = if text.trim().is_empty() {
             Config::default()
         } else {
             serde_norway::from_str(text).map_err(|e| Error::Parse {
@@ -112,6 +189,8 @@ impl Config {
             })?
         };
         cfg.storage.to_options(file)?;
+        cfg.query_settings(file)?;
+        cfg.source = text.to_string();
         ScrapeManager::validate(&cfg.global, &cfg.scrape_configs).map_err(|e| Error::Invalid {
             file: file.to_string(),
             field: format!("scrape_configs[{}].{}", e.index, e.field),
@@ -124,6 +203,14 @@ impl Config {
             })?;
         }
         Ok(cfg)
+    }
+}
+
+impl Config {
+    /// The resolved `query:` section.
+    pub fn query_settings(&self, file: &str) -> Result<QuerySettings, Error> {
+        self.query
+            .to_settings(file, self.global.evaluation_interval.0)
     }
 }
 
@@ -216,6 +303,38 @@ mod tests {
             "{e}"
         );
         let e = Config::parse("graphite:\n  listen: x\n  bogus: 1\n", "g.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn query_section_defaults_and_checks() {
+        let c = Config::load_default().unwrap();
+        let q = c.query_settings("x").unwrap();
+        assert_eq!(q.engine.timeout, std::time::Duration::from_secs(120));
+        assert_eq!(q.engine.lookback_delta, 300_000);
+        assert_eq!(q.engine.max_samples, 50_000_000);
+        assert_eq!(q.engine.default_subquery_step, 15_000);
+        assert_eq!(q.max_concurrency, 20);
+        assert!(c.source.contains("scrape_configs"));
+        let c = Config::parse(
+            "query:\n  timeout: 30s\n  max_concurrency: 2\n  lookback_delta: 1m\n  max_samples: 1000\n",
+            "q.yml",
+        )
+        .unwrap();
+        let q = c.query_settings("q.yml").unwrap();
+        assert_eq!(q.engine.timeout, std::time::Duration::from_secs(30));
+        assert_eq!((q.max_concurrency, q.engine.lookback_delta), (2, 60_000));
+        let e = Config::parse("query:\n  timeout: 0s\n", "q.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("query.timeout"), "{e}");
+        let e = Config::parse("query:\n  max_concurrency: 0\n", "q.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("query.max_concurrency"), "{e}");
+        let e = Config::parse("query:\n  bogus: 1\n", "q.yml")
             .unwrap_err()
             .to_string();
         assert!(e.contains("bogus"), "{e}");

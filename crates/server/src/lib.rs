@@ -17,9 +17,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use prometheus_client::registry::Registry;
-use tocsin_api::{ApiState, PushMetrics, WriteMetrics};
+use tocsin_api::prom::{HeadStatus, RuntimeInfo, StatusView, TsdbStatsView, TsdbStatus};
+use tocsin_api::{ApiState, PushMetrics, QueryState, WriteMetrics};
 use tocsin_collect::scrape::{ScrapeManager, ScrapeMetrics};
-use tocsin_storage::{Appendable, Appender};
+use tocsin_storage::{Appendable, Appender, Querier, Queryable};
 use tocsin_tsdb::Db;
 
 pub use config::Config;
@@ -100,6 +101,133 @@ impl tocsin_storage::Deletable for LazyDb {
     }
 }
 
+fn not_ready() -> tocsin_storage::Error {
+    tocsin_storage::Error::Unavailable("storage is not ready yet (WAL replay in progress)".into())
+}
+
+impl Queryable for LazyDb {
+    fn querier(&self, mint: i64, maxt: i64) -> tocsin_storage::Result<Box<dyn Querier>> {
+        match self.0.get() {
+            Some(db) => db.querier(mint, maxt),
+            None => Err(not_ready()),
+        }
+    }
+}
+
+impl TsdbStatsView for LazyDb {
+    fn tsdb_status(&self, limit: usize) -> tocsin_storage::Result<TsdbStatus> {
+        let db = self.0.get().ok_or_else(not_ready)?;
+        let head = db.head();
+        let hs = head.stats();
+        let ps = head.postings_stats(limit);
+        Ok(TsdbStatus {
+            head: HeadStatus {
+                num_series: hs.series,
+                num_label_pairs: ps.num_label_pairs,
+                chunk_count: hs.chunks_in_memory + hs.chunks_spilled,
+                min_time: hs.min_time,
+                max_time: hs.max_time,
+            },
+            series_count_by_metric_name: ps.series_count_by_metric_name,
+            label_value_count_by_label_name: ps.label_value_count_by_label_name,
+            memory_in_bytes_by_label_name: ps.memory_in_bytes_by_label_name,
+            series_count_by_label_value_pair: ps.series_count_by_label_value_pair,
+        })
+    }
+}
+
+/// Process and config state for `/api/v1/status/*` and federation.
+struct ServerStatus {
+    reloader: Arc<Reloader>,
+    db: Arc<OnceLock<Db>>,
+    flags: std::collections::BTreeMap<String, String>,
+    start_ms: i64,
+}
+
+impl StatusView for ServerStatus {
+    fn config_yaml(&self) -> String {
+        self.reloader.current.lock().source.clone()
+    }
+
+    fn flags(&self) -> std::collections::BTreeMap<String, String> {
+        self.flags.clone()
+    }
+
+    fn runtime_info(&self) -> RuntimeInfo {
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = &self.reloader.metrics;
+        let storage = self.reloader.current.lock().storage.clone();
+        let mut retention = storage.retention_time;
+        if !storage.retention_size.is_empty() {
+            retention = format!("{retention} or {}", storage.retention_size);
+        }
+        RuntimeInfo {
+            start_time_ms: self.start_ms,
+            cwd: std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            reload_config_success: m.last_ok.load(Relaxed),
+            last_config_time: m.last_success_unix.load(Relaxed),
+            corruption_count: self
+                .db
+                .get()
+                .map_or(0, |db| db.metrics().wal_corruptions.load(Relaxed)),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+            storage_retention: retention,
+        }
+    }
+
+    fn external_labels(&self) -> Vec<(String, String)> {
+        self.reloader
+            .current
+            .lock()
+            .global
+            .external_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// `/api/v1/status/flags`: the process flags and the settings Prometheus has as flags, under
+/// Prometheus's names so tools that read them find them.
+fn flags_map(
+    opts: &ServerOptions,
+    cfg: &Config,
+    q: &config::QuerySettings,
+) -> std::collections::BTreeMap<String, String> {
+    let mut f = std::collections::BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        f.insert(k.to_string(), v);
+    };
+    set(
+        "config.file",
+        opts.config_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    );
+    set("web.listen-address", opts.listen.clone());
+    set("storage.tsdb.path", opts.data_dir.display().to_string());
+    set(
+        "storage.tsdb.retention.time",
+        cfg.storage.retention_time.clone(),
+    );
+    set(
+        "storage.tsdb.retention.size",
+        cfg.storage.retention_size.clone(),
+    );
+    set("query.timeout", cfg.query.timeout.clone());
+    set("query.lookback-delta", cfg.query.lookback_delta.clone());
+    set("query.max-samples", q.engine.max_samples.to_string());
+    set("query.max-concurrency", q.max_concurrency.to_string());
+    set(
+        "maintenance-interval",
+        format!("{}s", opts.maintenance_interval.as_secs_f64()),
+    );
+    f
+}
+
 impl Appendable for LazyDb {
     fn appender(&self) -> Box<dyn Appender + '_> {
         match self.0.get() {
@@ -167,6 +295,9 @@ impl Reloader {
             }
             if format!("{:?}", old.storage) != format!("{:?}", cfg.storage) {
                 tracing::warn!("storage settings changed; they take effect at the next restart");
+            }
+            if old.query != cfg.query {
+                tracing::warn!("query settings changed; they take effect at the next restart");
             }
             *self.current.lock() = cfg;
             Ok(())
@@ -286,6 +417,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             p.display().to_string()
         });
     let db_opts = cfg.storage.to_options(&file)?;
+    let query_settings = cfg.query_settings(&file)?;
+    let start_ms = tocsin_collect::scrape::scrape_loop::now_ms();
 
     let listener = tokio::net::TcpListener::bind(&opts.listen)
         .await
@@ -344,6 +477,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         }
     };
     let scrape = Arc::new(ScrapeManager::new(appendable.clone(), scrape_metrics));
+    let flags = flags_map(&opts, &cfg, &query_settings);
     let reloader = Arc::new(Reloader {
         config_file: opts.config_file.clone(),
         self_addr: addr.to_string(),
@@ -361,6 +495,19 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         write_metrics,
         targets: scrape.clone(),
         push_metrics,
+        queryable: Arc::new(LazyDb(db_cell.clone())),
+        query: Arc::new(QueryState::new(
+            query_settings.engine.clone(),
+            query_settings.max_concurrency,
+        )),
+        metadata: scrape.metadata(),
+        tsdb_stats: Arc::new(LazyDb(db_cell.clone())),
+        status: Arc::new(ServerStatus {
+            reloader: reloader.clone(),
+            db: db_cell.clone(),
+            flags,
+            start_ms,
+        }),
     });
     let app = Router::new()
         .route("/-/healthy", get(healthy).head(healthy))

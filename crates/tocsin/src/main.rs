@@ -1,7 +1,8 @@
-//! The `tocsin` command line: `server` runs the monitoring server, `tsdb` inspects and benchmarks
-//! the storage engine.
+//! The `tocsin` command line: `server` runs the monitoring server, `query` evaluates PromQL on a
+//! running server, `tsdb` inspects and benchmarks the storage engine.
 
 mod bench;
+mod query_cmd;
 mod tsdb_bench;
 mod tsdb_cmd;
 
@@ -47,6 +48,8 @@ enum Cmd {
     /// Load generators for the benchmarks in bench/.
     #[command(hide = true, subcommand)]
     Bench(BenchCmd),
+    /// Evaluate PromQL on a running server (`query EXPR`, `query range EXPR --start --end --step`).
+    Query(query_cmd::QueryArgs),
     /// Inspect and benchmark the storage engine.
     Tsdb {
         #[command(subcommand)]
@@ -94,6 +97,7 @@ fn main() -> std::process::ExitCode {
     purge_freed_memory_at_once();
     let res = match cli.cmd {
         Cmd::Server(a) => run_server(a),
+        Cmd::Query(a) => query_cmd::run(a),
         Cmd::Tsdb { cmd } => tsdb_cmd::run(cmd),
         Cmd::Bench(BenchCmd::Targets(a)) => bench::targets::run(a),
         Cmd::Bench(BenchCmd::Lineproto(a)) => bench::lineproto::run(a),

@@ -326,3 +326,39 @@ fn append_by_reference_and_stale_reference_after_deletion() {
     assert!(a.append_ref(r, 1_500, 9.0).unwrap());
     assert_eq!(a.commit().unwrap().rejected_out_of_order, 1);
 }
+
+#[test]
+fn postings_stats_rank_metric_names_and_label_pairs() {
+    let d = tempfile::tempdir().unwrap();
+    let db = Db::open(d.path(), opts(2 * HOUR_MS)).unwrap();
+    write(&db, 0..3, 0, 20_000, 10_000);
+    let mut a = db.appender();
+    a.append(&lbl(0, "mem"), 0, 1.0, &AppendOptions::default())
+        .unwrap();
+    a.commit().unwrap();
+    let st = db.head().postings_stats(2);
+    // __name__ {cpu, mem}, instance {host-0..2}, job {node}.
+    assert_eq!(st.num_label_pairs, 6);
+    assert_eq!(
+        st.series_count_by_metric_name,
+        vec![("cpu".to_string(), 3), ("mem".to_string(), 1)]
+    );
+    assert_eq!(
+        st.label_value_count_by_label_name,
+        vec![("instance".to_string(), 3), ("__name__".to_string(), 2)]
+    );
+    assert_eq!(
+        st.series_count_by_label_value_pair[0],
+        ("job=node".to_string(), 4)
+    );
+    // "host-N" is 6 bytes, in 4 series.
+    assert_eq!(
+        st.memory_in_bytes_by_label_name[0],
+        ("instance".to_string(), 24)
+    );
+    assert!(db
+        .head()
+        .postings_stats(0)
+        .series_count_by_metric_name
+        .is_empty());
+}

@@ -4,6 +4,7 @@
 //! schedule); a changed job is restarted without staleness markers; a removed job's series go stale.
 
 pub mod config;
+pub mod metadata;
 pub mod scrape_loop;
 pub mod target;
 #[cfg(test)]
@@ -22,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::discovery::TargetGroup;
 pub use config::{GlobalConfig, ResolvedScrape, ScrapeConfig};
+pub use metadata::{MetadataStore, MetadataView, MetricMetadata, NoMetadata};
 use scrape_loop::{ScrapeLoop, StopMode};
 use target::Populated;
 pub use target::{Health, Target, TargetStatus};
@@ -92,6 +94,7 @@ pub struct ScrapeManager {
     appendable: Arc<dyn Appendable>,
     metrics: Arc<ScrapeMetrics>,
     pools: Mutex<BTreeMap<String, Pool>>,
+    metadata: Arc<MetadataStore>,
 }
 
 impl ScrapeManager {
@@ -100,7 +103,13 @@ impl ScrapeManager {
             appendable,
             metrics,
             pools: Mutex::new(BTreeMap::new()),
+            metadata: Arc::new(MetadataStore::new()),
         }
+    }
+
+    /// Metric metadata the loops have scraped.
+    pub fn metadata(&self) -> Arc<MetadataStore> {
+        self.metadata.clone()
     }
 
     /// Checks every job against the global defaults; the first error names the job and field.
@@ -215,6 +224,7 @@ impl ScrapeManager {
             client,
             appendable: self.appendable.clone(),
             metrics: self.metrics.clone(),
+            metadata: self.metadata.clone(),
             state: state.clone(),
             loops: HashMap::new(),
         };
@@ -262,6 +272,7 @@ struct PoolRunner {
     client: reqwest::Client,
     appendable: Arc<dyn Appendable>,
     metrics: Arc<ScrapeMetrics>,
+    metadata: Arc<MetadataStore>,
     state: Arc<PoolState>,
     loops: HashMap<u64, (Arc<Target>, watch::Sender<StopMode>)>,
 }
@@ -377,7 +388,8 @@ impl PoolRunner {
                 self.client.clone(),
                 self.appendable.clone(),
                 self.metrics.clone(),
-            );
+            )
+            .with_metadata(self.metadata.clone());
             tokio::spawn(l.run(rx));
             self.loops.insert(k, (t.clone(), tx));
             active.push(t);

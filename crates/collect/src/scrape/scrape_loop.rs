@@ -3,6 +3,8 @@
 //! enforce the limits, append, write staleness markers for series that vanished, and the report
 //! series (`up`, `scrape_duration_seconds`, ...). A failed scrape appends nothing but `up` = 0 and
 //! the report series, and marks every series of the last good scrape stale, as Prometheus does.
+//! `# TYPE`/`# HELP`/`# UNIT` lines that changed since the target's last good scrape go to the
+//! shared metadata store (see `metadata.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use tocsin_model::{Labels, LabelsBuilder, STALE_NAN};
 use tocsin_storage::{AppendOptions, Appendable};
 
 use super::config::ResolvedScrape;
+use super::metadata::{MetadataStore, TargetMetadata};
 use super::target::{Health, Target};
 use super::ScrapeMetrics;
 use crate::expfmt::{Entry, Format, Parser, SCRAPE_ACCEPT_HEADER};
@@ -76,6 +79,9 @@ pub struct ScrapeLoop {
     /// Staged samples of the current scrape: cache entry, timestamp, value.
     batch: Vec<(u32, i64, f64)>,
     iter: u64,
+    /// Where changed `# TYPE`/`# HELP`/`# UNIT` text goes; `None` = not tracked.
+    metadata: Option<Arc<MetadataStore>>,
+    target_md: TargetMetadata,
 }
 
 /// Why a scrape failed; becomes `lastError`.
@@ -101,7 +107,15 @@ impl ScrapeLoop {
             cache: Cache::default(),
             batch: Vec::new(),
             iter: 0,
+            metadata: None,
+            target_md: TargetMetadata::default(),
         }
+    }
+
+    /// Feeds the target's metric metadata to `store`.
+    pub fn with_metadata(mut self, store: Arc<MetadataStore>) -> Self {
+        self.metadata = Some(store);
+        self
     }
 
     /// Offset of this target's scrapes within the interval, stable across restarts so a target's
@@ -153,6 +167,15 @@ impl ScrapeLoop {
             Ok(ct) => self.parse_and_stage(ts, ct),
             Err(e) => Err(e),
         };
+        match (&res, &self.metadata) {
+            (Ok(_), Some(store)) => {
+                let changed = self.target_md.commit();
+                if !changed.is_empty() {
+                    store.update(changed);
+                }
+            }
+            _ => self.target_md.discard(),
+        }
         let duration = started.elapsed().as_secs_f64();
         let (scraped, post, added) = match &res {
             Ok(x) => *x,
@@ -325,8 +348,18 @@ impl ScrapeLoop {
         let mut err: Option<String> = None;
         self.batch.clear();
         let (cache, key, batch) = (&mut self.cache, &mut self.key, &mut self.batch);
+        let track_md = self.metadata.is_some();
+        let target_md = &mut self.target_md;
         let parsed = self.parser.parse(&self.body, format, |e| {
-            let Entry::Sample(s) = e else { return };
+            let s = match e {
+                Entry::Sample(s) => s,
+                other => {
+                    if track_md {
+                        target_md.observe(&other);
+                    }
+                    return;
+                }
+            };
             if err.is_some() {
                 return;
             }
