@@ -663,3 +663,24 @@ fn block_is_send_sync_and_select_outlives_borrow() {
         .unwrap();
     assert_data_eq(&got, &data);
 }
+
+/// The exact bytes the writer produced for a fixed data set before it streamed the index; the
+/// format must not change under existing blocks.
+#[test]
+fn writer_output_is_byte_stable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let series = fleet(3000, 7);
+    let mut w =
+        BlockWriter::new(tmp.path(), 1_699_999_990_000, 1_700_007_300_000, 1, vec![]).unwrap();
+    for (l, s) in &series {
+        w.add_series(l, s).unwrap();
+    }
+    let meta = w.finish().unwrap().unwrap();
+    let dir = tmp.path().join(&meta.ulid);
+    let crc = |f: &str| {
+        let b = std::fs::read(dir.join(f)).unwrap();
+        (b.len(), crc32c::crc32c(&b))
+    };
+    assert_eq!(crc(INDEX_FILE), (110_838, 531_242_041));
+    assert_eq!(crc(CHUNKS_FILE), (1_087_455, 3_459_758_498));
+}
