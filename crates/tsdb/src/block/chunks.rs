@@ -279,6 +279,7 @@ pub fn chunk_sizes(n: usize) -> impl Iterator<Item = usize> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use tocsin_model::STALE_NAN;
 
