@@ -315,13 +315,19 @@ impl Db {
         // Appends check the bound under their series' stripe lock, and the range is read under the
         // same locks, so a sample below `end` is either in what the block gets or refused.
         let bdir = blocks_dir(&self.inner.dir);
-        let mut w = BlockWriter::new(&bdir, start, end, 1, Vec::new())?;
-        for (labels, slot) in h.series_in_range(start, end) {
-            let samples = h.samples_of(slot, start, end);
-            if !samples.is_empty() {
-                w.add_series(&labels, &samples)?;
-            }
+        let mut range = h.series_in_range(start, end);
+        let symbols = std::mem::take(&mut range.symbols);
+        let mut w = BlockWriter::with_sorted_symbols(&bdir, start, end, 1, Vec::new(), symbols)?;
+        let mut ids = Vec::new();
+        let mut samples = Vec::new();
+        for i in 0..range.len() {
+            let Some(slot) = range.get(i, &mut ids) else {
+                break;
+            };
+            h.samples_into(slot, start, end, &mut samples);
+            w.add_series_ids(&ids, &samples)?;
         }
+        drop(range);
         let meta = w.finish()?;
         if let Some(m) = &meta {
             let b = Block::open(&bdir.join(&m.ulid))?;
