@@ -354,7 +354,7 @@ impl Db {
         let Some(w) = g.as_mut() else { return Ok(()) };
         let cur = w.cut_segment()?;
         if cur > w.first_segment() {
-            w.checkpoint(cur - 1, |r| live.contains(&r), mint)?;
+            w.checkpoint(cur - 1, |r| live.contains(r), mint)?;
         }
         Ok(())
     }

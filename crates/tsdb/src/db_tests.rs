@@ -469,3 +469,32 @@ fn head_cut_with_many_series_and_symbols() {
     // > 65,536 symbols: label ids take three bytes in the cut's sort keys.
     check_head_cut(70_000);
 }
+
+#[test]
+fn persisted_idle_series_release_their_head_state() {
+    let d = tempfile::tempdir().unwrap();
+    let range = 10 * MIN;
+    let db = Db::open(d.path(), opts(range)).unwrap();
+    // Hosts 0..50 stop at 5 min; hosts 50..60 keep going past the cut.
+    write(&db, 0..60, 0, 5 * MIN, 10_000);
+    write(&db, 50..60, 5 * MIN, 20 * MIN, 10_000);
+    let h = db.head();
+    let busy = h.stats().heap_bytes;
+    // Idle series give up their open chunk once spilled.
+    h.spill_idle(6 * MIN);
+    let idle = h.stats();
+    assert!(idle.heap_bytes < busy, "{} !< {busy}", idle.heap_bytes);
+    db.persist_head_range(0, range).unwrap().unwrap();
+    assert_eq!(h.num_series(), 10);
+    assert!(h.stats().heap_bytes < idle.heap_bytes);
+    // Their postings entries and label values are gone...
+    let want: Vec<String> = (50..60).map(|i| format!("host-{i}")).collect();
+    assert_eq!(h.label_values("instance", &[]), want);
+    assert_eq!(h.postings(&[]).len(), 10);
+    // ...and so is their hash entry: the same labels make a new series.
+    let mut a = db.appender();
+    a.append(&lbl(3, "cpu"), 30 * MIN, 1.0, &AppendOptions::default())
+        .unwrap();
+    assert_eq!(a.commit().unwrap().series_created, 1);
+    assert_eq!(h.num_series(), 11);
+}

@@ -83,9 +83,11 @@ struct MemSeries {
     /// Second half of the label set's 128-bit key (the first half keys the stripe's map).
     hash2: u64,
     id: u64,
-    open: XorChunk,
-    /// The open chunk is closed before a sample at or after this time (next block-range boundary).
-    open_end: i64,
+    /// The chunk receiving samples; never empty when present. Boxed and dropped when the series
+    /// goes idle (its samples spilled), because under churn most head series are idle and the
+    /// encoder's state would cost them 64 bytes each.
+    #[allow(clippy::box_collection)]
+    open: Option<Box<XorChunk>>,
     closed: Vec<ClosedChunk>,
     /// Boxed so series without out-of-order samples (nearly all) pay 8 bytes, not 24.
     #[allow(clippy::box_collection)]
@@ -93,17 +95,20 @@ struct MemSeries {
 }
 
 impl MemSeries {
+    /// The open chunk if it holds samples.
+    fn open(&self) -> Option<&XorChunk> {
+        self.open.as_deref().filter(|o| o.num_samples() > 0)
+    }
     fn max_t(&self) -> i64 {
-        if self.open.num_samples() > 0 {
-            self.open.max_time()
-        } else {
-            self.closed.last().map_or(i64::MIN, |c| c.maxt)
+        match self.open() {
+            Some(o) => o.max_time(),
+            None => self.closed.last().map_or(i64::MIN, |c| c.maxt),
         }
     }
     fn min_t(&self) -> i64 {
         let mut m = self.closed.first().map_or(i64::MAX, |c| c.mint);
-        if self.open.num_samples() > 0 {
-            m = m.min(self.open.min_time());
+        if let Some(o) = self.open() {
+            m = m.min(o.min_time());
         }
         if let Some(o) = &self.ooo {
             if let Some(s) = o.first() {
@@ -113,7 +118,7 @@ impl MemSeries {
         m
     }
     fn is_empty(&self) -> bool {
-        self.open.num_samples() == 0
+        self.open().is_none()
             && self.closed.is_empty()
             && self.ooo.as_ref().is_none_or(|o| o.is_empty())
     }
@@ -127,7 +132,10 @@ impl MemSeries {
             })
             .sum();
         self.labels.len() * 4
-            + self.open.heap_size()
+            + self
+                .open
+                .as_ref()
+                .map_or(0, |o| std::mem::size_of::<XorChunk>() + o.heap_size())
             + self.closed.capacity() * std::mem::size_of::<ClosedChunk>()
             + closed
             + self.ooo.as_ref().map_or(0, |o| o.capacity() * 16)
@@ -215,7 +223,10 @@ struct Stripe {
     by_hash: HashIndex<u32>,
     /// Rare: several series sharing one 64-bit hash.
     collisions: HashIndex<Vec<u32>>,
-    series: Vec<Option<MemSeries>>,
+    /// Boxed: slots freed by departed series stay until reused, at 8 bytes rather than a whole
+    /// series each.
+    #[allow(clippy::vec_box)]
+    series: Vec<Option<Box<MemSeries>>>,
     free: Vec<u32>,
     symbols: Interner,
 }
@@ -444,18 +455,17 @@ impl Head {
             labels: syms.into_boxed_slice(),
             hash2,
             id,
-            open: XorChunk::new(),
-            open_end: i64::MAX,
+            open: None,
             closed: Vec::new(),
             ooo: None,
         };
         let local = match st.free.pop() {
             Some(l) => {
-                st.series[l as usize] = Some(s);
+                st.series[l as usize] = Some(Box::new(s));
                 l
             }
             None => {
-                st.series.push(Some(s));
+                st.series.push(Some(Box::new(s)));
                 (st.series.len() - 1) as u32
             }
         };
@@ -535,8 +545,8 @@ impl Head {
         if t <= max_t {
             if t == max_t {
                 let same = s
-                    .open
-                    .last()
+                    .open()
+                    .and_then(|o| o.last())
                     .is_some_and(|(_, lv)| lv.to_bits() == v.to_bits());
                 if same {
                     return Ok(None);
@@ -557,13 +567,15 @@ impl Head {
                 Err(i) => o.insert(i, Sample::new(t, v)),
             }
         } else {
-            let n = s.open.num_samples();
-            if n >= CHUNK_SAMPLES
-                || (n > 0
-                    && t.div_euclid(self.chunk_range)
-                        != s.open.min_time().div_euclid(self.chunk_range))
-            {
-                let mut full = std::mem::take(&mut s.open);
+            let range = self.chunk_range;
+            let full_or_crossing = |o: &XorChunk| {
+                o.num_samples() >= CHUNK_SAMPLES
+                    || (o.num_samples() > 0
+                        && t.div_euclid(range) != o.min_time().div_euclid(range))
+            };
+            // The box stays for the next chunk: the series is active.
+            if let Some(o) = s.open.as_deref_mut().filter(|o| full_or_crossing(o)) {
+                let mut full = std::mem::take(o);
                 full.shrink();
                 let loc = match &self.spill {
                     Some(sp) => match sp.write(full.bytes(), full.max_time()) {
@@ -581,10 +593,9 @@ impl Head {
                     },
                 );
             }
-            if s.open.num_samples() == 0 {
-                s.open_end = (t.div_euclid(self.chunk_range) + 1).saturating_mul(self.chunk_range);
-            }
-            s.open.append(t, v);
+            s.open
+                .get_or_insert_with(|| Box::new(XorChunk::new()))
+                .append(t, v);
         }
         // A plain load first: nearly every sample is inside the known range, and skipping the
         // read-modify-write keeps the shared cache line from bouncing between ingest threads.
@@ -609,8 +620,8 @@ impl Head {
         for stripe in self.stripes.iter() {
             let mut st = stripe.lock();
             for s in st.series.iter_mut().flatten() {
-                if s.open.num_samples() > 0 && s.open.max_time() < before {
-                    let full = std::mem::take(&mut s.open);
+                if s.open().is_some_and(|o| o.max_time() < before) {
+                    let Some(full) = s.open.take() else { continue };
                     if let Ok(r) = sp.write(full.bytes(), full.max_time()) {
                         push_exact(
                             &mut s.closed,
@@ -621,7 +632,7 @@ impl Head {
                             },
                         );
                     } else {
-                        s.open = full;
+                        s.open = Some(full);
                     }
                 }
             }
@@ -647,8 +658,10 @@ impl Head {
                 }
             }
         }
-        if s.open.num_samples() > 0 && s.open.max_time() >= mint && s.open.min_time() <= maxt {
-            srcs.push(ChunkSrc::Bytes(s.open.bytes().to_vec()));
+        if let Some(o) = s.open() {
+            if o.max_time() >= mint && o.min_time() <= maxt {
+                srcs.push(ChunkSrc::Bytes(o.bytes().to_vec()));
+            }
         }
         srcs.reverse();
         let inorder: Box<dyn SampleIter> = Box::new(ChunksIter {
@@ -765,8 +778,8 @@ impl Head {
                     continue;
                 };
                 s.closed.retain(|c| c.maxt >= mint);
-                if s.open.num_samples() > 0 && s.open.max_time() < mint {
-                    s.open = XorChunk::new();
+                if s.open().is_some_and(|o| o.max_time() < mint) {
+                    s.open = None;
                 }
                 if let Some(o) = &mut s.ooo {
                     o.retain(|x| x.t >= mint);
@@ -871,10 +884,10 @@ impl Head {
         }
         s.closed.clear();
         s.ooo = None;
-        s.open = XorChunk::new();
+        let mut open = XorChunk::new();
         for x in keep {
-            if s.open.num_samples() >= CHUNK_SAMPLES {
-                let mut full = std::mem::take(&mut s.open);
+            if open.num_samples() >= CHUNK_SAMPLES {
+                let mut full = std::mem::take(&mut open);
                 full.shrink();
                 push_exact(
                     &mut s.closed,
@@ -885,12 +898,9 @@ impl Head {
                     },
                 );
             }
-            s.open.append(x.t, x.v);
+            open.append(x.t, x.v);
         }
-        if s.open.num_samples() > 0 {
-            s.open_end = (s.open.min_time().div_euclid(self.chunk_range) + 1)
-                .saturating_mul(self.chunk_range);
-        }
+        s.open = (open.num_samples() > 0).then(|| Box::new(open));
         Some(s.id)
     }
 
@@ -1006,14 +1016,21 @@ impl Head {
         }
     }
 
-    /// WAL references of every series in the head (for checkpoints).
-    pub fn live_ids(&self) -> std::collections::HashSet<u64> {
-        let mut out = std::collections::HashSet::new();
+    /// WAL references of every series in the head (for checkpoints). A bitmap rather than a hash
+    /// set: the checkpoint asks it once per kept sample, tens of millions of times, and references
+    /// are dense (allocated in sequence), so it is also a few bytes per series instead of ~20.
+    pub fn live_ids(&self) -> roaring::RoaringTreemap {
+        let mut ids = Vec::new();
         for stripe in self.stripes.iter() {
             let st = stripe.lock();
-            out.extend(st.series.iter().flatten().map(|s| s.id));
+            ids.extend(st.series.iter().flatten().map(|s| s.id));
         }
-        out
+        ids.sort_unstable();
+        // Sorted and unique (references are never reused), so the fast path always applies.
+        match roaring::RoaringTreemap::from_sorted_iter(ids.iter().copied()) {
+            Ok(t) => t,
+            Err(_) => ids.into_iter().collect(),
+        }
     }
 
     /// Labels of every head series with its sample count; for `tsdb analyze`.
@@ -1050,7 +1067,7 @@ impl Head {
                         ChunkLoc::Disk(_) => hs.chunks_spilled += 1,
                     }
                 }
-                if s.open.num_samples() > 0 {
+                if s.open().is_some() {
                     hs.chunks_in_memory += 1;
                 }
             }
