@@ -315,14 +315,23 @@ impl Db {
         // Appends check the bound under their series' stripe lock, and the range is read under the
         // same locks, so a sample below `end` is either in what the block gets or refused.
         let bdir = blocks_dir(&self.inner.dir);
-        let mut w = BlockWriter::new(&bdir, start, end, 1, Vec::new())?;
-        for (labels, slot) in h.series_in_range(start, end) {
-            let samples = h.samples_of(slot, start, end);
-            if !samples.is_empty() {
-                w.add_series(&labels, &samples)?;
-            }
+        let mut range = h.series_in_range(start, end);
+        let t_sorted = t0.elapsed();
+        let symbols = std::mem::take(&mut range.symbols);
+        let mut w = BlockWriter::with_sorted_symbols(&bdir, start, end, 1, Vec::new(), symbols)?;
+        let mut ids = Vec::new();
+        let mut samples = Vec::new();
+        for i in 0..range.len() {
+            let Some(slot) = range.get(i, &mut ids) else {
+                break;
+            };
+            h.samples_into(slot, start, end, &mut samples);
+            w.add_series_ids(&ids, &samples)?;
         }
+        let series = range.len();
+        drop(range);
         let meta = w.finish()?;
+        let t_written = t0.elapsed();
         if let Some(m) = &meta {
             let b = Block::open(&bdir.join(&m.ulid))?;
             let mut bl = self.inner.blocks.write();
@@ -330,27 +339,49 @@ impl Db {
             bl.sort_by_key(|b| b.meta().min_time);
         }
         let removed = h.truncate(end);
+        let t_truncated = t0.elapsed();
         self.truncate_wal(end)?;
         self.inner.metrics.head_cuts.fetch_add(1, Ordering::Relaxed);
+        // Cumulative phase times, so a slow cut shows where it spent them.
         tracing::info!(
             mint = start,
             maxt = end,
+            series,
             series_removed = removed,
+            sorted_s = t_sorted.as_secs_f64(),
+            written_s = t_written.as_secs_f64(),
+            head_truncated_s = t_truncated.as_secs_f64(),
             seconds = t0.elapsed().as_secs_f64(),
             "head range persisted to a block"
         );
         Ok(meta)
     }
 
+    /// Checkpoints every WAL segment before a fresh one. The WAL lock is held only to cut the
+    /// segment and to publish the checkpoint: appenders need it to commit, and building the
+    /// checkpoint rewrites the last hour or so of samples, which stalled ingest for many seconds.
     fn truncate_wal(&self, mint: i64) -> Result<()> {
+        let pending = {
+            let mut g = self.inner.wal.lock();
+            let Some(w) = g.as_mut() else { return Ok(()) };
+            let cur = w.cut_segment()?;
+            if cur <= w.first_segment() {
+                return Ok(());
+            }
+            w.begin_checkpoint(cur - 1)?
+        };
+        let Some(mut p) = pending else { return Ok(()) };
+        // Taken after the cut: a series created since is logged in a segment the checkpoint does
+        // not cover, and every series logged before it is in the head by now.
         let live = self.inner.head.live_ids();
+        p.write(&|r| live.contains(r), mint)?;
+        drop(live);
         let mut g = self.inner.wal.lock();
-        let Some(w) = g.as_mut() else { return Ok(()) };
-        let cur = w.cut_segment()?;
-        if cur > w.first_segment() {
-            w.checkpoint(cur - 1, |r| live.contains(&r), mint)?;
+        match g.as_mut() {
+            Some(w) => w.finish_checkpoint(p).map(|_| ()),
+            // Closed meanwhile: the unfinished checkpoint removes itself.
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Compaction ranges: 3x, 9x and 27x the block range (6 h, 18 h, 54 h by default), capped at a

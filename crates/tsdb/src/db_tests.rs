@@ -1,5 +1,6 @@
 //! Tests of the database as a whole: WAL restart, block cutting, compaction, retention, deletion,
 //! out-of-order handling and churn.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
 use tocsin_model::{MatchOp, Sample};
@@ -361,4 +362,175 @@ fn postings_stats_rank_metric_names_and_label_pairs() {
         .postings_stats(0)
         .series_count_by_metric_name
         .is_empty());
+}
+
+/// Series of varied shapes for head-cut tests: label sets that are prefixes of others, optional
+/// labels, `n` distinct instances (so many symbols), and lifetimes inside, across and after the
+/// cut range [0, cut).
+fn cut_fixture(n: usize, cut: i64) -> Vec<(Labels, Vec<Sample>)> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let inst = format!("host-{i:06}");
+        let mut ls = vec![
+            Labels::from_pairs(&[("__name__", "up"), ("instance", inst.as_str())]),
+            Labels::from_pairs(&[
+                ("__name__", "up"),
+                ("instance", inst.as_str()),
+                ("job", "node"),
+            ]),
+        ];
+        if i % 3 == 0 {
+            ls.push(Labels::from_pairs(&[
+                ("__name__", "cpu"),
+                ("instance", inst.as_str()),
+                ("mode", ["idle", "user", "system"][(i / 3) % 3]),
+                ("zz", "last"),
+            ]));
+        }
+        for (k, l) in ls.into_iter().enumerate() {
+            // Alive across the cut, only before it, or only after it.
+            let (from, to) = match (i + k) % 3 {
+                0 => (cut / 2, cut + cut / 2),
+                1 => (0, cut / 3),
+                _ => (cut + 1000, cut + cut / 2),
+            };
+            let step = cut / 8;
+            let s: Vec<Sample> = (0..)
+                .map(|j| from + j * step + (i as i64 % 7))
+                .take_while(|t| *t < to)
+                .map(|t| Sample::new(t, (t / 1000 + i as i64) as f64))
+                .collect();
+            out.push((l, s));
+        }
+    }
+    out
+}
+
+fn check_head_cut(n: usize) {
+    use crate::index::IndexReader;
+    let cut = HOUR_MS;
+    let d = tempfile::tempdir().unwrap();
+    let db = Db::open(d.path(), opts(cut)).unwrap();
+    let data = cut_fixture(n, cut);
+    // Appended in time order, as a scrape would.
+    let mut all: Vec<(i64, usize)> = data
+        .iter()
+        .enumerate()
+        .flat_map(|(k, (_, s))| s.iter().map(move |x| (x.t, k)))
+        .collect();
+    all.sort();
+    let mut pos = vec![0usize; data.len()];
+    for batch in all.chunks(5000) {
+        let mut a = db.appender();
+        for &(_, k) in batch {
+            let x = data[k].1[pos[k]];
+            pos[k] += 1;
+            a.append(&data[k].0, x.t, x.v, &AppendOptions::default())
+                .unwrap();
+        }
+        a.commit().unwrap();
+    }
+    let before = db.head().num_series();
+    let meta = db.persist_head_range(0, cut).unwrap().unwrap();
+
+    let expected: std::collections::BTreeMap<Labels, Vec<Sample>> = data
+        .iter()
+        .map(|(l, s)| {
+            (
+                l.clone(),
+                s.iter().filter(|x| x.t < cut).copied().collect::<Vec<_>>(),
+            )
+        })
+        .filter(|(_, s)| !s.is_empty())
+        .collect();
+    assert_eq!(meta.stats.num_series, expected.len() as u64);
+    assert_eq!(
+        meta.stats.num_samples,
+        expected.values().map(|s| s.len() as u64).sum::<u64>()
+    );
+    let blocks = db.blocks();
+    assert_eq!(blocks.len(), 1);
+    let b = &blocks[0];
+    let got: Vec<(Labels, Vec<Sample>)> = b
+        .select(i64::MIN, i64::MAX, &[])
+        .unwrap()
+        .map(|s| s.unwrap().collect_samples())
+        .collect();
+    assert_eq!(got.len(), expected.len());
+    for ((gl, gs), (el, es)) in got.iter().zip(&expected) {
+        assert_eq!(gl, el);
+        assert_eq!(gs, es, "samples of {gl}");
+    }
+    // Postings: series ids are positions in label order.
+    let mut want: std::collections::BTreeMap<(String, String), Vec<u32>> = Default::default();
+    for (id, l) in expected.keys().enumerate() {
+        for l in l.iter() {
+            want.entry((l.name.clone(), l.value.clone()))
+                .or_default()
+                .push(id as u32);
+        }
+    }
+    for ((name, value), ids) in &want {
+        let p: Vec<u32> = b.postings(name, value).iter().collect();
+        assert_eq!(&p, ids, "postings of {name}={value}");
+    }
+    let names: std::collections::BTreeSet<&str> = want.keys().map(|k| k.0.as_str()).collect();
+    for name in names {
+        let vals: Vec<String> = want
+            .keys()
+            .filter(|k| k.0 == name)
+            .map(|k| k.1.clone())
+            .collect();
+        assert_eq!(IndexReader::label_values(&**b, name), vals);
+    }
+    // Series with nothing after the cut left the head.
+    let left = data
+        .iter()
+        .filter(|(_, s)| s.iter().any(|x| x.t >= cut))
+        .count() as u64;
+    assert_eq!(db.head().num_series(), left);
+    assert!(left < before);
+    // And the whole range reads back through the database (block + head).
+    let got = read_all(&db, &[], i64::MIN, i64::MAX);
+    assert_eq!(got.len(), data.len());
+}
+
+#[test]
+fn head_cut_round_trips_through_the_block_reader() {
+    check_head_cut(300);
+}
+
+#[test]
+fn head_cut_with_many_series_and_symbols() {
+    // > 65,536 symbols: label ids take three bytes in the cut's sort keys.
+    check_head_cut(70_000);
+}
+
+#[test]
+fn persisted_idle_series_release_their_head_state() {
+    let d = tempfile::tempdir().unwrap();
+    let range = 10 * MIN;
+    let db = Db::open(d.path(), opts(range)).unwrap();
+    // Hosts 0..50 stop at 5 min; hosts 50..60 keep going past the cut.
+    write(&db, 0..60, 0, 5 * MIN, 10_000);
+    write(&db, 50..60, 5 * MIN, 20 * MIN, 10_000);
+    let h = db.head();
+    let busy = h.stats().heap_bytes;
+    // Idle series give up their open chunk once spilled.
+    h.spill_idle(6 * MIN);
+    let idle = h.stats();
+    assert!(idle.heap_bytes < busy, "{} !< {busy}", idle.heap_bytes);
+    db.persist_head_range(0, range).unwrap().unwrap();
+    assert_eq!(h.num_series(), 10);
+    assert!(h.stats().heap_bytes < idle.heap_bytes);
+    // Their postings entries and label values are gone...
+    let want: Vec<String> = (50..60).map(|i| format!("host-{i}")).collect();
+    assert_eq!(h.label_values("instance", &[]), want);
+    assert_eq!(h.postings(&[]).len(), 10);
+    // ...and so is their hash entry: the same labels make a new series.
+    let mut a = db.appender();
+    a.append(&lbl(3, "cpu"), 30 * MIN, 1.0, &AppendOptions::default())
+        .unwrap();
+    assert_eq!(a.commit().unwrap().series_created, 1);
+    assert_eq!(h.num_series(), 11);
 }

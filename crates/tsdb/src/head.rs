@@ -83,9 +83,11 @@ struct MemSeries {
     /// Second half of the label set's 128-bit key (the first half keys the stripe's map).
     hash2: u64,
     id: u64,
-    open: XorChunk,
-    /// The open chunk is closed before a sample at or after this time (next block-range boundary).
-    open_end: i64,
+    /// The chunk receiving samples; never empty when present. Boxed and dropped when the series
+    /// goes idle (its samples spilled), because under churn most head series are idle and the
+    /// encoder's state would cost them 64 bytes each.
+    #[allow(clippy::box_collection)]
+    open: Option<Box<XorChunk>>,
     closed: Vec<ClosedChunk>,
     /// Boxed so series without out-of-order samples (nearly all) pay 8 bytes, not 24.
     #[allow(clippy::box_collection)]
@@ -93,17 +95,20 @@ struct MemSeries {
 }
 
 impl MemSeries {
+    /// The open chunk if it holds samples.
+    fn open(&self) -> Option<&XorChunk> {
+        self.open.as_deref().filter(|o| o.num_samples() > 0)
+    }
     fn max_t(&self) -> i64 {
-        if self.open.num_samples() > 0 {
-            self.open.max_time()
-        } else {
-            self.closed.last().map_or(i64::MIN, |c| c.maxt)
+        match self.open() {
+            Some(o) => o.max_time(),
+            None => self.closed.last().map_or(i64::MIN, |c| c.maxt),
         }
     }
     fn min_t(&self) -> i64 {
         let mut m = self.closed.first().map_or(i64::MAX, |c| c.mint);
-        if self.open.num_samples() > 0 {
-            m = m.min(self.open.min_time());
+        if let Some(o) = self.open() {
+            m = m.min(o.min_time());
         }
         if let Some(o) = &self.ooo {
             if let Some(s) = o.first() {
@@ -113,7 +118,7 @@ impl MemSeries {
         m
     }
     fn is_empty(&self) -> bool {
-        self.open.num_samples() == 0
+        self.open().is_none()
             && self.closed.is_empty()
             && self.ooo.as_ref().is_none_or(|o| o.is_empty())
     }
@@ -127,7 +132,10 @@ impl MemSeries {
             })
             .sum();
         self.labels.len() * 4
-            + self.open.heap_size()
+            + self
+                .open
+                .as_ref()
+                .map_or(0, |o| std::mem::size_of::<XorChunk>() + o.heap_size())
             + self.closed.capacity() * std::mem::size_of::<ClosedChunk>()
             + closed
             + self.ooo.as_ref().map_or(0, |o| o.capacity() * 16)
@@ -215,7 +223,10 @@ struct Stripe {
     by_hash: HashIndex<u32>,
     /// Rare: several series sharing one 64-bit hash.
     collisions: HashIndex<Vec<u32>>,
-    series: Vec<Option<MemSeries>>,
+    /// Boxed: slots freed by departed series stay until reused, at 8 bytes rather than a whole
+    /// series each.
+    #[allow(clippy::vec_box)]
+    series: Vec<Option<Box<MemSeries>>>,
     free: Vec<u32>,
     symbols: Interner,
 }
@@ -460,18 +471,17 @@ impl Head {
             labels: syms.into_boxed_slice(),
             hash2,
             id,
-            open: XorChunk::new(),
-            open_end: i64::MAX,
+            open: None,
             closed: Vec::new(),
             ooo: None,
         };
         let local = match st.free.pop() {
             Some(l) => {
-                st.series[l as usize] = Some(s);
+                st.series[l as usize] = Some(Box::new(s));
                 l
             }
             None => {
-                st.series.push(Some(s));
+                st.series.push(Some(Box::new(s)));
                 (st.series.len() - 1) as u32
             }
         };
@@ -551,8 +561,8 @@ impl Head {
         if t <= max_t {
             if t == max_t {
                 let same = s
-                    .open
-                    .last()
+                    .open()
+                    .and_then(|o| o.last())
                     .is_some_and(|(_, lv)| lv.to_bits() == v.to_bits());
                 if same {
                     return Ok(None);
@@ -573,13 +583,15 @@ impl Head {
                 Err(i) => o.insert(i, Sample::new(t, v)),
             }
         } else {
-            let n = s.open.num_samples();
-            if n >= CHUNK_SAMPLES
-                || (n > 0
-                    && t.div_euclid(self.chunk_range)
-                        != s.open.min_time().div_euclid(self.chunk_range))
-            {
-                let mut full = std::mem::take(&mut s.open);
+            let range = self.chunk_range;
+            let full_or_crossing = |o: &XorChunk| {
+                o.num_samples() >= CHUNK_SAMPLES
+                    || (o.num_samples() > 0
+                        && t.div_euclid(range) != o.min_time().div_euclid(range))
+            };
+            // The box stays for the next chunk: the series is active.
+            if let Some(o) = s.open.as_deref_mut().filter(|o| full_or_crossing(o)) {
+                let mut full = std::mem::take(o);
                 full.shrink();
                 let loc = match &self.spill {
                     Some(sp) => match sp.write(full.bytes(), full.max_time()) {
@@ -597,10 +609,9 @@ impl Head {
                     },
                 );
             }
-            if s.open.num_samples() == 0 {
-                s.open_end = (t.div_euclid(self.chunk_range) + 1).saturating_mul(self.chunk_range);
-            }
-            s.open.append(t, v);
+            s.open
+                .get_or_insert_with(|| Box::new(XorChunk::new()))
+                .append(t, v);
         }
         // A plain load first: nearly every sample is inside the known range, and skipping the
         // read-modify-write keeps the shared cache line from bouncing between ingest threads.
@@ -625,8 +636,8 @@ impl Head {
         for stripe in self.stripes.iter() {
             let mut st = stripe.lock();
             for s in st.series.iter_mut().flatten() {
-                if s.open.num_samples() > 0 && s.open.max_time() < before {
-                    let full = std::mem::take(&mut s.open);
+                if s.open().is_some_and(|o| o.max_time() < before) {
+                    let Some(full) = s.open.take() else { continue };
                     if let Ok(r) = sp.write(full.bytes(), full.max_time()) {
                         push_exact(
                             &mut s.closed,
@@ -637,7 +648,7 @@ impl Head {
                             },
                         );
                     } else {
-                        s.open = full;
+                        s.open = Some(full);
                     }
                 }
             }
@@ -663,8 +674,10 @@ impl Head {
                 }
             }
         }
-        if s.open.num_samples() > 0 && s.open.max_time() >= mint && s.open.min_time() <= maxt {
-            srcs.push(ChunkSrc::Bytes(s.open.bytes().to_vec()));
+        if let Some(o) = s.open() {
+            if o.max_time() >= mint && o.min_time() <= maxt {
+                srcs.push(ChunkSrc::Bytes(o.bytes().to_vec()));
+            }
         }
         srcs.reverse();
         let inorder: Box<dyn SampleIter> = Box::new(ChunksIter {
@@ -781,8 +794,8 @@ impl Head {
                     continue;
                 };
                 s.closed.retain(|c| c.maxt >= mint);
-                if s.open.num_samples() > 0 && s.open.max_time() < mint {
-                    s.open = XorChunk::new();
+                if s.open().is_some_and(|o| o.max_time() < mint) {
+                    s.open = None;
                 }
                 if let Some(o) = &mut s.ooo {
                     o.retain(|x| x.t >= mint);
@@ -887,10 +900,10 @@ impl Head {
         }
         s.closed.clear();
         s.ooo = None;
-        s.open = XorChunk::new();
+        let mut open = XorChunk::new();
         for x in keep {
-            if s.open.num_samples() >= CHUNK_SAMPLES {
-                let mut full = std::mem::take(&mut s.open);
+            if open.num_samples() >= CHUNK_SAMPLES {
+                let mut full = std::mem::take(&mut open);
                 full.shrink();
                 push_exact(
                     &mut s.closed,
@@ -901,58 +914,139 @@ impl Head {
                     },
                 );
             }
-            s.open.append(x.t, x.v);
+            open.append(x.t, x.v);
         }
-        if s.open.num_samples() > 0 {
-            s.open_end = (s.open.min_time().div_euclid(self.chunk_range) + 1)
-                .saturating_mul(self.chunk_range);
-        }
+        s.open = (open.num_samples() > 0).then(|| Box::new(open));
         Some(s.id)
     }
 
-    /// Labels and slots of series with data in [mint, maxt), sorted by labels; with `samples_of` this
-    /// lets a block be written one series at a time instead of holding the whole range in memory.
-    pub fn series_in_range(&self, mint: i64, maxt_excl: i64) -> Vec<(Labels, u32)> {
-        let mut all = Vec::new();
-        for (si, stripe) in self.stripes.iter().enumerate() {
+    /// The series with data in [mint, maxt), sorted by labels, in a compact form for writing a
+    /// block one series at a time (see `RangeSeries`). Each stripe is locked twice, briefly: once
+    /// to gather the symbols, once to record the series as ids into them.
+    pub fn series_in_range(&self, mint: i64, maxt_excl: i64) -> RangeSeries {
+        let in_range = |s: &MemSeries| {
+            !s.is_empty() && s.min_t() < maxt_excl && s.max_t().max(ooo_max(s)) >= mint
+        };
+        // Pass 1: the strings used by series in range, per stripe (stripe-local id, string).
+        let mut used: Vec<Vec<(u32, Arc<str>)>> = Vec::with_capacity(STRIPES);
+        for stripe in self.stripes.iter() {
             let st = stripe.lock();
-            for (local, s) in st.series.iter().enumerate() {
+            let mut seen = vec![false; st.symbols.strs.len()];
+            let mut u = Vec::new();
+            for s in st.series.iter().flatten().filter(|s| in_range(s)) {
+                for &id in s.labels.iter() {
+                    if let Some(f) = seen.get_mut(id as usize) {
+                        if !*f {
+                            *f = true;
+                            u.push((id, st.symbols.strs[id as usize].0.clone()));
+                        }
+                    }
+                }
+            }
+            used.push(u);
+        }
+        let mut symbols: Vec<Arc<str>> = used
+            .iter()
+            .flat_map(|u| u.iter().map(|(_, s)| s.clone()))
+            .collect();
+        symbols.sort_unstable();
+        symbols.dedup();
+        let width = match symbols.len() {
+            0..=0xff => 1,
+            0x100..=0xffff => 2,
+            0x1_0000..=0xff_ffff => 3,
+            _ => 4,
+        };
+        // Pass 2: each series as big-endian fixed-width global ids, which compare bytewise like
+        // the label sets (ids order like the strings; a prefix sorts first).
+        let mut arena = Vec::new();
+        let mut entries = Vec::new();
+        let mut overflow = false;
+        for (si, (stripe, u)) in self.stripes.iter().zip(used).enumerate() {
+            let st = stripe.lock();
+            let mut to_global = vec![u32::MAX; st.symbols.strs.len()];
+            for (local, s) in u {
+                if let (Some(slot), Ok(g)) =
+                    (to_global.get_mut(local as usize), symbols.binary_search(&s))
+                {
+                    *slot = g as u32;
+                }
+            }
+            'series: for (local, s) in st.series.iter().enumerate() {
                 let Some(s) = s else { continue };
-                if s.is_empty() || s.min_t() >= maxt_excl || s.max_t().max(ooo_max(s)) < mint {
+                if !in_range(s) {
                     continue;
                 }
-                all.push((st.materialize(s), slot_of(si, local as u32)));
+                let Ok(off) = u32::try_from(arena.len()) else {
+                    overflow = true;
+                    break;
+                };
+                for &id in s.labels.iter() {
+                    let g = to_global.get(id as usize).copied().unwrap_or(u32::MAX);
+                    if g == u32::MAX {
+                        // Not in range during pass 1: it has no data for this block.
+                        arena.truncate(off as usize);
+                        continue 'series;
+                    }
+                    arena.extend_from_slice(&g.to_be_bytes()[4 - width..]);
+                }
+                entries.push(RangeEntry {
+                    off,
+                    len: (arena.len() - off as usize) as u32,
+                    slot: slot_of(si, local as u32),
+                });
             }
         }
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+        if overflow {
+            tracing::error!("head range too large to sort in one pass; the block misses series");
+        }
+        entries.sort_unstable_by(|a, b| a.bytes(&arena).cmp(b.bytes(&arena)));
+        RangeSeries {
+            symbols,
+            width,
+            arena,
+            entries,
+        }
     }
 
     /// Samples of the series in `slot` within [mint, maxt).
     pub fn samples_of(&self, slot: u32, mint: i64, maxt_excl: i64) -> Vec<Sample> {
+        let mut v = Vec::new();
+        self.samples_into(slot, mint, maxt_excl, &mut v);
+        v
+    }
+
+    /// Like `samples_of`, into a buffer the caller reuses across series.
+    pub fn samples_into(&self, slot: u32, mint: i64, maxt_excl: i64, out: &mut Vec<Sample>) {
+        out.clear();
         let (si, local) = split_slot(slot);
         let mut it = {
             let st = self.stripes[si].lock();
             let Some(Some(s)) = st.series.get(local as usize) else {
-                return Vec::new();
+                return;
             };
             self.series_iter(s, mint, maxt_excl - 1)
         };
-        let mut v = Vec::new();
         while let Some(x) = it.next() {
-            v.push(x);
+            out.push(x);
         }
-        v
     }
 
-    /// WAL references of every series in the head (for checkpoints).
-    pub fn live_ids(&self) -> std::collections::HashSet<u64> {
-        let mut out = std::collections::HashSet::new();
+    /// WAL references of every series in the head (for checkpoints). A bitmap rather than a hash
+    /// set: the checkpoint asks it once per kept sample, tens of millions of times, and references
+    /// are dense (allocated in sequence), so it is also a few bytes per series instead of ~20.
+    pub fn live_ids(&self) -> roaring::RoaringTreemap {
+        let mut ids = Vec::new();
         for stripe in self.stripes.iter() {
             let st = stripe.lock();
-            out.extend(st.series.iter().flatten().map(|s| s.id));
+            ids.extend(st.series.iter().flatten().map(|s| s.id));
         }
-        out
+        ids.sort_unstable();
+        // Sorted and unique (references are never reused), so the fast path always applies.
+        match roaring::RoaringTreemap::from_sorted_iter(ids.iter().copied()) {
+            Ok(t) => t,
+            Err(_) => ids.into_iter().collect(),
+        }
     }
 
     /// Index statistics from the postings alone (one pass over the label pairs, no series
@@ -1024,7 +1118,7 @@ impl Head {
                         ChunkLoc::Disk(_) => hs.chunks_spilled += 1,
                     }
                 }
-                if s.open.num_samples() > 0 {
+                if s.open().is_some() {
                     hs.chunks_in_memory += 1;
                 }
             }
@@ -1054,6 +1148,67 @@ fn top<'a>(mut v: Vec<(&'a str, &'a str, u64)>, limit: usize) -> Vec<(&'a str, &
 
 fn names(v: Vec<(&str, &str, u64)>) -> Vec<(String, u64)> {
     v.into_iter().map(|(n, _, c)| (n.to_string(), c)).collect()
+}
+
+/// One series of a `RangeSeries`: its head slot and where its ids are in the arena.
+struct RangeEntry {
+    off: u32,
+    len: u32,
+    slot: u32,
+}
+
+impl RangeEntry {
+    fn bytes<'a>(&self, arena: &'a [u8]) -> &'a [u8] {
+        arena
+            .get(self.off as usize..(self.off + self.len) as usize)
+            .unwrap_or(&[])
+    }
+}
+
+/// The series of a head range sorted by labels, without materializing their labels: the sorted
+/// symbols the range uses, and per series its head slot and its labels as ids into those symbols
+/// (fixed-width big-endian, so that sorting compares bytes). About 4 + 2 x labels x width bytes per
+/// series, against a kilobyte or so for a `Labels`.
+pub struct RangeSeries {
+    pub symbols: Vec<Arc<str>>,
+    width: usize,
+    arena: Vec<u8>,
+    entries: Vec<RangeEntry>,
+}
+
+impl RangeSeries {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The `i`-th series in label order: its slot, and its labels as symbol ids (name, value, ...)
+    /// written into `ids`.
+    pub fn get(&self, i: usize, ids: &mut Vec<u32>) -> Option<u32> {
+        let e = self.entries.get(i)?;
+        ids.clear();
+        for c in e.bytes(&self.arena).chunks_exact(self.width) {
+            let mut b = [0u8; 4];
+            b[4 - self.width..].copy_from_slice(c);
+            ids.push(u32::from_be_bytes(b));
+        }
+        Some(e.slot)
+    }
+
+    /// Labels of the `i`-th series (for tests and messages).
+    pub fn labels(&self, i: usize) -> Option<Labels> {
+        let mut ids = Vec::new();
+        self.get(i, &mut ids)?;
+        let sym = |id: u32| self.symbols.get(id as usize).map_or("", |s| &**s);
+        Some(Labels::from_sorted_unchecked(
+            ids.chunks_exact(2)
+                .map(|p| Label::new(sym(p[0]), sym(p[1])))
+                .collect(),
+        ))
+    }
 }
 
 fn ooo_max(s: &MemSeries) -> i64 {

@@ -108,6 +108,7 @@ pub fn postings_for_matchers<I: IndexReader + ?Sized>(ix: &I, ms: &[Matcher]) ->
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use std::collections::BTreeMap;
     use tocsin_model::Labels;

@@ -38,10 +38,17 @@ fn as_exact_int(v: f64) -> Option<i64> {
     ((i as f64).to_bits() == v.to_bits()).then_some(i)
 }
 
+/// pco's compression level (its default is 8). Level 4 writes a 2 h block of the 100k-series
+/// fleet in about half the time for 0.1% more bytes; block writes are on the head cut's path.
+const PCO_LEVEL: usize = 4;
+
 fn pco_stream<T: pco::data_types::Number>(src: &[T]) -> DecResult<Vec<u8>> {
     let fc = FileCompressor::default();
     let mut cc = fc
-        .chunk_compressor(src, &ChunkConfig::default())
+        .chunk_compressor(
+            src,
+            &ChunkConfig::default().with_compression_level(PCO_LEVEL),
+        )
         .map_err(|e| format!("pco compress: {e}"))?;
     let mut out = Vec::new();
     out = cc
@@ -144,17 +151,18 @@ pub fn encode(samples: &[Sample], shared_ts: Option<(u64, u64)>) -> DecResult<Ve
             }
         }
     } else {
-        let floats: Vec<f64> = samples.iter().map(|s| s.v).collect();
-        let f = pco_stream(&floats)?;
-        let ints: Option<Vec<i64>> = floats.iter().map(|&v| as_exact_int(v)).collect();
-        match ints.map(|i| pco_stream(&i)).transpose()? {
-            Some(i) if i.len() <= f.len() => {
+        // Integer-valued chunks (counters, most gauges) go as i64 without also trying f64: trying
+        // both doubled the time of the head cut for 0.3% smaller blocks.
+        let ints: Option<Vec<i64>> = samples.iter().map(|s| as_exact_int(s.v)).collect();
+        match ints {
+            Some(i) => {
                 tag |= V_PCO_I64 << 2;
-                out.extend_from_slice(&i);
+                out.extend_from_slice(&pco_stream(&i)?);
             }
-            _ => {
+            None => {
+                let floats: Vec<f64> = samples.iter().map(|s| s.v).collect();
                 tag |= V_PCO_F64 << 2;
-                out.extend_from_slice(&f);
+                out.extend_from_slice(&pco_stream(&floats)?);
             }
         }
     }
@@ -279,6 +287,7 @@ pub fn chunk_sizes(n: usize) -> impl Iterator<Item = usize> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use tocsin_model::STALE_NAN;
 

@@ -37,7 +37,12 @@ pub fn compact(
         .collect();
     sources.sort();
     sources.dedup();
-    let mut w = BlockWriter::new(blocks_dir, min_time, max_time, level, sources)?;
+    // The union of the inputs' symbols: a superset of what the merged series use (tombstones may
+    // drop series), which the format allows, and known before the first series is written.
+    let mut symbols: Vec<&str> = inputs.iter().flat_map(|b| b.symbols()).collect();
+    symbols.sort_unstable();
+    symbols.dedup();
+    let mut w = BlockWriter::new(blocks_dir, min_time, max_time, level, sources, symbols)?;
 
     let mut iters: Vec<_> = inputs
         .iter()

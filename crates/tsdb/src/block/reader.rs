@@ -145,6 +145,11 @@ impl Block {
         &self.inner.dir
     }
 
+    /// The block's symbols (every label name and value), sorted.
+    pub fn symbols(&self) -> impl Iterator<Item = &str> + '_ {
+        (0..self.inner.syms.len() as u32).map(|i| self.inner.sym(i))
+    }
+
     /// Bytes of all files of the block on disk.
     pub fn size_bytes(&self) -> u64 {
         [META_FILE, INDEX_FILE, CHUNKS_FILE, TOMBSTONES_FILE]

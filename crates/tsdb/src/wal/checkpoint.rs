@@ -33,6 +33,50 @@ pub struct CheckpointStats {
     pub bytes: u64,
 }
 
+/// A checkpoint being built while the WAL keeps accepting records: it reads only segments that
+/// are closed (they never change again) and the previous checkpoint, so `write` needs no access
+/// to the `Wal`; `Wal::finish_checkpoint` then publishes it. Dropped unfinished, it removes its
+/// temporary directory.
+pub struct PendingCheckpoint {
+    upto: u64,
+    tmp: PathBuf,
+    segment_size: u64,
+    sources: Vec<PathBuf>,
+    covered: Vec<u64>,
+    /// The checkpoint this one replaces.
+    prev: Option<u64>,
+    stats: CheckpointStats,
+    written: bool,
+    done: bool,
+}
+
+impl PendingCheckpoint {
+    /// Builds the checkpoint's content (see `Wal::checkpoint` for what is kept).
+    pub fn write(&mut self, keep_series: &dyn Fn(u64) -> bool, mint: i64) -> Result<()> {
+        let written = write_checkpoint(
+            &self.tmp,
+            self.segment_size,
+            &self.sources,
+            keep_series,
+            mint,
+            &mut self.stats,
+        );
+        written?;
+        sync_dir(&self.tmp)?;
+        self.written = true;
+        Ok(())
+    }
+}
+
+impl Drop for PendingCheckpoint {
+    fn drop(&mut self) {
+        if !self.done {
+            // Best effort: replay would remove it anyway.
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
 impl Wal {
     /// Compacts segments `<= upto` (and the previous checkpoint) into `checkpoint.<upto>`, keeping
     /// series records whose ref satisfies `keep_series`, samples of kept series with `t >= mint`
@@ -48,19 +92,32 @@ impl Wal {
         keep_series: impl Fn(u64) -> bool,
         mint: i64,
     ) -> Result<CheckpointStats> {
+        match self.begin_checkpoint(upto)? {
+            None => Ok(CheckpointStats {
+                upto: self.checkpoint.map_or(upto, |c| c.0),
+                bytes: self.checkpoint.map_or(0, |c| c.1),
+                ..Default::default()
+            }),
+            Some(mut p) => {
+                p.write(&keep_series, mint)?;
+                self.finish_checkpoint(p)
+            }
+        }
+    }
+
+    /// First step of `checkpoint`, for callers that build it without holding the WAL (e.g. behind
+    /// a lock that appenders need): closes `upto` if it is current and lists the files to compact.
+    /// None when a checkpoint already covers `upto`.
+    pub fn begin_checkpoint(&mut self, upto: u64) -> Result<Option<PendingCheckpoint>> {
         if upto > self.current {
             return Err(Error::InvalidOption(format!(
                 "cannot checkpoint up to segment {upto}: the current segment is {}",
                 self.current
             )));
         }
-        if let Some((c, bytes)) = self.checkpoint {
+        if let Some((c, _)) = self.checkpoint {
             if upto <= c {
-                return Ok(CheckpointStats {
-                    upto: c,
-                    bytes,
-                    ..Default::default()
-                });
+                return Ok(None);
             }
         }
         if upto == self.current {
@@ -83,43 +140,50 @@ impl Wal {
         }
         let covered: Vec<u64> = self.closed.range(..=upto).map(|(&n, _)| n).collect();
         sources.extend(covered.iter().map(|&n| self.dir.join(segment_name(n))));
-
-        let mut stats = CheckpointStats {
+        Ok(Some(PendingCheckpoint {
             upto,
-            ..Default::default()
-        };
-        let written = write_checkpoint(
-            &tmp,
-            self.opts.segment_size,
-            &sources,
-            &keep_series,
-            mint,
-            &mut stats,
-        );
-        if let Err(e) = written {
-            // Best effort: replay would remove it anyway.
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
+            tmp,
+            segment_size: self.opts.segment_size,
+            sources,
+            covered,
+            prev: self.checkpoint.map(|c| c.0),
+            stats: CheckpointStats {
+                upto,
+                ..Default::default()
+            },
+            written: false,
+            done: false,
+        }))
+    }
+
+    /// Publishes a checkpoint built by `PendingCheckpoint::write` and deletes what it replaces.
+    pub fn finish_checkpoint(&mut self, mut p: PendingCheckpoint) -> Result<CheckpointStats> {
+        if !p.written || self.checkpoint.map(|c| c.0) != p.prev {
+            return Err(Error::InvalidOption(format!(
+                "checkpoint {} was not written or the log changed under it",
+                p.upto
+            )));
         }
-        sync_dir(&tmp)?;
-        let fin = self.dir.join(checkpoint_name(upto));
-        std::fs::rename(&tmp, &fin).map_err(|e| Error::io(&fin, e))?;
+        let fin = self.dir.join(checkpoint_name(p.upto));
+        std::fs::rename(&p.tmp, &fin).map_err(|e| Error::io(&fin, e))?;
+        p.done = true;
         self.sync_dir()?;
 
         // The new checkpoint is durable; from here a crash only leaves garbage replay cleans up.
-        for n in covered {
-            let p = self.dir.join(segment_name(n));
-            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        let mut stats = std::mem::take(&mut p.stats);
+        for &n in &p.covered {
+            let path = self.dir.join(segment_name(n));
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             self.closed.remove(&n);
             stats.segments_removed += 1;
         }
         if let Some((c, _)) = self.checkpoint.take() {
-            let p = self.dir.join(checkpoint_name(c));
-            std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
+            let path = self.dir.join(checkpoint_name(c));
+            std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
         }
         self.sync_dir()?;
         stats.bytes = dir_segments_size(&fin)?;
-        self.checkpoint = Some((upto, stats.bytes));
+        self.checkpoint = Some((p.upto, stats.bytes));
         Ok(stats)
     }
 }

@@ -22,7 +22,7 @@ use segment::{
     checkpoint_name, list_dir, segment_name, sync_dir, SegmentWriter, SEGMENT_HEADER_LEN,
 };
 
-pub use checkpoint::CheckpointStats;
+pub use checkpoint::{CheckpointStats, PendingCheckpoint};
 pub use replay::{read_only_records, replay};
 
 /// A series' labels, declared before any sample refers to `r`.

@@ -639,6 +639,54 @@ fn checkpoint_filters_and_replaces_segments() {
 }
 
 #[test]
+fn checkpoint_built_while_records_are_appended() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut w = Wal::open(dir, opts(400)).unwrap();
+    let mut all = Vec::new();
+    for i in 0..20 {
+        for r in sample_records(i) {
+            log(&mut w, &r);
+            all.push(r);
+        }
+    }
+    let mint = 1_700_000_000_000;
+    let cur = w.cut_segment().unwrap();
+    let mut p = w.begin_checkpoint(cur - 1).unwrap().unwrap();
+    // Appends go on (and rotate) while the checkpoint is written.
+    let during = sample_records(500);
+    for r in &during {
+        log(&mut w, r);
+    }
+    p.write(&keep_even, mint).unwrap();
+    let more = sample_records(501);
+    for r in &more {
+        log(&mut w, r);
+    }
+    let stats = w.finish_checkpoint(p).unwrap();
+    assert_eq!(stats.upto, cur - 1);
+    assert!(stats.segments_removed > 0);
+    w.close().unwrap();
+    let mut want = filtered(flatten(&all), mint);
+    want.extend(flatten(&during));
+    want.extend(flatten(&more));
+    let (got, rs) = replay_all(dir);
+    assert_eq!(flatten(&got), want);
+    assert_eq!(rs.checkpoint, Some(cur - 1));
+
+    // An abandoned checkpoint leaves nothing behind, and a stale one is refused.
+    let mut w = Wal::open(dir, opts(400)).unwrap();
+    log(&mut w, &sample_records(502)[0]);
+    let cur = w.cut_segment().unwrap();
+    let p = w.begin_checkpoint(cur - 1).unwrap().unwrap();
+    drop(p);
+    assert!(!dir.join(format!("checkpoint.{:08}.tmp", cur - 1)).exists());
+    let p = w.begin_checkpoint(cur - 1).unwrap().unwrap();
+    assert!(w.finish_checkpoint(p).is_err(), "not written");
+    w.close().unwrap();
+}
+
+#[test]
 fn checkpoint_crash_points_leave_a_readable_state() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("wal");
