@@ -2,6 +2,7 @@
 //! running server, `tsdb` inspects and benchmarks the storage engine.
 
 mod bench;
+mod check_cmd;
 mod query_cmd;
 mod tsdb_bench;
 mod tsdb_cmd;
@@ -50,6 +51,11 @@ enum Cmd {
     Bench(BenchCmd),
     /// Evaluate PromQL on a running server (`query EXPR`, `query range EXPR --start --end --step`).
     Query(query_cmd::QueryArgs),
+    /// Validate configuration and rule files (`check config FILE`, `check rules FILE...`).
+    Check {
+        #[command(subcommand)]
+        cmd: check_cmd::CheckCmd,
+    },
     /// Inspect and benchmark the storage engine.
     Tsdb {
         #[command(subcommand)]
@@ -96,6 +102,15 @@ fn main() -> std::process::ExitCode {
     disable_transparent_huge_pages();
     purge_freed_memory_at_once();
     let res = match cli.cmd {
+        Cmd::Check { cmd } => {
+            return match check_cmd::run(cmd) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Server(a) => run_server(a),
         Cmd::Query(a) => query_cmd::run(a),
         Cmd::Tsdb { cmd } => tsdb_cmd::run(cmd),

@@ -1,0 +1,90 @@
+//! `tocsin check config` and `tocsin check rules`: validate files the way `promtool check`
+//! does, printing every problem with its file and line and exiting non-zero on any.
+
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum CheckCmd {
+    /// Validate a configuration file (tocsin.yml / prometheus.yml) and the rule files it names.
+    Config { file: PathBuf },
+    /// Validate rule files (Prometheus's rule-file format).
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// Returns the process exit code: 0 when every file is valid, 1 otherwise.
+pub fn run(cmd: CheckCmd) -> anyhow::Result<std::process::ExitCode> {
+    let ok = match cmd {
+        CheckCmd::Config { file } => check_config(&file),
+        CheckCmd::Rules { files } => files.iter().fold(true, |ok, f| check_rules(f) && ok),
+    };
+    Ok(if ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
+fn check_rules(file: &Path) -> bool {
+    println!("Checking {}", file.display());
+    match tocsin_rules::load_file(file) {
+        Ok(f) => {
+            let n: usize = f.groups.iter().map(|g| g.rules.len()).sum();
+            println!("  SUCCESS: {n} rules found");
+            true
+        }
+        Err(e) => {
+            println!("  FAILED:");
+            for m in e.messages() {
+                println!("{m}");
+            }
+            false
+        }
+    }
+}
+
+fn check_config(file: &Path) -> bool {
+    println!("Checking {}", file.display());
+    let cfg = match tocsin_server::Config::load_file(file) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("  FAILED: {e}");
+            return false;
+        }
+    };
+    let patterns: Vec<String> = match &cfg.rule_files {
+        Some(serde_norway::Value::Sequence(v)) => v
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let base = file.parent().unwrap_or(Path::new("."));
+    let mut rule_files = Vec::new();
+    let mut ok = true;
+    for p in &patterns {
+        let full = if Path::new(p).is_absolute() {
+            PathBuf::from(p)
+        } else {
+            base.join(p)
+        };
+        match glob::glob(&full.to_string_lossy()) {
+            Ok(paths) => rule_files.extend(paths.filter_map(|r| r.ok())),
+            Err(e) => {
+                println!("  FAILED: rule_files pattern {p:?}: {e}");
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        println!("  SUCCESS: {} rule files found", rule_files.len());
+    }
+    for f in rule_files {
+        ok &= check_rules(&f);
+    }
+    ok
+}
