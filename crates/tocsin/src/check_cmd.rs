@@ -20,7 +20,14 @@ pub enum CheckCmd {
 pub fn run(cmd: CheckCmd) -> anyhow::Result<std::process::ExitCode> {
     let ok = match cmd {
         CheckCmd::Config { file } => check_config(&file),
-        CheckCmd::Rules { files } => files.iter().fold(true, |ok, f| check_rules(f) && ok),
+        CheckCmd::Rules { files } => {
+            // Every file is checked and reported, not only up to the first bad one.
+            let mut ok = true;
+            for f in &files {
+                ok &= check_rules(f);
+            }
+            ok
+        }
     };
     Ok(if ok {
         std::process::ExitCode::SUCCESS
