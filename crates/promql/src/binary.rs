@@ -65,22 +65,6 @@ pub(crate) fn signature(s: &Ser, matching: Option<&LabelModifier>) -> u64 {
     }
 }
 
-fn match_labels_text(l: &Labels, matching: Option<&LabelModifier>) -> String {
-    let mut b = l.builder();
-    match matching {
-        Some(LabelModifier::Include(on)) => {
-            b.retain(|x| on.labels.iter().any(|n| n == &x.name));
-        }
-        Some(LabelModifier::Exclude(ign)) => {
-            b.retain(|x| x.name != "__name__" && !ign.labels.iter().any(|n| n == &x.name));
-        }
-        None => {
-            b.retain(|x| x.name != "__name__");
-        }
-    }
-    b.build().to_string()
-}
-
 impl Evaluator<'_> {
     pub fn eval_binary(&mut self, b: &BinaryExpr, ctx: Ctx) -> Result<Val> {
         let op = b.op.id();
@@ -198,7 +182,7 @@ impl Evaluator<'_> {
                             let side = if swapped { "left" } else { "right" };
                             return Err(Error::Execution(format!(
                                 "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                                match_labels_text(&s.labels, matching),
+                                match_group_labels(s, matching),
                                 one[prev as usize].labels,
                                 s.labels
                             )));

@@ -177,18 +177,7 @@ impl Evaluator<'_> {
                     }
                 }
                 let labels = absent_labels(a)?;
-                let pts: Vec<Pt> = (0..ctx.n)
-                    .filter(|&i| !present[i])
-                    .map(|i| Pt {
-                        i: i as u32,
-                        v: 1.0,
-                    })
-                    .collect();
-                Ok(Val::Vector(if pts.is_empty() {
-                    vec![]
-                } else {
-                    vec![Ser::new(labels, pts)]
-                }))
+                Ok(absent_result(&present, labels))
             }
             "absent_over_time" => {
                 let a = arg(0)?;
@@ -207,18 +196,7 @@ impl Evaluator<'_> {
                     }
                     _ => Labels::empty(),
                 };
-                let pts: Vec<Pt> = (0..ctx.n)
-                    .filter(|&i| !present[i])
-                    .map(|i| Pt {
-                        i: i as u32,
-                        v: 1.0,
-                    })
-                    .collect();
-                Ok(Val::Vector(if pts.is_empty() {
-                    vec![]
-                } else {
-                    vec![Ser::new(labels, pts)]
-                }))
+                Ok(absent_result(&present, labels))
             }
             "label_replace" => {
                 let v = self.vector_arg(arg(0)?, ctx)?;
@@ -1127,6 +1105,22 @@ fn relabel_series(
         }
     }
     Ok(Val::Vector(b.finish()))
+}
+
+/// `absent`'s output: 1 with `labels` at every step where nothing was present.
+fn absent_result(present: &[bool], labels: Labels) -> Val {
+    let pts: Vec<Pt> = (0..present.len())
+        .filter(|&i| !present[i])
+        .map(|i| Pt {
+            i: i as u32,
+            v: 1.0,
+        })
+        .collect();
+    Val::Vector(if pts.is_empty() {
+        vec![]
+    } else {
+        vec![Ser::new(labels, pts)]
+    })
 }
 
 /// Labels `absent()` gives its output: the selector's equality matchers (not the name).
