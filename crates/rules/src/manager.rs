@@ -443,3 +443,183 @@ async fn run_group(g: Arc<GroupHandle>, opts: ManagerOptions, mut restore: bool)
         next = ts + interval * (missed.max(0) + 1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The scheduler under a test clock: tokio's paused time drives the sleeps, and the clock the
+    //! manager reads is that same time plus an offset a "slow" querier can push forward.
+    use super::*;
+    use crate::parse_rule_file;
+    use std::sync::atomic::AtomicI64;
+    use tocsin_storage::{MemoryStore, Querier};
+
+    const START_MS: i64 = 1_800_000_000_000;
+
+    struct TestClock {
+        base: tokio::time::Instant,
+        /// Extra time that passed "inside" an evaluation.
+        extra_ms: AtomicI64,
+    }
+
+    impl Clock for TestClock {
+        fn now_ms(&self) -> i64 {
+            START_MS + self.base.elapsed().as_millis() as i64 + self.extra_ms.load(Ordering::SeqCst)
+        }
+    }
+
+    /// A store whose first `slow` queries each take `cost_ms` of clock time.
+    struct SlowStore {
+        inner: MemoryStore,
+        clock: Arc<TestClock>,
+        slow: AtomicU64,
+        cost_ms: i64,
+    }
+
+    impl Queryable for SlowStore {
+        fn querier(&self, mint: i64, maxt: i64) -> tocsin_storage::Result<Box<dyn Querier>> {
+            if self
+                .slow
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                self.clock
+                    .extra_ms
+                    .fetch_add(self.cost_ms, Ordering::SeqCst);
+            }
+            self.inner.querier(mint, maxt)
+        }
+    }
+
+    #[derive(Default)]
+    struct Collect(
+        Mutex<Vec<(i64, tocsin_model::Alert)>>,
+        Option<Arc<TestClock>>,
+    );
+
+    impl AlertSink for Collect {
+        fn send(&self, alerts: Vec<tocsin_model::Alert>) {
+            let now = self.1.as_ref().map_or(0, |c| c.now_ms());
+            self.0.lock().extend(alerts.into_iter().map(|a| (now, a)));
+        }
+    }
+
+    struct Setup {
+        clock: Arc<TestClock>,
+        store: Arc<SlowStore>,
+        sink: Arc<Collect>,
+        mgr: Arc<RuleManager>,
+    }
+
+    fn setup(rules: &str, interval_ms: i64, slow: u64, cost_ms: i64) -> Setup {
+        let clock = Arc::new(TestClock {
+            base: tokio::time::Instant::now(),
+            extra_ms: AtomicI64::new(0),
+        });
+        let store = Arc::new(SlowStore {
+            inner: MemoryStore::new(),
+            clock: clock.clone(),
+            slow: AtomicU64::new(slow),
+            cost_ms,
+        });
+        let sink = Arc::new(Collect(Mutex::new(Vec::new()), Some(clock.clone())));
+        let appendable: Arc<dyn Appendable> = Arc::new(store.inner.clone());
+        let mgr = RuleManager::new(ManagerOptions {
+            engine: Arc::new(Engine::default()),
+            queryable: store.clone(),
+            appendable,
+            clock: clock.clone(),
+            sink: sink.clone(),
+            resend_delay_ms: 30_000,
+            restore: RestoreOptions::default(),
+        });
+        let group = parse_rule_file(rules, "t.yml")
+            .expect("test rules parse")
+            .groups
+            .remove(0);
+        mgr.update(
+            vec![LoadedGroup {
+                file: "t.yml".into(),
+                group,
+                interval_ms,
+            }],
+            EvalContext::default(),
+        );
+        Setup {
+            clock,
+            store,
+            sink,
+            mgr,
+        }
+    }
+
+    /// Lets the scheduler run for `ms` of test time.
+    async fn run_for(ms: u64) {
+        // Small steps, so a blocking evaluation in flight completes before time moves on.
+        for _ in 0..ms / 100 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::task::yield_now().await;
+        }
+    }
+
+    const RECORD: &str =
+        "groups:\n  - name: g\n    rules:\n      - record: one\n        expr: vector(1)\n";
+
+    #[tokio::test(start_paused = true)]
+    async fn groups_evaluate_on_their_interval_grid() {
+        let s = setup(RECORD, 10_000, 0, 0);
+        run_for(60_000).await;
+        let g = &s.mgr.groups()[0];
+        assert!(
+            (5..=6).contains(&g.iterations),
+            "iterations {}",
+            g.iterations
+        );
+        assert_eq!(g.missed, 0);
+        assert_eq!(g.failures, 0);
+        let offset = group_offset("t.yml", "g", 10_000);
+        assert_eq!((g.last_eval_ms - offset).rem_euclid(10_000), 0);
+        assert!(g.last_eval_ms <= s.clock.now_ms());
+        s.mgr.stop();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_evaluation_counts_missed_iterations_and_keeps_the_grid() {
+        // The first evaluation (at t) takes 25 s of a 10 s interval. As in Prometheus, the slot
+        // at t+10 s counts as missed, and the one at t+20 s, already due, runs late right away.
+        let s = setup(RECORD, 10_000, 1, 25_000);
+        run_for(60_000).await;
+        let g = &s.mgr.groups()[0];
+        assert_eq!(g.missed, 1, "missed iterations");
+        let offset = group_offset("t.yml", "g", 10_000);
+        assert_eq!((g.last_eval_ms - offset).rem_euclid(10_000), 0);
+        // 85 s of clock time on a 10 s grid, minus the missed slot.
+        assert!(
+            (7..=8).contains(&g.iterations),
+            "iterations {}",
+            g.iterations
+        );
+        assert_eq!(s.store.slow.load(Ordering::SeqCst), 0);
+        s.mgr.stop();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn firing_alert_is_resent_after_the_resend_delay_with_ends_at_ahead() {
+        let rules =
+            "groups:\n  - name: g\n    rules:\n      - alert: Always\n        expr: vector(1)\n";
+        let s = setup(rules, 10_000, 0, 0);
+        run_for(100_000).await;
+        let sent = s.sink.0.lock().clone();
+        assert!(!sent.is_empty());
+        // Sent at the first evaluation, then each time more than 30 s have passed: every 40 s.
+        let times: Vec<i64> = sent.iter().map(|(_, a)| a.ends_at).collect();
+        for w in times.windows(2) {
+            assert_eq!(w[1] - w[0], 40_000, "resend spacing, ends_at {times:?}");
+        }
+        let (_, first) = &sent[0];
+        assert_eq!(first.labels.get("alertname"), Some("Always"));
+        // endsAt is 4 × max(interval, resend delay) after the evaluation that sent it.
+        assert_eq!(first.ends_at - first.starts_at, 4 * 30_000);
+        assert!((2..=3).contains(&sent.len()), "sent {}", sent.len());
+        s.mgr.stop();
+    }
+}

@@ -50,21 +50,26 @@ pub struct BenchArgs {
     /// compete with the server during the timed phase.
     #[arg(long, default_value_t = 2048)]
     buffer_mib: usize,
+    /// With --remote-write: after the history, keep sending live rounds for this many seconds,
+    /// each when the wall clock reaches its timestamp. A JSON line `{"caught_up": true}` on
+    /// stdout marks the moment the history has been accepted.
+    #[arg(long, default_value_t = 0)]
+    follow_secs: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
 }
 
 fn fleet_options(a: &BenchArgs) -> FleetOptions {
-    let duration_ms = (a.hours * 3_600_000.0) as i64;
+    let history_ms = (a.hours * 3_600_000.0) as i64;
     let now = tocsin_model::Clock::now_ms(&tocsin_model::SystemClock);
     let interval_ms = a.interval_secs.max(1) * 1000;
     FleetOptions {
         series: a.series,
         interval_ms,
         churn_ms: (a.churn_minutes > 0).then_some(a.churn_minutes * 60_000),
-        start_ms: (now - duration_ms).div_euclid(interval_ms) * interval_ms,
-        duration_ms,
+        start_ms: (now - history_ms).div_euclid(interval_ms) * interval_ms,
+        duration_ms: history_ms + a.follow_secs as i64 * 1000,
         seed: a.seed,
         shape: a.shape,
         ..FleetOptions::default()
@@ -78,6 +83,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             fleet: fleet_options(&a),
             shards: a.shards.max(1),
             batch_samples: a.batch_samples.max(1),
+            live: a.follow_secs > 0,
             ..RemoteOptions::default()
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -91,6 +97,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    anyhow::ensure!(a.follow_secs == 0, "--follow-secs needs --remote-write");
     in_process(a)
 }
 

@@ -40,6 +40,12 @@ pub struct RemoteOptions {
     /// How far (ms of sample time) a shard may run ahead of the slowest one.
     pub max_lag_ms: i64,
     pub request_timeout: Duration,
+    /// Live mode: rounds whose time lies in the future are held until the wall clock reaches
+    /// them, so the tail of the fleet arrives as a scraper would send it. Once the backlog (the
+    /// history up to now) has been accepted, one JSON line `{"caught_up": true, ...}` is printed
+    /// on stdout, so a driver can start measuring against a server that keeps receiving fresh
+    /// data.
+    pub live: bool,
 }
 
 impl Default for RemoteOptions {
@@ -53,6 +59,7 @@ impl Default for RemoteOptions {
             max_retries: 10,
             max_lag_ms: 5 * 60_000,
             request_timeout: Duration::from_secs(60),
+            live: false,
         }
     }
 }
@@ -155,6 +162,8 @@ struct Shared {
     /// Per shard, the min timestamp of the request it holds, or `i64::MAX` when idle.
     frontier: Vec<AtomicI64>,
     series_created: AtomicU64,
+    /// Live mode: set when the encoder first has to wait for the wall clock.
+    reached_now: AtomicBool,
 }
 
 impl Shared {
@@ -178,6 +187,7 @@ pub async fn run_remote_write(opts: RemoteOptions) -> anyhow::Result<RemoteStats
         prefilled: AtomicBool::new(false),
         frontier: (0..shards).map(|_| AtomicI64::new(i64::MIN)).collect(),
         series_created: AtomicU64::new(0),
+        reached_now: AtomicBool::new(false),
     });
     let fleet = Fleet::new(opts.fleet.clone());
     let active_series = fleet.active_series() as u64;
@@ -185,10 +195,10 @@ pub async fn run_remote_write(opts: RemoteOptions) -> anyhow::Result<RemoteStats
     let prefill_start = Instant::now();
     let encoder = {
         let shared = shared.clone();
-        let (batch, budget) = (opts.batch_samples, opts.max_buffer_bytes);
+        let (batch, budget, live) = (opts.batch_samples, opts.max_buffer_bytes, opts.live);
         std::thread::Builder::new()
             .name("rw-encode".into())
-            .spawn(move || encode_all(fleet, shards, batch, budget, &shared))
+            .spawn(move || encode_all(fleet, shards, batch, budget, live, &shared))
             .context("starting the encoder thread")?
     };
     while !shared.prefilled.load(Ordering::Acquire) {
@@ -211,6 +221,26 @@ pub async fn run_remote_write(opts: RemoteOptions) -> anyhow::Result<RemoteStats
         tasks.push(tokio::spawn(async move {
             send_shard(shard, &client, &shared, &totals, &opts).await
         }));
+    }
+    if opts.live {
+        let (shared, totals) = (shared.clone(), totals.clone());
+        tokio::spawn(async move {
+            // Caught up once the encoder waits for the clock and everything before was sent.
+            while !(shared.reached_now.load(Ordering::Acquire)
+                && shared.queued_bytes.load(Ordering::Acquire) == 0)
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            use std::io::Write;
+            let line = serde_json::json!({
+                "caught_up": true,
+                "samples_accepted": totals.accepted.load(Ordering::Relaxed),
+                "first_error": lock(&totals.first_error).clone(),
+            });
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        });
     }
     for t in tasks {
         t.await.context("sender task")?;
@@ -263,7 +293,14 @@ struct Totals {
 }
 
 /// The encoder thread: generates the fleet round by round and cuts per-shard requests.
-fn encode_all(mut fleet: Fleet, shards: usize, batch: usize, budget: usize, shared: &Shared) {
+fn encode_all(
+    mut fleet: Fleet,
+    shards: usize,
+    batch: usize,
+    budget: usize,
+    live: bool,
+    shared: &Shared,
+) {
     struct Pending {
         b: WriteRequestBuilder,
         min_t: i64,
@@ -296,6 +333,22 @@ fn encode_all(mut fleet: Fleet, shards: usize, batch: usize, budget: usize, shar
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
+        if live {
+            let due = fleet.next_round_start();
+            if due > now_ms() {
+                // Send everything before this round now, not when a batch fills up.
+                for (shard, p) in pending.iter_mut().enumerate() {
+                    flush(p, shard);
+                }
+                shared.prefilled.store(true, Ordering::Release);
+                shared.reached_now.store(true, Ordering::Release);
+                while due > now_ms() {
+                    std::thread::sleep(Duration::from_millis(
+                        ((due - now_ms()).clamp(1, 200)) as u64,
+                    ));
+                }
+            }
+        }
         let more = fleet.next_round(|s| {
             let shard = s.slot % shards;
             let p = &mut pending[shard];
@@ -323,6 +376,10 @@ fn encode_all(mut fleet: Fleet, shards: usize, batch: usize, budget: usize, shar
     }
     shared.done.store(true, Ordering::Release);
     shared.prefilled.store(true, Ordering::Release);
+}
+
+fn now_ms() -> i64 {
+    tocsin_model::Clock::now_ms(&tocsin_model::SystemClock)
 }
 
 async fn send_shard(
