@@ -69,6 +69,7 @@ pub fn router(state: ApiState) -> Router {
             get(prom::rules::rules).post(prom::rules::rules),
         )
         .route("/api/v1/alerts", get(prom::rules::alerts))
+        .route("/api/v1/alertmanagers", get(prom::rules::alertmanagers))
         .route("/api/v2/alerts", get(am::get_alerts).post(am::post_alerts))
         .route("/api/v2/alerts/groups", get(am::get_groups))
         .route(

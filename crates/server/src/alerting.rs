@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer};
 use tocsin_collect::discovery::static_sd::StaticConfig;
+use tocsin_collect::discovery::{FileSdConfig, HttpSdConfig};
 use tocsin_collect::httpclient::HttpClientConfig;
 use tocsin_collect::relabel::RelabelConfig;
 use tocsin_collect::scrape::config::Duration;
-use tocsin_rules::sender::AmTarget;
 use tocsin_rules::{AlertSink, LoadedGroup};
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -23,8 +23,8 @@ pub struct AlertingConfig {
     pub alertmanagers: Vec<AlertmanagerConfig>,
 }
 
-/// One entry of `alerting.alertmanagers`. Only static targets are discovered for now; other
-/// discovery keys are refused with a message rather than ignored.
+/// One entry of `alerting.alertmanagers`. Targets come from static, file and HTTP discovery
+/// (see `am_targets`); other discovery keys are refused with a message rather than ignored.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct AlertmanagerConfig {
     #[serde(default = "default_scheme")]
@@ -37,6 +37,10 @@ pub struct AlertmanagerConfig {
     pub api_version: String,
     #[serde(default)]
     pub static_configs: Vec<StaticConfig>,
+    #[serde(default)]
+    pub file_sd_configs: Vec<FileSdConfig>,
+    #[serde(default)]
+    pub http_sd_configs: Vec<HttpSdConfig>,
     #[serde(default)]
     pub relabel_configs: Vec<RelabelConfig>,
     #[serde(flatten)]
@@ -59,7 +63,10 @@ fn refuse_other<'de, D: Deserializer<'de>>(
     let m = BTreeMap::<String, serde_norway::Value>::deserialize(d)?;
     if let Some(k) = m.keys().next() {
         let msg = if k.ends_with("_sd_configs") {
-            format!("alertmanagers: {k} is not supported (use static_configs)")
+            format!(
+                "alertmanagers: {k} is not supported (use static_configs, file_sd_configs or \
+                 http_sd_configs)"
+            )
         } else {
             format!("unknown field `{k}`")
         };
@@ -108,8 +115,17 @@ impl AlertingConfig {
             if am.scheme != "http" && am.scheme != "https" {
                 return Err(f(format!("scheme {:?}: must be http or https", am.scheme)));
             }
-            if !am.relabel_configs.is_empty() {
-                return Err(f("relabel_configs is not supported yet".into()));
+            for (j, r) in am.relabel_configs.iter().enumerate() {
+                r.validate()
+                    .map_err(|e| f(format!("relabel_configs[{j}]: {e}")))?;
+            }
+            for (j, c) in am.file_sd_configs.iter().enumerate() {
+                c.validate()
+                    .map_err(|e| f(format!("file_sd_configs[{j}]: {e}")))?;
+            }
+            for (j, c) in am.http_sd_configs.iter().enumerate() {
+                c.validate()
+                    .map_err(|e| f(format!("http_sd_configs[{j}]: {e}")))?;
             }
             am.http.validate().map_err(|e| f(e.to_string()))?;
             for sc in &am.static_configs {
@@ -121,35 +137,6 @@ impl AlertingConfig {
             }
         }
         Ok(())
-    }
-
-    /// The Alertmanagers to send to, with clients built from their HTTP settings.
-    pub fn targets(&self, base: &Path) -> Result<Vec<AmTarget>, String> {
-        let mut out = Vec::new();
-        for (i, am) in self.alertmanagers.iter().enumerate() {
-            let timeout =
-                std::time::Duration::from_millis(am.timeout.map_or(10_000, |d| d.0) as u64);
-            let client = am
-                .http
-                .build_client(base, timeout, false)
-                .map_err(|e| format!("alerting.alertmanagers[{i}]: {e}"))?;
-            let prefix = am.path_prefix.trim_end_matches('/');
-            let prefix = if prefix.is_empty() || prefix.starts_with('/') {
-                prefix.to_string()
-            } else {
-                format!("/{prefix}")
-            };
-            for sc in &am.static_configs {
-                for t in &sc.targets {
-                    out.push(AmTarget {
-                        url: format!("{}://{t}{prefix}/api/v2/alerts", am.scheme),
-                        client: client.clone(),
-                        timeout,
-                    });
-                }
-            }
-        }
-        Ok(out)
     }
 }
 

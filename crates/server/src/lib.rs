@@ -5,6 +5,7 @@
 
 pub mod alerting;
 pub mod am;
+pub mod am_targets;
 pub mod config;
 pub mod metrics;
 
@@ -140,11 +141,16 @@ impl TsdbStatsView for LazyDb {
     }
 }
 
-struct RulesApi(Arc<tocsin_rules::RuleManager>);
+struct RulesApi(Arc<tocsin_rules::RuleManager>, Arc<am_targets::AmDiscovery>);
 
 impl tocsin_api::RulesView for RulesApi {
     fn rule_groups(&self) -> Vec<tocsin_rules::GroupSnapshot> {
         self.0.groups()
+    }
+
+    fn alertmanagers(&self) -> (Vec<String>, Vec<String>) {
+        let s = self.1.status();
+        (s.active, s.dropped)
     }
 }
 
@@ -268,7 +274,7 @@ struct Reloader {
     metrics: Arc<metrics::ReloadMetrics>,
     lock: tokio::sync::Mutex<()>,
     rules: Arc<tocsin_rules::RuleManager>,
-    sender: Arc<tocsin_rules::sender::AlertmanagerSender>,
+    am_discovery: Arc<am_targets::AmDiscovery>,
     relabel: Arc<alerting::RelabelSink>,
     external_url: String,
     am: Arc<am::AmRuntime>,
@@ -278,7 +284,7 @@ struct Reloader {
 /// anything changes.
 struct RulesSetup {
     groups: Vec<tocsin_rules::LoadedGroup>,
-    targets: Vec<tocsin_rules::sender::AmTarget>,
+    alertmanagers: Vec<am_targets::PreparedAm>,
 }
 
 impl Reloader {
@@ -304,8 +310,11 @@ impl Reloader {
             cfg.global.evaluation_interval.0,
             cfg.global.rule_query_offset.map(|d| d.0),
         )?;
-        let targets = cfg.alerting.targets(&base)?;
-        Ok(RulesSetup { groups, targets })
+        let alertmanagers = am_targets::prepare(&cfg.alerting, &base)?;
+        Ok(RulesSetup {
+            groups,
+            alertmanagers,
+        })
     }
 
     fn apply_rules(&self, cfg: &Config, setup: RulesSetup) {
@@ -329,7 +338,7 @@ impl Reloader {
         {
             tracing::error!(error = %e, "heartbeat configuration failed");
         }
-        self.sender.set_targets(setup.targets);
+        self.am_discovery.apply(setup.alertmanagers);
         *self.relabel.configs.write() = cfg.alerting.alert_relabel_configs.clone();
         self.rules.update(setup.groups, ctx);
     }
@@ -525,6 +534,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let appendable: Arc<dyn Appendable> = Arc::new(LazyDb(db_cell.clone()));
     let sender = tocsin_rules::sender::AlertmanagerSender::new();
     let sender_task = tokio::spawn(sender.clone().run());
+    let am_discovery = am_targets::AmDiscovery::new(sender.clone());
     std::fs::create_dir_all(&opts.data_dir)?;
     let state_path = opts.data_dir.join("state.db");
     let state = tocsin_alerts::state::StateDb::open(&state_path)
@@ -615,7 +625,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         metrics: reload_metrics,
         lock: tokio::sync::Mutex::new(()),
         rules: rule_manager.clone(),
-        sender: sender.clone(),
+        am_discovery: am_discovery.clone(),
         relabel,
         external_url,
         am: am_rt.clone(),
@@ -641,7 +651,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             flags,
             start_ms,
         }),
-        rules: Arc::new(RulesApi(rule_manager.clone())),
+        rules: Arc::new(RulesApi(rule_manager.clone(), am_discovery.clone())),
         alertmanager: am_rt.clone(),
     });
     let app = Router::new()
@@ -725,6 +735,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     hup.abort();
     scrape.stop();
     rule_manager.stop();
+    am_discovery.stop();
     sender_task.abort();
     if let Some(t) = heartbeat_task {
         t.abort();

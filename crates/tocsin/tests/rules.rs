@@ -243,3 +243,82 @@ fn reload_applies_new_rules_and_a_bad_rule_file_keeps_the_old_ones() {
     assert_eq!(g["interval"], 2);
     assert_eq!(g["rules"].as_array().unwrap().len(), 1);
 }
+
+/// Alertmanagers found by file discovery, filtered and rewritten by `relabel_configs`, listed by
+/// `/api/v1/alertmanagers`, and followed when the discovery file changes.
+#[test]
+fn alertmanagers_come_from_file_discovery_with_relabelling() {
+    let am1 = WebhookCollector::start();
+    let am2 = WebhookCollector::start();
+    let standby = WebhookCollector::start();
+    let always =
+        "groups:\n  - name: app\n    rules:\n      - alert: Always\n        expr: vector(1)\n";
+    let s = Setup::new(
+        always,
+        "rules:\n  resend_delay: 1s\nalerting:\n  alertmanagers:\n    - path_prefix: /am\n      file_sd_configs:\n        - files: ['ams/*.json']\n      relabel_configs:\n        - source_labels: [role]\n          regex: standby\n          action: drop\n",
+    );
+    let sd = s.dir.path().join("ams");
+    std::fs::create_dir_all(&sd).unwrap();
+    let write_sd = |targets: &[(&str, &str)]| {
+        let groups: Vec<Value> = targets
+            .iter()
+            .map(|(addr, role)| serde_json::json!({"targets": [addr], "labels": {"role": role}}))
+            .collect();
+        let tmp = sd.join("ams.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&groups).unwrap()).unwrap();
+        std::fs::rename(&tmp, sd.join("ams.json")).unwrap();
+    };
+    let a1 = am1.addr.to_string();
+    let a2 = am2.addr.to_string();
+    let sb = standby.addr.to_string();
+    write_sd(&[(&a1, "primary"), (&sb, "standby")]);
+    let srv = s.start();
+
+    let reqs = am1.wait_for(
+        Duration::from_secs(20),
+        "alerts at the discovered Alertmanager",
+        |r| !r.is_empty(),
+    );
+    assert_eq!(reqs[0].path, "/am/api/v2/alerts");
+    assert_eq!(reqs[0].json()[0]["labels"]["alertname"], "Always");
+    let v = get_json(&srv, "/api/v1/alertmanagers");
+    assert_eq!(
+        v["data"]["activeAlertmanagers"],
+        serde_json::json!([{ "url": format!("http://{a1}/am/api/v2/alerts") }])
+    );
+    assert_eq!(
+        v["data"]["droppedAlertmanagers"],
+        serde_json::json!([{ "url": format!("http://{sb}/am/api/v2/alerts") }])
+    );
+
+    // The file now names another Alertmanager: alerts follow it, and the old one hears no more.
+    write_sd(&[(&a2, "primary")]);
+    am2.wait_for(
+        Duration::from_secs(20),
+        "alerts at the new Alertmanager",
+        |r| !r.is_empty(),
+    );
+    wait_until(Duration::from_secs(10), "the API shows the change", || {
+        let v = get_json(&srv, "/api/v1/alertmanagers");
+        (v["data"]["activeAlertmanagers"][0]["url"] == format!("http://{a2}/am/api/v2/alerts")
+            && v["data"]["droppedAlertmanagers"].as_array()?.is_empty())
+        .then_some(())
+    });
+    // Three more sends to the new one (resend delay 1 s) while the old one hears nothing more
+    // (one send may have been in flight at the switch).
+    let before = am1.requests().len();
+    let seen = am2.requests().len();
+    am2.wait_for(
+        Duration::from_secs(20),
+        "more alerts at the new Alertmanager",
+        |r| r.len() >= seen + 3,
+    );
+    assert!(
+        am1.requests().len() <= before + 1,
+        "the removed Alertmanager still receives alerts"
+    );
+    assert!(
+        standby.requests().is_empty(),
+        "the dropped Alertmanager received alerts"
+    );
+}

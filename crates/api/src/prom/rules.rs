@@ -19,6 +19,11 @@ use crate::ApiState;
 /// The rule manager as the API sees it.
 pub trait RulesView: Send + Sync {
     fn rule_groups(&self) -> Vec<GroupSnapshot>;
+
+    /// External Alertmanagers as alerts URLs: those in use, and those relabelling dropped.
+    fn alertmanagers(&self) -> (Vec<String>, Vec<String>) {
+        (Vec::new(), Vec::new())
+    }
 }
 
 /// No rules loaded (tests, tools).
@@ -225,6 +230,23 @@ pub async fn alerts(State(st): State<ApiState>) -> Response {
         }
     }
     success(&json!({ "alerts": out }), &[])
+}
+
+/// `GET /api/v1/alertmanagers`, in Prometheus's shape.
+pub async fn alertmanagers(State(st): State<ApiState>) -> Response {
+    let (active, dropped) = st.rules.alertmanagers();
+    let urls = |v: Vec<String>| {
+        v.into_iter()
+            .map(|u| json!({ "url": u }))
+            .collect::<Vec<_>>()
+    };
+    success(
+        &json!({
+            "activeAlertmanagers": urls(active),
+            "droppedAlertmanagers": urls(dropped),
+        }),
+        &[],
+    )
 }
 
 #[cfg(test)]
