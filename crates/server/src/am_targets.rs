@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use tocsin_collect::discovery::{
-    Discoverer, FileDiscoverer, HttpDiscoverer, StaticDiscoverer, TargetGroup, ADDRESS_LABEL,
+    spawn_tagged, Discoverer, FileDiscoverer, HttpDiscoverer, StaticDiscoverer, TargetGroup,
+    ADDRESS_LABEL,
 };
 use tocsin_model::LabelsBuilder;
 use tocsin_rules::sender::{AlertmanagerSender, AmTarget};
@@ -101,7 +102,7 @@ impl AmDiscovery {
         if let Some(old) = self.stop.lock().replace(stop_tx) {
             let _ = old.send(true);
         }
-        let (tx, rx) = mpsc::channel::<(usize, usize, Vec<TargetGroup>)>(16);
+        let (tx, rx) = mpsc::channel::<((usize, usize), Vec<TargetGroup>)>(16);
         let mut sources = 0;
         let mut entries = Vec::with_capacity(ams.len());
         for (i, am) in ams.into_iter().enumerate() {
@@ -115,19 +116,8 @@ impl AmDiscovery {
             for h in am.http_sd {
                 ds.push(Box::new(h));
             }
-            for (d, disc) in ds.into_iter().enumerate() {
-                sources += 1;
-                let (itx, mut irx) = mpsc::channel::<Vec<TargetGroup>>(4);
-                tokio::spawn(disc.run(itx, stop_rx.clone()));
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    while let Some(g) = irx.recv().await {
-                        if tx.send((i, d, g)).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
+            sources += ds.len();
+            spawn_tagged(ds, &tx, &stop_rx, |d| (i, d));
             entries.push(Entry {
                 cfg: am.cfg,
                 proto: am.proto,
@@ -164,7 +154,7 @@ struct Sync {
 impl Sync {
     async fn run(
         self,
-        mut rx: mpsc::Receiver<(usize, usize, Vec<TargetGroup>)>,
+        mut rx: mpsc::Receiver<((usize, usize), Vec<TargetGroup>)>,
         sources: usize,
         mut stop: watch::Receiver<bool>,
     ) {
@@ -180,7 +170,7 @@ impl Sync {
         loop {
             tokio::select! {
                 msg = rx.recv() => {
-                    let Some((i, d, groups)) = msg else { return };
+                    let Some(((i, d), groups)) = msg else { return };
                     if *stop.borrow() {
                         return;
                     }

@@ -67,6 +67,28 @@ pub trait Discoverer: Send + 'static {
     ) -> BoxFuture<()>;
 }
 
+/// Runs each discoverer on its own task and forwards its updates on `tx` tagged with `tag(i)`
+/// (`i` its position in `ds`), so group sources only need to be unique within one discoverer.
+pub fn spawn_tagged<K: Copy + Send + 'static>(
+    ds: Vec<Box<dyn Discoverer>>,
+    tx: &mpsc::Sender<(K, Vec<TargetGroup>)>,
+    stop: &watch::Receiver<bool>,
+    tag: impl Fn(usize) -> K,
+) {
+    for (i, d) in ds.into_iter().enumerate() {
+        let (itx, mut irx) = mpsc::channel::<Vec<TargetGroup>>(4);
+        tokio::spawn(d.run(itx, stop.clone()));
+        let (tx, k) = (tx.clone(), tag(i));
+        tokio::spawn(async move {
+            while let Some(g) = irx.recv().await {
+                if tx.send((k, g)).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
 /// Resolves when `stop` turns true or its sender goes away; either way the owner is done with us.
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     // An error means the sender was dropped, which we treat as a stop.

@@ -428,18 +428,7 @@ fn start_discovery(
             Err(e) => tracing::error!(job = %cfg.job_name, "http_sd_configs: {e}"),
         }
     }
-    for (i, d) in ds.into_iter().enumerate() {
-        let (itx, mut irx) = mpsc::channel::<Vec<TargetGroup>>(4);
-        tokio::spawn(d.run(itx, stop.clone()));
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Some(g) = irx.recv().await {
-                if tx.send((i, g)).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
+    crate::discovery::spawn_tagged(ds, &tx, &stop, |i| i);
 }
 
 async fn wait_stop(stop: &mut watch::Receiver<StopMode>) -> StopMode {
