@@ -8,7 +8,8 @@
 //! kept for the error message.
 //!
 //! Outcome: exit status 0 is success. Exit status 75 (`EX_TEMPFAIL`, "try again later" in
-//! sysexits), death by a signal, and running past `timeout` (the process is killed) are retried;
+//! sysexits), death by a signal, and running past `timeout` (the program runs in its own process
+//! group, and the whole group is killed) are retried;
 //! any other status is a permanent failure, because a script that rejects its input would reject
 //! it again. All failures count under reason `other`.
 
@@ -98,6 +99,8 @@ impl Exec {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
+            // Its own process group, so a timeout also ends what the program started.
+            .process_group(0)
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| {
             // A missing or non-executable program stays so until the config changes.
@@ -139,6 +142,13 @@ impl Exec {
         let status = match tokio::time::timeout(self.cfg.timeout, run).await {
             Ok(s) => s,
             Err(_) => {
+                if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+                    // SAFETY: kill(2) has no memory effects; a negative pid names the group
+                    // created at spawn, whose leader we have not reaped yet.
+                    unsafe {
+                        libc::kill(-pid, libc::SIGKILL);
+                    }
+                }
                 let _ = child.kill().await;
                 reader.abort();
                 return Err(fail(

@@ -795,6 +795,38 @@ async fn exec_exit_status_decides_retry() -> R {
     assert!(e.retryable && e.message.contains("killed"), "{}", e.message);
     assert!(t.elapsed() < Duration::from_secs(10));
 
+    // What the program started goes with it.
+    let pidfile = dir.path().join("bg.pid");
+    let e = run(
+        &format!("sleep 30 & echo $! > {}; wait", pidfile.display()),
+        "300ms",
+    )
+    .notify(&cx(), alerts)
+    .await
+    .unwrap_err();
+    assert!(e.message.contains("killed"), "{}", e.message);
+    let pid = std::fs::read_to_string(&pidfile)?.trim().to_string();
+    let gone = || {
+        // Gone, or a zombie waiting for a reaper that is not us.
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|st| {
+                st.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !gone() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        gone(),
+        "the program's background child {pid} survived the timeout"
+    );
+
     let e = build_one(
         "name: r\nexec_configs:\n- command: ./does-not-exist\n",
         dir.path(),
