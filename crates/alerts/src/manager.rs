@@ -452,6 +452,14 @@ impl AlertManager {
         }
     }
 
+    /// The alert history: every firing with its start and, once resolved, its end.
+    pub fn history(
+        &self,
+        q: &crate::store::HistoryQuery,
+    ) -> Result<Vec<crate::store::HistoryEntry>> {
+        self.store.history_query(q)
+    }
+
     /// `GET /api/v2/alerts`: alerts not resolved, filtered, by fingerprint.
     pub fn alerts(&self, filter: &AlertFilter) -> Vec<AlertView> {
         let now = self.clock.now_ms();

@@ -252,34 +252,77 @@ impl AlertStore {
         removed
     }
 
-    /// History rows, newest first, at most `limit`.
+    /// History rows, newest first, at most `limit` (every alert).
     pub fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows: Vec<(i64, String, i64, i64)> = self.db.with_conn(|c| {
+        self.history_query(&HistoryQuery {
+            limit,
+            ..HistoryQuery::default()
+        })
+    }
+
+    /// History rows that overlap `[start_ms, end_ms]` and whose labels match every matcher,
+    /// newest start first, at most `limit`.
+    pub fn history_query(&self, q: &HistoryQuery) -> Result<Vec<HistoryEntry>> {
+        let path = self.db.path().to_string();
+        let bad =
+            |e: String| Error::Internal(format!("state db {path}: alert history labels: {e}"));
+        let mut out = Vec::new();
+        let mut decode_err = None;
+        self.db.with_conn(|c| {
             let mut st = c.prepare_cached(
                 "SELECT fingerprint, labels, starts_at, ends_at FROM alert_history
-                 ORDER BY starts_at DESC, id DESC LIMIT ?1",
+                 WHERE starts_at <= ?1 AND (ends_at = 0 OR ends_at >= ?2)
+                 ORDER BY starts_at DESC, id DESC",
             )?;
-            let rows = st.query_map([limit], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?;
-            rows.collect()
-        })?;
-        rows.into_iter()
-            .map(|(fp, labels, starts_at, ends_at)| {
-                Ok(HistoryEntry {
+            let mut rows = st.query([q.end_ms, q.start_ms])?;
+            // Rows are read lazily: matchers filter as we go and the limit stops the scan.
+            while out.len() < q.limit {
+                let Some(r) = rows.next()? else { break };
+                let labels: String = r.get(1)?;
+                let labels = match decode_labels(&labels) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        decode_err = Some(e);
+                        break;
+                    }
+                };
+                if !crate::matchers::matches_all(&q.matchers, &labels) {
+                    continue;
+                }
+                let fp: i64 = r.get(0)?;
+                out.push(HistoryEntry {
                     fingerprint: fp as u64,
-                    labels: decode_labels(&labels).map_err(|e| {
-                        Error::Internal(format!(
-                            "state db {}: alert history labels: {e}",
-                            self.db.path()
-                        ))
-                    })?,
-                    starts_at,
-                    ends_at,
-                })
-            })
-            .collect()
+                    labels,
+                    starts_at: r.get(2)?,
+                    ends_at: r.get(3)?,
+                });
+            }
+            Ok(())
+        })?;
+        match decode_err {
+            Some(e) => Err(bad(e)),
+            None => Ok(out),
+        }
+    }
+}
+
+/// What `history_query` selects.
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub matchers: Vec<tocsin_model::Matcher>,
+    pub limit: usize,
+}
+
+impl Default for HistoryQuery {
+    fn default() -> Self {
+        Self {
+            start_ms: i64::MIN,
+            end_ms: i64::MAX,
+            matchers: Vec::new(),
+            limit: usize::MAX,
+        }
     }
 }
 
@@ -833,6 +876,59 @@ mod tests {
         drop(s);
         let s = AlertStore::new(Some(StateDb::open(&path).unwrap()), RT).unwrap();
         assert_eq!(s.history(10).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn history_query_selects_by_time_overlap_and_labels() {
+        let s = store();
+        // A fired and resolved early, B fired later and still fires, C resolved in between.
+        s.put(vec![alert("A", T0, T0 + MIN)], T0).unwrap();
+        s.put(vec![alert("C", T0 + 2 * MIN, T0 + 3 * MIN)], T0 + 2 * MIN)
+            .unwrap();
+        s.put(vec![alert("B", T0 + 5 * MIN, 0)], T0 + 5 * MIN)
+            .unwrap();
+        // Collection closes the rows of alerts whose end has passed.
+        s.gc(T0 + 5 * MIN);
+        let names = |q: HistoryQuery| -> Vec<String> {
+            s.history_query(&q)
+                .unwrap()
+                .iter()
+                .map(|r| r.labels.get("alertname").unwrap_or("").to_string())
+                .collect()
+        };
+        assert_eq!(names(HistoryQuery::default()), ["B", "C", "A"]);
+        let window = |start_ms, end_ms| HistoryQuery {
+            start_ms,
+            end_ms,
+            ..HistoryQuery::default()
+        };
+        assert_eq!(names(window(T0 + 90_000, T0 + 4 * MIN)), ["C"]);
+        assert_eq!(
+            names(window(T0 + MIN, T0 + MIN)),
+            ["A"],
+            "an end at start overlaps"
+        );
+        assert_eq!(
+            names(window(T0 + 10 * MIN, i64::MAX)),
+            ["B"],
+            "still firing"
+        );
+        let m = crate::matchers::parse_matchers("alertname=~\"A|B\"").unwrap();
+        assert_eq!(
+            names(HistoryQuery {
+                matchers: m.clone(),
+                ..HistoryQuery::default()
+            }),
+            ["B", "A"]
+        );
+        assert_eq!(
+            names(HistoryQuery {
+                matchers: m,
+                limit: 1,
+                ..HistoryQuery::default()
+            }),
+            ["B"]
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Alertmanager's API v2 (`/api/v2/alerts`, `/alerts/groups`, `/silences`, `/silence/{id}`,
 //! `/status`, `/receivers`) in its JSON shapes, so Prometheus servers, amtool and Grafana talk to
 //! the built-in alert manager as to an Alertmanager; plus the inbound heartbeat endpoint
-//! (`POST /api/v1/heartbeat/{name}`). Handlers reach the manager only through `AlertmanagerApi`.
+//! (`POST /api/v1/heartbeat/{name}`) and the alert history (`GET /api/v1/alerts/history`). Handlers reach the manager only through `AlertmanagerApi`.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tocsin_alerts::heartbeat::HeartbeatStatus;
 use tocsin_alerts::silence::{Silence, SilenceState};
+use tocsin_alerts::store::{HistoryEntry, HistoryQuery};
 use tocsin_alerts::{AlertFilter, AlertView, GroupView};
 use tocsin_model::time::{format_rfc3339_millis, parse_rfc3339_ms};
 use tocsin_model::{Alert, Labels, MatchOp, Matcher};
@@ -34,6 +35,7 @@ pub trait AlertmanagerApi: Send + Sync {
     fn started_at_ms(&self) -> i64;
     fn heartbeat(&self, name: &str) -> tocsin_alerts::Result<()>;
     fn heartbeats(&self) -> Vec<HeartbeatStatus>;
+    fn history(&self, q: &HistoryQuery) -> tocsin_alerts::Result<Vec<HistoryEntry>>;
 }
 
 /// No alert manager (tests of other endpoints).
@@ -75,6 +77,9 @@ impl AlertmanagerApi for NoAlertmanager {
     }
     fn heartbeats(&self) -> Vec<HeartbeatStatus> {
         Vec::new()
+    }
+    fn history(&self, _: &HistoryQuery) -> tocsin_alerts::Result<Vec<HistoryEntry>> {
+        Ok(Vec::new())
     }
 }
 
@@ -539,5 +544,62 @@ mod tests {
         assert_eq!(s.ends_at - s.starts_at, 3_600_000);
         let e = decode_silence(br#"{"matchers":[{"value":"b"}],"startsAt":"2026-01-01T00:00:00Z","endsAt":"2026-01-01T01:00:00Z"}"#).unwrap_err();
         assert!(e.contains("matchers[0].name"), "{e}");
+    }
+}
+
+/// Most rows one history request returns.
+const HISTORY_MAX: usize = 10_000;
+
+/// `GET /api/v1/alerts/history?filter=<matchers>&start=<time>&end=<time>&limit=<n>`: every
+/// firing of the alerts that match, overlapping [start, end], newest first (default limit 1,000).
+pub async fn history(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::new(q.as_deref(), &HeaderMap::new(), &[]);
+    let time = |key: &str, default: i64| -> Result<i64, String> {
+        match p.get(key) {
+            None | Some("") => Ok(default),
+            Some(v) => crate::prom::params::parse_time(v).map_err(|e| format!("{key}: {e}")),
+        }
+    };
+    let parsed = (|| -> Result<HistoryQuery, String> {
+        let limit = match p.get("limit") {
+            None | Some("") => 1_000,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=HISTORY_MAX).contains(&n) => n,
+                _ => {
+                    return Err(format!(
+                        "limit: {v:?} is not a number from 1 to {HISTORY_MAX}"
+                    ))
+                }
+            },
+        };
+        let q = HistoryQuery {
+            start_ms: time("start", i64::MIN)?,
+            end_ms: time("end", i64::MAX)?,
+            matchers: filter_matchers(&p)?,
+            limit,
+        };
+        if q.start_ms > q.end_ms {
+            return Err("end: must not be before start".into());
+        }
+        Ok(q)
+    })();
+    let q = match parsed {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    match st.alertmanager.history(&q) {
+        Ok(rows) => ok_json(Value::Array(
+            rows.into_iter()
+                .map(|r| {
+                    json!({
+                        "fingerprint": format!("{:016x}", r.fingerprint),
+                        "labels": label_map(&r.labels),
+                        "startsAt": format_rfc3339_millis(r.starts_at),
+                        "endsAt": (r.ends_at != 0).then(|| format_rfc3339_millis(r.ends_at)),
+                    })
+                })
+                .collect(),
+        )),
+        Err(e) => am_error(e),
     }
 }

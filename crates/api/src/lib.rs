@@ -70,6 +70,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/v1/alerts", get(prom::rules::alerts))
         .route("/api/v1/alertmanagers", get(prom::rules::alertmanagers))
+        .route("/api/v1/alerts/history", get(am::history))
         .route("/api/v2/alerts", get(am::get_alerts).post(am::post_alerts))
         .route("/api/v2/alerts/groups", get(am::get_groups))
         .route(

@@ -155,4 +155,11 @@ impl tocsin_api::am::AlertmanagerApi for AmRuntime {
     fn heartbeats(&self) -> Vec<HeartbeatStatus> {
         self.heartbeats.status()
     }
+
+    fn history(
+        &self,
+        q: &tocsin_alerts::store::HistoryQuery,
+    ) -> tocsin_alerts::Result<Vec<tocsin_alerts::store::HistoryEntry>> {
+        self.am.history(q)
+    }
 }

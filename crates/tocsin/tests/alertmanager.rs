@@ -21,6 +21,10 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+fn parse_time(v: &Value) -> i64 {
+    tocsin_model::time::parse_rfc3339_ms(v.as_str().unwrap_or("")).unwrap_or(i64::MAX)
+}
+
 fn get_json(srv: &TestServer, path: &str) -> Value {
     let r = client().get(srv.url(path)).send().unwrap();
     assert_eq!(r.status().as_u16(), 200, "{path}");
@@ -187,6 +191,47 @@ fn external_alerts_silences_and_restart_without_duplicates() {
     assert_eq!(v["status"]["state"], "active");
     let v = get_json(&srv, "/api/v2/alerts?filter=alertname%3D%22Silenced%22");
     assert_eq!(v[0]["status"]["state"], "suppressed");
+    // The history: this sender re-sends with a later startsAt after the restart (Prometheus would
+    // keep its activeAt), so each alert's first firing is closed where the second one starts.
+    let v = get_json(
+        &srv,
+        "/api/v1/alerts/history?filter=alertname%3D%22External%22&limit=5",
+    );
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v}");
+    assert!(
+        rows[0]["endsAt"].is_null(),
+        "newest first, still firing: {v}"
+    );
+    assert_eq!(rows[1]["endsAt"], rows[0]["startsAt"], "{v}");
+    assert!(parse_time(&rows[1]["startsAt"]) <= now_ms() - 60_000, "{v}");
+    assert_eq!(rows[0]["labels"]["job"], "ext");
+    assert_eq!(rows[0]["fingerprint"].as_str().unwrap().len(), 16);
+    let v = get_json(&srv, "/api/v1/alerts/history?filter=job%3D%22ext%22");
+    assert_eq!(v.as_array().unwrap().len(), 4, "{v}");
+    let future = tocsin_model::time::format_rfc3339_ms(now_ms() + 3_600_000);
+    let v = get_json(
+        &srv,
+        &format!("/api/v1/alerts/history?start={future}&filter=job%3D%22ext%22"),
+    );
+    assert_eq!(
+        v.as_array().unwrap().len(),
+        2,
+        "open rows overlap any later window"
+    );
+    for (q, field) in [
+        ("limit=0", "limit"),
+        ("filter=%7Bbad", "filter"),
+        ("start=x", "start"),
+    ] {
+        let r = client()
+            .get(srv.url(&format!("/api/v1/alerts/history?{q}")))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{q}");
+        let body = r.text().unwrap();
+        assert!(body.contains(field), "{q}: {body}");
+    }
     // Two group_intervals and a group_wait pass with no new notification.
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(
