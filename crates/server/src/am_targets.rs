@@ -124,7 +124,7 @@ impl AmDiscovery {
             });
         }
         drop(tx);
-        let sync = Sync {
+        let sync = TargetSync {
             entries,
             sender: self.sender.clone(),
             status: self.status.clone(),
@@ -145,13 +145,13 @@ struct Entry {
 }
 
 /// Merges the discoverers' updates and publishes the resulting targets.
-struct Sync {
+struct TargetSync {
     entries: Vec<Entry>,
     sender: Arc<AlertmanagerSender>,
     status: Arc<RwLock<AmStatus>>,
 }
 
-impl Sync {
+impl TargetSync {
     async fn run(
         self,
         mut rx: mpsc::Receiver<((usize, usize), Vec<TargetGroup>)>,
