@@ -407,6 +407,13 @@ impl Head {
     pub fn set_min_valid_time(&self, t: i64) {
         self.min_valid_t.fetch_max(t, Ordering::SeqCst);
     }
+    /// Takes back a `set_min_valid_time(raised)` whose block could not be written, so the range
+    /// is accepted and cut again; a no-op if the bound has moved on meanwhile.
+    pub fn lower_min_valid_time(&self, raised: i64, back_to: i64) {
+        let _ =
+            self.min_valid_t
+                .compare_exchange(raised, back_to, Ordering::SeqCst, Ordering::SeqCst);
+    }
 
     /// Finds or creates the series and applies one sample to it under a single stripe lock, so the
     /// series is touched once per sample. Returns whether the series was created and what
@@ -653,6 +660,11 @@ impl Head {
                 }
             }
         }
+    }
+
+    /// Closed chunks that could not be written to the spill files and stayed in memory.
+    pub fn spill_failures(&self) -> u64 {
+        self.spill.as_ref().map_or(0, |s| s.failures())
     }
 
     fn spill_file(&self, id: u32) -> Option<Arc<File>> {
