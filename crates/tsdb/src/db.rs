@@ -690,8 +690,17 @@ impl Db {
             .spawn(move || loop {
                 match rx.recv_timeout(every) {
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                        if let Err(e) = db.maintain() {
-                            tracing::error!(error = %e, "storage maintenance failed; will retry");
+                        // A panic must not end maintenance for good: without cuts the head and
+                        // the WAL grow until memory or the disk runs out.
+                        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            db.maintain()
+                        }));
+                        match run {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                tracing::error!(error = %e, "storage maintenance failed; will retry")
+                            }
+                            Err(_) => tracing::error!("storage maintenance panicked; will retry"),
                         }
                     }
                     _ => return,
