@@ -437,6 +437,7 @@ impl Db {
         let t0 = Instant::now();
         let h = &self.inner.head;
         let bdir = blocks_dir(&self.inner.dir);
+        let read_failures = h.spill_read_failures();
         let mut range = h.series_in_range(start, end);
         let t_sorted = t0.elapsed();
         let symbols = std::mem::take(&mut range.symbols);
@@ -452,6 +453,15 @@ impl Db {
         }
         let series = range.len();
         drop(range);
+        // A spilled chunk that could not be read would leave a gap in the block that truncating
+        // the head and the WAL made permanent. (A query failing meanwhile also trips this; the
+        // cut is then merely retried.)
+        if h.spill_read_failures() != read_failures {
+            return Err(Error::io(
+                self.inner.dir.join("chunks_head"),
+                std::io::Error::other("a spilled head chunk could not be read back while cutting a block; the range stays in the head and the WAL"),
+            ));
+        }
         // The writer removes its temporary directory on any error before this returns.
         let meta = w.finish()?;
         if let Some(m) = &meta {

@@ -278,3 +278,33 @@ fn failed_compaction_keeps_its_sources_and_is_retried() {
     let db = Db::open(d.path(), opts(range)).unwrap();
     assert_same(&read_all(&db), &want(0..5, 0, 45 * MIN));
 }
+
+#[test]
+fn unreadable_spilled_chunk_fails_the_cut_instead_of_persisting_a_gap() {
+    let d = tempfile::tempdir().unwrap();
+    let range = 100 * MIN;
+    {
+        let db = Db::open(d.path(), opts(range)).unwrap();
+        // 300 samples per series: two closed chunks each, spilled.
+        write(&db, 0..5, 0, 300 * STEP);
+        assert!(db.head().stats().chunks_spilled > 0);
+        // The spill file loses its content (it is a cache of what the WAL holds).
+        let spilled = d.path().join("chunks_head").join("00000000");
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&spilled)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let err = db.persist_head_range(0, range).unwrap_err();
+        assert!(err.to_string().contains("could not be read back"), "{err}");
+        assert!(db.blocks().is_empty());
+        assert_eq!(ls(&d.path().join("blocks")), Vec::<String>::new());
+        assert_eq!(db.head().min_valid_time(), i64::MIN);
+        db.close().unwrap();
+    }
+    // The WAL was left whole, so a restart rebuilds the head and the cut succeeds.
+    let db = Db::open(d.path(), opts(range)).unwrap();
+    db.persist_head_range(0, range).unwrap();
+    assert_same(&read_all(&db), &want(0..5, 0, 300 * STEP));
+}

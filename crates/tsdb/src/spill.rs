@@ -26,6 +26,8 @@ pub struct ChunkSpill {
     dir: PathBuf,
     files: Mutex<Vec<SpillFile>>,
     failures: AtomicU64,
+    /// Spilled chunks that could not be read back; shared with the head's iterators.
+    read_failures: Arc<AtomicU64>,
 }
 
 /// Where a spilled chunk lives.
@@ -47,6 +49,7 @@ impl ChunkSpill {
             dir: dir.to_path_buf(),
             files: Mutex::new(Vec::new()),
             failures: AtomicU64::new(0),
+            read_failures: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -136,6 +139,16 @@ impl ChunkSpill {
     /// Chunks that could not be written (kept in memory by the head instead).
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Spilled chunks that could not be read back (a block cut that meets one fails).
+    pub fn read_failures(&self) -> u64 {
+        self.read_failures.load(Ordering::SeqCst)
+    }
+
+    /// The counter readers bump when a chunk cannot be read back.
+    pub(crate) fn read_failure_counter(&self) -> Arc<AtomicU64> {
+        self.read_failures.clone()
     }
 
     pub fn size_bytes(&self) -> u64 {
