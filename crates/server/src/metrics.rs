@@ -494,6 +494,24 @@ impl Collector for Sources {
         )?;
         counter(
             &mut e,
+            "tocsin_tsdb_head_truncations_failed",
+            "Head ranges whose block could not be written (e.g. disk full); kept in the head and retried.",
+            ld(&m.head_cuts_failed),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_tsdb_checkpoint_creations_failed",
+            "WAL checkpoints that failed; the old checkpoint and segments are kept and it is retried.",
+            ld(&m.checkpoints_failed),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_tsdb_head_chunk_spill_failures",
+            "Closed head chunks that could not be written to chunks_head/ and stayed in memory.",
+            s.head_chunk_spill_failures as f64,
+        )?;
+        counter(
+            &mut e,
             "tocsin_tsdb_blocks_deleted_by_retention",
             "Blocks deleted by time or size retention.",
             ld(&m.blocks_deleted_retention),

@@ -101,6 +101,10 @@ fn init_logging(level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Otherwise a log line that cannot be written (stderr redirected to a file on a full
+        // disk) is reported with eprintln!, which panics the thread that logged: the storage
+        // maintenance thread died that way and never cut a block again.
+        .log_internal_errors(false)
         .init();
 }
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,11 @@ pub struct DbMetrics {
     pub compactions_failed: AtomicU64,
     pub compaction_micros: AtomicU64,
     pub head_cuts: AtomicU64,
+    /// Head ranges whose block could not be written (e.g. a full disk); the range stays in the
+    /// head and the cut is retried.
+    pub head_cuts_failed: AtomicU64,
+    /// WAL checkpoints that failed; the old checkpoint and the segments stay and it is retried.
+    pub checkpoints_failed: AtomicU64,
     pub blocks_deleted_retention: AtomicU64,
     pub wal_replay_micros: AtomicU64,
     pub wal_corruptions: AtomicU64,
@@ -88,6 +93,8 @@ pub struct DbStats {
     pub block_samples: u64,
     pub block_series: u64,
     pub head_chunks_spilled_bytes: u64,
+    /// Closed head chunks that could not be spilled (kept in memory instead).
+    pub head_chunk_spill_failures: u64,
 }
 
 struct Inner {
@@ -98,6 +105,9 @@ struct Inner {
     blocks: RwLock<Vec<Arc<Block>>>,
     metrics: DbMetrics,
     maintenance: Mutex<()>,
+    /// Bound of a WAL truncation that failed after its block was written (`i64::MIN`: none);
+    /// every maintenance pass retries it until a checkpoint succeeds.
+    wal_truncate_pending: AtomicI64,
     _lock: Option<DirLock>,
 }
 
@@ -197,6 +207,7 @@ impl Db {
                 blocks: RwLock::new(blocks),
                 metrics,
                 maintenance: Mutex::new(()),
+                wal_truncate_pending: AtomicI64::new(i64::MIN),
                 _lock: Some(lock),
             }),
         })
@@ -233,6 +244,7 @@ impl Db {
                 blocks: RwLock::new(blocks),
                 metrics: DbMetrics::default(),
                 maintenance: Mutex::new(()),
+                wal_truncate_pending: AtomicI64::new(i64::MIN),
                 _lock: None,
             }),
         })
@@ -276,21 +288,79 @@ impl Db {
             block_samples: blocks.iter().map(|b| b.meta().stats.num_samples).sum(),
             block_series: blocks.iter().map(|b| b.meta().stats.num_series).sum(),
             head_chunks_spilled_bytes: 0,
+            head_chunk_spill_failures: h.spill_failures(),
         }
     }
 
     /// Runs every maintenance step once: cut head ranges into blocks, compact, apply retention,
     /// spill idle series' chunks. Safe to call from a timer; steps never overlap.
+    ///
+    /// A failed step (a full disk, say) leaves nothing half-done and is retried on the next pass;
+    /// the steps after it still run, since retention may be what frees the space. Returns the
+    /// first error; later ones are logged here.
     pub fn maintain(&self) -> Result<()> {
         let _g = self.inner.maintenance.lock();
-        while self.cut_head_once()? {}
-        self.compact_once()?;
-        self.apply_retention()?;
+        let mut first: Option<Error> = None;
+        let mut note = |step: &str, r: Result<()>| {
+            if let Err(e) = r {
+                if first.is_none() {
+                    first = Some(e);
+                } else {
+                    tracing::error!(step, error = %e, "storage maintenance step failed; will retry");
+                }
+            }
+        };
+        note("WAL checkpoint", self.retry_wal_truncation());
+        note("head cut", self.cut_head());
+        note("compaction", self.compact_once());
+        note("retention", self.apply_retention());
         let h = &self.inner.head;
         if h.max_time() > i64::MIN {
             h.spill_idle(h.max_time() - self.inner.opts.idle_spill_ms);
         }
+        first.map_or(Ok(()), Err)
+    }
+
+    fn cut_head(&self) -> Result<()> {
+        while self.cut_head_once()? {}
         Ok(())
+    }
+
+    /// Finishes a WAL truncation that failed after its head range was persisted.
+    fn retry_wal_truncation(&self) -> Result<()> {
+        let mint = self.inner.wal_truncate_pending.load(Ordering::SeqCst);
+        if mint == i64::MIN {
+            return Ok(());
+        }
+        self.truncate_wal_or_defer(mint)?;
+        tracing::info!(mint, "deferred WAL checkpoint done");
+        Ok(())
+    }
+
+    /// `truncate_wal`, remembering a failure for the next pass to retry. Until then the WAL keeps
+    /// samples the blocks hold too, which replay skips: only disk space is lost meanwhile.
+    fn truncate_wal_or_defer(&self, mint: i64) -> Result<()> {
+        match self.truncate_wal(mint) {
+            Ok(()) => {
+                // This checkpoint covers any earlier one that failed.
+                let _ = self.inner.wal_truncate_pending.fetch_update(
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                    |p| (p != i64::MIN && p <= mint).then_some(i64::MIN),
+                );
+                Ok(())
+            }
+            Err(e) => {
+                self.inner
+                    .wal_truncate_pending
+                    .fetch_max(mint, Ordering::SeqCst);
+                self.inner
+                    .metrics
+                    .checkpoints_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
     }
 
     /// Cuts the oldest full block range out of the head when the head spans 1.5 ranges.
@@ -308,13 +378,66 @@ impl Db {
     }
 
     /// Writes head data in [start, end) to a block and drops it from the head (and the WAL).
+    ///
+    /// If the block cannot be written (a full disk), nothing changes: no directory is left, the
+    /// range stays in the head and the WAL, and the next call cuts it again. Once the block is
+    /// in place a failed WAL checkpoint is retried by every maintenance pass.
     pub fn persist_head_range(&self, start: i64, end: i64) -> Result<Option<block::BlockMeta>> {
         let t0 = Instant::now();
         let h = &self.inner.head;
+        // Raised before the range is read: appends check the bound under their series' stripe
+        // lock and the range is read under the same locks, so a sample below `end` is either in
+        // what the block gets or refused. Raising it only after the write would let a sample land
+        // behind the reader and be truncated with the range.
+        let prev = h.min_valid_time();
         h.set_min_valid_time(end);
-        // Appends check the bound under their series' stripe lock, and the range is read under the
-        // same locks, so a sample below `end` is either in what the block gets or refused.
+        let written = self.write_head_block(start, end);
+        let (meta, series, t_sorted) = match written {
+            Ok(x) => x,
+            Err(e) => {
+                // Samples refused meanwhile were answered as too old, never acknowledged.
+                h.lower_min_valid_time(end, prev);
+                self.inner
+                    .metrics
+                    .head_cuts_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(mint = start, maxt = end, error = %e, "persisting a head range failed; it stays in the head and is retried");
+                return Err(e);
+            }
+        };
+        let t_written = t0.elapsed();
+        let removed = h.truncate(end);
+        let t_truncated = t0.elapsed();
+        self.inner.metrics.head_cuts.fetch_add(1, Ordering::Relaxed);
+        // Cumulative phase times, so a slow cut shows where it spent them.
+        tracing::info!(
+            mint = start,
+            maxt = end,
+            series,
+            series_removed = removed,
+            sorted_s = t_sorted.as_secs_f64(),
+            written_s = t_written.as_secs_f64(),
+            head_truncated_s = t_truncated.as_secs_f64(),
+            seconds = t0.elapsed().as_secs_f64(),
+            "head range persisted to a block"
+        );
+        self.truncate_wal_or_defer(end)?;
+        Ok(meta)
+    }
+
+    /// The block-writing part of `persist_head_range`: on an error no block directory is left and
+    /// the block list is unchanged. Returns the block's meta, the series count and the time
+    /// taken to gather the range.
+    #[allow(clippy::type_complexity)]
+    fn write_head_block(
+        &self,
+        start: i64,
+        end: i64,
+    ) -> Result<(Option<block::BlockMeta>, usize, Duration)> {
+        let t0 = Instant::now();
+        let h = &self.inner.head;
         let bdir = blocks_dir(&self.inner.dir);
+        let read_failures = h.spill_read_failures();
         let mut range = h.series_in_range(start, end);
         let t_sorted = t0.elapsed();
         let symbols = std::mem::take(&mut range.symbols);
@@ -330,31 +453,24 @@ impl Db {
         }
         let series = range.len();
         drop(range);
+        // A spilled chunk that could not be read would leave a gap in the block that truncating
+        // the head and the WAL made permanent. (A query failing meanwhile also trips this; the
+        // cut is then merely retried.)
+        if h.spill_read_failures() != read_failures {
+            return Err(Error::io(
+                self.inner.dir.join("chunks_head"),
+                std::io::Error::other("a spilled head chunk could not be read back while cutting a block; the range stays in the head and the WAL"),
+            ));
+        }
+        // The writer removes its temporary directory on any error before this returns.
         let meta = w.finish()?;
-        let t_written = t0.elapsed();
         if let Some(m) = &meta {
-            let b = Block::open(&bdir.join(&m.ulid))?;
+            let b = open_new_block(&bdir, &m.ulid)?;
             let mut bl = self.inner.blocks.write();
-            bl.push(Arc::new(b));
+            bl.push(b);
             bl.sort_by_key(|b| b.meta().min_time);
         }
-        let removed = h.truncate(end);
-        let t_truncated = t0.elapsed();
-        self.truncate_wal(end)?;
-        self.inner.metrics.head_cuts.fetch_add(1, Ordering::Relaxed);
-        // Cumulative phase times, so a slow cut shows where it spent them.
-        tracing::info!(
-            mint = start,
-            maxt = end,
-            series,
-            series_removed = removed,
-            sorted_s = t_sorted.as_secs_f64(),
-            written_s = t_written.as_secs_f64(),
-            head_truncated_s = t_truncated.as_secs_f64(),
-            seconds = t0.elapsed().as_secs_f64(),
-            "head range persisted to a block"
-        );
-        Ok(meta)
+        Ok((meta, series, t_sorted))
     }
 
     /// Checkpoints every WAL segment before a fresh one. The WAL lock is held only to cut the
@@ -444,7 +560,16 @@ impl Db {
             }
         };
         let new_block = match &meta {
-            Some(m) => Some(Arc::new(Block::open(&bdir.join(&m.ulid))?)),
+            Some(m) => match open_new_block(&bdir, &m.ulid) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    self.inner
+                        .metrics
+                        .compactions_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+            },
             None => None,
         };
         {
@@ -575,8 +700,17 @@ impl Db {
             .spawn(move || loop {
                 match rx.recv_timeout(every) {
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                        if let Err(e) = db.maintain() {
-                            tracing::error!(error = %e, "storage maintenance failed; will retry");
+                        // A panic must not end maintenance for good: without cuts the head and
+                        // the WAL grow until memory or the disk runs out.
+                        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            db.maintain()
+                        }));
+                        match run {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                tracing::error!(error = %e, "storage maintenance failed; will retry")
+                            }
+                            Err(_) => tracing::error!("storage maintenance panicked; will retry"),
                         }
                     }
                     _ => return,
@@ -602,6 +736,22 @@ impl Drop for MaintenanceGuard {
         }
         if let Some(h) = self.handle.take() {
             let _ = h.join();
+        }
+    }
+}
+
+/// Opens a block just written; if it cannot be opened it is removed again, so a failed cut or
+/// compaction leaves no directory that a restart would load next to the data it duplicates.
+fn open_new_block(bdir: &Path, ulid: &str) -> Result<Arc<Block>> {
+    let dir = bdir.join(ulid);
+    match Block::open(&dir) {
+        Ok(b) => Ok(Arc::new(b)),
+        Err(e) => {
+            if let Err(re) = fs::remove_dir_all(&dir) {
+                tracing::error!(block = %dir.display(), error = %re, "removing a block that could not be opened failed");
+            }
+            sync_dir(bdir);
+            Err(e)
         }
     }
 }
@@ -882,3 +1032,7 @@ impl tocsin_storage::Deletable for Db {
 #[cfg(test)]
 #[path = "db_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "db_fault_tests.rs"]
+mod fault_tests;

@@ -407,6 +407,13 @@ impl Head {
     pub fn set_min_valid_time(&self, t: i64) {
         self.min_valid_t.fetch_max(t, Ordering::SeqCst);
     }
+    /// Takes back a `set_min_valid_time(raised)` whose block could not be written, so the range
+    /// is accepted and cut again; a no-op if the bound has moved on meanwhile.
+    pub fn lower_min_valid_time(&self, raised: i64, back_to: i64) {
+        let _ =
+            self.min_valid_t
+                .compare_exchange(raised, back_to, Ordering::SeqCst, Ordering::SeqCst);
+    }
 
     /// Finds or creates the series and applies one sample to it under a single stripe lock, so the
     /// series is touched once per sample. Returns whether the series was created and what
@@ -655,12 +662,19 @@ impl Head {
         }
     }
 
-    fn spill_file(&self, id: u32) -> Option<Arc<File>> {
-        self.spill.as_ref().and_then(|s| s.file(id))
+    /// Closed chunks that could not be written to the spill files and stayed in memory.
+    pub fn spill_failures(&self) -> u64 {
+        self.spill.as_ref().map_or(0, |s| s.failures())
+    }
+
+    /// Spilled chunks that could not be read back since start-up.
+    pub fn spill_read_failures(&self) -> u64 {
+        self.spill.as_ref().map_or(0, |s| s.read_failures())
     }
 
     fn series_iter(&self, s: &MemSeries, mint: i64, maxt: i64) -> Box<dyn SampleIter> {
         let mut srcs: Vec<ChunkSrc> = Vec::new();
+        let mut read_failures = None;
         for c in &s.closed {
             if c.maxt < mint || c.mint > maxt {
                 continue;
@@ -668,8 +682,13 @@ impl Head {
             match &c.loc {
                 ChunkLoc::Mem(b) => srcs.push(ChunkSrc::Bytes(b.to_vec())),
                 ChunkLoc::Disk(r) => {
-                    if let Some(f) = self.spill_file(r.file) {
-                        srcs.push(ChunkSrc::Disk(f, *r));
+                    let Some(sp) = &self.spill else { continue };
+                    let counter = read_failures.get_or_insert_with(|| sp.read_failure_counter());
+                    match sp.file(r.file) {
+                        Some(f) => srcs.push(ChunkSrc::Disk(f, *r)),
+                        None => {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                        }
                     }
                 }
             }
@@ -685,6 +704,7 @@ impl Head {
             cur: None,
             mint,
             maxt,
+            read_failures,
         });
         match &s.ooo {
             Some(o) if !o.is_empty() => {
@@ -1256,6 +1276,9 @@ struct ChunksIter {
     cur: Option<XorIter<Vec<u8>>>,
     mint: i64,
     maxt: i64,
+    /// Bumped when a spilled chunk cannot be read, so a block cut can tell it got less than the
+    /// head holds (the WAL still has it) instead of persisting the gap.
+    read_failures: Option<Arc<AtomicU64>>,
 }
 
 impl SampleIter for ChunksIter {
@@ -1278,6 +1301,9 @@ impl SampleIter for ChunksIter {
                 ChunkSrc::Disk(f, r) => match ChunkSpill::read(&f, r) {
                     Ok(b) => b,
                     Err(e) => {
+                        if let Some(c) = &self.read_failures {
+                            c.fetch_add(1, Ordering::SeqCst);
+                        }
                         tracing::error!(error = %e, "reading a spilled head chunk failed; series data truncated in this query");
                         return None;
                     }

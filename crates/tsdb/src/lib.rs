@@ -5,6 +5,7 @@
 pub mod block;
 pub mod chunkenc;
 pub mod error;
+mod fault;
 pub mod index;
 pub mod wal;
 

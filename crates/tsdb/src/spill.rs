@@ -4,9 +4,9 @@
 //! the spill directory is emptied and the head rebuilt from the WAL.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -25,6 +25,9 @@ struct SpillFile {
 pub struct ChunkSpill {
     dir: PathBuf,
     files: Mutex<Vec<SpillFile>>,
+    failures: AtomicU64,
+    /// Spilled chunks that could not be read back; shared with the head's iterators.
+    read_failures: Arc<AtomicU64>,
 }
 
 /// Where a spilled chunk lives.
@@ -45,10 +48,22 @@ impl ChunkSpill {
         Ok(Self {
             dir: dir.to_path_buf(),
             files: Mutex::new(Vec::new()),
+            failures: AtomicU64::new(0),
+            read_failures: Arc::new(AtomicU64::new(0)),
         })
     }
 
+    /// Writes one closed chunk. All or nothing: on an error nothing of it is left in the file and
+    /// the caller keeps the chunk in memory.
     pub fn write(&self, bytes: &[u8], max_t: i64) -> Result<SpillRef> {
+        let res = self.write_locked(bytes, max_t);
+        if res.is_err() {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        res
+    }
+
+    fn write_locked(&self, bytes: &[u8], max_t: i64) -> Result<SpillRef> {
         let mut files = self.files.lock();
         let need_new = files
             .last()
@@ -74,9 +89,13 @@ impl ChunkSpill {
             return Err(Error::InvalidOption("no spill file".into()));
         };
         let off = f.size;
-        (&*f.file)
-            .write_all(bytes)
-            .map_err(|e| Error::io(self.dir.join(format!("{:08}", f.id)), e))?;
+        // Positional, at the offset the reference records: a failed write cannot move where the
+        // next chunk goes. What part of this one reached the file is cut off again so the space
+        // is not lost to garbage (a failed cut-off is harmless: the next write overwrites it).
+        if let Err(e) = crate::fault::write_all_at(&f.file, &self.dir, bytes, off) {
+            let _ = f.file.set_len(off);
+            return Err(Error::io(self.dir.join(format!("{:08}", f.id)), e));
+        }
         f.size += bytes.len() as u64;
         f.max_t = f.max_t.max(max_t);
         Ok(SpillRef {
@@ -115,6 +134,21 @@ impl ChunkSpill {
             }
             keep
         });
+    }
+
+    /// Chunks that could not be written (kept in memory by the head instead).
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Spilled chunks that could not be read back (a block cut that meets one fails).
+    pub fn read_failures(&self) -> u64 {
+        self.read_failures.load(Ordering::SeqCst)
+    }
+
+    /// The counter readers bump when a chunk cannot be read back.
+    pub(crate) fn read_failure_counter(&self) -> Arc<AtomicU64> {
+        self.read_failures.clone()
     }
 
     pub fn size_bytes(&self) -> u64 {

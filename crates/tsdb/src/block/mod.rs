@@ -130,9 +130,15 @@ pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.push(TMP_SUFFIX);
     let tmp = std::path::PathBuf::from(tmp);
     let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes)
+    if let Err(e) = crate::fault::check(&tmp)
+        .and_then(|_| f.write_all(bytes))
         .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
+    {
+        // The old file stays in force; the partial new one would only take space.
+        drop(f);
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(&tmp, e));
+    }
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
     if let Some(parent) = path.parent() {

@@ -115,8 +115,8 @@ impl IndexWriter {
     }
 
     fn write(&mut self, b: &[u8]) -> Result<()> {
-        self.out
-            .write_all(b)
+        crate::fault::check(&self.path)
+            .and_then(|_| self.out.write_all(b))
             .map_err(|e| Error::io(&self.path, e))?;
         self.sec_crc = crc32c::crc32c_append(self.sec_crc, b);
         self.pos += b.len() as u64;
@@ -516,8 +516,8 @@ impl BlockWriter {
             let len =
                 u32::try_from(payload.len()).map_err(|_| internal("chunk too large".into()))?;
             let crc = crc32c::crc32c(&payload);
-            self.chunks
-                .write_all(&payload)
+            crate::fault::check(&self.chunks_path)
+                .and_then(|_| self.chunks.write_all(&payload))
                 .and_then(|_| self.chunks.write_all(&crc.to_le_bytes()))
                 .map_err(|e| Error::io(&self.chunks_path, e))?;
             self.offset += payload.len() as u64 + 4;
@@ -577,7 +577,11 @@ impl BlockWriter {
         let final_dir = self.blocks_dir.join(&self.ulid);
         std::fs::rename(&self.tmp_dir, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
         self.done = true;
-        fsync_dir(&self.blocks_dir)?;
+        if let Err(e) = fsync_dir(&self.blocks_dir) {
+            // Not known to be durable, so not published: the caller keeps the data it came from.
+            let _ = std::fs::remove_dir_all(&final_dir);
+            return Err(e);
+        }
         Ok(Some(meta))
     }
 }
@@ -623,7 +627,8 @@ fn ts_key(samples: &[Sample]) -> u128 {
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = File::create(path).map_err(|e| Error::io(path, e))?;
-    f.write_all(bytes)
+    crate::fault::check(path)
+        .and_then(|_| f.write_all(bytes))
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::io(path, e))
 }

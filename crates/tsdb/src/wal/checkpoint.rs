@@ -167,24 +167,38 @@ impl Wal {
         let fin = self.dir.join(checkpoint_name(p.upto));
         std::fs::rename(&p.tmp, &fin).map_err(|e| Error::io(&fin, e))?;
         p.done = true;
-        self.sync_dir()?;
 
-        // The new checkpoint is durable; from here a crash only leaves garbage replay cleans up.
+        // From the rename on, the new checkpoint is what the log starts with, so the bookkeeping
+        // follows it whatever fails next: a file that could not be removed is garbage the next
+        // open removes (replay ignores segments and checkpoints older than the newest one).
+        let mut failed: Option<Error> = self.sync_dir().err();
         let mut stats = std::mem::take(&mut p.stats);
         for &n in &p.covered {
             let path = self.dir.join(segment_name(n));
-            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            match std::fs::remove_file(&path) {
+                Ok(()) => stats.segments_removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    failed.get_or_insert(Error::io(&path, e));
+                }
+            }
             self.closed.remove(&n);
-            stats.segments_removed += 1;
         }
         if let Some((c, _)) = self.checkpoint.take() {
             let path = self.dir.join(checkpoint_name(c));
-            std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                failed.get_or_insert(Error::io(&path, e));
+            }
         }
-        self.sync_dir()?;
-        stats.bytes = dir_segments_size(&fin)?;
+        if let Err(e) = self.sync_dir() {
+            failed.get_or_insert(e);
+        }
+        stats.bytes = dir_segments_size(&fin).unwrap_or(0);
         self.checkpoint = Some((p.upto, stats.bytes));
-        Ok(stats)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(stats),
+        }
     }
 }
 

@@ -3,7 +3,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, ErrorKind, Read};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -125,7 +124,13 @@ impl SegmentWriter {
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
         if let Some(parent) = path.parent() {
-            sync_dir(parent)?;
+            // Removed again on failure: a retried rotation would otherwise find it and fail on
+            // `create_new` for good.
+            if let Err(e) = sync_dir(parent) {
+                drop(file);
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
         }
         let mut buf = Vec::with_capacity(64 * 1024);
         buf.extend_from_slice(&SEGMENT_MAGIC);
@@ -181,7 +186,8 @@ impl SegmentWriter {
         }
         // Positional writes, so a failed partial write can be cut off and retried from the same
         // offset instead of leaving garbage that replay would treat as the end of the log.
-        if let Err(e) = self.file.write_all_at(&self.buf, self.written) {
+        if let Err(e) = crate::fault::write_all_at(&self.file, &self.path, &self.buf, self.written)
+        {
             let _ = self.file.set_len(self.written);
             return Err(Error::io(&self.path, e));
         }
