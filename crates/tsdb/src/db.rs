@@ -5,21 +5,20 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use tocsin_model::{Labels, Matcher};
-use tocsin_storage::{
-    merge_series_sets, AppendOptions, Appendable, Appender, CommitStats, Querier, Queryable,
-    SelectHints, SeriesRef, SeriesSet,
-};
+use tocsin_storage::{AppendOptions, Appendable, Appender, CommitStats, SeriesRef};
 
 use crate::block::{self, Block, BlockWriter};
+pub use crate::db_metrics::{DbMetrics, DbStats};
 use crate::error::{Error, Result};
 use crate::head::{Head, Reject};
 use crate::lock::DirLock;
+use crate::quarantine::{self, CorruptionKind, SetAside};
 use crate::spill::ChunkSpill;
 use crate::wal::{self, Record, RefSample, RefSeries, Tombstone, Wal, WalOptions};
 
@@ -57,39 +56,6 @@ impl Default for DbOptions {
     }
 }
 
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
-pub struct DbMetrics {
-    pub samples_appended: AtomicU64,
-    pub rejected_out_of_order: AtomicU64,
-    pub rejected_too_old: AtomicU64,
-    pub rejected_duplicate: AtomicU64,
-    pub compactions: AtomicU64,
-    pub compactions_failed: AtomicU64,
-    pub compaction_micros: AtomicU64,
-    pub head_cuts: AtomicU64,
-    pub blocks_deleted_retention: AtomicU64,
-    pub wal_replay_micros: AtomicU64,
-    pub wal_corruptions: AtomicU64,
-}
-
-/// A point-in-time view for metrics and `tsdb analyze`.
-#[derive(Debug, Clone, Default)]
-pub struct DbStats {
-    pub head_series: u64,
-    pub head_min_time: i64,
-    pub head_max_time: i64,
-    pub series_created: u64,
-    pub series_removed: u64,
-    pub wal_bytes: u64,
-    pub wal_segments: u64,
-    pub blocks: u64,
-    pub block_bytes: u64,
-    pub block_samples: u64,
-    pub block_series: u64,
-    pub head_chunks_spilled_bytes: u64,
-}
-
 struct Inner {
     dir: PathBuf,
     opts: DbOptions,
@@ -98,6 +64,8 @@ struct Inner {
     blocks: RwLock<Vec<Arc<Block>>>,
     metrics: DbMetrics,
     maintenance: Mutex<()>,
+    /// Blocks found damaged since open; queries over their range get a warning.
+    set_aside: RwLock<Vec<SetAside>>,
     _lock: Option<DirLock>,
 }
 
@@ -117,32 +85,6 @@ fn blocks_dir(dir: &Path) -> PathBuf {
     dir.join("blocks")
 }
 
-fn open_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
-    let bdir = blocks_dir(dir);
-    let mut out = Vec::new();
-    let rd = match fs::read_dir(&bdir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(Error::io(&bdir, e)),
-    };
-    for ent in rd {
-        let ent = ent.map_err(|e| Error::io(&bdir, e))?;
-        let p = ent.path();
-        let name = ent.file_name().to_string_lossy().to_string();
-        if !p.is_dir() || name.contains('.') {
-            continue;
-        }
-        match Block::open(&p) {
-            Ok(b) => out.push(Arc::new(b)),
-            Err(e) => {
-                tracing::error!(block = %p.display(), error = %e, "skipping unreadable block")
-            }
-        }
-    }
-    out.sort_by_key(|b| b.meta().min_time);
-    Ok(out)
-}
-
 impl Db {
     /// Opens (creating if needed) a data directory for reading and writing.
     pub fn open(dir: &Path, opts: DbOptions) -> Result<Db> {
@@ -154,7 +96,13 @@ impl Db {
         let bdir = blocks_dir(dir);
         fs::create_dir_all(&bdir).map_err(|e| Error::io(&bdir, e))?;
         block::cleanup_tmp(&bdir)?;
-        let blocks = open_blocks(dir)?;
+        let metrics = DbMetrics::default();
+        let opened = quarantine::open_blocks(dir, false, &metrics.corruption)?;
+        let blocks = opened.blocks;
+        let moved = opened.set_aside.iter().filter(|s| s.moved_to.is_some());
+        metrics
+            .blocks_quarantined
+            .store(moved.count() as u64, Ordering::Relaxed);
         let spill = if opts.spill_head_chunks {
             Some(ChunkSpill::open(&dir.join("chunks_head"))?)
         } else {
@@ -164,17 +112,13 @@ impl Db {
         if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
             head.set_min_valid_time(maxt);
         }
-        let metrics = DbMetrics::default();
         let start = Instant::now();
         let wal_dir = dir.join("wal");
-        let stats = replay_into(&head, &wal_dir, false)?;
+        let (stats, unknown) = replay_into(&head, &wal_dir, false)?;
         metrics
             .wal_replay_micros
             .store(start.elapsed().as_micros() as u64, Ordering::Relaxed);
-        if let Some(c) = &stats.corruption {
-            metrics.wal_corruptions.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(corruption = %c, "WAL tail was damaged and cut off; every complete record before it was kept");
-        }
+        count_wal_damage(&metrics, &stats, unknown);
         tracing::info!(
             series = head.num_series(),
             samples = stats.samples,
@@ -197,6 +141,7 @@ impl Db {
                 blocks: RwLock::new(blocks),
                 metrics,
                 maintenance: Mutex::new(()),
+                set_aside: RwLock::new(opened.set_aside),
                 _lock: Some(lock),
             }),
         })
@@ -212,16 +157,18 @@ impl Db {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such data directory"),
             ));
         }
-        let blocks = open_blocks(dir)?;
+        let metrics = DbMetrics::default();
+        let opened = quarantine::open_blocks(dir, true, &metrics.corruption)?;
+        let blocks = opened.blocks;
         let head = Head::new(i64::MAX / 4, DbOptions::default().block_range_ms, None);
         if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
             head.set_min_valid_time(maxt);
         }
         let wal_dir = dir.join("wal");
         if wal_dir.exists() {
-            let stats = replay_into(&head, &wal_dir, true)?;
+            let (stats, unknown) = replay_into(&head, &wal_dir, true)?;
             if let Some(c) = stats.corruption {
-                tracing::info!(detail = %c, "WAL read stopped at an incomplete record (normal while a server writes)");
+                tracing::info!(detail = %c, unknown_series_samples = unknown, "WAL read skipped damage or stopped at an incomplete record (normal while a server writes)");
             }
         }
         Ok(Db {
@@ -231,8 +178,9 @@ impl Db {
                 head,
                 wal: Mutex::new(None),
                 blocks: RwLock::new(blocks),
-                metrics: DbMetrics::default(),
+                metrics,
                 maintenance: Mutex::new(()),
+                set_aside: RwLock::new(opened.set_aside),
                 _lock: None,
             }),
         })
@@ -252,6 +200,59 @@ impl Db {
     }
     pub fn blocks(&self) -> Vec<Arc<Block>> {
         self.inner.blocks.read().clone()
+    }
+
+    /// Blocks found damaged since open (at open or while read), and where they went.
+    pub fn set_aside_blocks(&self) -> Vec<SetAside> {
+        self.inner.set_aside.read().clone()
+    }
+
+    /// Takes a block found damaged out of service: no longer queried or compacted, moved into
+    /// `quarantine/` (unless opened read-only), counted and logged once. Returns its record.
+    pub(crate) fn set_aside(&self, b: &Arc<Block>, kind: CorruptionKind, reason: &str) -> SetAside {
+        let ulid = b.meta().ulid.clone();
+        {
+            let mut bl = self.inner.blocks.write();
+            let before = bl.len();
+            bl.retain(|x| !Arc::ptr_eq(x, b));
+            if bl.len() == before {
+                // Someone else found it first (or it was compacted or deleted meanwhile).
+                drop(bl);
+                let known = self.inner.set_aside.read();
+                if let Some(s) = known.iter().find(|s| s.ulid == ulid) {
+                    return s.clone();
+                }
+            }
+        }
+        self.inner.metrics.count_corruption(kind, 1);
+        let moved_to = if self.inner._lock.is_none() {
+            tracing::warn!(block = %b.dir().display(), %kind, reason, "damaged block skipped");
+            None
+        } else {
+            match quarantine::move_to_quarantine(&self.inner.dir, b.dir(), &ulid, kind) {
+                Ok(p) => {
+                    self.inner
+                        .metrics
+                        .blocks_quarantined
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(block = %b.dir().display(), %kind, reason, quarantined_to = %p.display(), "damaged block set aside; the rest of the data is served");
+                    Some(p)
+                }
+                Err(e) => {
+                    tracing::error!(block = %b.dir().display(), %kind, reason, error = %e, "damaged block could not be moved to quarantine; it is no longer read");
+                    None
+                }
+            }
+        };
+        let m = b.meta();
+        let sa = SetAside {
+            ulid,
+            kind,
+            range: Some((m.min_time, m.max_time)),
+            moved_to,
+        };
+        self.inner.set_aside.write().push(sa.clone());
+        sa
     }
 
     pub fn stats(&self) -> DbStats {
@@ -283,14 +284,27 @@ impl Db {
     /// spill idle series' chunks. Safe to call from a timer; steps never overlap.
     pub fn maintain(&self) -> Result<()> {
         let _g = self.inner.maintenance.lock();
-        while self.cut_head_once()? {}
-        self.compact_once()?;
-        self.apply_retention()?;
+        // Each step runs even if an earlier one failed: one bad block must not stop retention.
+        let cut = (|| {
+            while self.cut_head_once()? {}
+            Ok(())
+        })();
+        let compacted = self.compact_once();
+        if let Err(Error::Corrupt { path, reason }) = &compacted {
+            let damaged = self
+                .blocks()
+                .into_iter()
+                .find(|b| Path::new(path).starts_with(b.dir()));
+            if let Some(b) = damaged {
+                self.set_aside(&b, CorruptionKind::of_block_file(path), reason);
+            }
+        }
+        let retained = self.apply_retention();
         let h = &self.inner.head;
         if h.max_time() > i64::MIN {
             h.spill_idle(h.max_time() - self.inner.opts.idle_spill_ms);
         }
-        Ok(())
+        cut.and(compacted).and(retained)
     }
 
     /// Cuts the oldest full block range out of the head when the head spans 1.5 ranges.
@@ -612,8 +626,42 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-fn replay_into(head: &Head, wal_dir: &Path, read_only: bool) -> Result<wal::ReplayStats> {
+/// Counts and logs what replay found damaged: each damaged place by kind, and samples lost because
+/// their series' definition was.
+fn count_wal_damage(metrics: &DbMetrics, stats: &wal::ReplayStats, unknown: u64) {
+    if let Some(c) = &stats.corruption {
+        metrics.wal_corruptions.fetch_add(1, Ordering::Relaxed);
+        if stats.damage.iter().all(|d| d.torn_tail) {
+            tracing::warn!(corruption = %c, "WAL tail was damaged and cut off; every complete record before it was kept");
+        } else {
+            tracing::error!(corruption = %c, "WAL was damaged; the damaged records were dropped and every intact record kept");
+        }
+    }
+    // A torn tail is what every crash mid-write leaves, not damage worth an alert.
+    for d in stats.damage.iter().filter(|d| !d.torn_tail) {
+        let kind = if d.in_checkpoint {
+            CorruptionKind::WalCheckpoint
+        } else {
+            CorruptionKind::WalSegment
+        };
+        metrics.count_corruption(kind, 1);
+    }
+    if unknown > 0 {
+        metrics.count_corruption(CorruptionKind::UnknownSeries, 1);
+        metrics
+            .wal_unknown_series_samples
+            .fetch_add(unknown, Ordering::Relaxed);
+        tracing::error!(
+            samples = unknown,
+            "WAL samples refer to series whose definition was lost to damage; they were dropped"
+        );
+    }
+}
+
+/// Replays the WAL into the head; also returns how many samples named a series never defined.
+fn replay_into(head: &Head, wal_dir: &Path, read_only: bool) -> Result<(wal::ReplayStats, u64)> {
     let mut slots: HashMap<u64, u32> = HashMap::new();
+    let mut unknown = 0u64;
     let f = |rec: Record| match rec {
         Record::Series(v) => {
             for s in v {
@@ -623,8 +671,11 @@ fn replay_into(head: &Head, wal_dir: &Path, read_only: bool) -> Result<wal::Repl
         }
         Record::Samples(v) => {
             for s in v {
-                if let Some(slot) = slots.get(&s.r) {
-                    let _ = head.apply(*slot, s.t, s.v, true);
+                match slots.get(&s.r) {
+                    Some(slot) => {
+                        let _ = head.apply(*slot, s.t, s.v, true);
+                    }
+                    None => unknown += 1,
                 }
             }
         }
@@ -636,14 +687,15 @@ fn replay_into(head: &Head, wal_dir: &Path, read_only: bool) -> Result<wal::Repl
             }
         }
     };
-    if read_only {
-        wal::read_only_records(wal_dir, f)
+    let stats = if read_only {
+        wal::read_only_records(wal_dir, f)?
     } else {
         if !wal_dir.exists() {
-            return Ok(wal::ReplayStats::default());
+            return Ok((wal::ReplayStats::default(), 0));
         }
-        wal::replay(wal_dir, f)
-    }
+        wal::replay(wal_dir, f)?
+    };
+    Ok((stats, unknown))
 }
 
 /// Samples become visible in the head as they are appended (one stripe lock per sample, the
@@ -809,67 +861,6 @@ impl Appendable for Db {
             samples: Vec::new(),
             stats: CommitStats::default(),
         })
-    }
-}
-
-struct DbQuerier {
-    db: Db,
-    blocks: Vec<Arc<Block>>,
-    mint: i64,
-    maxt: i64,
-}
-
-impl Querier for DbQuerier {
-    fn select(&self, _hints: &SelectHints, ms: &[Matcher]) -> tocsin_storage::Result<SeriesSet> {
-        let mut sets: Vec<SeriesSet> = Vec::new();
-        let head = self.db.inner.head.select(self.mint, self.maxt, ms);
-        sets.push(Box::new(head.into_iter().map(Ok)));
-        for b in self.blocks.iter().rev() {
-            sets.push(
-                b.select(self.mint, self.maxt, ms)
-                    .map_err(tocsin_storage::Error::from)?,
-            );
-        }
-        Ok(merge_series_sets(sets))
-    }
-
-    fn label_names(&self, ms: &[Matcher]) -> tocsin_storage::Result<Vec<String>> {
-        let mut out = self.db.inner.head.label_names(ms);
-        for b in &self.blocks {
-            out.extend(b.label_names(ms).map_err(tocsin_storage::Error::from)?);
-        }
-        out.sort();
-        out.dedup();
-        Ok(out)
-    }
-
-    fn label_values(&self, name: &str, ms: &[Matcher]) -> tocsin_storage::Result<Vec<String>> {
-        let mut out = self.db.inner.head.label_values(name, ms);
-        for b in &self.blocks {
-            out.extend(
-                b.label_values(name, ms)
-                    .map_err(tocsin_storage::Error::from)?,
-            );
-        }
-        out.sort();
-        out.dedup();
-        Ok(out)
-    }
-}
-
-impl Queryable for Db {
-    fn querier(&self, mint: i64, maxt: i64) -> tocsin_storage::Result<Box<dyn Querier>> {
-        let blocks = self
-            .blocks()
-            .into_iter()
-            .filter(|b| b.meta().max_time > mint && b.meta().min_time <= maxt)
-            .collect();
-        Ok(Box::new(DbQuerier {
-            db: self.clone(),
-            blocks,
-            mint,
-            maxt,
-        }))
     }
 }
 
