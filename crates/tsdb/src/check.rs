@@ -101,14 +101,15 @@ fn check_blocks(dir: &Path, r: &mut CheckReport) -> Result<()> {
         }
         for e in bad {
             let kind = CorruptionKind::of_block_error(&e);
-            let path = match &e {
-                Error::Corrupt { path, .. } | Error::Io { path, .. } => PathBuf::from(path),
-                _ => chunks_path.clone(),
+            let (path, detail) = match &e {
+                Error::Corrupt { path, reason } => (PathBuf::from(path), reason.clone()),
+                Error::Io { path, source } => (PathBuf::from(path), source.to_string()),
+                _ => (chunks_path.clone(), e.to_string()),
             };
             r.problems.push(Problem {
                 kind,
                 path,
-                detail: e.to_string(),
+                detail,
                 block: Some(ulid.clone()),
             });
         }

@@ -228,10 +228,17 @@ fn cut(
     };
     let later_names: Vec<String> = later.iter().map(|&n| segment_name(n)).collect();
     let what = if repair { "dropped" } else { "not read" };
-    let msg = format!(
-        "{where_}; {what}: {tail} bytes of that segment and {} later segment(s) {later_names:?} ({later_bytes} bytes)",
-        later.len()
-    );
+    let in_checkpoint = dir
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("checkpoint."));
+    let msg = if in_checkpoint && later.is_empty() {
+        format!("{where_}; {what}: the last {tail} bytes of the checkpoint (the WAL segments after it are read as usual)")
+    } else {
+        format!(
+            "{where_}; {what}: {tail} bytes of that segment and {} later segment(s) {later_names:?} ({later_bytes} bytes)",
+            later.len()
+        )
+    };
     if repair {
         if let Some(d) = &damaged {
             let file = OpenOptions::new()
