@@ -1,5 +1,6 @@
 //! Damaged data directories against the real binary: a block whose meta.json lies about its end,
 //! a corrupt chunk met by a query and by compaction, and `tocsin tsdb check` / `repair`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

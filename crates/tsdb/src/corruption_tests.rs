@@ -18,6 +18,8 @@ const MIN: i64 = 60_000;
 
 /// (series index, timestamp)
 type Key = (usize, i64);
+/// Which samples a damage may take.
+type LostFn = Box<dyn Fn(&Key) -> bool>;
 
 fn opts() -> DbOptions {
     DbOptions {
@@ -112,7 +114,7 @@ impl Fixture {
             .to_string()
     }
 
-    fn in_block(&self, block: usize) -> Box<dyn Fn(&Key) -> bool> {
+    fn in_block(&self, block: usize) -> LostFn {
         let lo = self.base + block as i64 * 2 * HOUR_MS;
         Box::new(move |&(_, t): &Key| t >= lo && t < lo + 2 * HOUR_MS)
     }
@@ -211,7 +213,7 @@ enum Found {
 struct Case {
     name: &'static str,
     /// Damages the fixture; returns the samples it may take with it.
-    damage: fn(&Fixture) -> Box<dyn Fn(&Key) -> bool>,
+    damage: fn(&Fixture) -> LostFn,
     /// Block (by time order) expected in quarantine, with the reason suffix.
     quarantined: Option<(usize, &'static str)>,
     counted: &'static [(&'static str, u64)],
@@ -222,7 +224,7 @@ struct Case {
     blocks_after: usize,
 }
 
-fn none() -> Box<dyn Fn(&Key) -> bool> {
+fn none() -> LostFn {
     Box::new(|_: &Key| false)
 }
 
