@@ -413,6 +413,9 @@ impl Evaluator<'_> {
                 out.push(Ser::new(s.labels, pts));
             }
         }
+        for w in q.warnings() {
+            self.warn(w);
+        }
         Ok(out)
     }
 
@@ -480,6 +483,9 @@ impl Evaluator<'_> {
                 return Err(Error::TooManySamples("query execution"));
             }
             f(&s.labels, &buf, &w)?;
+        }
+        for w in q.warnings() {
+            self.warn(w);
         }
         Ok(())
     }

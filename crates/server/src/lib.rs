@@ -189,7 +189,7 @@ impl StatusView for ServerStatus {
             corruption_count: self
                 .db
                 .get()
-                .map_or(0, |db| db.metrics().wal_corruptions.load(Relaxed)),
+                .map_or(0, |db| db.metrics().corruptions_total()),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
             storage_retention: retention,
         }

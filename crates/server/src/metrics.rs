@@ -468,6 +468,30 @@ impl Collector for Sources {
             "WAL tails found damaged and cut off at start-up.",
             ld(&m.wal_corruptions),
         )?;
+        let corruptions: Vec<(&str, f64)> = m
+            .corruptions()
+            .into_iter()
+            .map(|(k, v)| (k, v as f64))
+            .collect();
+        counter_family(
+            &mut e,
+            "tocsin_tsdb_corruptions",
+            "Damage found in blocks and the WAL (at open, while reading or compacting), by kind.",
+            "kind",
+            &corruptions,
+        )?;
+        counter(
+            &mut e,
+            "tocsin_tsdb_wal_unknown_series_samples",
+            "WAL samples dropped at replay because the record defining their series was damaged.",
+            ld(&m.wal_unknown_series_samples),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_tsdb_blocks_quarantined",
+            "Damaged blocks moved into the quarantine folder since start.",
+            ld(&m.blocks_quarantined),
+        )?;
         counter(
             &mut e,
             "tocsin_tsdb_compactions",

@@ -135,6 +135,12 @@ pub trait Querier: Send + Sync {
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>>;
     /// Sorted values of `name` over series matching the matchers.
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>>;
+    /// Problems met so far that did not fail the read but made its result incomplete (e.g. a
+    /// damaged block set aside), to pass on as the response's warnings. Call after consuming the
+    /// series sets: damage is found while reading.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 pub trait Queryable: Send + Sync {

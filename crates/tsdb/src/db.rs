@@ -5,21 +5,20 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use tocsin_model::{Labels, Matcher};
-use tocsin_storage::{
-    merge_series_sets, AppendOptions, Appendable, Appender, CommitStats, Querier, Queryable,
-    SelectHints, SeriesRef, SeriesSet,
-};
+use tocsin_storage::{AppendOptions, Appendable, Appender, CommitStats, SeriesRef};
 
 use crate::block::{self, Block, BlockWriter};
+pub use crate::db_metrics::{DbMetrics, DbStats};
 use crate::error::{Error, Result};
 use crate::head::{Head, Reject};
 use crate::lock::DirLock;
+use crate::quarantine::{self, CorruptionKind, SetAside};
 use crate::spill::ChunkSpill;
 use crate::wal::{self, Record, RefSample, RefSeries, Tombstone, Wal, WalOptions};
 
@@ -57,46 +56,6 @@ impl Default for DbOptions {
     }
 }
 
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
-pub struct DbMetrics {
-    pub samples_appended: AtomicU64,
-    pub rejected_out_of_order: AtomicU64,
-    pub rejected_too_old: AtomicU64,
-    pub rejected_duplicate: AtomicU64,
-    pub compactions: AtomicU64,
-    pub compactions_failed: AtomicU64,
-    pub compaction_micros: AtomicU64,
-    pub head_cuts: AtomicU64,
-    /// Head ranges whose block could not be written (e.g. a full disk); the range stays in the
-    /// head and the cut is retried.
-    pub head_cuts_failed: AtomicU64,
-    /// WAL checkpoints that failed; the old checkpoint and the segments stay and it is retried.
-    pub checkpoints_failed: AtomicU64,
-    pub blocks_deleted_retention: AtomicU64,
-    pub wal_replay_micros: AtomicU64,
-    pub wal_corruptions: AtomicU64,
-}
-
-/// A point-in-time view for metrics and `tsdb analyze`.
-#[derive(Debug, Clone, Default)]
-pub struct DbStats {
-    pub head_series: u64,
-    pub head_min_time: i64,
-    pub head_max_time: i64,
-    pub series_created: u64,
-    pub series_removed: u64,
-    pub wal_bytes: u64,
-    pub wal_segments: u64,
-    pub blocks: u64,
-    pub block_bytes: u64,
-    pub block_samples: u64,
-    pub block_series: u64,
-    pub head_chunks_spilled_bytes: u64,
-    /// Closed head chunks that could not be spilled (kept in memory instead).
-    pub head_chunk_spill_failures: u64,
-}
-
 struct Inner {
     dir: PathBuf,
     opts: DbOptions,
@@ -108,6 +67,8 @@ struct Inner {
     /// Bound of a WAL truncation that failed after its block was written (`i64::MIN`: none);
     /// every maintenance pass retries it until a checkpoint succeeds.
     wal_truncate_pending: AtomicI64,
+    /// Blocks found damaged since open; queries over their range get a warning.
+    set_aside: RwLock<Vec<SetAside>>,
     _lock: Option<DirLock>,
 }
 
@@ -127,32 +88,6 @@ fn blocks_dir(dir: &Path) -> PathBuf {
     dir.join("blocks")
 }
 
-fn open_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
-    let bdir = blocks_dir(dir);
-    let mut out = Vec::new();
-    let rd = match fs::read_dir(&bdir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(Error::io(&bdir, e)),
-    };
-    for ent in rd {
-        let ent = ent.map_err(|e| Error::io(&bdir, e))?;
-        let p = ent.path();
-        let name = ent.file_name().to_string_lossy().to_string();
-        if !p.is_dir() || name.contains('.') {
-            continue;
-        }
-        match Block::open(&p) {
-            Ok(b) => out.push(Arc::new(b)),
-            Err(e) => {
-                tracing::error!(block = %p.display(), error = %e, "skipping unreadable block")
-            }
-        }
-    }
-    out.sort_by_key(|b| b.meta().min_time);
-    Ok(out)
-}
-
 impl Db {
     /// Opens (creating if needed) a data directory for reading and writing.
     pub fn open(dir: &Path, opts: DbOptions) -> Result<Db> {
@@ -164,7 +99,13 @@ impl Db {
         let bdir = blocks_dir(dir);
         fs::create_dir_all(&bdir).map_err(|e| Error::io(&bdir, e))?;
         block::cleanup_tmp(&bdir)?;
-        let blocks = open_blocks(dir)?;
+        let metrics = DbMetrics::default();
+        let opened = quarantine::open_blocks(dir, false, &metrics.corruption)?;
+        let blocks = opened.blocks;
+        let moved = opened.set_aside.iter().filter(|s| s.moved_to.is_some());
+        metrics
+            .blocks_quarantined
+            .store(moved.count() as u64, Ordering::Relaxed);
         let spill = if opts.spill_head_chunks {
             Some(ChunkSpill::open(&dir.join("chunks_head"))?)
         } else {
@@ -174,17 +115,13 @@ impl Db {
         if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
             head.set_min_valid_time(maxt);
         }
-        let metrics = DbMetrics::default();
         let start = Instant::now();
         let wal_dir = dir.join("wal");
-        let stats = replay_into(&head, &wal_dir, false)?;
+        let (stats, unknown) = replay_into(&head, &wal_dir, false)?;
         metrics
             .wal_replay_micros
             .store(start.elapsed().as_micros() as u64, Ordering::Relaxed);
-        if let Some(c) = &stats.corruption {
-            metrics.wal_corruptions.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(corruption = %c, "WAL tail was damaged and cut off; every complete record before it was kept");
-        }
+        count_wal_damage(&metrics, &stats, unknown);
         tracing::info!(
             series = head.num_series(),
             samples = stats.samples,
@@ -208,6 +145,7 @@ impl Db {
                 metrics,
                 maintenance: Mutex::new(()),
                 wal_truncate_pending: AtomicI64::new(i64::MIN),
+                set_aside: RwLock::new(opened.set_aside),
                 _lock: Some(lock),
             }),
         })
@@ -223,16 +161,18 @@ impl Db {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such data directory"),
             ));
         }
-        let blocks = open_blocks(dir)?;
+        let metrics = DbMetrics::default();
+        let opened = quarantine::open_blocks(dir, true, &metrics.corruption)?;
+        let blocks = opened.blocks;
         let head = Head::new(i64::MAX / 4, DbOptions::default().block_range_ms, None);
         if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
             head.set_min_valid_time(maxt);
         }
         let wal_dir = dir.join("wal");
         if wal_dir.exists() {
-            let stats = replay_into(&head, &wal_dir, true)?;
+            let (stats, unknown) = replay_into(&head, &wal_dir, true)?;
             if let Some(c) = stats.corruption {
-                tracing::info!(detail = %c, "WAL read stopped at an incomplete record (normal while a server writes)");
+                tracing::info!(detail = %c, unknown_series_samples = unknown, "WAL read skipped damage or stopped at an incomplete record (normal while a server writes)");
             }
         }
         Ok(Db {
@@ -242,9 +182,10 @@ impl Db {
                 head,
                 wal: Mutex::new(None),
                 blocks: RwLock::new(blocks),
-                metrics: DbMetrics::default(),
+                metrics,
                 maintenance: Mutex::new(()),
                 wal_truncate_pending: AtomicI64::new(i64::MIN),
+                set_aside: RwLock::new(opened.set_aside),
                 _lock: None,
             }),
         })
@@ -312,7 +253,17 @@ impl Db {
         };
         note("WAL checkpoint", self.retry_wal_truncation());
         note("head cut", self.cut_head());
-        note("compaction", self.compact_once());
+        let compacted = self.compact_once();
+        if let Err(Error::Corrupt { path, reason }) = &compacted {
+            let damaged = self
+                .blocks()
+                .into_iter()
+                .find(|b| Path::new(path).starts_with(b.dir()));
+            if let Some(b) = damaged {
+                self.set_aside(&b, CorruptionKind::of_block_file(path), reason);
+            }
+        }
+        note("compaction", compacted);
         note("retention", self.apply_retention());
         let h = &self.inner.head;
         if h.max_time() > i64::MIN {
@@ -762,8 +713,10 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-fn replay_into(head: &Head, wal_dir: &Path, read_only: bool) -> Result<wal::ReplayStats> {
+/// Replays the WAL into the head; also returns how many samples named a series never defined.
+fn replay_into(head: &Head, wal_dir: &Path, read_only: bool) -> Result<(wal::ReplayStats, u64)> {
     let mut slots: HashMap<u64, u32> = HashMap::new();
+    let mut unknown = 0u64;
     let f = |rec: Record| match rec {
         Record::Series(v) => {
             for s in v {
@@ -773,8 +726,11 @@ fn replay_into(head: &Head, wal_dir: &Path, read_only: bool) -> Result<wal::Repl
         }
         Record::Samples(v) => {
             for s in v {
-                if let Some(slot) = slots.get(&s.r) {
-                    let _ = head.apply(*slot, s.t, s.v, true);
+                match slots.get(&s.r) {
+                    Some(slot) => {
+                        let _ = head.apply(*slot, s.t, s.v, true);
+                    }
+                    None => unknown += 1,
                 }
             }
         }
@@ -786,14 +742,15 @@ fn replay_into(head: &Head, wal_dir: &Path, read_only: bool) -> Result<wal::Repl
             }
         }
     };
-    if read_only {
-        wal::read_only_records(wal_dir, f)
+    let stats = if read_only {
+        wal::read_only_records(wal_dir, f)?
     } else {
         if !wal_dir.exists() {
-            return Ok(wal::ReplayStats::default());
+            return Ok((wal::ReplayStats::default(), 0));
         }
-        wal::replay(wal_dir, f)
-    }
+        wal::replay(wal_dir, f)?
+    };
+    Ok((stats, unknown))
 }
 
 /// Samples become visible in the head as they are appended (one stripe lock per sample, the
@@ -962,72 +919,15 @@ impl Appendable for Db {
     }
 }
 
-struct DbQuerier {
-    db: Db,
-    blocks: Vec<Arc<Block>>,
-    mint: i64,
-    maxt: i64,
-}
-
-impl Querier for DbQuerier {
-    fn select(&self, _hints: &SelectHints, ms: &[Matcher]) -> tocsin_storage::Result<SeriesSet> {
-        let mut sets: Vec<SeriesSet> = Vec::new();
-        let head = self.db.inner.head.select(self.mint, self.maxt, ms);
-        sets.push(Box::new(head.into_iter().map(Ok)));
-        for b in self.blocks.iter().rev() {
-            sets.push(
-                b.select(self.mint, self.maxt, ms)
-                    .map_err(tocsin_storage::Error::from)?,
-            );
-        }
-        Ok(merge_series_sets(sets))
-    }
-
-    fn label_names(&self, ms: &[Matcher]) -> tocsin_storage::Result<Vec<String>> {
-        let mut out = self.db.inner.head.label_names(ms);
-        for b in &self.blocks {
-            out.extend(b.label_names(ms).map_err(tocsin_storage::Error::from)?);
-        }
-        out.sort();
-        out.dedup();
-        Ok(out)
-    }
-
-    fn label_values(&self, name: &str, ms: &[Matcher]) -> tocsin_storage::Result<Vec<String>> {
-        let mut out = self.db.inner.head.label_values(name, ms);
-        for b in &self.blocks {
-            out.extend(
-                b.label_values(name, ms)
-                    .map_err(tocsin_storage::Error::from)?,
-            );
-        }
-        out.sort();
-        out.dedup();
-        Ok(out)
-    }
-}
-
-impl Queryable for Db {
-    fn querier(&self, mint: i64, maxt: i64) -> tocsin_storage::Result<Box<dyn Querier>> {
-        let blocks = self
-            .blocks()
-            .into_iter()
-            .filter(|b| b.meta().max_time > mint && b.meta().min_time <= maxt)
-            .collect();
-        Ok(Box::new(DbQuerier {
-            db: self.clone(),
-            blocks,
-            mint,
-            maxt,
-        }))
-    }
-}
-
 impl tocsin_storage::Deletable for Db {
     fn delete(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> tocsin_storage::Result<u64> {
         Db::delete(self, mint, maxt, matchers).map_err(tocsin_storage::Error::from)
     }
 }
+
+#[path = "db_damage.rs"]
+mod damage;
+use damage::count_wal_damage;
 
 #[cfg(test)]
 #[path = "db_tests.rs"]

@@ -6,6 +6,7 @@
 use super::*;
 use crate::fault;
 use tocsin_model::{MatchOp, Sample};
+use tocsin_storage::{Queryable, SelectHints};
 
 const MIN: i64 = 60_000;
 const STEP: i64 = 15_000;

@@ -4,6 +4,8 @@
 
 use super::*;
 use tocsin_model::{MatchOp, Sample};
+#[allow(unused_imports)]
+use tocsin_storage::{Querier, Queryable, SelectHints};
 
 const MIN: i64 = 60_000;
 

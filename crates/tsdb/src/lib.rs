@@ -3,6 +3,7 @@
 //! readers through the storage crate's `Querier` seam. `docs/format.md` describes the on-disk format.
 
 pub mod block;
+pub mod check;
 pub mod chunkenc;
 pub mod error;
 mod fault;
@@ -10,9 +11,14 @@ pub mod index;
 pub mod wal;
 
 pub use error::{Error, Result};
+#[cfg(test)]
+mod corruption_tests;
 pub mod db;
+mod db_metrics;
 pub mod head;
 pub mod lock;
+pub mod quarantine;
+mod query;
 pub mod spill;
 
 pub use db::{Db, DbMetrics, DbOptions, DbStats};

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 pub use compact::compact;
-pub use reader::Block;
+pub use reader::{Block, IndexSummary};
 pub use writer::BlockWriter;
 
 /// Version of the block format written into `meta.json`.

@@ -312,6 +312,75 @@ impl Block {
     }
 }
 
+/// What a block's index says it holds, from every series record (no chunk decoded).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexSummary {
+    /// First and last sample timestamps over all chunks (inclusive); None without chunks.
+    pub time_range: Option<(i64, i64)>,
+    pub samples: u64,
+    pub chunks: u64,
+}
+
+impl Block {
+    /// Reads every series record and checks each chunk's place against the chunks file: cheap
+    /// enough for start-up, and catches a truncated chunks file or an index pointing past it.
+    pub fn index_summary(&self) -> Result<IndexSummary> {
+        let inner = &self.inner;
+        let mut out = IndexSummary::default();
+        for id in 0..inner.num_series {
+            let (labels, chunks) = inner.series(id)?;
+            for c in &chunks {
+                if c.n == 0 || c.maxt < c.mint {
+                    return Err(inner.corrupt_index(format!(
+                        "series {labels}: chunk at offset {} has {} samples over [{}, {}]",
+                        c.offset, c.n, c.mint, c.maxt
+                    )));
+                }
+                let end = c.offset.checked_add(c.len).and_then(|e| e.checked_add(4));
+                if end.is_none_or(|e| e > inner.chunks.len()) {
+                    return Err(Error::corrupt(
+                        &inner.chunks_path,
+                        format!(
+                            "chunk at offset {} of series {labels} ends beyond the file ({} bytes)",
+                            c.offset,
+                            inner.chunks.len()
+                        ),
+                    ));
+                }
+                out.time_range = Some(match out.time_range {
+                    Some((a, b)) => (a.min(c.mint), b.max(c.maxt)),
+                    None => (c.mint, c.maxt),
+                });
+                out.samples += u64::from(c.n);
+                out.chunks += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Decodes every chunk (checksums included), calling `bad` for each damaged one; returns how
+    /// many chunks were read. Stops early after `max_bad` damaged chunks.
+    pub fn verify_chunks(&self, max_bad: usize, bad: &mut dyn FnMut(Error)) -> Result<u64> {
+        let inner = &self.inner;
+        let mut n = 0;
+        let mut nbad = 0;
+        for id in 0..inner.num_series {
+            let (labels, chunks) = inner.series(id)?;
+            for c in &chunks {
+                n += 1;
+                if let Err(e) = inner.read_chunk(c, &labels) {
+                    bad(e);
+                    nbad += 1;
+                    if nbad >= max_bad {
+                        return Ok(n);
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
 impl IndexReader for Block {
     fn label_values(&self, name: &str) -> Vec<String> {
         match self.inner.name_entry(name) {

@@ -8,6 +8,7 @@
 mod checkpoint;
 mod codec;
 mod replay;
+mod salvage;
 mod segment;
 #[cfg(test)]
 mod tests;
@@ -88,6 +89,23 @@ pub struct ReplayStats {
     pub corruption: Option<String>,
     /// Number of the checkpoint replay started from, if any.
     pub checkpoint: Option<u64>,
+    /// Every damaged place found, in reading order (a torn tail of the last segment included).
+    pub damage: Vec<WalDamage>,
+}
+
+/// One damaged place in the WAL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalDamage {
+    /// The segment file (inside `checkpoint.N/` when `in_checkpoint`).
+    pub path: PathBuf,
+    pub in_checkpoint: bool,
+    /// Byte range damaged and skipped or cut off.
+    pub start: u64,
+    pub end: u64,
+    pub reason: String,
+    /// Damage at the very end of the newest segment: what a crash mid-write leaves, or a record a
+    /// live server is still writing; the log is intact up to it.
+    pub torn_tail: bool,
 }
 
 // Batches are split so records stay a few MiB at most: the reader then never needs large buffers,

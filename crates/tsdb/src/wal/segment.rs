@@ -98,7 +98,7 @@ pub(crate) fn dir_segments_size(dir: &Path) -> Result<u64> {
     Ok(total)
 }
 
-fn record_crc(typ: u8, len: u32, payload: &[u8]) -> u32 {
+pub(crate) fn record_crc(typ: u8, len: u32, payload: &[u8]) -> u32 {
     let mut head = [0u8; 5];
     head[0] = typ;
     head[1..].copy_from_slice(&len.to_le_bytes());

@@ -417,7 +417,7 @@ fn truncation_at_every_offset_of_the_tail() {
 }
 
 #[test]
-fn flipped_byte_at_every_offset_of_the_tail() {
+fn flipped_byte_at_every_offset_of_the_tail_costs_only_that_record() {
     let base = build_base();
     let n = base.recs.len();
     let from = base.ends[n - 4];
@@ -431,13 +431,11 @@ fn flipped_byte_at_every_offset_of_the_tail() {
             let mut bytes = std::fs::read(&p).unwrap();
             bytes[off as usize] ^= mask;
             std::fs::write(&p, &bytes).unwrap();
-            let complete = base.ends.iter().filter(|&&e| e <= off).count();
-            check_recovery(
-                &dir,
-                &base.recs[..complete],
-                true,
-                &format!("flip {mask:#x} at {off}"),
-            );
+            // Only the record hit is lost: reading resumes at the next intact one.
+            let hit = base.ends.iter().filter(|&&e| e <= off).count();
+            let mut want = base.recs[..hit].to_vec();
+            want.extend_from_slice(&base.recs[hit + 1..]);
+            check_recovery(&dir, &want, true, &format!("flip {mask:#x} at {off}"));
             std::fs::remove_dir_all(&dir).unwrap();
         }
     }
@@ -454,7 +452,8 @@ fn damaged_segment_header_and_zero_filled_tail() {
         let mut bytes = std::fs::read(&p).unwrap();
         bytes[off] ^= 0x10;
         std::fs::write(&p, &bytes).unwrap();
-        check_recovery(&dir, &[], true, &format!("header flip at {off}"));
+        // The records behind a damaged header are intact and found.
+        check_recovery(&dir, &base.recs, true, &format!("header flip at {off}"));
     }
     // File systems may extend a file with zeros on crash.
     let dir = work.path().join("zeros");
@@ -490,15 +489,12 @@ fn build_segments(dir: &Path, count: u64) -> Vec<Vec<Record>> {
 }
 
 #[test]
-fn damage_in_a_middle_segment_removes_later_segments() {
+fn damage_in_a_middle_segment_no_longer_removes_later_segments() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let per = build_segments(dir, 5);
     let seg2 = seg_path(dir, 2);
     let size2 = std::fs::metadata(&seg2).unwrap().len();
-    let later: u64 = (3..5)
-        .map(|s| std::fs::metadata(seg_path(dir, s)).unwrap().len())
-        .sum();
     let mut bytes = std::fs::read(&seg2).unwrap();
     let last = bytes.len() - 3;
     bytes[last] ^= 0x40;
@@ -506,20 +502,54 @@ fn damage_in_a_middle_segment_removes_later_segments() {
 
     let (got, stats) = replay_all(dir);
     let mut want: Vec<Record> = per[..2].concat();
-    want.extend(per[2][..3].iter().cloned());
+    want.extend(per[2][..per[2].len() - 1].iter().cloned());
+    want.extend(per[3..].concat());
     assert_eq!(flatten(&got), flatten(&want));
     let c = stats.corruption.unwrap();
     assert!(c.contains("00000002") && c.contains("checksum"), "{c}");
-    assert_eq!(segment_numbers(dir), vec![0, 1, 2]);
+    assert_eq!(stats.damage.len(), 1);
+    assert!(!stats.damage[0].torn_tail && !stats.damage[0].in_checkpoint);
+    assert_eq!(segment_numbers(dir), vec![0, 1, 2, 3, 4]);
     let cut = std::fs::metadata(&seg2).unwrap().len();
-    assert_eq!(stats.dropped_bytes, size2 - cut + later);
+    assert_eq!(stats.dropped_bytes, size2 - cut);
 
     let w = Wal::open(dir, WalOptions::default()).unwrap();
-    assert_eq!(w.current_segment(), 3);
+    assert_eq!(w.current_segment(), 5);
     w.close().unwrap();
     let (got, stats) = replay_all(dir);
     assert_eq!(flatten(&got), flatten(&want));
     assert_eq!(stats.corruption, None);
+}
+
+#[test]
+fn garbage_in_the_middle_of_a_segment_is_skipped_with_the_records_around_it_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let per = build_segments(dir, 2);
+    let seg0 = seg_path(dir, 0);
+    let mut bytes = std::fs::read(&seg0).unwrap();
+    // Overwrite a stretch spanning record boundaries, as a bad sector would.
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 40] {
+        *b = 0xee;
+    }
+    std::fs::write(&seg0, &bytes).unwrap();
+    let (got, stats) = replay_all(dir);
+    let got = flatten(&got);
+    let all = flatten(&per.concat());
+    assert!(
+        got.len() < all.len() && got.len() > all.len() / 2,
+        "{} of {}",
+        got.len(),
+        all.len()
+    );
+    assert!(
+        got.ends_with(&flatten(&per[1])),
+        "the later segment is whole"
+    );
+    assert!(got.iter().all(|x| all.contains(x)));
+    assert!(stats.dropped_bytes >= 40);
+    assert_eq!(replay_all(dir).1.corruption, None);
 }
 
 #[test]
@@ -756,6 +786,7 @@ fn read_only_never_modifies_files() {
     assert_eq!(snapshot(dir), before);
     let mut want = per[..2].concat();
     want.extend(per[2][..per[2].len() - 1].iter().cloned());
+    want.extend(per[3].iter().cloned());
     assert_eq!(flatten(&ro), flatten(&want));
     assert!(stats.corruption.is_some());
     assert_eq!(stats.checkpoint, Some(0));
