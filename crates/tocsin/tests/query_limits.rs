@@ -531,3 +531,100 @@ fn a_query_storm_keeps_ingestion_acknowledged() {
         );
     }
 }
+
+fn tocsin(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn deep_rule_expressions_are_refused_with_file_and_line_and_allowed_ones_evaluate() {
+    let d = tempfile::tempdir().unwrap();
+    let deep_ok = chain(" + ", "vector(1)", 3_000);
+    let good = d.path().join("good.yml");
+    std::fs::write(
+        &good,
+        format!(
+            "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - record: deep:ok\n        expr: {deep_ok}\n      - alert: DeepNested\n        expr: {} > 0\n",
+            nested("abs(", "vector(1)", ")", 5_000)
+        ),
+    )
+    .unwrap();
+    let (code, out) = tocsin(&["check", "rules", good.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+
+    let bad = d.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        format!(
+            "groups:\n  - name: g\n    rules:\n      - record: deep:bad\n        expr: {}\n      - record: deeper:bad\n        expr: {}\n",
+            nested("(", "1", ")", 30_000),
+            chain("+", "1", 100_000)
+        ),
+    )
+    .unwrap();
+    let (code, out) = tocsin(&["check", "rules", bad.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    let f = bad.display();
+    assert!(
+        out.contains(&format!(
+            "{f}:4: could not parse expression: expression nesting depth 30001 exceeds the limit of {MAX_DEPTH}"
+        )) && out.contains(&format!(
+            "{f}:6: could not parse expression: expression nesting depth 100000 exceeds the limit of {MAX_DEPTH}"
+        )),
+        "{out}"
+    );
+
+    // Loaded by the server and evaluated every second.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tocsin.yml");
+    std::fs::write(&cfg, format!("rule_files: [\"{}\"]\n", good.display())).unwrap();
+    let srv = TestServer::start_on(
+        bin(),
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let t = Instant::now();
+    loop {
+        let (code, v, _) = query(&srv, "/api/v1/query", &[("query", "deep:ok")]);
+        assert_eq!(code, 200, "{v}");
+        if v["data"]["result"][0]["value"][1] == "3000" {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "deep:ok never recorded: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The alert's expression evaluates too: the rule is healthy and fires.
+    loop {
+        let text = client()
+            .get(srv.url("/api/v1/rules"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let rules = &v["data"]["groups"][0]["rules"];
+        if rules[1]["state"] == "firing" {
+            assert_eq!(rules[0]["health"], "ok", "{}", rules[0]["lastError"]);
+            assert_eq!(rules[1]["health"], "ok", "{}", rules[1]["lastError"]);
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "DeepNested never fired: {}",
+            rules[1]["lastError"]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
