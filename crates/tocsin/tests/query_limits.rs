@@ -180,6 +180,12 @@ fn shapes() -> Vec<(&'static str, String, String, &'static str)> {
             "-1",
         ),
         (
+            "unary minus chain without parentheses, 5,000 deep",
+            format!("{}vector(1)", "-".repeat(5_000)),
+            format!("{}vector(1)", "-".repeat(2 * m)),
+            "1",
+        ),
+        (
             "nested aggregations, 2,000 deep",
             nested("sum(", "vector(1)", ")", 2_000),
             nested("sum(", "vector(1)", ")", 2 * m),
@@ -192,6 +198,24 @@ fn shapes() -> Vec<(&'static str, String, String, &'static str)> {
             "1",
         ),
     ]
+}
+
+/// The probe's queries that aborted the whole process with a stack overflow on main: a 5.5 KB
+/// `1+1+...+1`, 1,100 nested calls, 3,100 nested unary minus (with and without parentheses).
+#[test]
+fn queries_that_overflowed_the_stack_are_answered() {
+    let s = start("  timeout: 1m\n");
+    for (q, want) in [
+        (chain("+", "1", 2_750), "2750"),
+        (nested("abs(", "vector(1)", ")", 1_100), "1"),
+        (nested("-(", "vector(1)", ")", 3_100), "1"),
+        (format!("{}vector(1)", "-".repeat(3_100)), "1"),
+    ] {
+        let (code, v, _) = instant(&s.srv, &q);
+        assert_eq!(code, 200, "{}...: {v}", &q[..20]);
+        assert_eq!(value_of(&v), want, "{}...", &q[..20]);
+    }
+    assert_alive(&s.srv);
 }
 
 #[test]
