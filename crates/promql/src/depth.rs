@@ -17,14 +17,22 @@ use crate::{Error, Result};
 pub const MAX_DEPTH: usize = 25_000;
 
 /// Expressions up to this depth are parsed, evaluated and dropped on the caller's thread, which
-/// may be a 2 MiB tokio worker; deeper ones get a thread with [`DEEP_STACK`].
-pub(crate) const INLINE_DEPTH: usize = 100;
+/// may be a 2 MiB tokio worker; deeper ones get a thread with a stack sized for them. A debug
+/// build's evaluator takes up to 32 KiB per level, so this keeps within half of such a stack.
+pub(crate) const INLINE_DEPTH: usize = 16;
 
 /// The deepest expression `/api/v1/format_query` pretty-prints (see [`Parsed::prettify`]).
 pub const MAX_PRETTY_DEPTH: usize = 256;
 
-/// Stack of the threads for deep expressions. Only the pages a query touches are committed.
-pub(crate) const DEEP_STACK: usize = 1 << 30;
+/// Stack of a thread for a deep expression: a base plus this much per level. A debug build's
+/// evaluator needs 21 to 32 KiB per level of nested calls (release builds far less); the margin
+/// is kept because only the pages a query touches are ever committed, the rest is address space.
+const STACK_PER_LEVEL: usize = 64 << 10;
+const STACK_BASE: usize = 64 << 20;
+
+fn stack_for(depth: usize) -> usize {
+    STACK_BASE.saturating_add(depth.saturating_mul(STACK_PER_LEVEL))
+}
 
 /// An upper bound on the AST depth of `q`, from its text alone, in one pass without recursion.
 ///
@@ -203,12 +211,13 @@ pub(crate) fn too_deep(depth: usize) -> Error {
     ))
 }
 
-/// Runs `f` on a thread with [`DEEP_STACK`] bytes of stack and waits for it.
-pub(crate) fn on_deep_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T> {
+/// Runs `f`, whose recursion goes `depth` levels deep, on a thread with a stack for that and
+/// waits for it.
+pub(crate) fn on_deep_stack<T: Send>(depth: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
     std::thread::scope(|s| {
         let h = std::thread::Builder::new()
             .name("promql-deep".into())
-            .stack_size(DEEP_STACK)
+            .stack_size(stack_for(depth))
             .spawn_scoped(s, f)
             .map_err(|e| Error::Execution(format!("cannot start a query thread: {e}")))?;
         h.join()
@@ -239,7 +248,7 @@ impl Parsed {
     pub fn with<T: Send>(&self, f: impl FnOnce(&Expr) -> T + Send) -> Result<T> {
         let e: &Expr = self;
         if self.is_deep() {
-            on_deep_stack(|| f(e))
+            on_deep_stack(self.depth, || f(e))
         } else {
             Ok(f(e))
         }
@@ -329,6 +338,6 @@ pub(crate) fn parse_limited(q: &str) -> Result<Parsed> {
     if bound <= INLINE_DEPTH {
         parse_measured(q)
     } else {
-        on_deep_stack(|| parse_measured(q))?
+        on_deep_stack(bound, || parse_measured(q))?
     }
 }

@@ -173,3 +173,31 @@ fn a_timed_out_query_stops_at_its_deadline() {
         t.elapsed()
     );
 }
+
+#[test]
+fn every_shape_around_the_inline_depth_fits_a_tokio_worker_stack() {
+    // Tokio's workers and blocking threads have 2 MiB stacks.
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            for n in 1..=40 {
+                for q in [
+                    chain("+", n),
+                    nested("abs(", "vector(1)", ")", n),
+                    nested("-(", "vector(1)", ")", n),
+                    nested("sum(", "vector(1)", ")", n),
+                    nested("round(", "vector(1)", ")", n),
+                    nested("max_over_time(", "vector(1)", "[1m:1m])", n),
+                ] {
+                    let e = Engine::default();
+                    e.instant(&MemoryStore::new(), &q, 60_000)
+                        .unwrap_or_else(|e| panic!("{q}: {e}"));
+                    e.range(&MemoryStore::new(), &q, 0, 600_000, 60_000)
+                        .unwrap_or_else(|e| panic!("{q}: {e}"));
+                }
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
