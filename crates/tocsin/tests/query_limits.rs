@@ -5,6 +5,7 @@
 //! stated bound; and a query storm does not keep writes from being acknowledged.
 //!
 //! Lines starting `FIGURE` are the figures of the closing note; run with `--nocapture` to see them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
