@@ -4,7 +4,7 @@
 //! binary operators, aggregations and functions have their own modules.
 
 use std::collections::HashMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{
@@ -13,6 +13,7 @@ use promql_parser::parser::{
 use tocsin_model::{is_stale_nan, Labels, MatchOp, Matcher, Sample};
 use tocsin_storage::{Queryable, SelectHints};
 
+use crate::cancel::Stop;
 use crate::{EngineOptions, Error, Result};
 
 /// One point of an evaluated series: the index of its step in the grid and its value.
@@ -121,7 +122,8 @@ pub(crate) type RangeVisitor<'f> = dyn FnMut(&Labels, &[Sample], &Windows) -> Re
 pub(crate) struct Evaluator<'a> {
     pub queryable: &'a dyn Queryable,
     pub opts: &'a EngineOptions,
-    pub deadline: Instant,
+    /// Deadline and cancellation, checked per node and every so much work inside nodes.
+    pub stop: Stop,
     pub query_start: i64,
     pub query_end: i64,
     /// The range query's step (0 for instant queries), for `step()`.
@@ -283,10 +285,7 @@ pub(crate) fn map_series(
 
 impl Evaluator<'_> {
     pub fn check_deadline(&self) -> Result<()> {
-        if Instant::now() > self.deadline {
-            return Err(Error::Timeout("query execution"));
-        }
-        Ok(())
+        self.stop.check()
     }
 
     pub fn warn(&mut self, msg: impl Into<String>) {
@@ -383,15 +382,21 @@ impl Evaluator<'_> {
         let mut out = Vec::new();
         let mut buf: Vec<Sample> = Vec::new();
         let mut total: usize = 0;
+        let mut tick = self.stop.ticker();
         for s in set {
             let s = s?;
-            self.check_deadline()?;
+            self.stop.check()?;
             buf.clear();
             let mut it = s.samples;
             while let Some(x) = it.next() {
                 buf.push(x);
+                if buf.len() > self.opts.max_samples {
+                    return Err(Error::TooManySamples("query execution"));
+                }
+                tick.tick(0)?;
             }
             self.samples_loaded += buf.len() as u64;
+            tick.tick(eff.len())?;
             let mut pts = Vec::new();
             for (i, &t) in eff.iter().enumerate() {
                 let hi = buf.partition_point(|x| x.t <= t);
@@ -468,20 +473,23 @@ impl Evaluator<'_> {
         let set = q.select(&hints, &matchers)?;
         let w = Windows { eff, range };
         let mut buf: Vec<Sample> = Vec::new();
+        let mut tick = self.stop.ticker();
         for s in set {
             let s = s?;
-            self.check_deadline()?;
+            self.stop.check()?;
             buf.clear();
             let mut it = s.samples;
             while let Some(x) = it.next() {
                 if !is_stale_nan(x.v) {
                     buf.push(x);
+                    // Checked as the samples arrive, so one huge series cannot fill memory first.
+                    if buf.len() > self.opts.max_samples {
+                        return Err(Error::TooManySamples("query execution"));
+                    }
                 }
+                tick.tick(0)?;
             }
             self.samples_loaded += buf.len() as u64;
-            if buf.len() > self.opts.max_samples {
-                return Err(Error::TooManySamples("query execution"));
-            }
             f(&s.labels, &buf, &w)?;
         }
         for w in q.warnings() {
@@ -519,6 +527,11 @@ impl Evaluator<'_> {
         let mut series = Vec::new();
         if inner.n == 0 {
             return Ok((series, w));
+        }
+        // The inner grid is allocated per node before any result exists (`[30d:1ms]` is 2.6
+        // billion steps): refuse it before, since even one series over it is over the limit.
+        if inner.n > self.opts.max_samples {
+            return Err(Error::TooManySamples("query execution"));
         }
         match self.eval(&sq.expr, inner)? {
             Val::Scalar(vals) => {

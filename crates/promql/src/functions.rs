@@ -182,7 +182,10 @@ impl Evaluator<'_> {
             "absent_over_time" => {
                 let a = arg(0)?;
                 let mut present = vec![false; ctx.n];
+                let stop = self.stop.clone();
+                let mut tick = stop.ticker();
                 self.for_each_range_series(a, ctx, |_, samples, w| {
+                    tick.tick(ctx.n)?;
                     for (i, p) in present.iter_mut().enumerate() {
                         if !*p && !w.window(samples, i).is_empty() {
                             *p = true;
@@ -526,10 +529,15 @@ impl Evaluator<'_> {
         let mut held = 0usize;
         let max_samples = self.opts.max_samples;
         let mut pvals = Vec::with_capacity(params.len());
+        let stop = self.stop.clone();
+        let mut tick = stop.ticker();
         self.for_each_range_series(range_arg, ctx, |labels, samples, w: &Windows| {
             let mut pts = Vec::with_capacity(ctx.n.min(samples.len()));
             for i in 0..ctx.n {
                 let win = w.window(samples, i);
+                // Steps times window length is the cost: overlapping windows over a long range
+                // can be billions of samples for a small result.
+                tick.tick(win.len())?;
                 if win.is_empty() {
                     continue;
                 }

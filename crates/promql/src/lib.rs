@@ -3,6 +3,8 @@
 
 mod aggregate;
 mod binary;
+mod cancel;
+mod depth;
 mod engine;
 mod error;
 mod functions;
@@ -11,10 +13,14 @@ mod value;
 
 use std::time::{Duration, Instant};
 
+use cancel::{Running, Stop};
+
 use engine::{unparen, Ctx, Evaluator, Val};
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::Expr;
 
+pub use cancel::{running_queries, Cancel, CancelOnDrop};
+pub use depth::{ast_depth, depth_bound, parse_if_shallow, Parsed, MAX_DEPTH, MAX_PRETTY_DEPTH};
 pub use error::{Error, Result};
 pub use value::{InstantSample, QueryOutput, RangeSeries, Value};
 
@@ -46,15 +52,22 @@ impl Default for EngineOptions {
     }
 }
 
-/// The query engine. Cheap to share; holds only settings.
+/// The query engine. Cheap to share; holds only settings (and the flag that cancels its queries).
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
     opts: EngineOptions,
+    cancel: Option<Cancel>,
 }
 
 impl Engine {
     pub fn new(opts: EngineOptions) -> Self {
-        Engine { opts }
+        Engine { opts, cancel: None }
+    }
+
+    /// Queries of this engine stop (with [`Error::Canceled`]) once `cancel` is raised.
+    pub fn with_cancel(mut self, cancel: Cancel) -> Self {
+        self.cancel = Some(cancel);
+        self
     }
 
     pub fn options(&self) -> &EngineOptions {
@@ -63,11 +76,13 @@ impl Engine {
 
     /// Evaluates `expr` at `t` (ms since the epoch).
     pub fn instant(&self, q: &dyn Queryable, expr: &str, t: i64) -> Result<QueryOutput> {
+        let _running = Running::enter();
         let e = parse(expr)?;
-        self.instant_expr(q, &e, t)
+        e.with(|e| self.instant_expr(q, e, t))?
     }
 
-    /// Evaluates a parsed expression at `t`.
+    /// Evaluates a parsed expression at `t`. The evaluator recurses through the tree: callers
+    /// with a tree deeper than a few hundred nodes use [`Engine::instant`] or [`Parsed::with`].
     pub fn instant_expr(&self, q: &dyn Queryable, e: &Expr, t: i64) -> Result<QueryOutput> {
         let mut ev = self.evaluator(q, t, t, 0);
         let ctx = Ctx::new(t, t, 1);
@@ -124,11 +139,12 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<QueryOutput> {
+        let _running = Running::enter();
         let e = parse(expr)?;
-        self.range_expr(q, &e, start, end, step)
+        e.with(|e| self.range_expr(q, e, start, end, step))?
     }
 
-    /// Evaluates a parsed expression over a range.
+    /// Evaluates a parsed expression over a range (see [`Engine::instant_expr`] on depth).
     pub fn range_expr(
         &self,
         q: &dyn Queryable,
@@ -156,8 +172,11 @@ impl Engine {
             )))
             }
         }
-        let mut ev = self.evaluator(q, start, end, step);
         let ctx = Ctx::new(start, end, step);
+        if ctx.n > self.opts.max_samples {
+            return Err(Error::TooManySamples("query execution"));
+        }
+        let mut ev = self.evaluator(q, start, end, step);
         let mut series = match ev.eval(e, ctx)? {
             Val::Scalar(v) => vec![RangeSeries {
                 labels: tocsin_model::Labels::empty(),
@@ -191,7 +210,7 @@ impl Engine {
         Evaluator {
             queryable: q,
             opts: &self.opts,
-            deadline: Instant::now() + self.opts.timeout,
+            stop: Stop::new(Instant::now() + self.opts.timeout, self.cancel.clone()),
             query_start: start,
             query_end: end,
             query_step: step,
@@ -229,10 +248,14 @@ fn type_name(t: ValueType) -> &'static str {
 }
 
 /// Parses an expression; errors carry the parser's message (for `/api/v1/format_query`, rule
-/// checks and the API's 400 answers).
-pub fn parse(expr: &str) -> Result<promql_parser::parser::Expr> {
-    promql_parser::parser::parse(expr).map_err(Error::Parse)
+/// checks and the API's 400 answers). An expression nested deeper than [`MAX_DEPTH`] is refused
+/// naming the limit; any input is safe to give, from any thread.
+pub fn parse(expr: &str) -> Result<Parsed> {
+    depth::parse_limited(expr)
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod limits_tests;

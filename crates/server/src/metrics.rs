@@ -248,6 +248,12 @@ impl Collector for Sources {
                 vsize,
             )?;
         }
+        gauge(
+            &mut e,
+            "tocsin_engine_queries",
+            "PromQL queries being parsed or evaluated right now (API, rules and templates).",
+            tocsin_promql::running_queries() as f64,
+        )?;
         let w = &self.write;
         let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
         counter_family(

@@ -3,8 +3,9 @@
 //! Evaluation is CPU-bound and synchronous, so it runs on tokio's blocking pool; a semaphore of
 //! `max_concurrency` permits queues queries beyond that, as Prometheus's query gate does, and the
 //! time spent queued counts against the query's timeout, as it does there. A query that outlives
-//! its timeout is answered with a timeout error at once; its thread keeps its permit until the
-//! engine notices its own deadline, so concurrency stays bounded.
+//! its timeout is answered with a timeout error at once, and its evaluation is canceled, as it is
+//! when the request is dropped (its client went away); the evaluator notices within a
+//! millisecond or so, and its thread keeps its permit until then, so concurrency stays bounded.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use tocsin_model::ErrorKind;
-use tocsin_promql::{Engine, EngineOptions, QueryOutput};
+use tocsin_promql::{Cancel, Engine, EngineOptions, QueryOutput};
 use tocsin_storage::Queryable;
 use tokio::sync::Semaphore;
 
@@ -72,10 +73,14 @@ impl QueryState {
             }
         };
         let remaining = deadline.saturating_duration_since(Instant::now());
+        let cancel = Cancel::new();
+        // Dropped on every way out of this function, the request future's drop included.
+        let _cancel_on_drop = cancel.on_drop();
         let engine = Engine::new(EngineOptions {
             timeout: remaining,
             ..self.opts.clone()
-        });
+        })
+        .with_cancel(cancel);
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             f(&engine, queryable.as_ref())
@@ -110,9 +115,11 @@ fn timeout(st: &ApiState, p: &Params) -> Result<Duration, PromError> {
 }
 
 /// Parses `query` first so a syntax error is a 400 naming the parameter, before any queueing.
+/// A deep expression is only checked against the depth limit here: parsing it costs more than
+/// an async worker should spend, so its parse errors come from the evaluation thread.
 fn query_param(p: &Params) -> Result<String, PromError> {
     let q = p.get("query").unwrap_or("");
-    tocsin_promql::parse(q).map_err(|e| PromError::invalid_param("query", e))?;
+    tocsin_promql::parse_if_shallow(q).map_err(|e| PromError::invalid_param("query", e))?;
     Ok(q.to_string())
 }
 
@@ -218,9 +225,15 @@ async fn query_range_inner(st: &ApiState, p: &Params) -> Result<Response, PromEr
 
 pub async fn format_query(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
     let p = Params::new(q.as_deref(), &headers, &body);
-    match tocsin_promql::parse(p.get("query").unwrap_or("")) {
-        Ok(expr) => super::encode::success(&expr.prettify(), &[]),
-        Err(e) => PromError::invalid_param("query", e).into_response(),
+    let q = p.get("query").unwrap_or("").to_string();
+    // A deep expression takes a while to parse and print: not on an async worker.
+    let pretty =
+        tokio::task::spawn_blocking(move || tocsin_promql::parse(&q).map(|e| e.prettify())).await;
+    match pretty {
+        Ok(Ok(Ok(s))) => super::encode::success(&s, &[]),
+        Ok(Ok(Err(e))) => PromError::from(e).into_response(),
+        Ok(Err(e)) => PromError::invalid_param("query", e).into_response(),
+        Err(e) => PromError::internal(format!("formatting failed: {e}")).into_response(),
     }
 }
 

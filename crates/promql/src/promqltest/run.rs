@@ -313,7 +313,7 @@ fn run_eval(engine: &Engine, state: &State, e: &Eval, opts: &RunOptions, report:
         category,
         detail,
     };
-    let parsed = crate::parse(&e.query);
+    let parsed = crate::parse(&e.query).map(crate::Parsed::into_expr);
     let expr = parsed.as_ref().ok();
     if let Some(why) = classify(e, expr, &state.special) {
         match why {
@@ -498,7 +498,7 @@ fn extra_checks(
     // The rewritten query goes back to the engine as text; when promql-parser's rendering does
     // not parse back to the same tree (or at least to the same rendering: it sorts matchers), a
     // failure would say nothing about the engine, so skip.
-    let renders = crate::parse(&q).is_ok_and(|back| back == pinned || back.to_string() == q);
+    let renders = crate::parse(&q).is_ok_and(|back| *back == pinned || back.to_string() == q);
     if !uses_time_function(expr) && !range_sensitive && renders {
         let times: Vec<i64> = if t == 0 {
             vec![-1000, 0, 1000]
@@ -610,18 +610,18 @@ load 5m
         load(&mut state, l, &mut report);
         let script = parse_script("eval instant at 0 rate(h[5m]) + f\n");
         let e = first_eval(&script);
-        let expr = crate::parse(&e.query).ok();
+        let expr = crate::parse(&e.query).ok().map(crate::Parsed::into_expr);
         assert_eq!(
             classify(e, expr.as_ref(), &state.special),
             Some(Unsupported::NativeHistograms)
         );
         let script = parse_script("eval instant at 0 f\n  f 1\n");
         let e = first_eval(&script);
-        let expr = crate::parse(&e.query).ok();
+        let expr = crate::parse(&e.query).ok().map(crate::Parsed::into_expr);
         assert_eq!(classify(e, expr.as_ref(), &state.special), None);
         let script = parse_script("eval instant at 0 {__name__=~\"h|x\"}\n");
         let e = first_eval(&script);
-        let expr = crate::parse(&e.query).ok();
+        let expr = crate::parse(&e.query).ok().map(crate::Parsed::into_expr);
         assert_eq!(
             classify(e, expr.as_ref(), &state.special),
             Some(Unsupported::NativeHistograms)
@@ -629,7 +629,7 @@ load 5m
         // Without NHCB the classic family is plain floats.
         let script = parse_script("eval instant at 0 cls\n");
         let e = first_eval(&script);
-        let expr = crate::parse(&e.query).ok();
+        let expr = crate::parse(&e.query).ok().map(crate::Parsed::into_expr);
         assert_eq!(classify(e, expr.as_ref(), &state.special), None);
         let script = parse_script("eval instant at 0 f\n  f {{sum:1}}\n");
         assert!(first_eval(&script).expects_histogram());
@@ -668,7 +668,9 @@ load 5m
 
     #[test]
     fn pins_selectors_but_not_inside_subqueries() {
-        let mut e = crate::parse("rate(a[5m]) + b @ 10 + max_over_time(c[5m:1m])").unwrap();
+        let mut e = crate::parse("rate(a[5m]) + b @ 10 + max_over_time(c[5m:1m])")
+            .unwrap()
+            .into_expr();
         pin_at(&mut e, 60_000);
         let s = e.to_string();
         assert!(s.contains("a[5m] @ 60.000"), "{s}");
