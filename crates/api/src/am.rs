@@ -464,7 +464,7 @@ pub async fn post_silences(State(st): State<ApiState>, body: Bytes) -> Response 
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
-                "body: {} bytes, more than limits.max_silence_body_bytes ({})",
+                "body: {} bytes, more than limits.max_silence_body_size ({} bytes)",
                 body.len(),
                 limits.max_body_bytes
             ),

@@ -102,7 +102,7 @@ pub struct WebSettings {
     pub max_header_bytes: usize,
 }
 
-/// hyper's smallest read buffer; a header limit below it could not be enforced.
+/// Below this, ordinary requests (cookies, long query strings) would be refused.
 const MIN_HEADER_BYTES: u64 = 8192;
 
 impl WebConfig {

@@ -35,7 +35,7 @@ fn builder(web: &WebSettings) -> Builder {
     let mut b = Builder::new();
     b.timer(TokioTimer::new())
         .header_read_timeout(web.header_read_timeout)
-        .max_buf_size(web.max_header_bytes);
+        .max_header_size(web.max_header_bytes);
     b
 }
 

@@ -157,7 +157,7 @@ fn sample_in_year_2300_made_every_later_write_too_old() {
     // Normal writes after it are not "too old", and the head's time range never reached 2300.
     let body = rw_body(
         &[("__name__", "present_metric"), ("job", "b")],
-        &[(now + 1000, 3.0)],
+        &[(now - 1000, 3.0)],
     );
     assert_eq!(post_rw(&srv, None, body).0, 204);
     assert_eq!(query(&srv, "present_metric").as_array().unwrap().len(), 2);
