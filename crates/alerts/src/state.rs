@@ -325,9 +325,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         std::fs::write(&path, vec![0x5a; 8192]).unwrap();
-        std::fs::write(dir.path().join("state.db-wal"), b"junk").unwrap();
         let err = StateDb::open(&path).unwrap_err();
         assert!(err.is_corruption(), "{err}");
+        // A WAL left beside it moves with it.
+        std::fs::write(dir.path().join("state.db-wal"), b"junk").unwrap();
         let moved = quarantine(&path, "20260101T000000Z").unwrap();
         assert!(moved.ends_with("state.db.corrupt-20260101T000000Z"));
         assert!(moved.exists() && !path.exists());
