@@ -667,6 +667,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         "Tocsin found damaged storage (WAL or blocks); some data may be lost",
         move || storage_corruption(&storage_cell),
     );
+    let self_alert_kick = builtin_alerts.kicker();
     let self_alert_task = tokio::spawn(builtin_alerts.run());
     let (graphite_stop, graphite_stop_rx) = tokio::sync::watch::channel(false);
     let graphite = match &cfg.graphite {
@@ -797,6 +798,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             if let Some(db) = db_cell.get() {
                 maintenance = Some(db.start_maintenance(opts.maintenance_interval));
             }
+            // Damage found while opening storage is alerted on now, not a check interval later.
+            self_alert_kick.notify_one();
             am_rt.restore_heartbeats(&LazyDb(db_cell.clone()));
             heartbeat_task = Some(tokio::spawn(am_rt.clone().heartbeat_loop()));
             if let Err(e) = reloader.start() {

@@ -44,6 +44,8 @@ pub struct SelfAlerts {
     clock: Arc<dyn Clock>,
     interval: Duration,
     generator_url: String,
+    /// Asks for a check now, e.g. when storage finishes opening and its damage becomes known.
+    kick: Arc<tokio::sync::Notify>,
 }
 
 impl SelfAlerts {
@@ -60,7 +62,13 @@ impl SelfAlerts {
             clock,
             interval,
             generator_url: format!("{external_url}/metrics"),
+            kick: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// A handle whose `notify_one` makes the loop check at once.
+    pub fn kicker(&self) -> Arc<tokio::sync::Notify> {
+        self.kick.clone()
     }
 
     pub fn add(
@@ -127,11 +135,15 @@ impl SelfAlerts {
         }
     }
 
-    /// Evaluates every interval until aborted; the first check runs at once.
+    /// Evaluates every interval (and when kicked) until aborted; the first check runs at once.
     pub async fn run(mut self) {
         let mut tick = tokio::time::interval(self.interval);
+        let kick = self.kick.clone();
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = kick.notified() => {}
+            }
             let alerts = self.evaluate();
             if !alerts.is_empty() {
                 self.sink.send(alerts);
