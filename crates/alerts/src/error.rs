@@ -21,6 +21,9 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// The state database failed its integrity check.
+    #[error("state db {path} is damaged: {detail}")]
+    Corrupt { path: String, detail: String },
     #[error("{0}")]
     Internal(String),
 }
@@ -30,7 +33,25 @@ impl Error {
         match self {
             Error::Config(_) | Error::BadData(_) => ErrorKind::BadData,
             Error::NotFound(_) => ErrorKind::NotFound,
-            Error::State(_) | Error::Db { .. } | Error::Internal(_) => ErrorKind::Internal,
+            Error::State(_) | Error::Db { .. } | Error::Corrupt { .. } | Error::Internal(_) => {
+                ErrorKind::Internal
+            }
+        }
+    }
+}
+
+impl Error {
+    /// Whether this says the state file is damaged (not a database, a corrupt page, a failed
+    /// integrity check), as opposed to a file that cannot be reached or a bad request.
+    pub fn is_corruption(&self) -> bool {
+        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        match self {
+            Error::State(e) | Error::Db { source: e, .. } => matches!(
+                e.sqlite_error_code(),
+                Some(DatabaseCorrupt) | Some(NotADatabase)
+            ),
+            Error::Corrupt { .. } => true,
+            _ => false,
         }
     }
 }

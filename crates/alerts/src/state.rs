@@ -88,6 +88,7 @@ impl StateDb {
             .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
+        check_integrity(&conn, &name)?;
         Self::init(conn, name)
     }
 
@@ -163,6 +164,53 @@ impl StateDb {
         restore.map_err(|e| self.err(e))?;
         Ok(out)
     }
+}
+
+/// `PRAGMA quick_check` reads every page of the file (a state db is small), so a damaged file is
+/// found at start-up, where it can be set aside, rather than by a failed write hours later.
+fn check_integrity(conn: &Connection, path: &str) -> Result<()> {
+    let mut problems: Vec<String> = Vec::new();
+    let res = (|| {
+        let mut st = conn.prepare("PRAGMA quick_check(5)")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        for r in rows {
+            problems.push(r?);
+        }
+        Ok(())
+    })();
+    res.map_err(|source| Error::Db {
+        path: path.to_string(),
+        source,
+    })?;
+    if problems.len() == 1 && problems[0] == "ok" {
+        return Ok(());
+    }
+    Err(Error::Corrupt {
+        path: path.to_string(),
+        detail: problems.join("; "),
+    })
+}
+
+/// Moves a damaged state file aside as `<name>.corrupt-<suffix>`, with its `-wal` and `-shm`
+/// files (the WAL may hold the last commits, and an inspector needs it next to the main file).
+/// Returns the new path of the main file.
+pub fn quarantine(path: &Path, suffix: &str) -> std::io::Result<std::path::PathBuf> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state.db".into());
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let target = dir.join(format!("{name}.corrupt-{suffix}"));
+    for ext in ["-wal", "-shm"] {
+        let from = dir.join(format!("{name}{ext}"));
+        if from.exists() {
+            std::fs::rename(&from, dir.join(format!("{name}.corrupt-{suffix}{ext}")))?;
+        }
+    }
+    std::fs::rename(path, &target)?;
+    // The renames are durable before a fresh file is created under the old name.
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(target)
 }
 
 fn migrate(conn: &mut Connection, path: &str) -> Result<()> {
@@ -270,6 +318,67 @@ mod tests {
         }
         let err = StateDb::open(&path).unwrap_err().to_string();
         assert!(err.contains("state.db") && err.contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn garbage_file_is_reported_as_corruption_and_can_be_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let err = StateDb::open(&path).unwrap_err();
+        assert!(err.is_corruption(), "{err}");
+        // A WAL left beside it moves with it.
+        std::fs::write(dir.path().join("state.db-wal"), b"junk").unwrap();
+        let moved = quarantine(&path, "20260101T000000Z").unwrap();
+        assert!(moved.ends_with("state.db.corrupt-20260101T000000Z"));
+        assert!(moved.exists() && !path.exists());
+        assert!(dir
+            .path()
+            .join("state.db.corrupt-20260101T000000Z-wal")
+            .exists());
+        StateDb::open(&path).unwrap();
+    }
+
+    #[test]
+    fn damaged_page_fails_the_integrity_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let db = StateDb::open(&path).unwrap();
+            db.write(|tx| {
+                for i in 0..2000 {
+                    tx.execute(
+                        "INSERT INTO alert_history (fingerprint, labels, starts_at) VALUES (?1, 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', 5)",
+                        [i],
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+            db.with_conn(|c| c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"))
+                .unwrap();
+        }
+        // Keep the header page, scribble over the b-tree pages after it.
+        let mut bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() > 16384, "{}", bytes.len());
+        for b in &mut bytes[4096..12288] {
+            *b = 0xa5;
+        }
+        std::fs::write(&path, bytes).unwrap();
+        let err = StateDb::open(&path).unwrap_err();
+        assert!(err.is_corruption(), "{err}");
+    }
+
+    #[test]
+    fn newer_schema_is_not_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .unwrap();
+        }
+        assert!(!StateDb::open(&path).unwrap_err().is_corruption());
     }
 
     #[test]

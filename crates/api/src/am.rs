@@ -36,6 +36,52 @@ pub trait AlertmanagerApi: Send + Sync {
     fn heartbeat(&self, name: &str) -> tocsin_alerts::Result<()>;
     fn heartbeats(&self) -> Vec<HeartbeatStatus>;
     fn history(&self, q: &HistoryQuery) -> tocsin_alerts::Result<Vec<HistoryEntry>>;
+    /// Size limits on one posted silence.
+    fn silence_limits(&self) -> SilenceLimits {
+        SilenceLimits::default()
+    }
+}
+
+/// Size limits on one silence: every alert is checked against every active silence's matchers,
+/// and silences live in the state db, so one huge silence costs on every alert and every start.
+/// `0` turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SilenceLimits {
+    pub max_matchers: usize,
+    /// In bytes.
+    pub max_comment_length: usize,
+    /// The whole JSON body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for SilenceLimits {
+    fn default() -> Self {
+        Self {
+            max_matchers: 64,
+            max_comment_length: 16 * 1024,
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl SilenceLimits {
+    fn check(&self, s: &Silence) -> Result<(), String> {
+        if self.max_matchers > 0 && s.matchers.len() > self.max_matchers {
+            return Err(format!(
+                "matchers: {} matchers, more than limits.max_silence_matchers ({})",
+                s.matchers.len(),
+                self.max_matchers
+            ));
+        }
+        if self.max_comment_length > 0 && s.comment.len() > self.max_comment_length {
+            return Err(format!(
+                "comment: {} bytes, more than limits.max_silence_comment_length ({})",
+                s.comment.len(),
+                self.max_comment_length
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// No alert manager (tests of other endpoints).
@@ -413,7 +459,18 @@ fn decode_silence(body: &[u8]) -> Result<Silence, String> {
 }
 
 pub async fn post_silences(State(st): State<ApiState>, body: Bytes) -> Response {
-    let s = match decode_silence(&body) {
+    let limits = st.alertmanager.silence_limits();
+    if limits.max_body_bytes > 0 && body.len() > limits.max_body_bytes {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "body: {} bytes, more than limits.max_silence_body_size ({} bytes)",
+                body.len(),
+                limits.max_body_bytes
+            ),
+        );
+    }
+    let s = match decode_silence(&body).and_then(|s| limits.check(&s).map(|()| s)) {
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };

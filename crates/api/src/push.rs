@@ -70,7 +70,7 @@ impl Refused {
     fn message(&self) -> Option<String> {
         (self.count > 0).then(|| {
             format!(
-                "{} samples refused by storage (out of order, too old, or duplicate with a different value); first: {}",
+                "{} samples refused by storage (out of order, too old, too far in the future, over a label limit, or duplicate with a different value); first: {}",
                 self.count,
                 self.first.as_deref().unwrap_or("")
             )

@@ -1,4 +1,4 @@
-//! `POST /api/v1/write`: Prometheus remote write 1.0. A request that fails to decode or validate is
+//! `POST /api/v1/write`: Prometheus remote write 1.0 (other message types and encodings: 415). A request that fails to decode or validate is
 //! rejected whole (400, nothing written). Samples the store refuses one by one (out of order, too
 //! old, duplicate) are counted and reported in a 400 body while the rest are written, as Prometheus
 //! does, so the sender does not retry data that can never be accepted.
@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tocsin_model::ErrorKind;
 
@@ -25,7 +25,54 @@ pub struct WriteMetrics {
     pub samples_rejected: AtomicU64,
 }
 
-pub async fn remote_write(State(st): State<ApiState>, body: Bytes) -> Response {
+/// Checks that the request is remote write 1.0. The remote-write 2.0 specification has receivers
+/// answer 415 to a message type they do not implement, so that a 2.0 sender falls back to 1.0;
+/// decoding a 2.0 body as 1.0 would find no series and answer 204 while storing nothing.
+fn check_remote_write_1(headers: &HeaderMap) -> Result<(), String> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct
+            .to_str()
+            .map_err(|_| "Content-Type: not valid text".to_string())?;
+        let mut parts = ct.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default();
+        if !media.eq_ignore_ascii_case("application/x-protobuf") {
+            return Err(format!(
+                "Content-Type {ct:?} is not supported: remote write takes application/x-protobuf"
+            ));
+        }
+        for p in parts {
+            let Some((k, v)) = p.split_once('=') else {
+                continue;
+            };
+            if k.trim().eq_ignore_ascii_case("proto") {
+                let v = v.trim().trim_matches('"');
+                if v != "prometheus.WriteRequest" {
+                    return Err(format!(
+                        "Content-Type {ct:?}: proto={v} is not supported; this receiver \
+                         implements remote write 1.0 only (proto=prometheus.WriteRequest)"
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
+        let enc = enc.to_str().unwrap_or_default().trim();
+        if !enc.eq_ignore_ascii_case("snappy") {
+            return Err(format!(
+                "Content-Encoding {enc:?} is not supported: remote write takes snappy"
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub async fn remote_write(State(st): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(msg) = check_remote_write_1(&headers) {
+        st.write_metrics
+            .requests_bad
+            .fetch_add(1, Ordering::Relaxed);
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("{msg}\n")).into_response();
+    }
     // Decoding and appending are CPU work measured in hundreds of microseconds; running them on a
     // blocking thread keeps the reactor responsive for health checks under heavy ingest.
     let st2 = st.clone();
@@ -111,7 +158,7 @@ fn ingest_with(
         return Ok(None);
     }
     Ok(Some(format!(
-        "{rejected} of {total} samples rejected (out of order, too old, or duplicate with a different value); the other {} were written; first rejection: {}\n",
+        "{rejected} of {total} samples rejected (out of order, too old, too far in the future, over a label limit, or duplicate with a different value); the other {} were written; first rejection: {}\n",
         total - rejected,
         first.unwrap_or_default()
     )))

@@ -30,6 +30,7 @@ pub struct AmRuntime {
     pub heartbeats: Arc<Heartbeats>,
     pub appendable: Arc<dyn Appendable>,
     pub clock: Arc<dyn Clock>,
+    pub silence_limits: tocsin_api::am::SilenceLimits,
 }
 
 /// The rule engine's sink into the built-in alert manager.
@@ -142,7 +143,10 @@ impl tocsin_api::am::AlertmanagerApi for AmRuntime {
         self.am.receivers()
     }
     fn config_yaml(&self) -> String {
-        self.am.config().source
+        crate::redact::redact_yaml(&self.am.config().source)
+    }
+    fn silence_limits(&self) -> tocsin_api::am::SilenceLimits {
+        self.silence_limits
     }
     fn started_at_ms(&self) -> i64 {
         self.am.started_at_ms()

@@ -1,5 +1,6 @@
 //! `tocsin.yml`: a superset of `prometheus.yml`. This module owns loading (parse, then validate with
-//! file:line in every message), the embedded default, and the `storage:` and `query:` sections. `global` and
+//! file:line in every message), the embedded default, and the `storage:` and `query:` sections
+//! (`limits:` and `web:` are typed in `limits.rs`). `global` and
 //! `scrape_configs` are typed by the collect crate, as is the optional `graphite:` section;
 //! `rule_files`, `alerting` and `rules` are typed in `alerting.rs`; sections later issues will own
 //! are accepted as they are.
@@ -62,6 +63,12 @@ pub struct Config {
     pub graphite: Option<tocsin_collect::graphite::GraphiteConfig>,
     #[serde(default)]
     pub query: QueryConfig,
+    /// Sizes of what clients may send (labels of a series, silences).
+    #[serde(default)]
+    pub limits: crate::limits::LimitsConfig,
+    /// The HTTP listener: connection cap and timeouts.
+    #[serde(default)]
+    pub web: crate::limits::WebConfig,
     /// The text this config was parsed from, for `/api/v1/status/config`.
     #[serde(skip)]
     pub source: String,
@@ -156,6 +163,9 @@ pub struct StorageConfig {
     pub out_of_order_time_window: String,
     /// WAL segment size, e.g. `128MB`.
     pub wal_segment_size: String,
+    /// Samples further than this ahead of the server's clock are refused, e.g. `10m`; `0s` = no
+    /// bound.
+    pub max_future: String,
 }
 
 impl Default for StorageConfig {
@@ -166,6 +176,7 @@ impl Default for StorageConfig {
             retention_size: String::new(),
             out_of_order_time_window: "0s".into(),
             wal_segment_size: "128MB".into(),
+            max_future: "10m".into(),
         }
     }
 }
@@ -202,7 +213,10 @@ impl Config {
             })?
         };
         cfg.storage.to_options(file)?;
+        cfg.storage.max_future_ms(file)?;
         cfg.query_settings(file)?;
+        cfg.limits.silences(file)?;
+        cfg.web.settings(file)?;
         cfg.source = text.to_string();
         ScrapeManager::validate(&cfg.global, &cfg.scrape_configs).map_err(|e| Error::Invalid {
             file: file.to_string(),
@@ -243,6 +257,20 @@ impl Config {
 }
 
 impl StorageConfig {
+    /// `max_future` in milliseconds (0 = no bound).
+    pub fn max_future_ms(&self, file: &str) -> Result<i64, Error> {
+        let inv = |message: String| Error::Invalid {
+            file: file.to_string(),
+            field: "storage.max_future".into(),
+            message,
+        };
+        let ms = tocsin_model::duration::parse_duration_ms(&self.max_future).map_err(inv)?;
+        if ms < 0 {
+            return Err(inv("must not be negative".into()));
+        }
+        Ok(ms)
+    }
+
     pub fn to_options(&self, file: &str) -> Result<DbOptions, Error> {
         let inv = |field: &str, message: String| Error::Invalid {
             file: file.to_string(),

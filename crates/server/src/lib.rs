@@ -7,7 +7,12 @@ pub mod alerting;
 pub mod am;
 pub mod am_targets;
 pub mod config;
+pub mod limits;
 pub mod metrics;
+pub mod redact;
+pub mod self_alerts;
+mod serve;
+pub mod state_open;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -164,7 +169,7 @@ struct ServerStatus {
 
 impl StatusView for ServerStatus {
     fn config_yaml(&self) -> String {
-        self.reloader.current.lock().source.clone()
+        redact::redact_yaml(&self.reloader.current.lock().source)
     }
 
     fn flags(&self) -> std::collections::BTreeMap<String, String> {
@@ -252,6 +257,23 @@ impl Appendable for LazyDb {
             Some(db) => db.appender(),
             None => Box::new(Unready),
         }
+    }
+}
+
+/// The store as every writer sees it: the ingest limits (`storage.max_future`, `limits:`) in
+/// front of the database, so no write path can store what another would refuse.
+struct Guarded {
+    db: LazyDb,
+    limits: tocsin_storage::IngestLimits,
+}
+
+impl Appendable for Guarded {
+    fn appender(&self) -> Box<dyn Appender + '_> {
+        Box::new(tocsin_storage::Guarded::new(
+            self.db.appender(),
+            self.limits,
+            tocsin_model::Clock::now_ms(&tocsin_model::SystemClock),
+        ))
     }
 }
 
@@ -375,6 +397,11 @@ impl Reloader {
             if old.query != cfg.query {
                 tracing::warn!("query settings changed; they take effect at the next restart");
             }
+            if old.limits != cfg.limits || old.web != cfg.web {
+                tracing::warn!(
+                    "limits or web settings changed; they take effect at the next restart"
+                );
+            }
             *self.current.lock() = cfg;
             Ok(())
         });
@@ -394,6 +421,24 @@ impl Reloader {
         }
         res
     }
+}
+
+/// How often the built-in alerts' conditions are checked (and firing ones re-sent).
+const SELF_ALERT_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The `TocsinStorageCorruption` condition: damage found in the WAL since the start.
+fn storage_corruption(db: &OnceLock<Db>) -> Option<String> {
+    let n = db
+        .get()?
+        .metrics()
+        .wal_corruptions
+        .load(std::sync::atomic::Ordering::Relaxed);
+    (n > 0).then(|| {
+        format!(
+            "{n} damaged WAL or block records found since the server started (see \
+             tocsin_tsdb_wal_corruptions_total and the server log for what was dropped)"
+        )
+    })
 }
 
 fn unix_now() -> i64 {
@@ -494,6 +539,10 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         });
     let db_opts = cfg.storage.to_options(&file)?;
     let query_settings = cfg.query_settings(&file)?;
+    let ingest_limits = cfg.limits.ingest(cfg.storage.max_future_ms(&file)?);
+    let silence_limits = cfg.limits.silences(&file)?;
+    let web = cfg.web.settings(&file)?;
+    let server_metrics = Arc::new(metrics::ServerMetrics::default());
     let start_ms = tocsin_collect::scrape::scrape_loop::now_ms();
 
     let listener = tokio::net::TcpListener::bind(&opts.listen)
@@ -531,15 +580,17 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_string();
-    let appendable: Arc<dyn Appendable> = Arc::new(LazyDb(db_cell.clone()));
+    let appendable: Arc<dyn Appendable> = Arc::new(Guarded {
+        db: LazyDb(db_cell.clone()),
+        limits: ingest_limits,
+    });
     let sender = tocsin_rules::sender::AlertmanagerSender::new();
     let sender_task = tokio::spawn(sender.clone().run());
     let am_discovery = am_targets::AmDiscovery::new(sender.clone());
     std::fs::create_dir_all(&opts.data_dir)?;
     let state_path = opts.data_dir.join("state.db");
-    let state = tocsin_alerts::state::StateDb::open(&state_path)
-        .map_err(|e| Error::Internal(format!("opening {}: {e}", state_path.display())))?;
     let clock: Arc<dyn tocsin_model::Clock> = Arc::new(tocsin_model::SystemClock);
+    let state = state_open::open(&state_path, clock.now_ms(), &server_metrics)?;
     let base_dir = opts
         .config_file
         .as_ref()
@@ -548,7 +599,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let alert_manager = tocsin_alerts::AlertManager::new(
         cfg.am.clone(),
         tocsin_alerts::ManagerOptions {
-            state: Some(state),
+            state: Some(state.db),
             base_dir,
             external_url: external_url.clone(),
             clock: clock.clone(),
@@ -565,6 +616,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         heartbeats,
         appendable: appendable.clone(),
         clock: clock.clone(),
+        silence_limits,
     });
     let relabel = Arc::new(alerting::RelabelSink {
         configs: parking_lot::RwLock::new(Vec::new()),
@@ -576,7 +628,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let rule_manager = tocsin_rules::RuleManager::new(tocsin_rules::ManagerOptions {
         engine: Arc::new(tocsin_promql::Engine::new(query_settings.engine.clone())),
         queryable: Arc::new(LazyDb(db_cell.clone())),
-        appendable: Arc::new(LazyDb(db_cell.clone())),
+        appendable: appendable.clone(),
         clock: Arc::new(tocsin_model::SystemClock),
         sink: relabel.clone(),
         resend_delay_ms: cfg.rules.resend_delay.0,
@@ -594,7 +646,29 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         push: push_metrics.clone(),
         scrape: scrape_metrics.clone(),
         reload: reload_metrics.clone(),
+        server: server_metrics.clone(),
     }));
+    let mut builtin_alerts = self_alerts::SelfAlerts::new(
+        relabel.clone(),
+        clock.clone(),
+        SELF_ALERT_INTERVAL,
+        &external_url,
+    );
+    if let Some((moved, error)) = state.set_aside {
+        builtin_alerts.add(
+            "TocsinStateDbCorrupt",
+            "The alert manager's state.db was damaged and set aside; alert state was lost",
+            state_open::condition(moved, error),
+        );
+    }
+    let storage_cell = db_cell.clone();
+    builtin_alerts.add(
+        "TocsinStorageCorruption",
+        "Tocsin found damaged storage (WAL or blocks); some data may be lost",
+        move || storage_corruption(&storage_cell),
+    );
+    let self_alert_kick = builtin_alerts.kicker();
+    let self_alert_task = tokio::spawn(builtin_alerts.run());
     let (graphite_stop, graphite_stop_rx) = tokio::sync::watch::channel(false);
     let graphite = match &cfg.graphite {
         None => None,
@@ -699,13 +773,13 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     });
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
+    let server = tokio::spawn(serve::serve(
+        listener,
+        app,
+        web,
+        server_metrics.clone(),
+        stop_rx,
+    ));
 
     let mut maintenance = None;
     let mut heartbeat_task = None;
@@ -724,6 +798,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             if let Some(db) = db_cell.get() {
                 maintenance = Some(db.start_maintenance(opts.maintenance_interval));
             }
+            // Damage found while opening storage is alerted on now, not a check interval later.
+            self_alert_kick.notify_one();
             am_rt.restore_heartbeats(&LazyDb(db_cell.clone()));
             heartbeat_task = Some(tokio::spawn(am_rt.clone().heartbeat_loop()));
             if let Err(e) = reloader.start() {
@@ -743,10 +819,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     alert_manager.shutdown();
     am_task.abort();
     let _ = stop_tx.send(());
-    match server.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "HTTP server error"),
-        Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
+    self_alert_task.abort();
+    if let Err(e) = server.await {
+        tracing::error!(error = %e, "HTTP server task failed");
     }
     // Graphite connections commit what they have read before the WAL closes.
     let _ = graphite_stop.send(true);

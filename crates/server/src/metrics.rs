@@ -22,6 +22,17 @@ pub struct Sources {
     pub rules: Arc<tocsin_rules::RuleManager>,
     pub sender: Arc<tocsin_rules::sender::AlertmanagerSender>,
     pub am: Arc<crate::am::AmRuntime>,
+    pub server: Arc<ServerMetrics>,
+}
+
+/// The HTTP listener and start-up, for `tocsin_http_connections*` and
+/// `tocsin_state_db_corruptions_total`.
+#[derive(Debug, Default)]
+pub struct ServerMetrics {
+    pub state_db_corruptions: std::sync::atomic::AtomicU64,
+    pub connections_open: std::sync::atomic::AtomicU64,
+    pub connections_accepted: std::sync::atomic::AtomicU64,
+    pub connections_refused: std::sync::atomic::AtomicU64,
 }
 
 /// Outcome of config reloads, for `tocsin_config_last_reload_successful` and friends.
@@ -301,7 +312,7 @@ impl Collector for Sources {
         counter(
             &mut e,
             "tocsin_scrape_samples_rejected",
-            "Scraped samples refused by storage (out of order, duplicate, too old).",
+            "Scraped samples refused by storage (out of order, duplicate, too old, too far in the future, over a label limit).",
             ld(&sc.samples_rejected),
         )?;
         counter(
@@ -397,6 +408,31 @@ impl Collector for Sources {
             "tocsin_json_push_series_rejected",
             "JSON push time series refused as invalid.",
             ld(&p.json_series_rejected),
+        )?;
+        let sv = &self.server;
+        counter(
+            &mut e,
+            "tocsin_state_db_corruptions",
+            "Times the alert manager's state.db was found damaged at start-up and set aside.",
+            ld(&sv.state_db_corruptions),
+        )?;
+        gauge(
+            &mut e,
+            "tocsin_http_connections",
+            "HTTP connections open now.",
+            ld(&sv.connections_open),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_http_connections_accepted",
+            "HTTP connections accepted and served.",
+            ld(&sv.connections_accepted),
+        )?;
+        counter(
+            &mut e,
+            "tocsin_http_connections_refused",
+            "HTTP connections closed at once because web.max_connections were open.",
+            ld(&sv.connections_refused),
         )?;
         let Some(db) = self.db.get() else {
             return Ok(());

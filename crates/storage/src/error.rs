@@ -10,6 +10,16 @@ pub enum Error {
     TooOld { series: String, t: i64, min_t: i64 },
     #[error("duplicate sample for series {series} at {t} with a different value")]
     DuplicateSample { series: String, t: i64 },
+    #[error("sample for series {series} at {t} ({when}) is too far in the future: more than storage.max_future ({max_future}) ahead of the server's clock")]
+    TooFarInFuture {
+        series: String,
+        t: i64,
+        when: String,
+        max_future: String,
+    },
+    /// A series over one of the ingest limits (label count, name or value length).
+    #[error("{0}")]
+    LimitExceeded(String),
     #[error(transparent)]
     Model(#[from] tocsin_model::Error),
     #[error("storage unavailable: {0}")]
@@ -31,6 +41,8 @@ impl Error {
             Error::OutOfOrder { .. }
             | Error::TooOld { .. }
             | Error::DuplicateSample { .. }
+            | Error::TooFarInFuture { .. }
+            | Error::LimitExceeded(_)
             | Error::Model(_) => ErrorKind::BadData,
             Error::Unavailable(_) => ErrorKind::Unavailable,
             Error::Io { .. } | Error::Corrupt { .. } | Error::Internal(_) => ErrorKind::Internal,
@@ -41,7 +53,11 @@ impl Error {
     pub fn is_sample_rejection(&self) -> bool {
         matches!(
             self,
-            Error::OutOfOrder { .. } | Error::TooOld { .. } | Error::DuplicateSample { .. }
+            Error::OutOfOrder { .. }
+                | Error::TooOld { .. }
+                | Error::DuplicateSample { .. }
+                | Error::TooFarInFuture { .. }
+                | Error::LimitExceeded(_)
         )
     }
 

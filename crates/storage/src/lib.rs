@@ -3,12 +3,14 @@
 //! sources, and an in-memory store for tests.
 
 pub mod error;
+pub mod guard;
 pub mod memory;
 pub mod merge;
 
 use tocsin_model::{Labels, Matcher, Sample};
 
 pub use error::{Error, Result};
+pub use guard::{Guarded, IngestLimits};
 pub use memory::MemoryStore;
 pub use merge::{merge_series_sets, MergedSamples, VecSamples};
 

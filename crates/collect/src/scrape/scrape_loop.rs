@@ -187,29 +187,38 @@ impl ScrapeLoop {
         }
         let mut app = self.appendable.appender();
         let entries = &mut self.cache.entries;
+        // Samples the store refuses one by one (too far in the future, over a label limit, out
+        // of order): dropped from this scrape, counted, and the first one logged.
+        let mut refused = 0u64;
+        let mut first_refusal: Option<String> = None;
         for (idx, t, v) in self.batch.drain(..) {
             let e = &mut entries[idx as usize];
             let Some(l) = &e.labels else { continue };
-            match app.append_ref(e.sref, t, v) {
+            let res = match app.append_ref(e.sref, t, v) {
                 Ok(true) => continue,
-                Ok(false) => {}
-                Err(err) => {
-                    tracing::warn!(target = %self.target.url, "append failed: {err}");
-                    break;
-                }
-            }
-            match app.append(l, t, v, &AppendOptions::default()) {
+                Ok(false) => app.append(l, t, v, &AppendOptions::default()),
+                Err(err) => Err(err),
+            };
+            match res {
                 Ok(r) => {
                     if r != 0 {
                         e.sref = r;
                     }
                 }
-                Err(err) if err.is_sample_rejection() => {}
+                Err(err) if err.is_sample_rejection() => {
+                    refused += 1;
+                    if first_refusal.is_none() {
+                        first_refusal = Some(err.to_string());
+                    }
+                }
                 Err(err) => {
                     tracing::warn!(target = %self.target.url, "append failed: {err}");
                     break;
                 }
             }
+        }
+        if let Some(first) = &first_refusal {
+            tracing::warn!(target = %self.target.url, refused, first = %first, "scraped samples refused by storage");
         }
         // Staleness: series of the previous scrape missing from this one (or all of them after a
         // failed scrape) get a marker at this scrape's time.
@@ -256,13 +265,14 @@ impl ScrapeLoop {
             let l = self.report_labels(name);
             let _ = app.append(&l, ts, v, &AppendOptions::default());
         }
-        let rejected = match app.commit() {
-            Ok(st) => st.rejected(),
-            Err(e) => {
-                tracing::warn!(target = %self.target.url, "commit failed: {e}");
-                0
-            }
-        };
+        let rejected = refused
+            + match app.commit() {
+                Ok(st) => st.rejected(),
+                Err(e) => {
+                    tracing::warn!(target = %self.target.url, "commit failed: {e}");
+                    0
+                }
+            };
         let m = &self.metrics;
         use std::sync::atomic::Ordering::Relaxed;
         m.scrapes.fetch_add(1, Relaxed);

@@ -1,0 +1,184 @@
+//! The `limits:` section (sizes of what clients may send: labels of a series, a silence) and the
+//! `web:` section (HTTP connections: how many, how long a client may take to send its headers or
+//! keep an idle connection, how large the headers may be), resolved into the settings the API,
+//! the storage guard and the accept loop take. Defaults are generous enough for normal users.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use tocsin_api::am::SilenceLimits;
+use tocsin_storage::IngestLimits;
+
+use crate::config::Error;
+
+/// `limits:`; `0` turns a limit off.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_labels_per_series: usize,
+    /// Bytes.
+    pub max_label_name_length: usize,
+    /// Bytes.
+    pub max_label_value_length: usize,
+    pub max_silence_matchers: usize,
+    /// Bytes.
+    pub max_silence_comment_length: usize,
+    /// Size of one silence's JSON body, e.g. `256KB`.
+    pub max_silence_body_size: String,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let i = IngestLimits::default();
+        let s = SilenceLimits::default();
+        Self {
+            max_labels_per_series: i.max_labels_per_series,
+            max_label_name_length: i.max_label_name_length,
+            max_label_value_length: i.max_label_value_length,
+            max_silence_matchers: s.max_matchers,
+            max_silence_comment_length: s.max_comment_length,
+            max_silence_body_size: "256KB".into(),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The ingest limits, with `storage.max_future` (already in milliseconds).
+    pub fn ingest(&self, max_future_ms: i64) -> IngestLimits {
+        IngestLimits {
+            max_future_ms,
+            max_labels_per_series: self.max_labels_per_series,
+            max_label_name_length: self.max_label_name_length,
+            max_label_value_length: self.max_label_value_length,
+        }
+    }
+
+    pub fn silences(&self, file: &str) -> Result<SilenceLimits, Error> {
+        let body =
+            tocsin_model::duration::parse_size(&self.max_silence_body_size).map_err(|message| {
+                Error::Invalid {
+                    file: file.to_string(),
+                    field: "limits.max_silence_body_size".into(),
+                    message,
+                }
+            })?;
+        Ok(SilenceLimits {
+            max_matchers: self.max_silence_matchers,
+            max_comment_length: self.max_silence_comment_length,
+            max_body_bytes: usize::try_from(body).unwrap_or(usize::MAX),
+        })
+    }
+}
+
+/// `web:`: the HTTP listener.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Most connections open at once (Prometheus's `--web.max-connections`); more are closed
+    /// as soon as they are accepted and counted.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers. An idle keep-alive connection waits for
+    /// the next request's headers, so it is closed after this too.
+    pub header_read_timeout: String,
+    /// Largest request line plus headers, e.g. `64KB`; more is answered 431.
+    pub max_header_size: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            header_read_timeout: "30s".into(),
+            max_header_size: "64KB".into(),
+        }
+    }
+}
+
+/// The `web:` section resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebSettings {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+}
+
+/// Below this, ordinary requests (cookies, long query strings) would be refused.
+const MIN_HEADER_BYTES: u64 = 8192;
+
+impl WebConfig {
+    pub fn settings(&self, file: &str) -> Result<WebSettings, Error> {
+        let inv = |field: &str, message: String| Error::Invalid {
+            file: file.to_string(),
+            field: format!("web.{field}"),
+            message,
+        };
+        if self.max_connections == 0 {
+            return Err(inv("max_connections", "must be at least 1".into()));
+        }
+        let t = tocsin_model::duration::parse_duration_ms(&self.header_read_timeout)
+            .map_err(|e| inv("header_read_timeout", e))?;
+        if t <= 0 {
+            return Err(inv("header_read_timeout", "must be positive".into()));
+        }
+        let h = tocsin_model::duration::parse_size(&self.max_header_size)
+            .map_err(|e| inv("max_header_size", e))?;
+        if h < MIN_HEADER_BYTES {
+            return Err(inv("max_header_size", "must be at least 8KB".into()));
+        }
+        Ok(WebSettings {
+            max_connections: self.max_connections,
+            header_read_timeout: Duration::from_millis(t as u64),
+            max_header_bytes: usize::try_from(h).unwrap_or(usize::MAX),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use crate::Config;
+
+    #[test]
+    fn limits_and_web_defaults_and_checks() {
+        let c = Config::load_default().unwrap();
+        let w = c.web.settings("x").unwrap();
+        assert_eq!(w.max_connections, 512);
+        assert_eq!(w.header_read_timeout.as_secs(), 30);
+        assert_eq!(w.max_header_bytes, 64 << 10);
+        let i = c.limits.ingest(c.storage.max_future_ms("x").unwrap());
+        assert_eq!(i.max_future_ms, 600_000);
+        assert_eq!(i.max_labels_per_series, 64);
+        assert_eq!(c.limits.silences("x").unwrap().max_body_bytes, 256 << 10);
+
+        let c = Config::parse(
+            "storage:\n  max_future: 1h\nlimits:\n  max_labels_per_series: 10\n  max_silence_body_size: 1MB\nweb:\n  max_connections: 3\n  header_read_timeout: 2s\n",
+            "l.yml",
+        )
+        .unwrap();
+        assert_eq!(c.storage.max_future_ms("l.yml").unwrap(), 3_600_000);
+        assert_eq!(c.limits.ingest(0).max_labels_per_series, 10);
+        assert_eq!(c.web.settings("l.yml").unwrap().max_connections, 3);
+
+        for (text, field) in [
+            ("web:\n  max_connections: 0\n", "web.max_connections"),
+            (
+                "web:\n  header_read_timeout: soon\n",
+                "web.header_read_timeout",
+            ),
+            ("web:\n  max_header_size: 1KB\n", "web.max_header_size"),
+            (
+                "limits:\n  max_silence_body_size: big\n",
+                "limits.max_silence_body_size",
+            ),
+            ("storage:\n  max_future: -1m\n", "storage.max_future"),
+        ] {
+            let e = Config::parse(text, "l.yml").unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains("l.yml"), "{text}: {e}");
+        }
+        let e = Config::parse("limits:\n  bogus: 1\n", "l.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus"), "{e}");
+    }
+}

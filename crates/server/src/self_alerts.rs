@@ -1,0 +1,203 @@
+//! Alerts tocsin raises about itself (`TocsinStateDbCorrupt`, `TocsinStorageCorruption`, ...):
+//! each is a condition checked on a timer; while it holds, the alert is sent through the same
+//! sink as rule alerts (the built-in alert manager and any configured external Alertmanagers),
+//! re-sent every interval with an end a few intervals ahead, as Prometheus re-sends firing
+//! alerts; when it stops holding, one resolved copy is sent.
+//!
+//! Conditions are closures (or any [`Condition`]), so a component adds its own without this
+//! module knowing its types.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tocsin_model::{Alert, Clock, Labels};
+use tocsin_rules::AlertSink;
+
+/// Something wrong with the server itself. `check` returns a description of the current damage
+/// while the condition holds.
+pub trait Condition: Send + Sync {
+    fn check(&self) -> Option<String>;
+}
+
+impl<F: Fn() -> Option<String> + Send + Sync> Condition for F {
+    fn check(&self) -> Option<String> {
+        self()
+    }
+}
+
+/// One built-in alert.
+pub struct SelfAlert {
+    pub name: &'static str,
+    pub summary: String,
+    pub condition: Box<dyn Condition>,
+}
+
+/// Sends are this many intervals ahead, so an alert missing one send does not resolve.
+const ENDS_AFTER_INTERVALS: i64 = 4;
+
+pub struct SelfAlerts {
+    alerts: Vec<SelfAlert>,
+    /// Alert name -> when it started firing.
+    firing: BTreeMap<&'static str, i64>,
+    sink: Arc<dyn AlertSink>,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+    generator_url: String,
+    /// Asks for a check now, e.g. when storage finishes opening and its damage becomes known.
+    kick: Arc<tokio::sync::Notify>,
+}
+
+impl SelfAlerts {
+    pub fn new(
+        sink: Arc<dyn AlertSink>,
+        clock: Arc<dyn Clock>,
+        interval: Duration,
+        external_url: &str,
+    ) -> Self {
+        Self {
+            alerts: Vec::new(),
+            firing: BTreeMap::new(),
+            sink,
+            clock,
+            interval,
+            generator_url: format!("{external_url}/metrics"),
+            kick: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// A handle whose `notify_one` makes the loop check at once.
+    pub fn kicker(&self) -> Arc<tokio::sync::Notify> {
+        self.kick.clone()
+    }
+
+    pub fn add(
+        &mut self,
+        name: &'static str,
+        summary: impl Into<String>,
+        condition: impl Condition + 'static,
+    ) {
+        self.alerts.push(SelfAlert {
+            name,
+            summary: summary.into(),
+            condition: Box::new(condition),
+        });
+    }
+
+    /// Checks every condition once and returns what to send: the firing alerts, and a resolved
+    /// copy of each that stopped holding since the last check.
+    pub fn evaluate(&mut self) -> Vec<Alert> {
+        let now = self.clock.now_ms();
+        let ends = now + ENDS_AFTER_INTERVALS * self.interval.as_millis() as i64;
+        let mut out = Vec::new();
+        for a in &self.alerts {
+            let labels = Labels::from_pairs(&[("alertname", a.name), ("severity", "critical")]);
+            match a.condition.check() {
+                Some(description) => {
+                    let starts_at = *self.firing.entry(a.name).or_insert_with(|| {
+                        tracing::error!(alert = a.name, %description, "built-in alert firing");
+                        now
+                    });
+                    out.push(self.alert(labels, &a.summary, description, starts_at, ends));
+                }
+                None => {
+                    if let Some(starts_at) = self.firing.remove(a.name) {
+                        tracing::info!(alert = a.name, "built-in alert resolved");
+                        out.push(self.alert(labels, &a.summary, String::new(), starts_at, now));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn alert(
+        &self,
+        labels: Labels,
+        summary: &str,
+        description: String,
+        starts_at: i64,
+        ends_at: i64,
+    ) -> Alert {
+        let mut annotations = BTreeMap::new();
+        annotations.insert("summary".to_string(), summary.to_string());
+        if !description.is_empty() {
+            annotations.insert("description".to_string(), description);
+        }
+        Alert {
+            labels,
+            annotations,
+            starts_at,
+            ends_at,
+            generator_url: self.generator_url.clone(),
+            updated_at: 0,
+            timeout: false,
+        }
+    }
+
+    /// Evaluates every interval (and when kicked) until aborted; the first check runs at once.
+    pub async fn run(mut self) {
+        let mut tick = tokio::time::interval(self.interval);
+        let kick = self.kick.clone();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = kick.notified() => {}
+            }
+            let alerts = self.evaluate();
+            if !alerts.is_empty() {
+                self.sink.send(alerts);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    struct NullSink;
+    impl AlertSink for NullSink {
+        fn send(&self, _: Vec<Alert>) {}
+    }
+
+    #[test]
+    fn fires_while_the_condition_holds_then_resolves_once() {
+        let clock = tocsin_model::ManualClock::new(1_000_000);
+        let holds = Arc::new(AtomicBool::new(true));
+        let mut s = SelfAlerts::new(
+            Arc::new(NullSink),
+            Arc::new(clock.clone()),
+            Duration::from_secs(15),
+            "http://x",
+        );
+        let h = holds.clone();
+        s.add("TocsinTest", "test summary", move || {
+            h.load(Ordering::SeqCst).then(|| "it broke".to_string())
+        });
+        let a = s.evaluate();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].labels.get("alertname"), Some("TocsinTest"));
+        assert_eq!(a[0].labels.get("severity"), Some("critical"));
+        assert_eq!(a[0].annotations["description"], "it broke");
+        assert_eq!(a[0].annotations["summary"], "test summary");
+        assert_eq!((a[0].starts_at, a[0].ends_at), (1_000_000, 1_060_000));
+        clock.set(1_015_000);
+        let a = s.evaluate();
+        assert_eq!(
+            (a[0].starts_at, a[0].ends_at),
+            (1_000_000, 1_075_000),
+            "re-sent, same start"
+        );
+        holds.store(false, Ordering::SeqCst);
+        clock.set(1_030_000);
+        let a = s.evaluate();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].ends_at, 1_030_000, "resolved now");
+        assert!(s.evaluate().is_empty(), "resolved copy sent once");
+    }
+}
