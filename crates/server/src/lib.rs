@@ -426,17 +426,20 @@ impl Reloader {
 /// How often the built-in alerts' conditions are checked (and firing ones re-sent).
 const SELF_ALERT_INTERVAL: Duration = Duration::from_secs(15);
 
-/// The `TocsinStorageCorruption` condition: damage found in the WAL since the start.
+/// The `TocsinStorageCorruption` condition: damage found in blocks or the WAL since the start.
 fn storage_corruption(db: &OnceLock<Db>) -> Option<String> {
-    let n = db
-        .get()?
-        .metrics()
-        .wal_corruptions
-        .load(std::sync::atomic::Ordering::Relaxed);
-    (n > 0).then(|| {
+    let m = db.get()?.metrics();
+    let found: Vec<String> = m
+        .corruptions()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect();
+    (!found.is_empty()).then(|| {
         format!(
-            "{n} damaged WAL or block records found since the server started (see \
-             tocsin_tsdb_wal_corruptions_total and the server log for what was dropped)"
+            "storage damage found since the server started: {} (damaged blocks were moved to \
+             quarantine/; see tocsin_tsdb_corruptions_total and the server log for what was lost)",
+            found.join(", ")
         )
     })
 }

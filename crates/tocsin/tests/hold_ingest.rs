@@ -580,8 +580,13 @@ fn wait_for_alert(srv: &TestServer, name: &str) -> serde_json::Value {
 #[test]
 fn damaged_wal_was_only_a_log_line_without_an_alert() {
     let mut srv = TestServer::start(bin(), &[]);
-    let body = rw_body(&[("__name__", "before_damage")], &[(now_ms(), 1.0)]);
-    assert_eq!(post_rw(&srv, None, body).0, 204);
+    // Several records, so the damage below sits between intact ones: a torn tail alone is what a
+    // crash mid-write leaves and is not an alert.
+    for i in 0..4 {
+        let name = format!("before_damage_{i}");
+        let body = rw_body(&[("__name__", name.as_str())], &[(now_ms(), 1.0)]);
+        assert_eq!(post_rw(&srv, None, body).0, 204);
+    }
     srv.kill9();
     let wal = srv.data_dir.join("wal");
     let mut segs: Vec<_> = std::fs::read_dir(&wal)
@@ -593,9 +598,10 @@ fn damaged_wal_was_only_a_log_line_without_an_alert() {
     segs.sort();
     let last = segs.last().unwrap();
     let mut data = std::fs::read(last).unwrap();
-    data.extend_from_slice(&[
-        0x02, 0xff, 0x00, 0x00, 0x10, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3,
-    ]);
+    let at = data.len() / 3;
+    for b in &mut data[at..at + 4] {
+        *b ^= 0xff;
+    }
     std::fs::write(last, data).unwrap();
     let dir = srv.data_dir.clone();
     let srv2 = TestServer::start_on(bin(), &dir, &[]);
