@@ -152,6 +152,51 @@ impl SelfAlerts {
     }
 }
 
+/// How often the built-in alerts' conditions are checked (and firing ones re-sent).
+pub const INTERVAL: Duration = Duration::from_secs(15);
+
+/// Starts tocsin's own alerts: `TocsinStateDbCorrupt` when start-up set a damaged state.db aside,
+/// `TocsinStorageCorruption` from the database's corruption counters. Returns the task and the
+/// handle that asks for a check at once (when storage has opened).
+pub fn spawn_builtin(
+    sink: Arc<dyn AlertSink>,
+    clock: Arc<dyn Clock>,
+    external_url: &str,
+    state_set_aside: Option<(std::path::PathBuf, String)>,
+    db: Arc<std::sync::OnceLock<tocsin_tsdb::Db>>,
+) -> (tokio::task::JoinHandle<()>, Arc<tokio::sync::Notify>) {
+    let mut s = SelfAlerts::new(sink, clock, INTERVAL, external_url);
+    if let Some((moved, error)) = state_set_aside {
+        s.add(
+            "TocsinStateDbCorrupt",
+            "The alert manager's state.db was damaged and set aside; alert state was lost",
+            crate::state_open::condition(moved, error),
+        );
+    }
+    s.add(
+        "TocsinStorageCorruption",
+        "Tocsin found damaged storage (WAL or blocks); some data may be lost",
+        move || storage_corruption(&db),
+    );
+    let kick = s.kicker();
+    (tokio::spawn(s.run()), kick)
+}
+
+/// The `TocsinStorageCorruption` condition: damage found in the WAL since the start.
+fn storage_corruption(db: &std::sync::OnceLock<tocsin_tsdb::Db>) -> Option<String> {
+    let n = db
+        .get()?
+        .metrics()
+        .wal_corruptions
+        .load(std::sync::atomic::Ordering::Relaxed);
+    (n > 0).then(|| {
+        format!(
+            "{n} damaged WAL or block records found since the server started (see \
+             tocsin_tsdb_wal_corruptions_total and the server log for what was dropped)"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
