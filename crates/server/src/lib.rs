@@ -260,23 +260,6 @@ impl Appendable for LazyDb {
     }
 }
 
-/// The store as every writer sees it: the ingest limits (`storage.max_future`, `limits:`) in
-/// front of the database, so no write path can store what another would refuse.
-struct Guarded {
-    db: LazyDb,
-    limits: tocsin_storage::IngestLimits,
-}
-
-impl Appendable for Guarded {
-    fn appender(&self) -> Box<dyn Appender + '_> {
-        Box::new(tocsin_storage::Guarded::new(
-            self.db.appender(),
-            self.limits,
-            tocsin_model::Clock::now_ms(&tocsin_model::SystemClock),
-        ))
-    }
-}
-
 #[derive(Clone)]
 struct AppState {
     db: Arc<OnceLock<Db>>,
@@ -423,27 +406,6 @@ impl Reloader {
     }
 }
 
-/// How often the built-in alerts' conditions are checked (and firing ones re-sent).
-const SELF_ALERT_INTERVAL: Duration = Duration::from_secs(15);
-
-/// The `TocsinStorageCorruption` condition: damage found in blocks or the WAL since the start.
-fn storage_corruption(db: &OnceLock<Db>) -> Option<String> {
-    let m = db.get()?.metrics();
-    let found: Vec<String> = m
-        .corruptions()
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(kind, n)| format!("{n} {kind}"))
-        .collect();
-    (!found.is_empty()).then(|| {
-        format!(
-            "storage damage found since the server started: {} (damaged blocks were moved to \
-             quarantine/; see tocsin_tsdb_corruptions_total and the server log for what was lost)",
-            found.join(", ")
-        )
-    })
-}
-
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -583,8 +545,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_string();
-    let appendable: Arc<dyn Appendable> = Arc::new(Guarded {
-        db: LazyDb(db_cell.clone()),
+    let appendable: Arc<dyn Appendable> = Arc::new(limits::GuardedAppendable {
+        inner: LazyDb(db_cell.clone()),
         limits: ingest_limits,
     });
     let sender = tocsin_rules::sender::AlertmanagerSender::new();
@@ -651,27 +613,13 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         reload: reload_metrics.clone(),
         server: server_metrics.clone(),
     }));
-    let mut builtin_alerts = self_alerts::SelfAlerts::new(
+    let (self_alert_task, self_alert_kick) = self_alerts::spawn_builtin(
         relabel.clone(),
         clock.clone(),
-        SELF_ALERT_INTERVAL,
         &external_url,
+        state.set_aside,
+        db_cell.clone(),
     );
-    if let Some((moved, error)) = state.set_aside {
-        builtin_alerts.add(
-            "TocsinStateDbCorrupt",
-            "The alert manager's state.db was damaged and set aside; alert state was lost",
-            state_open::condition(moved, error),
-        );
-    }
-    let storage_cell = db_cell.clone();
-    builtin_alerts.add(
-        "TocsinStorageCorruption",
-        "Tocsin found damaged storage (WAL or blocks); some data may be lost",
-        move || storage_corruption(&storage_cell),
-    );
-    let self_alert_kick = builtin_alerts.kicker();
-    let self_alert_task = tokio::spawn(builtin_alerts.run());
     let (graphite_stop, graphite_stop_rx) = tokio::sync::watch::channel(false);
     let graphite = match &cfg.graphite {
         None => None,

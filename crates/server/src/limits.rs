@@ -1,7 +1,7 @@
 //! The `limits:` section (sizes of what clients may send: labels of a series, a silence) and the
 //! `web:` section (HTTP connections: how many, how long a client may take to send its headers or
 //! keep an idle connection, how large the headers may be), resolved into the settings the API,
-//! the storage guard and the accept loop take. Defaults are generous enough for normal users.
+//! the storage guard and the accept loop take, and the guarded store every writer is given. Defaults are generous enough for normal users.
 
 use std::time::Duration;
 
@@ -10,6 +10,23 @@ use tocsin_api::am::SilenceLimits;
 use tocsin_storage::IngestLimits;
 
 use crate::config::Error;
+
+/// The store as every writer sees it: the ingest limits (`storage.max_future`, `limits:`) in
+/// front of it, so no write path can store what another would refuse.
+pub struct GuardedAppendable<A> {
+    pub inner: A,
+    pub limits: IngestLimits,
+}
+
+impl<A: tocsin_storage::Appendable> tocsin_storage::Appendable for GuardedAppendable<A> {
+    fn appender(&self) -> Box<dyn tocsin_storage::Appender + '_> {
+        Box::new(tocsin_storage::Guarded::new(
+            self.inner.appender(),
+            self.limits,
+            tocsin_model::Clock::now_ms(&tocsin_model::SystemClock),
+        ))
+    }
+}
 
 /// `limits:`; `0` turns a limit off.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

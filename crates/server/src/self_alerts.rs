@@ -152,6 +152,55 @@ impl SelfAlerts {
     }
 }
 
+/// How often the built-in alerts' conditions are checked (and firing ones re-sent).
+pub const INTERVAL: Duration = Duration::from_secs(15);
+
+/// Starts tocsin's own alerts: `TocsinStateDbCorrupt` when start-up set a damaged state.db aside,
+/// `TocsinStorageCorruption` from the database's corruption counters. Returns the task and the
+/// handle that asks for a check at once (when storage has opened).
+pub fn spawn_builtin(
+    sink: Arc<dyn AlertSink>,
+    clock: Arc<dyn Clock>,
+    external_url: &str,
+    state_set_aside: Option<(std::path::PathBuf, String)>,
+    db: Arc<std::sync::OnceLock<tocsin_tsdb::Db>>,
+) -> (tokio::task::JoinHandle<()>, Arc<tokio::sync::Notify>) {
+    let mut s = SelfAlerts::new(sink, clock, INTERVAL, external_url);
+    if let Some((moved, error)) = state_set_aside {
+        s.add(
+            "TocsinStateDbCorrupt",
+            "The alert manager's state.db was damaged and set aside; alert state was lost",
+            crate::state_open::condition(moved, error),
+        );
+    }
+    s.add(
+        "TocsinStorageCorruption",
+        "Tocsin found damaged storage (WAL or blocks); some data may be lost",
+        move || storage_corruption(&db),
+    );
+    let kick = s.kicker();
+    (tokio::spawn(s.run()), kick)
+}
+
+/// The `TocsinStorageCorruption` condition: damage found in blocks or the WAL since the start
+/// (a torn tail after a crash is normal and not counted).
+fn storage_corruption(db: &std::sync::OnceLock<tocsin_tsdb::Db>) -> Option<String> {
+    let m = db.get()?.metrics();
+    let found: Vec<String> = m
+        .corruptions()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect();
+    (!found.is_empty()).then(|| {
+        format!(
+            "storage damage found since the server started: {} (damaged blocks were moved to \
+             quarantine/; see tocsin_tsdb_corruptions_total and the server log for what was lost)",
+            found.join(", ")
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
