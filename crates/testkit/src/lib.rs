@@ -164,6 +164,28 @@ pub fn client() -> reqwest::blocking::Client {
         .unwrap_or_else(|e| panic!("http client: {e}"))
 }
 
+/// Sends a snappy-compressed remote write 1.0 body to `/api/v1/write` with the headers Prometheus
+/// sends; returns the status and the response text.
+pub fn remote_write(srv: &TestServer, body: Vec<u8>) -> (u16, String) {
+    let r = client()
+        .post(srv.url("/api/v1/write"))
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(body)
+        .send()
+        .unwrap_or_else(|e| panic!("remote write: {e}"));
+    let code = r.status().as_u16();
+    (code, r.text().unwrap_or_default())
+}
+
+/// The wall clock in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Runs `bin tsdb dump --data-dir DIR ARGS...` and returns its lines; panics with the command's
 /// stderr if it fails.
 pub fn dump_lines(bin: &Path, dir: &Path, args: &[&str]) -> Vec<String> {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tocsin_collect::remote_write::encode;
 use tocsin_storage::{AppendOptions, Appendable};
-use tocsin_testkit::{client, TestServer};
+use tocsin_testkit::{client, now_ms, remote_write, TestServer};
 use tocsin_tsdb::{Db, DbOptions};
 
 const MIN: i64 = 60_000;
@@ -17,13 +17,6 @@ const HOUR: i64 = 3_600_000;
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tocsin"))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 /// A data directory with `m{i="0".."2"}` every minute over [base, base + 9 h): three 2 h blocks
@@ -172,17 +165,9 @@ fn write_now(srv: &TestServer, t: i64) -> u16 {
     let samples = vec![(t, 42.0)];
     // `encode` returns the snappy-compressed body.
     let body = encode([(labels.as_slice(), samples.as_slice())]);
-    let r = client()
-        .post(srv.url("/api/v1/write"))
-        .header("Content-Encoding", "snappy")
-        .header("Content-Type", "application/x-protobuf")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .body(body)
-        .send()
-        .unwrap();
-    let code = r.status().as_u16();
+    let (code, text) = remote_write(srv, body);
     if code != 204 {
-        eprintln!("write answered {code}: {}", r.text().unwrap_or_default());
+        eprintln!("write answered {code}: {text}");
     }
     code
 }

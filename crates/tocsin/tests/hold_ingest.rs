@@ -10,17 +10,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tocsin_collect::remote_write::encode;
-use tocsin_testkit::{client, TestServer};
+use tocsin_testkit::{client, now_ms, TestServer};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tocsin"))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 fn rw_body(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> Vec<u8> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tocsin_collect::remote_write::encode;
 use tocsin_testkit::expo::{ExpoOptions, ExpoServer};
-use tocsin_testkit::{client, TestServer};
+use tocsin_testkit::{client, now_ms, TestServer};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tocsin"))
@@ -32,13 +32,6 @@ struct Fixture {
 }
 
 const EXPO_BODY: &str = "# HELP app_requests_total Requests served.\n# TYPE app_requests_total counter\napp_requests_total{path=\"/a\"} 10\n# TYPE app_temp gauge\napp_temp 21.5\n";
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn start() -> Fixture {
     let expo = ExpoServer::start(EXPO_BODY, ExpoOptions::default());
@@ -86,15 +79,8 @@ fn start() -> Fixture {
         ("job", "node"),
     ];
     let body = encode([(&la[..], &a[..]), (&lb[..], &b[..]), (&ll[..], &load[..])]);
-    let r = client()
-        .post(srv.url("/api/v1/write"))
-        .header("Content-Encoding", "snappy")
-        .header("Content-Type", "application/x-protobuf")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .body(body)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 204, "{}", r.text().unwrap_or_default());
+    let (code, text) = tocsin_testkit::remote_write(&srv, body);
+    assert_eq!(code, 204, "{text}");
     Fixture {
         _dir: dir,
         _expo: expo,

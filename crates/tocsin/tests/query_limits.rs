@@ -517,15 +517,7 @@ fn a_query_storm_keeps_ingestion_acknowledged() {
             &[(ts, k as f64)][..],
         )]);
         let t = Instant::now();
-        let r = client()
-            .post(srv.url("/api/v1/write"))
-            .header("Content-Encoding", "snappy")
-            .header("Content-Type", "application/x-protobuf")
-            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-            .body(body)
-            .send()
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 204);
+        assert_eq!(tocsin_testkit::remote_write(srv, body).0, 204);
         worst = worst.max(t.elapsed());
         let t = Instant::now();
         let r = client()

@@ -13,16 +13,7 @@ fn bin() -> &'static Path {
 }
 
 fn post_write(srv: &TestServer, body: Vec<u8>) -> (u16, String) {
-    let r = client()
-        .post(srv.url("/api/v1/write"))
-        .header("Content-Encoding", "snappy")
-        .header("Content-Type", "application/x-protobuf")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .body(body)
-        .send()
-        .unwrap();
-    let code = r.status().as_u16();
-    (code, r.text().unwrap_or_default())
+    tocsin_testkit::remote_write(srv, body)
 }
 
 fn dump(dir: &Path, args: &[&str]) -> Vec<String> {
