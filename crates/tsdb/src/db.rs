@@ -499,30 +499,15 @@ impl Db {
     fn compact_group(&self, group: &[Arc<Block>], mint: i64, maxt: i64) -> Result<()> {
         let t0 = Instant::now();
         let bdir = blocks_dir(&self.inner.dir);
-        let res = block::compact(&bdir, group, mint, maxt);
-        let meta = match res {
-            Ok(m) => m,
-            Err(e) => {
+        // Writing the block and opening it fail the same way: nothing replaced, retried next pass.
+        let new_block = block::compact(&bdir, group, mint, maxt)
+            .and_then(|meta| meta.map(|m| open_new_block(&bdir, &m.ulid)).transpose())
+            .inspect_err(|_| {
                 self.inner
                     .metrics
                     .compactions_failed
                     .fetch_add(1, Ordering::Relaxed);
-                return Err(e);
-            }
-        };
-        let new_block = match &meta {
-            Some(m) => match open_new_block(&bdir, &m.ulid) {
-                Ok(b) => Some(b),
-                Err(e) => {
-                    self.inner
-                        .metrics
-                        .compactions_failed
-                        .fetch_add(1, Ordering::Relaxed);
-                    return Err(e);
-                }
-            },
-            None => None,
-        };
+            })?;
         {
             let mut bl = self.inner.blocks.write();
             bl.retain(|b| !group.iter().any(|g| Arc::ptr_eq(g, b)));
