@@ -10,20 +10,17 @@ use axum::response::{IntoResponse, Response};
 use tocsin_model::{ErrorKind, Matcher};
 
 use crate::error::ApiError;
+use crate::prom::encode::PromError;
 use crate::ApiState;
 
-/// Parses a Prometheus API time: RFC 3339 is not supported yet, Unix seconds (with fraction) are.
+/// A Prometheus API time: RFC 3339 or Unix seconds (with fraction), as the query endpoints take.
 fn parse_time(field: &str, s: &str) -> Result<i64, ApiError> {
-    s.parse::<f64>()
-        .ok()
-        .filter(|f| f.is_finite())
-        .map(|f| (f * 1000.0).round() as i64)
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorKind::BadData,
-                format!("invalid parameter {field:?}: cannot parse {s:?} as Unix seconds"),
-            )
-        })
+    crate::prom::params::parse_time(s).map_err(|e| {
+        ApiError::new(
+            ErrorKind::BadData,
+            format!("invalid parameter {field:?}: {e}"),
+        )
+    })
 }
 
 fn params(query: Option<&str>, body: &[u8]) -> Vec<(String, String)> {
@@ -40,7 +37,8 @@ pub async fn delete_series(
 ) -> Response {
     match delete_inner(&st, q.as_deref(), &body) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => e.into_response(),
+        // Under /api/v1 errors come in Prometheus's envelope.
+        Err(e) => PromError::new(e.kind, e.message).into_response(),
     }
 }
 
@@ -89,5 +87,9 @@ mod tests {
         assert_eq!(p[0], ("match[]".into(), "up{job=\"a\"}".into()));
         assert_eq!(parse_time("end", &p[2].1).unwrap(), 2500);
         assert!(parse_time("start", "x").is_err());
+        assert_eq!(
+            parse_time("start", "2026-01-02T03:04:05.5Z").unwrap(),
+            1_767_323_045_500
+        );
     }
 }

@@ -12,6 +12,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tocsin_alerts::heartbeat::HeartbeatStatus;
+
+use crate::prom::encode::PromError;
 use tocsin_alerts::silence::{Silence, SilenceState};
 use tocsin_alerts::store::{HistoryEntry, HistoryQuery};
 use tocsin_alerts::{AlertFilter, AlertView, GroupView};
@@ -541,19 +543,7 @@ pub async fn post_heartbeat(State(st): State<ApiState>, Path(name): Path<String>
                 .find(|h| h.name == name);
             ok_json(json!({"status": "success", "data": h.as_ref().map(heartbeat_json)}))
         }
-        Err(e) => {
-            let status = match e.kind() {
-                tocsin_model::ErrorKind::BadData => StatusCode::BAD_REQUEST,
-                _ => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            (
-                status,
-                axum::Json(
-                    json!({"status": "error", "errorType": "bad_data", "error": e.to_string()}),
-                ),
-            )
-                .into_response()
-        }
+        Err(e) => PromError::new(e.kind(), e.to_string()).into_response(),
     }
 }
 
@@ -642,10 +632,10 @@ pub async fn history(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Respo
     })();
     let q = match parsed {
         Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        Err(e) => return PromError::bad_data(e).into_response(),
     };
     match st.alertmanager.history(&q) {
-        Ok(rows) => ok_json(Value::Array(
+        Ok(rows) => ok_json(json!({"status": "success", "data": Value::Array(
             rows.into_iter()
                 .map(|r| {
                     json!({
@@ -656,7 +646,7 @@ pub async fn history(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Respo
                     })
                 })
                 .collect(),
-        )),
-        Err(e) => am_error(e),
+        )})),
+        Err(e) => PromError::new(e.kind(), e.to_string()).into_response(),
     }
 }

@@ -99,6 +99,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/query", get(push::influx_query).post(push::influx_query))
         .route("/api/v1/push", post(push::json_push))
         .route(
+            "/v3/projects/{project}/timeSeries",
+            post(push::create_time_series),
+        )
+        .route(
             "/api/v1/admin/tsdb/delete_series",
             post(admin::delete_series).put(admin::delete_series),
         )

@@ -1,6 +1,7 @@
 //! Push endpoints: InfluxDB line protocol (`POST /write` for 1.x clients, `POST /api/v2/write`
 //! for 2.x), the bits of the InfluxDB API Telegraf needs to start (`/ping`, `CREATE DATABASE` on
-//! `/query`), and the JSON custom-metric API (`POST /api/v1/push`).
+//! `/query`), and the JSON custom-metric API (`POST /api/v1/push`, and Cloud Monitoring's REST
+//! path `POST /v3/projects/{project}/timeSeries`).
 //!
 //! Partial-failure policy, the same for both formats: everything good in a request is written; if
 //! anything was refused (a bad line, a bad time series, a sample the store rejects), the answer is
@@ -12,13 +13,14 @@ use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tocsin_collect::lineproto::{Decoder, Options, Precision, Report};
 use tocsin_model::{Clock, ErrorKind, SystemClock};
 
 use crate::error::ApiError;
+use crate::prom::encode::PromError;
 use crate::ApiState;
 
 /// Largest decompressed request body accepted on push endpoints.
@@ -347,22 +349,61 @@ pub async fn influx_query(RawQuery(query): RawQuery, headers: HeaderMap, body: B
 }
 
 /// `POST /api/v1/push`: Cloud Monitoring style JSON time series (see `tocsin_collect::jsonpush`).
+/// Errors come in Prometheus's `/api/v1` envelope (`error` holds the message, as before).
 pub async fn json_push(State(st): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
+    match json_ingest(&st, headers, body, None).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => PromError::new(e.kind, e.message).into_response(),
+    }
+}
+
+/// `POST /v3/projects/{project}/timeSeries`: the REST path of Cloud Monitoring's
+/// `CreateTimeSeries`, so its client libraries can be pointed at Tocsin. Success is `{}`; errors
+/// are Google's `{"error": {"code", "message", "status"}}`.
+pub async fn create_time_series(
+    State(st): State<ApiState>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match json_ingest(&st, headers, body, Some(project)).await {
+        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({}))).into_response(),
+        Err(e) => {
+            let status = crate::error::status_for(e.kind);
+            let g = match status.as_u16() {
+                400 => "INVALID_ARGUMENT",
+                404 => "NOT_FOUND",
+                503 => "UNAVAILABLE",
+                499 => "CANCELLED",
+                _ => "INTERNAL",
+            };
+            let body = serde_json::json!({"error": {"code": status.as_u16(), "message": e.message, "status": g}});
+            (status, axum::Json(body)).into_response()
+        }
+    }
+}
+
+async fn json_ingest(
+    st: &ApiState,
+    headers: HeaderMap,
+    body: Bytes,
+    project: Option<String>,
+) -> Result<(), ApiError> {
     let st2 = st.clone();
     let res = tokio::task::spawn_blocking(move || {
         let body = request_body(&headers, body)?;
-        ingest_json(&st2, &body)
+        ingest_json(&st2, &body, project.as_deref())
     })
     .await;
     let m = &st.push_metrics;
     match res {
         Ok(Ok(None)) => {
             m.json_requests_ok.fetch_add(1, Ordering::Relaxed);
-            StatusCode::NO_CONTENT.into_response()
+            Ok(())
         }
         Ok(Ok(Some(msg))) => {
             m.json_requests_bad.fetch_add(1, Ordering::Relaxed);
-            json_error(StatusCode::BAD_REQUEST, Api::V1, &msg)
+            Err(ApiError::new(ErrorKind::BadData, msg))
         }
         Ok(Err(e)) => {
             if e.kind == ErrorKind::BadData {
@@ -370,20 +411,24 @@ pub async fn json_push(State(st): State<ApiState>, headers: HeaderMap, body: Byt
             } else {
                 m.json_requests_failed.fetch_add(1, Ordering::Relaxed);
             }
-            api_error(e, Api::V1)
+            Err(e)
         }
         Err(e) => {
             m.json_requests_failed.fetch_add(1, Ordering::Relaxed);
-            api_error(
-                ApiError::new(ErrorKind::Internal, format!("push failed: {e}")),
-                Api::V1,
-            )
+            Err(ApiError::new(
+                ErrorKind::Internal,
+                format!("push failed: {e}"),
+            ))
         }
     }
 }
 
-fn ingest_json(st: &ApiState, body: &[u8]) -> Result<Option<String>, ApiError> {
-    let decoded = tocsin_collect::jsonpush::decode(body)
+fn ingest_json(
+    st: &ApiState,
+    body: &[u8],
+    project: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    let decoded = tocsin_collect::jsonpush::decode_for_project(body, project)
         .map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
     let mut app = st.appendable.appender();
     let mut refused = Refused::default();
@@ -503,7 +548,7 @@ mod tests {
         let store = MemoryStore::new();
         let st = state(&store);
         let body = br#"{"timeSeries":[{"metric":{"type":"a"},"points":[{"interval":{"endTime":"2024-01-01T00:00:00Z"},"value":{"doubleValue":1}}]},{"metric":{"type":"b"}}]}"#;
-        let msg = ingest_json(&st, body).unwrap().unwrap();
+        let msg = ingest_json(&st, body, None).unwrap().unwrap();
         assert!(msg.contains("timeSeries[1].points: missing"), "{msg}");
         assert_eq!(count(&store), 1);
         assert_eq!(

@@ -11,6 +11,10 @@
 //!   number) and `boolValue` (1/0) are accepted; `metricKind` and `valueType` are checked but not
 //!   stored (a DELTA point is stored as the increment it carries).
 //!
+//! Field names are taken in both spellings proto3 JSON allows: lowerCamelCase (`timeSeries`,
+//! `endTime`, `doubleValue`) and the proto field name (`time_series`, `end_time`,
+//! `double_value`); giving both spellings of one field is an error. Label keys are never renamed.
+//!
 //! A body that is not JSON or has no `timeSeries` array is rejected whole; otherwise every bad
 //! series is reported with the JSON path of the offending value and the good ones are kept.
 
@@ -64,8 +68,30 @@ impl Decoded {
 
 /// Parses and maps a request body.
 pub fn decode(body: &[u8]) -> Result<Decoded> {
+    decode_for_project(body, None)
+}
+
+/// Parses and maps a body sent to `projects/{project}/timeSeries`: like Cloud Monitoring, a
+/// series whose labels carry no `project_id` gets the project of the request path.
+pub fn decode_for_project(body: &[u8], project: Option<&str>) -> Result<Decoded> {
+    let mut d = decode_inner(body)?;
+    if let Some(p) = project {
+        for s in &mut d.series {
+            if !s.labels.iter().any(|(n, _)| n == "project_id") {
+                s.labels.push(("project_id".to_string(), p.to_string()));
+                s.labels.sort();
+            }
+        }
+    }
+    Ok(d)
+}
+
+fn decode_inner(body: &[u8]) -> Result<Decoded> {
     let root: Value = serde_json::from_slice(body).map_err(|e| Error::Json(e.to_string()))?;
-    let Some(list) = root.get("timeSeries") else {
+    let Some(root) = root.as_object() else {
+        return Err(Error::Json("the body must be a JSON object".into()));
+    };
+    let Some(list) = pick(root, "", "timeSeries").map_err(Error::Json)? else {
         return Err(Error::Json("missing field timeSeries".into()));
     };
     let Some(list) = list.as_array() else {
@@ -95,9 +121,46 @@ fn obj<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, String> {
     v.as_object().ok_or_else(|| err(path, "must be an object"))
 }
 
+/// The proto field name of a lowerCamelCase JSON name (`endTime` -> `end_time`).
+fn snake(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 4);
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// A field under either of its proto3 JSON spellings.
+fn pick<'a>(
+    o: &'a Map<String, Value>,
+    path: &str,
+    camel: &str,
+) -> Result<Option<&'a Value>, String> {
+    let sn = snake(camel);
+    match (o.get(camel), (sn != camel).then(|| o.get(&sn)).flatten()) {
+        (Some(_), Some(_)) => Err(err(
+            &join(path, camel),
+            format!("given twice, as {camel} and as {sn}"),
+        )),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
 fn field<'a>(o: &'a Map<String, Value>, path: &str, key: &str) -> Result<&'a Value, String> {
-    o.get(key)
-        .ok_or_else(|| err(&format!("{path}.{key}"), "missing"))
+    pick(o, path, key)?.ok_or_else(|| err(&join(path, key), "missing"))
 }
 
 fn string<'a>(v: &'a Value, path: &str) -> Result<&'a str, String> {
@@ -166,7 +229,7 @@ fn map_series(i: usize, ts: &Value) -> Result<MappedSeries, String> {
             }
         }
     }
-    if let Some(k) = o.get("metricKind") {
+    if let Some(k) = pick(o, &base, "metricKind")? {
         let p = format!("{base}.metricKind");
         match string(k, &p)? {
             "GAUGE" | "CUMULATIVE" | "DELTA" => {}
@@ -178,7 +241,7 @@ fn map_series(i: usize, ts: &Value) -> Result<MappedSeries, String> {
             }
         }
     }
-    let value_type = match o.get("valueType") {
+    let value_type = match pick(o, &base, "valueType")? {
         None => None,
         Some(v) => {
             let p = format!("{base}.valueType");
@@ -230,7 +293,7 @@ fn map_point(path: &str, p: &Value, value_type: Option<&str>) -> Result<(i64, f6
             format!("{end:?} is not an RFC 3339 time (like 2024-05-01T12:00:00Z)"),
         )
     })?;
-    if let Some(s) = interval.get("startTime") {
+    if let Some(s) = pick(interval, &ipath, "startTime")? {
         let spath = format!("{ipath}.startTime");
         let st = string(s, &spath)?;
         if parse_rfc3339(st).is_none() {
@@ -250,17 +313,17 @@ fn map_point(path: &str, p: &Value, value_type: Option<&str>) -> Result<(i64, f6
     };
     let kpath = format!("{vpath}.{kind}");
     let (vt, f) = match kind.as_str() {
-        "doubleValue" => (
+        "doubleValue" | "double_value" => (
             "DOUBLE",
             double(v).ok_or_else(|| err(&kpath, "must be a number"))?,
         ),
-        "int64Value" => (
+        "int64Value" | "int64_value" => (
             "INT64",
             int64(v)
                 .ok_or_else(|| err(&kpath, "must be a 64-bit integer (a JSON string or number)"))?
                 as f64,
         ),
-        "boolValue" => (
+        "boolValue" | "bool_value" => (
             "BOOL",
             match v.as_bool() {
                 Some(true) => 1.0,

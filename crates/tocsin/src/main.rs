@@ -4,6 +4,7 @@
 mod bench;
 mod check_cmd;
 mod query_cmd;
+mod routes_cmd;
 mod test_cmd;
 mod tsdb_bench;
 mod tsdb_cmd;
@@ -27,8 +28,24 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 )]
 struct Cli {
     /// Log level (error, warn, info, debug, trace) or a tracing filter directive.
-    #[arg(long, global = true, default_value = "info", env = "TOCSIN_LOG")]
+    #[arg(
+        long,
+        visible_alias = "log.level",
+        global = true,
+        default_value = "info",
+        env = "TOCSIN_LOG"
+    )]
     log_level: String,
+    /// Log line format: `text` (human-readable; coloured only when stderr is a terminal and
+    /// NO_COLOR is unset) or `json` (one object per line, for log shippers).
+    #[arg(
+        long = "log.format",
+        visible_alias = "log-format",
+        global = true,
+        default_value = "text",
+        value_parser = ["text", "json"]
+    )]
+    log_format: String,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -56,6 +73,12 @@ enum Cmd {
     Check {
         #[command(subcommand)]
         cmd: check_cmd::CheckCmd,
+    },
+    /// Show the alert manager's routing tree, or test where an alert goes (`routes show`,
+    /// `routes test name=value...`), as amtool's `config routes` does.
+    Routes {
+        #[command(subcommand)]
+        cmd: routes_cmd::RoutesCmd,
     },
     /// Run rule unit tests (`test rules FILE...`, promtool's test-file format).
     Test {
@@ -95,28 +118,44 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     tocsin_model::duration::parse_duration_ms(s).map(|ms| Duration::from_millis(ms.max(0) as u64))
 }
 
-fn init_logging(level: &str) {
+fn init_logging(level: &str, format: &str) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // Otherwise a log line that cannot be written (stderr redirected to a file on a full
         // disk) is reported with eprintln!, which panics the thread that logged: the storage
         // maintenance thread died that way and never cut a block again.
-        .log_internal_errors(false)
-        .init();
+        .log_internal_errors(false);
+    if format == "json" {
+        b.json().with_current_span(false).init();
+    } else {
+        // Escape codes in a file or a journal make the log unreadable and ungreppable.
+        let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        b.with_ansi(colour).init();
+    }
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level);
+    init_logging(&cli.log_level, &cli.log_format);
     // The flag is checked when pages are faulted in, so arenas mapped before main are covered.
     disable_transparent_huge_pages();
     purge_freed_memory_at_once();
     let res = match cli.cmd {
         Cmd::Check { cmd } => {
             return match check_cmd::run(cmd) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Routes { cmd } => {
+            return match routes_cmd::run(cmd) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("error: {e:#}");

@@ -10,6 +10,18 @@ use tocsin_model::{Labels, Matcher, METRIC_NAME};
 use tocsin_storage::{Queryable, SelectHints};
 use tocsin_tsdb::Db;
 
+/// A time flag: integer Unix milliseconds, or RFC 3339 (`2026-01-02T03:04:05Z`).
+fn parse_time_ms(s: &str) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    tocsin_model::time::parse_rfc3339_ms(s).ok_or_else(|| {
+        format!(
+            "{s:?} is neither Unix milliseconds nor an RFC 3339 time (like 2026-01-02T03:04:05Z)"
+        )
+    })
+}
+
 #[derive(Subcommand)]
 pub enum TsdbCmd {
     /// Print every matching sample as `{labels} value timestamp_ms`, one per line. Works read-only,
@@ -20,9 +32,11 @@ pub enum TsdbCmd {
         /// Series selector, e.g. 'up{job="node"}'. Default: every series.
         #[arg(long = "match")]
         matcher: Option<String>,
-        #[arg(long, default_value_t = i64::MIN, allow_negative_numbers = true)]
+        /// Earliest sample time: Unix milliseconds (as promtool takes) or RFC 3339.
+        #[arg(long, default_value_t = i64::MIN, allow_negative_numbers = true, value_parser = parse_time_ms)]
         min_time: i64,
-        #[arg(long, default_value_t = i64::MAX, allow_negative_numbers = true)]
+        /// Latest sample time: Unix milliseconds or RFC 3339.
+        #[arg(long, default_value_t = i64::MAX, allow_negative_numbers = true, value_parser = parse_time_ms)]
         max_time: i64,
     },
     /// Print series, samples, blocks, bytes per sample and the highest-cardinality labels and metrics.

@@ -197,7 +197,8 @@ fn external_alerts_silences_and_restart_without_duplicates() {
         &srv,
         "/api/v1/alerts/history?filter=alertname%3D%22External%22&limit=5",
     );
-    let rows = v.as_array().unwrap();
+    assert_eq!(v["status"], "success", "{v}");
+    let rows = v["data"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "{v}");
     assert!(
         rows[0]["endsAt"].is_null(),
@@ -208,14 +209,14 @@ fn external_alerts_silences_and_restart_without_duplicates() {
     assert_eq!(rows[0]["labels"]["job"], "ext");
     assert_eq!(rows[0]["fingerprint"].as_str().unwrap().len(), 16);
     let v = get_json(&srv, "/api/v1/alerts/history?filter=job%3D%22ext%22");
-    assert_eq!(v.as_array().unwrap().len(), 4, "{v}");
+    assert_eq!(v["data"].as_array().unwrap().len(), 4, "{v}");
     let future = tocsin_model::time::format_rfc3339_ms(now_ms() + 3_600_000);
     let v = get_json(
         &srv,
         &format!("/api/v1/alerts/history?start={future}&filter=job%3D%22ext%22"),
     );
     assert_eq!(
-        v.as_array().unwrap().len(),
+        v["data"].as_array().unwrap().len(),
         2,
         "open rows overlap any later window"
     );
@@ -229,8 +230,12 @@ fn external_alerts_silences_and_restart_without_duplicates() {
             .send()
             .unwrap();
         assert_eq!(r.status().as_u16(), 400, "{q}");
-        let body = r.text().unwrap();
-        assert!(body.contains(field), "{q}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+        assert_eq!(body["errorType"], "bad_data", "{q}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(field),
+            "{q}: {body}"
+        );
     }
     // Two group_intervals and a group_wait pass with no new notification.
     std::thread::sleep(Duration::from_secs(5));

@@ -243,32 +243,38 @@ fn json_push_good_and_bad_series() {
     let (code, body) = post(&srv, "/api/v1/push", &[], b"{\"timeSeries\": 3}".to_vec());
     assert_eq!(code, 400);
     assert!(body.contains("timeSeries: must be an array"), "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (&v["status"], &v["errorType"]),
+        (&"error".into(), &"bad_data".into())
+    );
+    // Cloud Monitoring's REST path, with proto field names in snake_case.
+    let snake = r#"{"time_series":[{"metric":{"type":"custom.googleapis.com/queue_depth"},
+        "metric_kind":"GAUGE","value_type":"INT64",
+        "points":[{"interval":{"end_time":"2023-11-14T22:13:20Z"},"value":{"int64_value":"7"}}]}]}"#;
+    let (code, body) = post(&srv, "/v3/projects/p1/timeSeries", &[], snake.into());
+    assert_eq!((code, body.as_str()), (200, "{}"));
+    let (code, body) = post(&srv, "/v3/projects/p1/timeSeries", &[], b"{}".to_vec());
+    assert_eq!(code, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], 400, "{body}");
+    assert_eq!(v["error"]["status"], "INVALID_ARGUMENT", "{body}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("timeSeries"),
+        "{body}"
+    );
     assert_eq!(srv.stop(), Some(0));
     assert_eq!(
         dump(&srv.data_dir),
         set(&[
             r#"{__name__="jobs_done"} 42 1700000000000"#,
+            r#"{__name__="queue_depth", project_id="p1"} 7 1700000000000"#,
             r#"{__name__="vm_stuck_seconds", instance_id="42", job="backup", resource_type="gce_instance", zone="europe-west1-b"} 1.5 1700000000000"#,
         ])
     );
-}
-
-/// The server colours its log even into a file; tests match plain text.
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut it = s.chars();
-    while let Some(c) = it.next() {
-        if c == '\u{1b}' {
-            for c in it.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn free_port() -> u16 {
@@ -326,7 +332,11 @@ fn graphite_plaintext_over_tcp() {
     }
     assert_eq!(srv.stop(), Some(0));
     drop(s);
-    let log = strip_ansi(&srv.log_text());
+    let log = srv.log_text();
+    assert!(
+        !log.contains('\u{1b}'),
+        "log_has_colour_codes_when_stderr_is_a_file: {log}"
+    );
     assert!(log.contains("graphite: bad line skipped"), "{log}");
     assert!(log.contains("too many fields"), "{log}");
     assert!(log.contains("line=2"), "{log}");

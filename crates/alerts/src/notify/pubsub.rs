@@ -20,12 +20,16 @@
 //!   generator URL carries the rule's expression (`g0.expr`).
 //! - `summary`: annotation `summary`, else `description`, else a generated sentence.
 //! - `url`: the generator URL, else the external URL.
-//! - `resource`: `type` is label `resource_type`, else `prometheus_target` (the resource type
-//!   Google uses for Prometheus data); `labels` are the alert's labels plus `project_id` when
-//!   configured and not already a label. `resource_name`/`resource_display_name` = label
-//!   `instance` when present.
+//! - `resource`: `type` is the configured `resource_type`, else label `resource_type`, else
+//!   `prometheus_target` (the resource type Google uses for Prometheus data). `labels` are the
+//!   alert labels that form that resource (the configured `resource_labels`, else the labels
+//!   Google defines for the type: [`known_resource_labels`]), plus `project_id` when configured
+//!   and not already a label. `resource_name`/`resource_display_name` = label `instance` when
+//!   present.
 //! - `metric`: `type` `tocsin/alerts/<alertname>`, `displayName` the alertname, `labels` the
-//!   alert's labels.
+//!   alert's other labels (neither resource labels nor `resource_type`). For a resource type
+//!   with no known label list and no `resource_labels`, every label goes to both, since there
+//!   is nothing to split by.
 //! - `policy_user_labels` and `metadata.user_labels`: the alert's labels (routing hints such as
 //!   `action=delete_vm` are ordinary alert labels); `metadata.system_labels` is empty.
 //! - `documentation`: `content` = annotation `description` (else empty), `mime_type`
@@ -78,6 +82,88 @@ pub struct PubsubConfig {
     /// Per-request timeout; unset = bounded only by the flush deadline.
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub timeout: Option<Duration>,
+    /// Monitored-resource type of every incident (`gce_instance`, ...); unset = the alert's
+    /// `resource_type` label, else `prometheus_target`.
+    #[serde(default)]
+    pub resource_type: Option<String>,
+    /// Alert labels that form `resource.labels`; unset = the labels Google defines for the type.
+    #[serde(default)]
+    pub resource_labels: Option<Vec<String>>,
+}
+
+/// The labels of the monitored-resource types alert handlers most often see, as Google defines
+/// them (`project_id` comes from the configuration when it is not a label).
+pub fn known_resource_labels(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "prometheus_target" => &[
+            "project_id",
+            "location",
+            "cluster",
+            "namespace",
+            "job",
+            "instance",
+        ],
+        "gce_instance" => &["project_id", "instance_id", "zone"],
+        "k8s_container" => &[
+            "project_id",
+            "location",
+            "cluster_name",
+            "namespace_name",
+            "pod_name",
+            "container_name",
+        ],
+        "k8s_pod" => &[
+            "project_id",
+            "location",
+            "cluster_name",
+            "namespace_name",
+            "pod_name",
+        ],
+        "k8s_node" => &["project_id", "location", "cluster_name", "node_name"],
+        "generic_node" => &["project_id", "location", "namespace", "node_id"],
+        "generic_task" => &["project_id", "location", "namespace", "job", "task_id"],
+        "cloud_run_revision" => &[
+            "project_id",
+            "service_name",
+            "revision_name",
+            "location",
+            "configuration_name",
+        ],
+        "global" => &["project_id"],
+        _ => return None,
+    })
+}
+
+/// How alert labels become an incident's resource and metric.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IncidentShape {
+    pub project_id: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_labels: Option<Vec<String>>,
+}
+
+impl PubsubConfig {
+    /// Configuration errors the server refuses at load, each as `field: reason`.
+    pub fn check(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        if let Some(t) = &self.resource_type {
+            if t.is_empty() {
+                errs.push("resource_type: must not be empty".to_string());
+            } else if self.resource_labels.is_none() && known_resource_labels(t).is_none() {
+                errs.push(format!(
+                    "resource_labels: required for resource_type {t:?}, whose labels Tocsin does not know"
+                ));
+            }
+        }
+        if let Some(list) = &self.resource_labels {
+            for (i, n) in list.iter().enumerate() {
+                if n.is_empty() {
+                    errs.push(format!("resource_labels[{i}]: empty label name"));
+                }
+            }
+        }
+        errs
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -188,10 +274,29 @@ fn lookup(a: &Alert, keys: &[&str]) -> Option<String> {
 }
 
 /// Maps one alert to an incident as of `now_ms` (see the module doc for the mapping).
-pub fn incident(a: &Alert, cx: &NotifyCx, project_id: Option<&str>) -> Incident {
+pub fn incident(a: &Alert, cx: &NotifyCx, shape: &IncidentShape) -> Incident {
+    let project_id = shape.project_id.as_deref();
     let name = a.name().to_string();
     let closed = a.resolved_at(cx.now_ms);
     let labels = label_map(&a.labels);
+    let kind = shape
+        .resource_type
+        .as_deref()
+        .or_else(|| a.labels.get("resource_type"))
+        .unwrap_or("prometheus_target")
+        .to_string();
+    let split: Option<Vec<&str>> = match &shape.resource_labels {
+        Some(l) => Some(l.iter().map(String::as_str).collect()),
+        None => known_resource_labels(&kind).map(|l| l.to_vec()),
+    };
+    let (mut resource_labels, metric_labels) = match split {
+        None => (labels.clone(), labels.clone()),
+        Some(names) => labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != "resource_type")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .partition(|(k, _)| names.contains(&k.as_str())),
+    };
     let project = project_id.unwrap_or("tocsin");
     let instance = a.labels.get("instance").map(str::to_string);
     let ann = |k: &str| a.annotations.get(k).filter(|v| !v.is_empty()).cloned();
@@ -204,7 +309,6 @@ pub fn incident(a: &Alert, cx: &NotifyCx, project_id: Option<&str>) -> Incident 
                 format!("{name} is firing for {}.", a.labels)
             }
         });
-    let mut resource_labels = labels.clone();
     if let Some(p) = project_id {
         resource_labels
             .entry("project_id".to_string())
@@ -225,11 +329,7 @@ pub fn incident(a: &Alert, cx: &NotifyCx, project_id: Option<&str>) -> Incident 
         observed_value: lookup(a, &["observed_value", "value"]),
         threshold_value: lookup(a, &["threshold_value", "threshold"]),
         resource: IncidentResource {
-            kind: a
-                .labels
-                .get("resource_type")
-                .unwrap_or("prometheus_target")
-                .to_string(),
+            kind,
             labels: resource_labels,
         },
         resource_name: instance.clone(),
@@ -237,7 +337,7 @@ pub fn incident(a: &Alert, cx: &NotifyCx, project_id: Option<&str>) -> Incident 
         metric: IncidentMetric {
             kind: format!("tocsin/alerts/{name}"),
             display_name: name.clone(),
-            labels: labels.clone(),
+            labels: metric_labels,
         },
         metadata: IncidentMetadata {
             system_labels: BTreeMap::new(),
@@ -333,18 +433,25 @@ pub struct Pubsub {
     send_resolved: bool,
     url: reqwest::Url,
     subscription: String,
-    project_id: Option<String>,
+    shape: IncidentShape,
     client: reqwest::Client,
 }
 
 impl Pubsub {
     pub fn new(cfg: &PubsubConfig, base_dir: &Path, what: &str) -> crate::Result<Self> {
+        if let Some(e) = cfg.check().into_iter().next() {
+            return Err(crate::Error::Config(format!("{what}: {e}")));
+        }
         let timeout = cfg.timeout.unwrap_or(common::UNBOUNDED_HTTP_TIMEOUT);
         Ok(Pubsub {
             send_resolved: cfg.send_resolved,
             url: common::parse_url(&cfg.url, what)?,
             subscription: cfg.subscription.clone(),
-            project_id: cfg.project_id.clone(),
+            shape: IncidentShape {
+                project_id: cfg.project_id.clone(),
+                resource_type: cfg.resource_type.clone(),
+                resource_labels: cfg.resource_labels.clone(),
+            },
             client: common::build_client(&cfg.http_config, base_dir, timeout, what)?,
         })
     }
@@ -380,7 +487,7 @@ impl Notifier for Pubsub {
                 if !self.send_resolved && a.resolved_at(cx.now_ms) {
                     continue;
                 }
-                let inc = incident(a, cx, self.project_id.as_deref());
+                let inc = incident(a, cx, &self.shape);
                 out.record(self.push(&inc).await);
             }
             out.finish("pushes")

@@ -515,17 +515,14 @@ pubsub_configs:
                 "observed_value": "0",
                 "resource": {
                     "type": "prometheus_target",
-                    "labels": {
-                        "alertname": "ProbeFailure", "instance": "web-1",
-                        "severity": "critical", "project_id": "my-proj"
-                    }
+                    "labels": {"instance": "web-1", "project_id": "my-proj"}
                 },
                 "resource_name": "web-1",
                 "resource_display_name": "web-1",
                 "metric": {
                     "type": "tocsin/alerts/ProbeFailure",
                     "displayName": "ProbeFailure",
-                    "labels": labels
+                    "labels": {"alertname": "ProbeFailure", "severity": "critical"}
                 },
                 "metadata": {"system_labels": {}, "user_labels": labels},
                 "policy_name": "ProbeFailure",
@@ -589,6 +586,8 @@ async fn pubsub_minimal_alert_and_redelivery_semantics() -> R {
         "Bare is firing for {alertname=\"Bare\", resource_type=\"gce_instance\"}."
     );
     assert_eq!(inc["resource"]["type"], "gce_instance");
+    assert_eq!(inc["resource"]["labels"], json!({}));
+    assert_eq!(inc["metric"]["labels"], json!({"alertname": "Bare"}));
     assert_eq!(
         inc["condition"],
         json!({"name": "projects/tocsin/alertPolicies/Bare/conditions/Bare", "displayName": "Bare"})
@@ -596,6 +595,71 @@ async fn pubsub_minimal_alert_and_redelivery_semantics() -> R {
     assert!(inc.get("scoping_project_id").is_none());
     assert!(inc.get("severity").is_none());
     assert!(inc.get("resource_name").is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn pubsub_resource_type_and_labels_split_the_alert_labels() -> R {
+    let srv = Server::start(&[]).await;
+    let n = build_one(
+        &format!(
+            "name: r\npubsub_configs:\n- url: {}\n  project_id: p1\n  resource_type: gce_instance\n",
+            srv.url("/")
+        ),
+        Path::new("."),
+    );
+    let a = alert(
+        &[
+            ("alertname", "Stuck"),
+            ("instance_id", "42"),
+            ("zone", "europe-west1-b"),
+            ("severity", "page"),
+            ("resource_type", "ignored_when_configured"),
+        ],
+        &[],
+        0,
+    );
+    n.notify(&cx(), std::slice::from_ref(&a)).await?;
+    let n2 = build_one(
+        &format!(
+            "name: r\npubsub_configs:\n- url: {}\n  resource_type: my_type\n  resource_labels: [host]\n",
+            srv.url("/")
+        ),
+        Path::new("."),
+    );
+    let b = alert(&[("alertname", "X"), ("host", "h1"), ("team", "t")], &[], 0);
+    n2.notify(&cx(), std::slice::from_ref(&b)).await?;
+    let reqs = srv.reqs();
+    let (_, data) = decode_push(&reqs[0]);
+    let inc = &data["incident"];
+    assert_eq!(
+        inc["resource"],
+        json!({"type": "gce_instance", "labels": {"instance_id": "42", "zone": "europe-west1-b", "project_id": "p1"}})
+    );
+    assert_eq!(
+        inc["metric"]["labels"],
+        json!({"alertname": "Stuck", "severity": "page"})
+    );
+    let (_, data) = decode_push(&reqs[1]);
+    let inc = &data["incident"];
+    assert_eq!(
+        inc["resource"],
+        json!({"type": "my_type", "labels": {"host": "h1"}})
+    );
+    assert_eq!(
+        inc["metric"]["labels"],
+        json!({"alertname": "X", "team": "t"})
+    );
+    // A type Tocsin has no label list for needs resource_labels.
+    let cfg: ReceiverConfig = serde_norway::from_str(&format!(
+        "name: r\npubsub_configs:\n- url: {}\n  resource_type: my_type\n",
+        srv.url("/")
+    ))?;
+    let e = build_receiver(&cfg, Path::new("."))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("resource_labels: required"), "{e}");
     Ok(())
 }
 

@@ -149,3 +149,38 @@ fn rfc3339() {
         assert_eq!(parse_rfc3339(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn proto_field_names_in_snake_case_are_accepted() {
+    let d = decode(
+        br#"{"time_series":[{"metric":{"type":"custom.googleapis.com/q","labels":{"queue_name":"a"}},
+            "metric_kind":"GAUGE","value_type":"INT64",
+            "points":[{"interval":{"start_time":"2024-05-01T12:00:00Z","end_time":"2024-05-01T12:00:00Z"},"value":{"int64_value":"3"}}]}]}"#,
+    )
+    .unwrap();
+    assert!(d.errors.is_empty(), "{:?}", d.errors);
+    assert_eq!(
+        d.series[0].pairs(),
+        vec![("__name__", "q"), ("queue_name", "a")]
+    );
+    assert_eq!(d.series[0].samples, vec![(1_714_564_800_000, 3.0)]);
+    let d =
+        one(r#"{"metric":{"type":"q"},"valueType":"DOUBLE","value_type":"DOUBLE","points":[]}"#);
+    assert_eq!(
+        d.errors,
+        vec!["timeSeries[0].valueType: given twice, as valueType and as value_type"]
+    );
+}
+
+#[test]
+fn project_from_the_path_fills_project_id() {
+    let body = br#"{"timeSeries":[
+        {"metric":{"type":"a"},"points":[{"interval":{"endTime":"2024-05-01T12:00:00Z"},"value":{"doubleValue":1}}]},
+        {"metric":{"type":"b"},"resource":{"type":"global","labels":{"project_id":"other"}},"points":[{"interval":{"endTime":"2024-05-01T12:00:00Z"},"value":{"doubleValue":1}}]}]}"#;
+    let d = decode_for_project(body, Some("p1")).unwrap();
+    assert_eq!(
+        d.series[0].pairs(),
+        vec![("__name__", "a"), ("project_id", "p1")]
+    );
+    assert!(d.series[1].pairs().contains(&("project_id", "other")));
+}

@@ -1,0 +1,189 @@
+//! The command line's conventions against the real binary: `--log.format=json`, `tocsin query`'s
+//! output for a person, `tocsin routes show|test`, and RFC 3339 times in `tsdb dump` and
+//! `delete_series`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use tocsin_model::time::format_rfc3339_ms;
+use tocsin_testkit::{client, now_ms, TestServer};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_tocsin"))
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Writes `name value` at `ts_s` (Unix seconds) through the line-protocol endpoint.
+fn write(srv: &TestServer, lines: &str) {
+    let r = client()
+        .post(srv.url("/write?precision=s"))
+        .body(lines.to_string())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204, "{}", r.text().unwrap());
+}
+
+#[test]
+fn json_log_format_writes_one_object_per_line() {
+    let mut srv = TestServer::start(bin(), &["--log.format", "json"]);
+    assert_eq!(srv.stop(), Some(0));
+    let log = srv.log_text();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}"));
+        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{l}");
+    }
+    assert!(!log.contains('\u{1b}'), "{log}");
+}
+
+#[test]
+fn query_prints_readable_times_a_row_per_series_and_no_data() {
+    let srv = TestServer::start(bin(), &[]);
+    let t0 = now_ms() / 1000 - 120;
+    write(
+        &srv,
+        &format!(
+            "cpu,host=a v=1 {t0}\ncpu,host=a v=2 {}\ncpu,host=b v=5 {}\n",
+            t0 + 10,
+            t0 + 10
+        ),
+    );
+    let server = srv.url("");
+    let at = format_rfc3339_ms((t0 + 10) * 1000);
+    let out = run(&["query", "--server", &server, "--time", &at, "cpu_v"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let o = text(&out.stdout);
+    assert!(o.starts_with("LABELS"), "{o}");
+    assert!(
+        o.contains(&format!("cpu_v{{host=\"a\"}}  2      {at}")),
+        "{o}"
+    );
+    let out = run(&[
+        "query",
+        "range",
+        "--server",
+        &server,
+        "--start",
+        &format_rfc3339_ms(t0 * 1000),
+        "--end",
+        &at,
+        "--step",
+        "10s",
+        "cpu_v",
+    ]);
+    let o = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(o.starts_with("2 steps from "), "{o}");
+    assert!(o.contains("cpu_v{host=\"a\"}  1 2\n"), "{o}");
+    assert!(o.contains("cpu_v{host=\"b\"}  _ 5\n"), "{o}");
+    let out = run(&["query", "--server", &server, "nothing_here"]);
+    assert_eq!(text(&out.stdout), "no data\n");
+    let out = run(&["query", "--server", &server, "sum(cpu_v"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("bad_data"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn routes_show_and_test_read_a_tocsin_yml() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tocsin.yml");
+    std::fs::write(
+        &cfg,
+        r#"alertmanager:
+  route:
+    receiver: default
+    group_by: [alertname]
+    routes:
+    - matchers: [service="db"]
+      receiver: db
+      continue: true
+    - matchers: [owner="y"]
+      receiver: team-y
+  receivers:
+  - name: default
+  - name: db
+    exec_configs:
+    - command: /bin/true
+  - name: team-y
+"#,
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let out = run(&["routes", "show", "--config", c]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let o = text(&out.stdout);
+    assert!(o.contains("└── default-route  receiver: default"), "{o}");
+    assert!(o.contains("{service=\"db\"}  receiver: db"), "{o}");
+    let out = run(&["routes", "test", "--config", c, "service=db", "owner=y"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "db,team-y\n");
+    let out = run(&[
+        "routes",
+        "test",
+        "--config",
+        c,
+        "--verify.receivers",
+        "db",
+        "service=db",
+        "owner=y",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(&["routes", "test", "--config", c, "alertname=X"]);
+    assert_eq!(text(&out.stdout), "default\n");
+}
+
+#[test]
+fn tsdb_dump_and_delete_series_take_rfc3339_times() {
+    let mut srv = TestServer::start(bin(), &[]);
+    let t0 = now_ms() / 1000 - 600;
+    write(&srv, &format!("d v=1 {t0}\nd v=2 {}\n", t0 + 300));
+    let r = client()
+        .post(srv.url("/api/v1/admin/tsdb/delete_series"))
+        .form(&[
+            ("match[]", "d_v"),
+            ("start", &format_rfc3339_ms((t0 - 1) * 1000)),
+            ("end", &format_rfc3339_ms((t0 + 1) * 1000)),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204, "{}", r.text().unwrap());
+    let r = client()
+        .post(srv.url("/api/v1/admin/tsdb/delete_series"))
+        .form(&[("match[]", "d_v"), ("start", "yesterday")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let v: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+    assert_eq!(v["errorType"], "bad_data", "{v}");
+    assert!(v["error"].as_str().unwrap().contains("\"start\""), "{v}");
+    assert_eq!(srv.stop(), Some(0));
+    let all = tocsin_testkit::dump_lines(bin(), &srv.data_dir, &[]);
+    assert_eq!(
+        all,
+        [format!("{{__name__=\"d_v\"}} 2 {}", (t0 + 300) * 1000)]
+    );
+    let dir = srv.data_dir.to_str().unwrap();
+    let from = format_rfc3339_ms((t0 + 301) * 1000);
+    let out = run(&["tsdb", "dump", "--data-dir", dir, "--min-time", &from]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+    let out = run(&["tsdb", "dump", "--data-dir", dir, "--max-time", "soon"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("RFC 3339"),
+        "{}",
+        text(&out.stderr)
+    );
+}
