@@ -187,3 +187,63 @@ fn tsdb_dump_and_delete_series_take_rfc3339_times() {
         text(&out.stderr)
     );
 }
+
+/// Every `/api/v1` endpoint but remote write (whose senders expect Prometheus's plain-text
+/// errors) answers in the Prometheus envelope, on success and on a bad request alike.
+#[test]
+fn every_api_v1_endpoint_answers_in_the_prometheus_envelope() {
+    let srv = TestServer::start(bin(), &[]);
+    let ok = [
+        "/api/v1/query?query=1",
+        "/api/v1/query_range?query=1&start=0&end=60&step=15",
+        "/api/v1/format_query?query=up",
+        "/api/v1/query_exemplars?query=up&start=0&end=60",
+        "/api/v1/series?match[]=up",
+        "/api/v1/labels",
+        "/api/v1/label/job/values",
+        "/api/v1/metadata",
+        "/api/v1/rules",
+        "/api/v1/alerts",
+        "/api/v1/alertmanagers",
+        "/api/v1/alerts/history",
+        "/api/v1/heartbeats",
+        "/api/v1/status/buildinfo",
+        "/api/v1/status/runtimeinfo",
+        "/api/v1/status/flags",
+        "/api/v1/status/config",
+        "/api/v1/status/tsdb",
+        "/api/v1/targets",
+    ];
+    for path in ok {
+        let r = client().get(srv.url(path)).send().unwrap();
+        let code = r.status().as_u16();
+        let body = r.text().unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+        assert_eq!((code, &v["status"]), (200, &"success".into()), "{path}: {body}");
+    }
+    let bad: [(&str, &str); 7] = [
+        ("GET", "/api/v1/query?query=sum("),
+        ("GET", "/api/v1/query_range?query=1"),
+        ("GET", "/api/v1/series"),
+        ("GET", "/api/v1/alerts/history?limit=0"),
+        ("POST", "/api/v1/heartbeat/bad%2Fname"),
+        ("POST", "/api/v1/push"),
+        ("POST", "/api/v1/admin/tsdb/delete_series"),
+    ];
+    for (method, path) in bad {
+        let r = match method {
+            "GET" => client().get(srv.url(path)),
+            _ => client().post(srv.url(path)).body("{}"),
+        }
+        .send()
+        .unwrap();
+        let code = r.status().as_u16();
+        let body = r.text().unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
+        assert!((400..500).contains(&code), "{path}: {code} {body}");
+        assert_eq!(v["status"], "error", "{path}: {body}");
+        assert!(v["errorType"].is_string() && v["error"].is_string(), "{path}: {body}");
+    }
+}
