@@ -5,6 +5,7 @@ mod aggregate;
 mod binary;
 mod cancel;
 mod depth;
+mod errpos;
 mod engine;
 mod error;
 mod functions;

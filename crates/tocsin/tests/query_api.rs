@@ -726,8 +726,10 @@ fn eval_cli_prints_tables_and_json() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    // Header and five points.
-    assert_eq!(stdout.lines().count(), 6, "{stdout}");
+    // The step line, the column header and one row with the series' five points.
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert!(stdout.starts_with("5 steps from "), "{stdout}");
+    assert!(stdout.contains("  0.5 0.5 0.5 0.5 0.5\n"), "{stdout}");
 }
 
 /// RFC 3339 with milliseconds, UTC.
