@@ -310,8 +310,8 @@ pub fn parse_if_shallow(q: &str) -> Result<Option<Parsed>> {
 }
 
 fn parse_measured(q: &str) -> Result<Parsed> {
-    let expr = promql_parser::parser::parse(q)
-        .map_err(|m| Error::Parse(crate::errpos::locate(q, &m)))?;
+    let expr =
+        promql_parser::parser::parse(q).map_err(|m| Error::Parse(crate::errpos::locate(q, &m)))?;
     let depth = ast_depth(&expr);
     let p = Parsed {
         expr: Some(expr),

@@ -80,7 +80,8 @@ fn completable(prefix: &str) -> bool {
     // A continuation inside the innermost open bracket (`sum(` + `x`), or after closing the
     // brackets (`sum by (job` + `)` + ` (x)`).
     CONTINUATIONS.iter().any(|c| {
-        parses(format!("{prefix}{c}")) || (!close.is_empty() && parses(format!("{prefix}{close}{c}")))
+        parses(format!("{prefix}{c}"))
+            || (!close.is_empty() && parses(format!("{prefix}{close}{c}")))
     })
 }
 
@@ -195,9 +196,15 @@ mod tests {
         assert_eq!(at("foo{a=}"), "1:7: parse error: unexpected \"}\"");
         assert_eq!(at("up +"), "1:5: parse error: unexpected end of input");
         assert_eq!(at("sum(up"), "1:7: parse error: unclosed left parenthesis");
-        assert_eq!(at("rate(up[5m)"), "1:11: parse error: unexpected character inside brackets: ')'");
+        assert_eq!(
+            at("rate(up[5m)"),
+            "1:11: parse error: unexpected character inside brackets: ')'"
+        );
         assert_eq!(at("up * * 1"), "1:6: parse error: unexpected \"*\"");
-        assert_eq!(at("sum by (job) (up) )"), "1:19: parse error: unexpected right parenthesis ')'");
+        assert_eq!(
+            at("sum by (job) (up) )"),
+            "1:19: parse error: unexpected right parenthesis ')'"
+        );
         assert_eq!(
             at("sum(rate(x[5m]))\n  + bogus bogus"),
             "2:11: parse error: unexpected \"bogus\""

@@ -88,11 +88,12 @@ fn query_prints_readable_times_a_row_per_series_and_no_data() {
     assert_eq!(text(&out.stdout), "no data\n");
     let out = run(&["query", "--server", &server, "sum(cpu_v"]);
     assert!(!out.status.success());
+    let e = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("bad_data"),
-        "{}",
-        text(&out.stderr)
+        e.contains("bad_data") && e.contains("1:10: parse error"),
+        "{e}"
     );
+    assert!(e.contains("\n  sum(cpu_v\n           ^"), "{e}");
 }
 
 #[test]
@@ -220,7 +221,11 @@ fn every_api_v1_endpoint_answers_in_the_prometheus_envelope() {
         let body = r.text().unwrap();
         let v: serde_json::Value =
             serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
-        assert_eq!((code, &v["status"]), (200, &"success".into()), "{path}: {body}");
+        assert_eq!(
+            (code, &v["status"]),
+            (200, &"success".into()),
+            "{path}: {body}"
+        );
     }
     let bad: [(&str, &str); 7] = [
         ("GET", "/api/v1/query?query=sum("),
@@ -244,6 +249,9 @@ fn every_api_v1_endpoint_answers_in_the_prometheus_envelope() {
             serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
         assert!((400..500).contains(&code), "{path}: {code} {body}");
         assert_eq!(v["status"], "error", "{path}: {body}");
-        assert!(v["errorType"].is_string() && v["error"].is_string(), "{path}: {body}");
+        assert!(
+            v["errorType"].is_string() && v["error"].is_string(),
+            "{path}: {body}"
+        );
     }
 }

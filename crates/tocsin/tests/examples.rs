@@ -34,7 +34,14 @@ fn example_config_checks_runs_and_routes() {
     let tests = examples().join("rules.test.yml");
     let out = ok(&["test", "rules", tests.to_str().unwrap()]);
     assert!(out.contains("SUCCESS"), "{out}");
-    let out = ok(&["routes", "test", "--config", cfg, "alertname=CpuIdleLow", "severity=critical"]);
+    let out = ok(&[
+        "routes",
+        "test",
+        "--config",
+        cfg,
+        "alertname=CpuIdleLow",
+        "severity=critical",
+    ]);
     assert_eq!(out, "platform-webhook\n");
     let srv = TestServer::start(bin(), &["--config", cfg]);
     let r = client().get(srv.url("/api/v1/rules")).send().unwrap();
