@@ -144,48 +144,24 @@ fn main() -> std::process::ExitCode {
     // The flag is checked when pages are faulted in, so arenas mapped before main are covered.
     disable_transparent_huge_pages();
     purge_freed_memory_at_once();
-    let res = match cli.cmd {
-        Cmd::Check { cmd } => {
-            return match check_cmd::run(cmd) {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    std::process::ExitCode::FAILURE
-                }
-            }
-        }
-        Cmd::Routes { cmd } => {
-            return match routes_cmd::run(cmd) {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    std::process::ExitCode::FAILURE
-                }
-            }
-        }
-        Cmd::Test { cmd } => {
-            return match test_cmd::run(cmd) {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    std::process::ExitCode::FAILURE
-                }
-            }
-        }
-        Cmd::Server(a) => run_server(a),
-        Cmd::Query(a) => query_cmd::run(a),
-        Cmd::Tsdb { cmd } => tsdb_cmd::run(cmd),
-        Cmd::Bench(BenchCmd::Targets(a)) => bench::targets::run(a),
-        Cmd::Bench(BenchCmd::Lineproto(a)) => bench::lineproto::run(a),
-        Cmd::Bench(BenchCmd::Query(a)) => bench::query::run(a),
+    use std::process::ExitCode;
+    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
+    let res: anyhow::Result<ExitCode> = match cli.cmd {
+        // These decide their own exit code (1 when a checked file or test fails).
+        Cmd::Check { cmd } => check_cmd::run(cmd),
+        Cmd::Routes { cmd } => routes_cmd::run(cmd),
+        Cmd::Test { cmd } => test_cmd::run(cmd),
+        Cmd::Server(a) => done(run_server(a)),
+        Cmd::Query(a) => done(query_cmd::run(a)),
+        Cmd::Tsdb { cmd } => done(tsdb_cmd::run(cmd)),
+        Cmd::Bench(BenchCmd::Targets(a)) => done(bench::targets::run(a)),
+        Cmd::Bench(BenchCmd::Lineproto(a)) => done(bench::lineproto::run(a)),
+        Cmd::Bench(BenchCmd::Query(a)) => done(bench::query::run(a)),
     };
-    match res {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    res.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
 }
 
 /// mimalloc asks for transparent huge pages on its arenas. The head's memory is millions of small
