@@ -116,11 +116,7 @@ fn closers(s: &str) -> Option<String> {
             '(' => stack.push(')'),
             '[' => stack.push(']'),
             '{' => stack.push('}'),
-            ')' | ']' | '}' => {
-                if stack.pop() != Some(c) {
-                    return None;
-                }
-            }
+            ')' | ']' | '}' if stack.pop() != Some(c) => return None,
             _ => {}
         }
     }
