@@ -15,7 +15,7 @@ mod serve;
 pub mod state_open;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -292,12 +292,19 @@ struct RulesSetup {
     alertmanagers: Vec<am_targets::PreparedAm>,
 }
 
+/// The directory relative paths in the config resolve against. A bare file name
+/// (`--config tocsin.yml`) has the empty path as parent, which `current_dir` and friends refuse:
+/// that is `.`.
+pub fn config_dir(file: Option<&Path>) -> PathBuf {
+    match file.and_then(Path::parent) {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 impl Reloader {
     fn base_dir(&self) -> PathBuf {
-        self.config_file
-            .as_ref()
-            .and_then(|p| p.parent().map(|d| d.to_path_buf()))
-            .unwrap_or_else(|| PathBuf::from("."))
+        config_dir(self.config_file.as_deref())
     }
 
     fn load(&self) -> Result<Config, Error> {
@@ -556,11 +563,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let state_path = opts.data_dir.join("state.db");
     let clock: Arc<dyn tocsin_model::Clock> = Arc::new(tocsin_model::SystemClock);
     let state = state_open::open(&state_path, clock.now_ms(), &server_metrics)?;
-    let base_dir = opts
-        .config_file
-        .as_ref()
-        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
-        .unwrap_or_else(|| PathBuf::from("."));
+    let base_dir = config_dir(opts.config_file.as_deref());
     let alert_manager = tocsin_alerts::AlertManager::new(
         cfg.am.clone(),
         tocsin_alerts::ManagerOptions {

@@ -34,13 +34,28 @@ impl TestServer {
         s
     }
 
+    /// Starts `bin server` with `cwd` as its working directory (for relative `--config` paths).
+    pub fn start_in(bin: &Path, cwd: &Path, data_dir: &Path, extra: &[&str]) -> TestServer {
+        let mut s = Self::spawn_with(bin, data_dir, extra, Some(cwd));
+        s.wait_ready(Duration::from_secs(60));
+        s
+    }
+
     /// Spawns without waiting for readiness; `addr` is known once the server is listening.
     pub fn spawn(bin: &Path, data_dir: &Path, extra: &[&str]) -> TestServer {
+        Self::spawn_with(bin, data_dir, extra, None)
+    }
+
+    fn spawn_with(bin: &Path, data_dir: &Path, extra: &[&str], cwd: Option<&Path>) -> TestServer {
         let addr_file = data_dir.with_extension(format!("addr-{}", std::process::id()));
         let _ = std::fs::remove_file(&addr_file);
         let log = data_dir.with_extension("log");
         let logf = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
-        let child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        if let Some(d) = cwd {
+            cmd.current_dir(d);
+        }
+        let child = cmd
             .arg("server")
             .arg("--listen")
             .arg("127.0.0.1:0")
