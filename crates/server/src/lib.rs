@@ -7,6 +7,7 @@ pub mod alerting;
 pub mod am;
 pub mod am_targets;
 pub mod config;
+pub mod expo;
 pub mod limits;
 pub mod metrics;
 pub mod redact;
@@ -457,15 +458,16 @@ async fn ready(State(st): State<AppState>) -> Response {
     }
 }
 
-async fn metrics_handler(State(st): State<AppState>) -> Response {
+async fn metrics_handler(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     let mut out = String::new();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     match prometheus_client::encoding::text::encode(&mut out, &st.registry) {
+        Ok(()) if expo::wants_openmetrics(accept) => {
+            ([(header::CONTENT_TYPE, expo::OPENMETRICS)], out).into_response()
+        }
         Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            out,
+            [(header::CONTENT_TYPE, expo::TEXT_004)],
+            expo::to_text_004(&out),
         )
             .into_response(),
         Err(e) => (

@@ -465,14 +465,14 @@ impl Collector for Sources {
         )?;
         gauge(
             &mut e,
-            "tocsin_tsdb_head_min_time_ms",
-            "Oldest sample in the head.",
+            "tocsin_tsdb_head_min_time",
+            "Oldest sample time in the head (Unix ms, as Prometheus).",
             s.head_min_time as f64,
         )?;
         gauge(
             &mut e,
-            "tocsin_tsdb_head_max_time_ms",
-            "Newest sample in the head.",
+            "tocsin_tsdb_head_max_time",
+            "Newest sample time in the head (Unix ms, as Prometheus).",
             s.head_max_time as f64,
         )?;
         counter_family(
