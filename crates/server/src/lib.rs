@@ -513,7 +513,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         });
     let db_opts = cfg.storage.to_options(&file)?;
     let query_settings = cfg.query_settings(&file)?;
-    let ingest_limits = cfg.limits.ingest(cfg.storage.max_future_ms(&file)?);
+    let mut ingest_limits = cfg.limits.ingest(cfg.storage.max_future_ms(&file)?);
+    // Samples retention would delete at the next maintenance are refused instead of acknowledged.
+    ingest_limits.retention_ms = db_opts.retention_ms;
     let silence_limits = cfg.limits.silences(&file)?;
     let web = cfg.web.settings(&file)?;
     let server_metrics = Arc::new(metrics::ServerMetrics::default());

@@ -27,6 +27,20 @@ impl TestServer {
         s
     }
 
+    /// Starts `bin server` on a fresh temp data directory with `yaml` as its `--config` file
+    /// (written beside the data directory).
+    pub fn start_with_config(bin: &Path, yaml: &str, extra: &[&str]) -> TestServer {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let cfg = tmp.path().join("tocsin.yml");
+        std::fs::write(&cfg, yaml).unwrap_or_else(|e| panic!("writing {}: {e}", cfg.display()));
+        let cfg_s = cfg.display().to_string();
+        let mut args = vec!["--config", cfg_s.as_str()];
+        args.extend_from_slice(extra);
+        let mut s = Self::start_on(bin, &tmp.path().join("data"), &args);
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// Starts `bin server` on a given data directory (to restart on the same data).
     pub fn start_on(bin: &Path, data_dir: &Path, extra: &[&str]) -> TestServer {
         let mut s = Self::spawn(bin, data_dir, extra);
