@@ -6,7 +6,8 @@
 //! Live alerts are not persisted, as in Alertmanager: senders re-send firing alerts every few
 //! evaluation intervals, so the set rebuilds itself after a restart. The history is the record
 //! that survives. A history row still open at startup is continued when its alert is re-sent
-//! with the same start; rows nobody re-sends within `resolve_timeout` of the first activity
+//! still firing, with the row's (earlier) start kept, as a running Alertmanager would merge it;
+//! rows nobody re-sends within `resolve_timeout` of the first activity
 //! after the start are closed then, since Alertmanager would have timed those alerts out too.
 
 use std::collections::{HashMap, HashSet};
@@ -143,10 +144,22 @@ impl AlertStore {
         for a in alerts {
             let fp = a.fingerprint();
             let old = inner.alerts.get(&fp).cloned();
-            let merged = match &old {
+            let mut merged = match &old {
                 Some(old) if overlaps(old, &a) => merge(old, &a, now),
                 _ => a,
             };
+            // First re-send after a restart of an alert whose history row is still open: the
+            // sender's clock of the episode restarted with us (a rule's `startsAt` is when it
+            // fired again after the restart), but an Alertmanager that had kept running would
+            // have merged it into the alert it held and kept the earlier start. Do the same,
+            // so the alert keeps its start time and its history stays one row.
+            if old.is_none() && inner.orphans.contains(&fp) && !merged.resolved_at(now) {
+                if let Some(row) = inner.open.get(&fp) {
+                    if row.starts_at < merged.starts_at {
+                        merged.starts_at = row.starts_at;
+                    }
+                }
+            }
             inner.alerts.insert(fp, merged.clone());
             inner.orphans.remove(&fp);
             transitions.push((fp, old, merged.clone()));
@@ -876,6 +889,37 @@ mod tests {
         drop(s);
         let s = AlertStore::new(Some(StateDb::open(&path).unwrap()), RT).unwrap();
         assert_eq!(s.history(10).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn restart_gave_a_still_firing_alert_a_new_start_and_a_second_history_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let s = AlertStore::new(Some(StateDb::open(&path).unwrap()), RT).unwrap();
+            s.put(vec![alert("A", T0, 0)], T0).unwrap();
+        }
+        let s = AlertStore::new(Some(StateDb::open(&path).unwrap()), RT).unwrap();
+        // A rule engine restarted with us re-sends the alert with the time it fired again.
+        let got = s
+            .put(vec![alert("A", T0 + 3 * MIN, 0)], T0 + 3 * MIN)
+            .unwrap();
+        assert_eq!(got[0].starts_at, T0, "the stored alert keeps its start");
+        assert_eq!(hist(&s), vec![("A".into(), T0, 0)]);
+        // Later re-sends merge into it as usual.
+        let got = s
+            .put(vec![alert("A", T0 + 3 * MIN, 0)], T0 + 4 * MIN)
+            .unwrap();
+        assert_eq!(got[0].starts_at, T0);
+        assert_eq!(hist(&s), vec![("A".into(), T0, 0)]);
+        // A resolve re-sent after the restart closes the row at its end.
+        let s2 = {
+            drop(s);
+            AlertStore::new(Some(StateDb::open(&path).unwrap()), RT).unwrap()
+        };
+        s2.put(vec![alert("A", T0 + 3 * MIN, T0 + 5 * MIN)], T0 + 6 * MIN)
+            .unwrap();
+        assert_eq!(hist(&s2), vec![("A".into(), T0, T0 + 5 * MIN)]);
     }
 
     #[test]

@@ -75,3 +75,89 @@ fn exec_receiver_failed_with_a_bare_config_file_name() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["alerts"][0]["labels"]["alertname"], "Bare");
 }
+
+fn write_temp(srv: &TestServer, v: f64) {
+    let r = client()
+        .post(srv.url("/write?precision=ms"))
+        .body(format!("app temp={v} {}\n", now_ms()))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+}
+
+/// Polls `/api/v2/alerts` until an alert named `name` is there; returns its `startsAt`.
+fn wait_alert(srv: &TestServer, name: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = get_json(srv, "/api/v2/alerts");
+        if let Some(a) = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["labels"]["alertname"] == name)
+        {
+            return a["startsAt"].as_str().unwrap().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never fired; log:\n{}",
+            srv.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn restart_gave_a_firing_alert_a_new_start_and_split_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: app\n    rules:\n      - alert: Hot\n        expr: app_temp > 30\n      - alert: HotFor\n        expr: app_temp > 30\n        for: 2s\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("tocsin.yml");
+    std::fs::write(
+        &cfg,
+        "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalertmanager:\n  route:\n    receiver: none\n  receivers:\n    - name: none\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let args = ["--config", cfg.to_str().unwrap()];
+    let mut srv = TestServer::start_on(bin(), &data, &args);
+    write_temp(&srv, 40.0);
+    let hot = wait_alert(&srv, "Hot");
+    let hot_for = wait_alert(&srv, "HotFor");
+    // Let a few evaluations pass so the restart comes well after the alerts fired.
+    std::thread::sleep(Duration::from_millis(1500));
+    write_temp(&srv, 41.0);
+    assert_eq!(srv.stop(), Some(0));
+
+    let srv = TestServer::start_on(bin(), &data, &args);
+    write_temp(&srv, 42.0);
+    // The rules re-send after their first evaluations; wait until both are back.
+    assert_eq!(
+        wait_alert(&srv, "Hot"),
+        hot,
+        "Hot startsAt after the restart"
+    );
+    assert_eq!(
+        wait_alert(&srv, "HotFor"),
+        hot_for,
+        "HotFor startsAt after the restart"
+    );
+    for name in ["Hot", "HotFor"] {
+        let v = get_json(
+            &srv,
+            &format!("/api/v1/alerts/history?filter=alertname%3D%22{name}%22"),
+        );
+        let rows = v.as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{name}: {v}");
+        assert!(rows[0]["endsAt"].is_null(), "{name}: {v}");
+        let start = if name == "Hot" { &hot } else { &hot_for };
+        assert_eq!(
+            tocsin_model::time::parse_rfc3339_ms(rows[0]["startsAt"].as_str().unwrap()),
+            tocsin_model::time::parse_rfc3339_ms(start),
+            "{name}: {v}"
+        );
+    }
+}
