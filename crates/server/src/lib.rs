@@ -10,6 +10,7 @@ pub mod config;
 pub mod expo;
 pub mod limits;
 pub mod metrics;
+mod metrics_compat;
 pub mod redact;
 pub mod self_alerts;
 mod serve;

@@ -82,7 +82,7 @@ fn counter_family(
 }
 
 /// A family whose samples each carry several labels.
-fn family(
+pub(crate) fn family(
     e: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -239,6 +239,8 @@ fn process_stats() -> Option<(f64, f64, f64)> {
 
 impl Collector for Sources {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        crate::metrics_compat::encode_prometheus(self, &mut e)?;
+        crate::metrics_compat::encode_alertmanager(self, &mut e)?;
         if let Some((cpu, rss, vsize)) = process_stats() {
             counter(
                 &mut e,
