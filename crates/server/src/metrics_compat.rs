@@ -178,6 +178,14 @@ pub fn encode_prometheus(src: &Sources, e: &mut DescriptorEncoder) -> Result<(),
         &one(sc.samples_rejected.load(Ordering::Relaxed) as f64),
     )?;
 
+    family(
+        e,
+        "prometheus_target_scrapes_exceeded_sample_limit",
+        "Total number of scrapes that hit the sample limit and were rejected.",
+        Counter,
+        &one(sc.exceeded_sample_limit.load(Ordering::Relaxed) as f64),
+    )?;
+
     let Some(db) = src.db.get() else {
         return Ok(());
     };

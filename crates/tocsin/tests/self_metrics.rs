@@ -134,6 +134,10 @@ const COMPAT: &[(&str, &str)] = &[
     ("prometheus_notifications_queue_capacity", "gauge"),
     ("prometheus_notifications_alertmanagers_discovered", "gauge"),
     ("prometheus_engine_queries", "gauge"),
+    (
+        "prometheus_target_scrapes_exceeded_sample_limit_total",
+        "counter",
+    ),
     ("alertmanager_alerts", "gauge"),
     ("alertmanager_silences", "gauge"),
     ("alertmanager_config_last_reload_successful", "gauge"),
