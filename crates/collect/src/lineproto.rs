@@ -71,7 +71,7 @@ const HINT_UNITS: [(Precision, &str, &str); 4] = [
 
 impl Precision {
     /// A timestamp in milliseconds back in this unit (approximate for finer units).
-    fn from_ms(self, t: i64) -> i64 {
+    fn ms_to_unit(self, t: i64) -> i64 {
         match self {
             Self::Nanoseconds => t.saturating_mul(1_000_000),
             Self::Microseconds => t.saturating_mul(1_000),
@@ -93,7 +93,7 @@ pub fn precision_hint(t_ms: i64, precision: Precision, now_ms: i64) -> Option<St
     if plausible(t_ms) {
         return None;
     }
-    let raw = precision.from_ms(t_ms);
+    let raw = precision.ms_to_unit(t_ms);
     HINT_UNITS
         .iter()
         .filter(|(p, _, _)| *p != precision)

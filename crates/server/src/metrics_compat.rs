@@ -204,7 +204,7 @@ pub fn encode_prometheus(src: &Sources, e: &mut DescriptorEncoder) -> Result<(),
         "prometheus_tsdb_head_samples_appended",
         "Total number of appended samples.",
         Counter,
-        &vec![(lbl(&[("type", "float")]), ld(&m.samples_appended))],
+        &[(lbl(&[("type", "float")]), ld(&m.samples_appended))],
     )?;
     family(
         e,
@@ -449,7 +449,7 @@ pub fn encode_alertmanager(
         "alertmanager_alerts",
         "How many alerts by state.",
         Gauge,
-        &vec![
+        &[
             (lbl(&[("state", "active")]), st.alerts_active as f64),
             (lbl(&[("state", "suppressed")]), st.alerts_suppressed as f64),
             (
@@ -463,7 +463,7 @@ pub fn encode_alertmanager(
         "alertmanager_silences",
         "How many silences by state.",
         Gauge,
-        &vec![
+        &[
             (lbl(&[("state", "active")]), st.silences_active as f64),
             (lbl(&[("state", "pending")]), st.silences_pending as f64),
             (lbl(&[("state", "expired")]), st.silences_expired as f64),

@@ -1,6 +1,7 @@
 //! The server's own `/metrics`: the text format 0.0.4 output passes `promtool check metrics`
 //! with TYPE lines naming the sample names, OpenMetrics is served when asked for, and the
 //! self-metrics Prometheus's and Alertmanager's mixins query exist under their names and types.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write;
 use std::path::Path;
