@@ -1,7 +1,14 @@
 //! `/metrics` content negotiation: prometheus-client writes OpenMetrics text, where a counter
 //! family `foo` has samples `foo_total`. Text format 0.0.4 has no such split: its `# HELP` and
 //! `# TYPE` lines must carry the sample name, or parsers (Prometheus, promtool) see an empty typed
-//! family and an untyped `foo_total`. This module rewrites the OpenMetrics text for 0.0.4 clients.
+//! family and an untyped `foo_total`. This module serves `/metrics`, rewriting the OpenMetrics
+//! text for 0.0.4 clients.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
 
 /// Content type of the OpenMetrics exposition.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -79,6 +86,23 @@ pub fn to_text_004(om: &str) -> String {
         out.push_str(&format!("# HELP {hname} {text}\n"));
     }
     out
+}
+
+/// `GET /metrics`.
+pub(crate) async fn handler(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let mut out = String::new();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    match prometheus_client::encoding::text::encode(&mut out, &st.registry) {
+        Ok(()) if wants_openmetrics(accept) => {
+            ([(header::CONTENT_TYPE, OPENMETRICS)], out).into_response()
+        }
+        Ok(()) => ([(header::CONTENT_TYPE, TEXT_004)], to_text_004(&out)).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics: {e}\n"),
+        )
+            .into_response(),
+    }
 }
 
 #[cfg(test)]

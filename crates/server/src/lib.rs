@@ -22,7 +22,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -459,26 +459,6 @@ async fn ready(State(st): State<AppState>) -> Response {
     }
 }
 
-async fn metrics_handler(State(st): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    let mut out = String::new();
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    match prometheus_client::encoding::text::encode(&mut out, &st.registry) {
-        Ok(()) if expo::wants_openmetrics(accept) => {
-            ([(header::CONTENT_TYPE, expo::OPENMETRICS)], out).into_response()
-        }
-        Ok(()) => (
-            [(header::CONTENT_TYPE, expo::TEXT_004)],
-            expo::to_text_004(&out),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding metrics: {e}\n"),
-        )
-            .into_response(),
-    }
-}
-
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -690,7 +670,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let app = Router::new()
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
-        .route("/metrics", get(metrics_handler))
+        .route("/metrics", get(expo::handler))
         .route(
             "/-/reload",
             axum::routing::post(reload_handler).put(reload_handler),
