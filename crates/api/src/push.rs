@@ -72,7 +72,7 @@ impl Refused {
     fn message(&self) -> Option<String> {
         (self.count > 0).then(|| {
             format!(
-                "{} samples refused by storage (out of order, too old, too far in the future, over a label limit, or duplicate with a different value); first: {}",
+                "{} samples refused by storage (out of order, too old, older than retention, too far in the future, over a label limit, or duplicate with a different value); first: {}",
                 self.count,
                 self.first.as_deref().unwrap_or("")
             )
@@ -257,7 +257,21 @@ fn ingest_lines(st: &ApiState, body: &[u8], opts: &Options) -> Result<Option<Str
             match app.append_pairs(pairs, t, v) {
                 Ok(_) => Ok(()),
                 Err(e) if e.is_sample_rejection() => {
-                    refused.note(e.to_string());
+                    let mut msg = e.to_string();
+                    if matches!(
+                        e,
+                        tocsin_storage::Error::TooFarInFuture { .. }
+                            | tocsin_storage::Error::OlderThanRetention { .. }
+                    ) {
+                        if let Some(h) = tocsin_collect::lineproto::precision_hint(
+                            t,
+                            opts.precision,
+                            opts.now_ms,
+                        ) {
+                            msg = format!("{msg} ({h})");
+                        }
+                    }
+                    refused.note(msg);
                     Ok(())
                 }
                 Err(e) => Err(e),

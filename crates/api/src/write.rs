@@ -158,7 +158,7 @@ fn ingest_with(
         return Ok(None);
     }
     Ok(Some(format!(
-        "{rejected} of {total} samples rejected (out of order, too old, too far in the future, over a label limit, or duplicate with a different value); the other {} were written; first rejection: {}\n",
+        "{rejected} of {total} samples rejected (out of order, too old, older than retention, too far in the future, over a label limit, or duplicate with a different value); the other {} were written; first rejection: {}\n",
         total - rejected,
         first.unwrap_or_default()
     )))

@@ -61,6 +61,46 @@ impl Precision {
     }
 }
 
+/// The units a hint may suggest, with their `precision=` value (valid in both APIs).
+const HINT_UNITS: [(Precision, &str, &str); 4] = [
+    (Precision::Seconds, "s", "seconds"),
+    (Precision::Milliseconds, "ms", "milliseconds"),
+    (Precision::Microseconds, "us", "microseconds"),
+    (Precision::Nanoseconds, "ns", "nanoseconds"),
+];
+
+impl Precision {
+    /// A timestamp in milliseconds back in this unit (approximate for finer units).
+    fn ms_to_unit(self, t: i64) -> i64 {
+        match self {
+            Self::Nanoseconds => t.saturating_mul(1_000_000),
+            Self::Microseconds => t.saturating_mul(1_000),
+            Self::Milliseconds => t,
+            Self::Seconds => t / 1_000,
+            Self::Minutes => t / 60_000,
+            Self::Hours => t / 3_600_000,
+        }
+    }
+}
+
+/// For a refused timestamp (`t_ms`, read in `precision`): if the number as written is a plausible
+/// time (the last ten years up to a day ahead of `now_ms`) only in another unit, says so, e.g.
+/// `looks like seconds: did you mean precision=s?`. The usual cause is a client writing seconds
+/// while the endpoint defaults to nanoseconds.
+pub fn precision_hint(t_ms: i64, precision: Precision, now_ms: i64) -> Option<String> {
+    const YEAR_MS: i64 = 365 * 86_400_000;
+    let plausible = |ms: i64| ms >= now_ms - 10 * YEAR_MS && ms <= now_ms + 86_400_000;
+    if plausible(t_ms) {
+        return None;
+    }
+    let raw = precision.ms_to_unit(t_ms);
+    HINT_UNITS
+        .iter()
+        .filter(|(p, _, _)| *p != precision)
+        .find(|(p, _, _)| p.to_ms(raw).is_some_and(plausible))
+        .map(|(_, name, long)| format!("looks like {long}: did you mean precision={name}?"))
+}
+
 /// Where an identifier's text lives: in the line itself, or unescaped in the parser's scratch.
 #[derive(Debug, Clone, Copy)]
 struct Span {

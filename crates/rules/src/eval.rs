@@ -307,7 +307,9 @@ impl GroupEval {
                     a.resolved_at = ts;
                     true
                 }
-                AlertState::Inactive => ts - a.resolved_at < RESOLVED_RETENTION_MS,
+                // Kept while `resolved_at + 15m >= ts`, that moment included, as Prometheus:
+                // the re-send due at exactly 15 minutes still goes out.
+                AlertState::Inactive => ts - a.resolved_at <= RESOLVED_RETENTION_MS,
             }
         });
         for a in alerts.values_mut() {

@@ -102,8 +102,10 @@ struct GroupHandle {
     eval: Mutex<GroupEval>,
     status: RwLock<Status>,
     counters: GroupCounters,
-    /// Last time each alert (by label hash) was handed to the sink.
-    last_sent: Mutex<HashMap<u64, i64>>,
+    /// Last time each alert (by label hash) was handed to the sink, with the `active_at` of the
+    /// alert instance it was sent for: an alert that resolves and fires again is a new instance,
+    /// sent at once as Prometheus does, not held back by the resend delay of the old one.
+    last_sent: Mutex<HashMap<u64, (i64, i64)>>,
     stop: tokio::sync::watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -185,7 +187,8 @@ impl GroupHandle {
     }
 
     /// Prometheus's sending rule: a firing alert is re-sent once per resend delay, a resolved one
-    /// each evaluation while it is kept (so a lost resolve is retried), and `endsAt` of a firing
+    /// at once and then once per resend delay while it is kept (15 minutes, so a lost resolve is
+    /// retried), and `endsAt` of a firing
     /// alert is 4 intervals ahead, so receivers resolve it by themselves if we stop sending.
     fn alerts_to_send(
         &self,
@@ -203,7 +206,10 @@ impl GroupHandle {
             if a.state == AlertState::Pending {
                 continue;
             }
-            let last = last_sent.get(&h).copied();
+            let last = last_sent
+                .get(&h)
+                .filter(|(_, active_at)| *active_at == a.active_at)
+                .map(|(l, _)| *l);
             // Prometheus's rule, strict comparison included: with a 1m interval and a 1m resend
             // delay a firing alert goes out every other evaluation.
             let needs = match last {
@@ -216,7 +222,7 @@ impl GroupHandle {
             if !needs {
                 continue;
             }
-            last_sent.insert(h, ts);
+            last_sent.insert(h, (ts, a.active_at));
             let mut b = a.labels.builder();
             for l in self.ctx.external_labels.iter() {
                 if b.get(&l.name).is_none() {
@@ -443,6 +449,10 @@ async fn run_group(g: Arc<GroupHandle>, opts: ManagerOptions, mut restore: bool)
         next = ts + interval * (missed.max(0) + 1);
     }
 }
+
+#[cfg(test)]
+#[path = "manager_compliance_tests.rs"]
+mod compliance_tests;
 
 #[cfg(test)]
 mod tests {

@@ -82,6 +82,11 @@ impl AlertmanagerSender {
         !self.targets.read().is_empty()
     }
 
+    /// Most alerts the queue holds; older ones are dropped beyond it.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub fn queue_len(&self) -> usize {
         self.queue.lock().len()
     }

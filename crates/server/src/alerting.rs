@@ -236,7 +236,7 @@ pub fn alertmanager_config(
     if let serde_norway::Value::Mapping(m) = v {
         if m.len() == 1 {
             if let Some(p) = m.get("file").and_then(|p| p.as_str()) {
-                let base = Path::new(file).parent().unwrap_or(Path::new("."));
+                let base = crate::config_dir(Some(Path::new(file)));
                 let path = base.join(p);
                 return tocsin_alerts::AmConfig::load_file(&path).map_err(|e| e.to_string());
             }

@@ -7,20 +7,22 @@ pub mod alerting;
 pub mod am;
 pub mod am_targets;
 pub mod config;
+pub mod expo;
 pub mod limits;
 pub mod metrics;
+mod metrics_compat;
 pub mod redact;
 pub mod self_alerts;
 mod serve;
 pub mod state_open;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -292,12 +294,19 @@ struct RulesSetup {
     alertmanagers: Vec<am_targets::PreparedAm>,
 }
 
+/// The directory relative paths in the config resolve against. A bare file name
+/// (`--config tocsin.yml`) has the empty path as parent, which `current_dir` and friends refuse:
+/// that is `.`.
+pub fn config_dir(file: Option<&Path>) -> PathBuf {
+    match file.and_then(Path::parent) {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 impl Reloader {
     fn base_dir(&self) -> PathBuf {
-        self.config_file
-            .as_ref()
-            .and_then(|p| p.parent().map(|d| d.to_path_buf()))
-            .unwrap_or_else(|| PathBuf::from("."))
+        config_dir(self.config_file.as_deref())
     }
 
     fn load(&self) -> Result<Config, Error> {
@@ -450,25 +459,6 @@ async fn ready(State(st): State<AppState>) -> Response {
     }
 }
 
-async fn metrics_handler(State(st): State<AppState>) -> Response {
-    let mut out = String::new();
-    match prometheus_client::encoding::text::encode(&mut out, &st.registry) {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            out,
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding metrics: {e}\n"),
-        )
-            .into_response(),
-    }
-}
-
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -504,7 +494,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         });
     let db_opts = cfg.storage.to_options(&file)?;
     let query_settings = cfg.query_settings(&file)?;
-    let ingest_limits = cfg.limits.ingest(cfg.storage.max_future_ms(&file)?);
+    let mut ingest_limits = cfg.limits.ingest(cfg.storage.max_future_ms(&file)?);
+    // Samples retention would delete at the next maintenance are refused instead of acknowledged.
+    ingest_limits.retention_ms = db_opts.retention_ms;
     let silence_limits = cfg.limits.silences(&file)?;
     let web = cfg.web.settings(&file)?;
     let server_metrics = Arc::new(metrics::ServerMetrics::default());
@@ -556,11 +548,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let state_path = opts.data_dir.join("state.db");
     let clock: Arc<dyn tocsin_model::Clock> = Arc::new(tocsin_model::SystemClock);
     let state = state_open::open(&state_path, clock.now_ms(), &server_metrics)?;
-    let base_dir = opts
-        .config_file
-        .as_ref()
-        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
-        .unwrap_or_else(|| PathBuf::from("."));
+    let base_dir = config_dir(opts.config_file.as_deref());
     let alert_manager = tocsin_alerts::AlertManager::new(
         cfg.am.clone(),
         tocsin_alerts::ManagerOptions {
@@ -682,7 +670,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let app = Router::new()
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
-        .route("/metrics", get(metrics_handler))
+        .route("/metrics", get(expo::handler))
         .route(
             "/-/reload",
             axum::routing::post(reload_handler).put(reload_handler),

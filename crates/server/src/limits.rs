@@ -64,6 +64,7 @@ impl LimitsConfig {
     pub fn ingest(&self, max_future_ms: i64) -> IngestLimits {
         IngestLimits {
             max_future_ms,
+            retention_ms: 0,
             max_labels_per_series: self.max_labels_per_series,
             max_label_name_length: self.max_label_name_length,
             max_label_value_length: self.max_label_value_length,

@@ -82,7 +82,7 @@ fn counter_family(
 }
 
 /// A family whose samples each carry several labels.
-fn family(
+pub(crate) fn family(
     e: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -239,6 +239,8 @@ fn process_stats() -> Option<(f64, f64, f64)> {
 
 impl Collector for Sources {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        crate::metrics_compat::encode_prometheus(self, &mut e)?;
+        crate::metrics_compat::encode_alertmanager(self, &mut e)?;
         if let Some((cpu, rss, vsize)) = process_stats() {
             counter(
                 &mut e,
@@ -465,14 +467,14 @@ impl Collector for Sources {
         )?;
         gauge(
             &mut e,
-            "tocsin_tsdb_head_min_time_ms",
-            "Oldest sample in the head.",
+            "tocsin_tsdb_head_min_time",
+            "Oldest sample time in the head (Unix ms, as Prometheus).",
             s.head_min_time as f64,
         )?;
         gauge(
             &mut e,
-            "tocsin_tsdb_head_max_time_ms",
-            "Newest sample in the head.",
+            "tocsin_tsdb_head_max_time",
+            "Newest sample time in the head (Unix ms, as Prometheus).",
             s.head_max_time as f64,
         )?;
         counter_family(

@@ -17,6 +17,17 @@ pub enum Error {
         when: String,
         max_future: String,
     },
+    /// Older than time retention keeps: it would be acknowledged and then deleted by the next
+    /// maintenance, so it is refused at write time instead.
+    #[error("sample for series {series} at {t} ({when}) is older than storage.retention_time ({retention}) keeps: the oldest timestamp accepted now is {oldest} ({oldest_when})")]
+    OlderThanRetention {
+        series: String,
+        t: i64,
+        when: String,
+        retention: String,
+        oldest: i64,
+        oldest_when: String,
+    },
     /// A series over one of the ingest limits (label count, name or value length).
     #[error("{0}")]
     LimitExceeded(String),
@@ -42,6 +53,7 @@ impl Error {
             | Error::TooOld { .. }
             | Error::DuplicateSample { .. }
             | Error::TooFarInFuture { .. }
+            | Error::OlderThanRetention { .. }
             | Error::LimitExceeded(_)
             | Error::Model(_) => ErrorKind::BadData,
             Error::Unavailable(_) => ErrorKind::Unavailable,
@@ -57,6 +69,7 @@ impl Error {
                 | Error::TooOld { .. }
                 | Error::DuplicateSample { .. }
                 | Error::TooFarInFuture { .. }
+                | Error::OlderThanRetention { .. }
                 | Error::LimitExceeded(_)
         )
     }

@@ -1,8 +1,12 @@
 //! Ingest limits applied in front of a store, so that every write path (remote write, line
 //! protocol, JSON push, Graphite, scrapes, rules) refuses the same samples with the same message:
 //! samples too far ahead of the server's clock (one sample in the year 2300 would otherwise move
-//! the head's newest time so far that every normal write after it is "too old"), and series with
-//! too many labels or with label names or values too long.
+//! the head's newest time so far that every normal write after it is "too old"), samples older
+//! than time retention keeps (they would be acknowledged, then deleted by the next maintenance),
+//! and series with too many labels or with label names or values too long.
+//!
+//! Retention counts back from the newest data, which in normal operation is the clock; the guard
+//! uses the clock, so a sample is refused once it is older than `now - retention_time`.
 //!
 //! Refusals are per-sample rejections (`Error::is_sample_rejection`): the rest of a batch goes on,
 //! and each path counts and reports them as it does out-of-order samples.
@@ -16,6 +20,8 @@ use crate::{AppendOptions, Appender, CommitStats, Error, Result, SeriesRef};
 pub struct IngestLimits {
     /// Most a sample's timestamp may be ahead of the clock, in milliseconds.
     pub max_future_ms: i64,
+    /// Time retention (`storage.retention_time`), in milliseconds: older samples are refused.
+    pub retention_ms: i64,
     /// Most labels per series, `__name__` included.
     pub max_labels_per_series: usize,
     /// Longest label name, in bytes.
@@ -28,6 +34,7 @@ impl Default for IngestLimits {
     fn default() -> Self {
         Self {
             max_future_ms: 10 * 60_000,
+            retention_ms: 0,
             max_labels_per_series: 64,
             max_label_name_length: 256,
             max_label_value_length: 16 * 1024,
@@ -84,7 +91,24 @@ impl IngestLimits {
                 max_future: format_duration(self.max_future_ms),
             });
         }
+        if let Some(oldest) = self.oldest_accepted(now_ms) {
+            if t < oldest {
+                return Err(Error::OlderThanRetention {
+                    series: series(),
+                    t,
+                    when: tocsin_model::time::format_rfc3339_millis(t),
+                    retention: format_duration(self.retention_ms),
+                    oldest,
+                    oldest_when: tocsin_model::time::format_rfc3339_millis(oldest),
+                });
+            }
+        }
         Ok(())
+    }
+
+    /// The oldest timestamp accepted at `now_ms`, if time retention is set.
+    pub fn oldest_accepted(&self, now_ms: i64) -> Option<i64> {
+        (self.retention_ms > 0).then(|| now_ms.saturating_sub(self.retention_ms))
     }
 }
 
@@ -147,6 +171,7 @@ pub struct Guarded<'a> {
     inner: Box<dyn Appender + 'a>,
     limits: IngestLimits,
     max_t: i64,
+    min_t: i64,
     now_ms: i64,
 }
 
@@ -157,10 +182,12 @@ impl<'a> Guarded<'a> {
         } else {
             i64::MAX
         };
+        let min_t = limits.oldest_accepted(now_ms).unwrap_or(i64::MIN);
         Self {
             inner,
             limits,
             max_t,
+            min_t,
             now_ms,
         }
     }
@@ -174,7 +201,7 @@ impl Appender for Guarded<'_> {
         v: f64,
         opts: &AppendOptions,
     ) -> Result<SeriesRef> {
-        if t > self.max_t {
+        if t > self.max_t || t < self.min_t {
             self.limits
                 .check_time(t, self.now_ms, || labels.to_string())?;
         }
@@ -183,7 +210,7 @@ impl Appender for Guarded<'_> {
     }
 
     fn append_pairs(&mut self, pairs: &[(&str, &str)], t: i64, v: f64) -> Result<SeriesRef> {
-        if t > self.max_t {
+        if t > self.max_t || t < self.min_t {
             self.limits
                 .check_time(t, self.now_ms, || describe(pairs.iter().copied()))?;
         }
@@ -193,7 +220,7 @@ impl Appender for Guarded<'_> {
 
     fn append_ref(&mut self, r: SeriesRef, t: i64, v: f64) -> Result<bool> {
         // The series behind a reference passed the label checks when it was appended by labels.
-        if t > self.max_t {
+        if t > self.max_t || t < self.min_t {
             // Falling back to an append by labels gives the refusal a series name.
             return Ok(false);
         }
@@ -238,6 +265,40 @@ mod tests {
         );
         // A sample within the bound goes through, and the batch is still usable.
         app.append_pairs(&[("__name__", "up"), ("job", "x")], NOW + 60_000, 1.0)
+            .unwrap();
+        Box::new(app).commit().unwrap();
+    }
+
+    #[test]
+    fn sample_older_than_retention_was_acknowledged_then_deleted() {
+        let store = MemoryStore::new();
+        let limits = IngestLimits {
+            retention_ms: 15 * 86_400_000,
+            ..IngestLimits::default()
+        };
+        let mut app = guarded(&store, limits);
+        let oldest = NOW - 15 * 86_400_000;
+        let err = app
+            .append_pairs(&[("__name__", "up"), ("job", "x")], oldest - 1, 1.0)
+            .unwrap_err();
+        assert!(err.is_sample_rejection());
+        let msg = err.to_string();
+        assert!(
+            msg.contains("{__name__=\"up\", job=\"x\"}")
+                && msg.contains(&format!("at {}", oldest - 1))
+                && msg.contains("retention_time (15d)")
+                && msg.contains(&format!("oldest timestamp accepted now is {oldest}")),
+            "{msg}"
+        );
+        let l = Labels::from_pairs(&[("__name__", "up")]);
+        let r = app.append(&l, NOW, 1.0, &AppendOptions::default()).unwrap();
+        assert!(!app.append_ref(r, oldest - 1, 1.0).unwrap());
+        let err = app
+            .append(&l, oldest - 1, 1.0, &AppendOptions::default())
+            .unwrap_err();
+        assert!(matches!(err, Error::OlderThanRetention { .. }), "{err}");
+        // The oldest accepted timestamp itself goes through, and the batch goes on.
+        app.append_pairs(&[("__name__", "up"), ("job", "x")], oldest, 1.0)
             .unwrap();
         Box::new(app).commit().unwrap();
     }
@@ -296,6 +357,7 @@ mod tests {
         let store = MemoryStore::new();
         let limits = IngestLimits {
             max_future_ms: 0,
+            retention_ms: 0,
             max_labels_per_series: 0,
             max_label_name_length: 0,
             max_label_value_length: 0,

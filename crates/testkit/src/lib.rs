@@ -27,6 +27,20 @@ impl TestServer {
         s
     }
 
+    /// Starts `bin server` on a fresh temp data directory with `yaml` as its `--config` file
+    /// (written beside the data directory).
+    pub fn start_with_config(bin: &Path, yaml: &str, extra: &[&str]) -> TestServer {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let cfg = tmp.path().join("tocsin.yml");
+        std::fs::write(&cfg, yaml).unwrap_or_else(|e| panic!("writing {}: {e}", cfg.display()));
+        let cfg_s = cfg.display().to_string();
+        let mut args = vec!["--config", cfg_s.as_str()];
+        args.extend_from_slice(extra);
+        let mut s = Self::start_on(bin, &tmp.path().join("data"), &args);
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// Starts `bin server` on a given data directory (to restart on the same data).
     pub fn start_on(bin: &Path, data_dir: &Path, extra: &[&str]) -> TestServer {
         let mut s = Self::spawn(bin, data_dir, extra);
@@ -34,13 +48,28 @@ impl TestServer {
         s
     }
 
+    /// Starts `bin server` with `cwd` as its working directory (for relative `--config` paths).
+    pub fn start_in(bin: &Path, cwd: &Path, data_dir: &Path, extra: &[&str]) -> TestServer {
+        let mut s = Self::spawn_with(bin, data_dir, extra, Some(cwd));
+        s.wait_ready(Duration::from_secs(60));
+        s
+    }
+
     /// Spawns without waiting for readiness; `addr` is known once the server is listening.
     pub fn spawn(bin: &Path, data_dir: &Path, extra: &[&str]) -> TestServer {
+        Self::spawn_with(bin, data_dir, extra, None)
+    }
+
+    fn spawn_with(bin: &Path, data_dir: &Path, extra: &[&str], cwd: Option<&Path>) -> TestServer {
         let addr_file = data_dir.with_extension(format!("addr-{}", std::process::id()));
         let _ = std::fs::remove_file(&addr_file);
         let log = data_dir.with_extension("log");
         let logf = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
-        let child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        if let Some(d) = cwd {
+            cmd.current_dir(d);
+        }
+        let child = cmd
             .arg("server")
             .arg("--listen")
             .arg("127.0.0.1:0")

@@ -63,7 +63,7 @@ fn check_config(file: &Path) -> bool {
             return false;
         }
     };
-    let base = file.parent().unwrap_or(Path::new("."));
+    let base = &tocsin_server::config_dir(Some(file));
     let mut ok = true;
     let rule_files = match tocsin_server::alerting::rule_file_paths(&cfg.rule_files, base) {
         Ok(v) => v,

@@ -233,7 +233,8 @@ fn full_disk_loses_no_acknowledged_sample() {
     let cfg = tmp.path().join("tocsin.yml");
     std::fs::write(
         &cfg,
-        "storage:\n  block_range: 1m\n  wal_segment_size: 64KB\n",
+        // Its samples are from 2023: retention must not refuse them.
+        "storage:\n  block_range: 1m\n  wal_segment_size: 64KB\n  retention_time: 10y\n",
     )
     .unwrap();
     let cfg_s = cfg.display().to_string();

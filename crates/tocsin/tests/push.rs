@@ -13,6 +13,13 @@ fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tocsin"))
 }
 
+/// These tests write samples from 2023, which the default 15d retention refuses.
+const OLD_DATA: &str = "storage:\n  retention_time: 10y\n";
+
+fn start() -> TestServer {
+    TestServer::start_with_config(bin(), OLD_DATA, &[])
+}
+
 fn dump(dir: &Path) -> BTreeSet<String> {
     tocsin_testkit::dump_lines(bin(), dir, &[])
         .into_iter()
@@ -40,7 +47,7 @@ fn set(lines: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn influx_line_protocol_v1_v2_plain_gzip_and_precision() {
-    let mut srv = TestServer::start(bin(), &[]);
+    let mut srv = start();
     let c = client();
     let ping = c.get(srv.url("/ping")).send().unwrap();
     assert_eq!(ping.status().as_u16(), 204);
@@ -142,7 +149,7 @@ fn influx_line_protocol_v1_v2_plain_gzip_and_precision() {
 
 #[test]
 fn influx_partial_failure_lists_bad_lines_and_keeps_good_ones() {
-    let mut srv = TestServer::start(bin(), &[]);
+    let mut srv = start();
     let (code, body) = post(
         &srv,
         "/write?precision=s",
@@ -202,7 +209,7 @@ fn influx_partial_failure_lists_bad_lines_and_keeps_good_ones() {
 
 #[test]
 fn json_push_good_and_bad_series() {
-    let mut srv = TestServer::start(bin(), &[]);
+    let mut srv = start();
     let good = r#"{"timeSeries":[{"metric":{"type":"custom.googleapis.com/vm/stuck_seconds","labels":{"job":"backup"}},
         "resource":{"type":"gce_instance","labels":{"instance_id":"42","zone":"europe-west1-b"}},
         "metricKind":"GAUGE","valueType":"DOUBLE",
@@ -293,7 +300,7 @@ fn graphite_plaintext_over_tcp() {
     std::fs::write(
         &cfg,
         format!(
-            "graphite:\n  listen: 127.0.0.1:{port}\n  mappings:\n    - match: servers.*.cpu.*\n      name: server_cpu_${{2}}\n      labels:\n        host: \"${{1}}\"\n"
+            "{OLD_DATA}graphite:\n  listen: 127.0.0.1:{port}\n  mappings:\n    - match: servers.*.cpu.*\n      name: server_cpu_${{2}}\n      labels:\n        host: \"${{1}}\"\n"
         ),
     )
     .unwrap();
@@ -342,4 +349,106 @@ fn graphite_plaintext_over_tcp() {
     assert!(log.contains("line=2"), "{log}");
     let got = dump(&srv.data_dir);
     assert_eq!(got.len(), 4, "{got:?}");
+}
+
+#[test]
+fn samples_older_than_retention_were_acknowledged_then_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = tmp.path().join("tocsin.yml");
+    std::fs::write(
+        &cfg,
+        format!("storage:\n  retention_time: 1d\ngraphite:\n  listen: 127.0.0.1:{port}\n"),
+    )
+    .unwrap();
+    let srv = TestServer::start(bin(), &["--config", cfg.to_str().unwrap()]);
+    let now = tocsin_testkit::now_ms();
+    let old = now - 2 * 86_400_000;
+    let fresh = now - 60_000;
+    let names_sample = |body: &str, series: &str, t: i64| {
+        assert!(
+            body.contains(series)
+                && body.contains(&format!("at {t}"))
+                && body.contains("older than storage.retention_time (1d)")
+                && body.contains("oldest timestamp accepted now is"),
+            "{body}"
+        );
+    };
+
+    // Remote write: one old and one fresh sample; the fresh one is written (per-sample refusal,
+    // as for out-of-order samples), the answer is 400 naming the old one.
+    let labels = [("__name__", "rw_old")];
+    let samples = [(old, 1.0), (fresh, 2.0)];
+    let body = tocsin_collect::remote_write::encode([(&labels[..], &samples[..])]);
+    let (code, msg) = tocsin_testkit::remote_write(&srv, body);
+    assert_eq!(code, 400, "{msg}");
+    names_sample(&msg, r#"{__name__="rw_old"}"#, old);
+    assert!(msg.contains("1 of 2 samples rejected"), "{msg}");
+
+    // Line protocol in milliseconds.
+    let (code, msg) = post(
+        &srv,
+        "/write?precision=ms",
+        &[],
+        format!("lp,host=a v=1 {old}\nlp,host=a v=2 {fresh}\n").into_bytes(),
+    );
+    assert_eq!(code, 400, "{msg}");
+    names_sample(&msg, r#"{__name__=\"lp_v\", host=\"a\"}"#, old);
+    // Seconds sent without precision= (read as nanoseconds: 1970): the hint says so.
+    let (code, msg) = post(
+        &srv,
+        "/api/v2/write",
+        &[],
+        format!("secs v=1 {}\n", now / 1000).into_bytes(),
+    );
+    assert_eq!(code, 400, "{msg}");
+    assert!(
+        msg.contains("looks like seconds: did you mean precision=s?"),
+        "{msg}"
+    );
+
+    // JSON push.
+    let when = tocsin_model::time::format_rfc3339_ms(old);
+    let body = format!(
+        r#"{{"timeSeries":[{{"metric":{{"type":"custom.googleapis.com/json_old"}},"points":[{{"interval":{{"endTime":"{when}"}},"value":{{"doubleValue":1}}}}]}}]}}"#
+    );
+    let (code, msg) = post(&srv, "/api/v1/push", &[], body.into_bytes());
+    assert_eq!(code, 400, "{msg}");
+    names_sample(&msg, "json_old", old);
+
+    // Graphite has no answer: the refusal is logged, and nothing is stored.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(format!("gr.old 1 {}\ngr.fresh 1 {}\n", old / 1000, fresh / 1000).as_bytes())
+        .unwrap();
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !strip_ansi(&srv.log_text()).contains("sample refused by storage") {
+        assert!(Instant::now() < deadline, "log:\n{}", srv.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = strip_ansi(&srv.log_text());
+    assert!(
+        log.contains("older than storage.retention_time (1d)"),
+        "{log}"
+    );
+
+    let mut srv = srv;
+    assert_eq!(srv.stop(), Some(0));
+    let got = dump(&srv.data_dir);
+    let names: BTreeSet<String> = got
+        .iter()
+        .filter(|l| !l.contains("tocsin_") && !l.contains("process_") && !l.contains("up"))
+        .cloned()
+        .collect();
+    assert!(
+        names.iter().all(|l| !l.ends_with(&format!(" {old}"))),
+        "old samples stored: {names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|l| l.contains("rw_old") && l.ends_with(&format!(" {fresh}"))),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|l| l.contains("gr_fresh")), "{names:?}");
 }

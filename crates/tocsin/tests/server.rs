@@ -12,6 +12,13 @@ fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tocsin"))
 }
 
+/// These tests write samples from 2023 (and 1970), which the default 15d retention refuses.
+const OLD_DATA: &str = "storage:\n  retention_time: 100y\n";
+
+fn start() -> TestServer {
+    TestServer::start_with_config(bin(), OLD_DATA, &[])
+}
+
 fn post_write(srv: &TestServer, body: Vec<u8>) -> (u16, String) {
     tocsin_testkit::remote_write(srv, body)
 }
@@ -65,7 +72,7 @@ fn request(i: i64) -> (Vec<u8>, Vec<String>) {
 
 #[test]
 fn health_ready_metrics_and_clean_shutdown() {
-    let mut srv = TestServer::start(bin(), &[]);
+    let mut srv = start();
     let c = client();
     assert_eq!(
         c.get(srv.url("/-/healthy"))
@@ -108,7 +115,7 @@ fn health_ready_metrics_and_clean_shutdown() {
 
 #[test]
 fn second_server_on_same_data_dir_refuses_to_start() {
-    let srv = TestServer::start(bin(), &[]);
+    let srv = start();
     let out = Command::new(bin())
         .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&srv.data_dir)
@@ -121,7 +128,7 @@ fn second_server_on_same_data_dir_refuses_to_start() {
 
 #[test]
 fn acknowledged_samples_survive_kill9_and_dump_reads_live_and_stopped_dirs() {
-    let mut srv = TestServer::start(bin(), &[]);
+    let mut srv = start();
     let mut want = BTreeSet::new();
     for i in 0..30 {
         let (body, lines) = request(i);
@@ -188,7 +195,7 @@ fn pb_series(labels: &[(&[u8], &[u8])], t: i64, v: f64) -> Vec<u8> {
 
 #[test]
 fn bad_write_requests_get_400_and_write_nothing() {
-    let srv = TestServer::start(bin(), &[]);
+    let srv = start();
     let good = pb_series(
         &[(b"__name__", b"good_metric"), (b"job", b"x")],
         1_700_000_000_000,
@@ -265,7 +272,7 @@ fn bad_write_requests_get_400_and_write_nothing() {
 
 #[test]
 fn out_of_order_samples_are_counted_and_reported() {
-    let srv = TestServer::start(bin(), &[]);
+    let srv = start();
     let l: &[(&str, &str)] = &[("__name__", "m"), ("job", "a")];
     let (code, _) = post_write(&srv, encode([(l, &[(2_000_000i64, 1.0)][..])]));
     assert_eq!(code, 204);
@@ -290,7 +297,7 @@ fn out_of_order_samples_are_counted_and_reported() {
 
 #[test]
 fn delete_series_api_removes_matching_data() {
-    let srv = TestServer::start(bin(), &[]);
+    let srv = start();
     for i in 0..3 {
         assert_eq!(post_write(&srv, request(i).0).0, 204);
     }
@@ -326,7 +333,7 @@ fn delete_series_api_removes_matching_data() {
 
 #[test]
 fn analyze_reports_series_samples_and_cardinality() {
-    let mut srv = TestServer::start(bin(), &[]);
+    let mut srv = start();
     for i in 0..2 {
         assert_eq!(post_write(&srv, request(i).0).0, 204);
     }
@@ -352,7 +359,7 @@ fn analyze_reports_series_samples_and_cardinality() {
 
 #[test]
 fn server_starts_after_wal_tail_corruption_and_keeps_complete_records() {
-    let mut srv = TestServer::start(bin(), &[]);
+    let mut srv = start();
     let mut want = BTreeSet::new();
     for i in 0..5 {
         let (body, lines) = request(i);

@@ -68,17 +68,59 @@ impl Exec {
                 "{what}: timeout must be greater than 0"
             )));
         }
+        // `Path::new("tocsin.yml").parent()` is the empty path, which `current_dir` refuses.
+        // The directory is made absolute too: a relative program path combined with
+        // `current_dir` is resolved differently depending on how the OS spawns the child.
+        let dir = if base_dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base_dir.to_path_buf()
+        };
+        let dir = if dir.is_absolute() {
+            dir
+        } else {
+            std::env::current_dir()
+                .map(|cwd| cwd.join(&dir))
+                .unwrap_or(dir)
+        };
         let bare = cfg.command.components().count() == 1 && !cfg.command.is_absolute();
         let program = if bare {
             cfg.command.clone()
         } else {
-            base_dir.join(&cfg.command)
+            dir.join(&cfg.command)
         };
         Ok(Exec {
             cfg: cfg.clone(),
             program,
-            dir: base_dir.to_path_buf(),
+            dir,
         })
+    }
+
+    /// Says which of program, working directory or `PATH` lookup made the spawn fail: the OS
+    /// error alone ("No such file or directory") does not tell them apart.
+    fn spawn_error(&self, e: &std::io::Error) -> String {
+        let prog = self.program.display();
+        let dir = self.dir.display();
+        if e.kind() == std::io::ErrorKind::NotFound {
+            if !self.dir.is_dir() {
+                return format!(
+                    "starting {prog}: working directory {dir} (the config file's directory) does not exist: {e}"
+                );
+            }
+            let bare = self.program.components().count() == 1 && !self.program.is_absolute();
+            if bare {
+                return format!("starting {prog}: command {prog} not found in PATH: {e}");
+            }
+            if !self.program.exists() {
+                return format!(
+                    "starting {prog}: program {prog} does not exist (relative commands are resolved against the config file's directory): {e}"
+                );
+            }
+            return format!(
+                "starting {prog} in {dir}: {e} (the program exists: check its interpreter line)"
+            );
+        }
+        format!("starting {prog} in {dir}: {e}")
     }
 
     async fn run(&self, cx: &NotifyCx, alerts: &[Alert]) -> Result<(), NotifyError> {
@@ -104,7 +146,7 @@ impl Exec {
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| {
             // A missing or non-executable program stays so until the config changes.
-            fail(false, format!("starting {}: {e}", self.program.display()))
+            fail(false, self.spawn_error(&e))
         })?;
         let stdin = child.stdin.take();
         let stderr = child.stderr.take();

@@ -191,11 +191,17 @@ pub fn build_receiver(
 
 const REASONS: [Reason; 3] = [Reason::ClientError, Reason::ServerError, Reason::Other];
 
+/// Upper bounds (seconds) of the notification latency histogram, Alertmanager's buckets.
+pub const LATENCY_BUCKETS: [f64; 5] = [1.0, 5.0, 10.0, 15.0, 20.0];
+
 #[derive(Debug, Default)]
 struct Counters {
     sent: AtomicU64,
     /// Indexed like `REASONS`.
     failed: [AtomicU64; 3],
+    /// Attempts by the first `LATENCY_BUCKETS` bound they fit under (last: above all).
+    latency: [AtomicU64; 6],
+    latency_sum_micros: AtomicU64,
 }
 
 fn reason_index(r: Reason) -> usize {
@@ -224,6 +230,10 @@ pub struct NotifyCounts {
     /// Failed attempts by reason (`clientError`, `serverError`, `other`); every reason is present,
     /// zero when nothing failed that way, so the exported series exist from the start.
     pub failed: BTreeMap<String, u64>,
+    /// Attempt durations: how many fell in each `LATENCY_BUCKETS` bucket (not cumulative), then
+    /// how many took longer than the last bound.
+    pub latency_buckets: Vec<u64>,
+    pub latency_sum_micros: u64,
 }
 
 impl NotifyMetrics {
@@ -254,6 +264,21 @@ impl NotifyMetrics {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records how long one attempt (successful or not) took.
+    pub fn observe_latency(&self, receiver: &str, integration: &str, took: Duration) {
+        let c = self.counters(receiver, integration);
+        let secs = took.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        c.latency[i].fetch_add(1, Ordering::Relaxed);
+        c.latency_sum_micros.fetch_add(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
     /// All pairs, sorted by receiver then integration.
     pub fn snapshot(&self) -> Vec<NotifyCounts> {
         let mut out: Vec<NotifyCounts> = self
@@ -273,6 +298,12 @@ impl NotifyMetrics {
                         )
                     })
                     .collect(),
+                latency_buckets: c
+                    .latency
+                    .iter()
+                    .map(|n| n.load(Ordering::Relaxed))
+                    .collect(),
+                latency_sum_micros: c.latency_sum_micros.load(Ordering::Relaxed),
             })
             .collect();
         out.sort_by(|a, b| {
@@ -320,6 +351,7 @@ pub async fn deliver(
     let mut attempt: u32 = 0;
     loop {
         attempt += 1;
+        let began = tokio::time::Instant::now();
         let res = if deadline.is_zero() {
             n.notify(cx, alerts).await
         } else {
@@ -333,6 +365,7 @@ pub async fn deliver(
                 }),
             }
         };
+        metrics.observe_latency(&cx.receiver, integration, began.elapsed());
         let err = match res {
             Ok(()) => {
                 metrics.inc_sent(&cx.receiver, integration);

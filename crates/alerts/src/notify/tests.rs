@@ -1189,3 +1189,41 @@ async fn deliver_cuts_a_hanging_attempt_at_the_deadline() {
     assert_eq!((e.retryable, e.reason), (true, Reason::Other));
     assert_eq!(counts(&m, "team-x").failed["other"], 1);
 }
+
+#[tokio::test]
+async fn exec_spawn_error_said_only_no_such_file_or_directory() -> R {
+    let dir = tempfile::tempdir()?;
+    let (a, _) = group();
+    let alerts = std::slice::from_ref(&a);
+    let n = build_one(
+        "name: r\nexec_configs:\n- command: bin/missing.sh\n",
+        dir.path(),
+    );
+    let e = n.notify(&cx(), alerts).await.unwrap_err();
+    assert!(!e.retryable);
+    let want = format!(
+        "program {} does not exist",
+        dir.path().join("bin/missing.sh").display()
+    );
+    assert!(e.message.contains(&want), "{}", e.message);
+    let n = build_one(
+        "name: r\nexec_configs:\n- command: no-such-tocsin-cmd\n",
+        dir.path(),
+    );
+    let e = n.notify(&cx(), alerts).await.unwrap_err();
+    assert!(
+        e.message.contains("no-such-tocsin-cmd not found in PATH"),
+        "{}",
+        e.message
+    );
+    let gone = dir.path().join("gone");
+    let n = build_one("name: r\nexec_configs:\n- command: /bin/true\n", &gone);
+    let e = n.notify(&cx(), alerts).await.unwrap_err();
+    assert!(
+        e.message
+            .contains(&format!("working directory {} ", gone.display())),
+        "{}",
+        e.message
+    );
+    Ok(())
+}

@@ -355,3 +355,33 @@ fn throughput() {
         15.0 * 1e5 / secs / 1e6
     );
 }
+
+#[test]
+fn timestamp_in_the_wrong_precision_got_no_hint() {
+    let now = 1_800_000_000_000;
+    // Seconds read as the default nanoseconds: 1970.
+    let t = Precision::Nanoseconds.to_ms(1_800_000_000).unwrap();
+    assert_eq!(
+        precision_hint(t, Precision::Nanoseconds, now).as_deref(),
+        Some("looks like seconds: did you mean precision=s?")
+    );
+    // Nanoseconds read as seconds: overflow is caught earlier; milliseconds read as seconds.
+    let t = Precision::Seconds.to_ms(1_800_000_000_000).unwrap();
+    assert_eq!(
+        precision_hint(t, Precision::Seconds, now).as_deref(),
+        Some("looks like milliseconds: did you mean precision=ms?")
+    );
+    let t = Precision::Milliseconds
+        .to_ms(1_800_000_000_000_000_000)
+        .unwrap();
+    assert_eq!(
+        precision_hint(t, Precision::Milliseconds, now).as_deref(),
+        Some("looks like nanoseconds: did you mean precision=ns?")
+    );
+    // A plausible time, or one plausible in no unit, gets no hint.
+    assert_eq!(
+        precision_hint(now - 1000, Precision::Milliseconds, now),
+        None
+    );
+    assert_eq!(precision_hint(5, Precision::Milliseconds, now), None);
+}

@@ -36,6 +36,8 @@ pub struct ScrapeMetrics {
     pub samples: AtomicU64,
     pub samples_rejected: AtomicU64,
     pub stale_markers: AtomicU64,
+    /// Scrapes failed because they had more samples than `sample_limit`.
+    pub exceeded_sample_limit: AtomicU64,
 }
 
 /// A target as `/api/v1/targets` shows it.

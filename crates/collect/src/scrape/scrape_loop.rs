@@ -430,6 +430,9 @@ impl ScrapeLoop {
             return Err(e);
         }
         if cfg.sample_limit > 0 && post as u64 > cfg.sample_limit {
+            self.metrics
+                .exceeded_sample_limit
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Err(format!(
                 "sample limit exceeded: {post} samples after relabelling, limit {}",
                 cfg.sample_limit
