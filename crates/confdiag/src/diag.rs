@@ -25,11 +25,41 @@ impl Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// A message another checker already shaped `file:line[:col]: rest`, read back so it sorts
+    /// and prints with the others; anything else is kept whole as the message.
+    pub fn from_line(line: &str) -> Diagnostic {
+        let parts: Vec<&str> = line.splitn(4, ':').collect();
+        let num = |i: usize| parts.get(i).and_then(|s| s.trim().parse::<usize>().ok());
+        match (num(1), num(2)) {
+            (Some(l), Some(c)) if parts.len() == 4 => Diagnostic::new(
+                parts[0],
+                Some(Pos { line: l, col: c }),
+                "",
+                parts[3].trim_start(),
+            ),
+            (Some(l), _) if parts.len() >= 3 => Diagnostic::new(
+                parts[0],
+                Some(Pos { line: l, col: 0 }),
+                "",
+                parts[2..].join(":").trim_start(),
+            ),
+            _ => Diagnostic::new("", None, "", line),
+        }
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.file.is_empty() {
+            return f.write_str(&self.message);
+        }
         f.write_str(&self.file)?;
-        if let Some(p) = self.pos {
-            write!(f, ":{}:{}", p.line, p.col)?;
+        match self.pos {
+            // Column 0: only the line is known.
+            Some(p) if p.col == 0 => write!(f, ":{}", p.line)?,
+            Some(p) => write!(f, ":{}:{}", p.line, p.col)?,
+            None => {}
         }
         f.write_str(": ")?;
         if !self.path.is_empty() {
@@ -87,5 +117,8 @@ mod tests {
         assert_eq!(d.to_string(), "t.yml:3:5: a.b: bad");
         let d = Diagnostic::new("t.yml", None, "", "bad");
         assert_eq!(d.to_string(), "t.yml: bad");
+        for l in ["r.yml:4:9: group \"g\": bad", "am.yml:15: receivers[1]: x", "plain: text"] {
+            assert_eq!(Diagnostic::from_line(l).to_string(), l);
+        }
     }
 }

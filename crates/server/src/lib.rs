@@ -7,6 +7,7 @@ pub mod alerting;
 pub mod am;
 pub mod am_targets;
 pub mod config;
+mod config_check;
 pub mod limits;
 pub mod metrics;
 pub mod redact;
@@ -301,10 +302,14 @@ impl Reloader {
     }
 
     fn load(&self) -> Result<Config, Error> {
-        Ok(match &self.config_file {
+        let cfg = match &self.config_file {
             Some(p) => Config::load_file(p)?,
             None => Config::load_default_for(&self.self_addr)?,
-        })
+        };
+        for w in &cfg.warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(cfg)
     }
 
     fn rules_setup(&self, cfg: &Config) -> Result<RulesSetup, String> {
@@ -496,6 +501,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         Some(p) => Config::load_file(p)?,
         None => Config::load_default()?,
     };
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
     let file = opts
         .config_file
         .as_ref()
