@@ -42,7 +42,10 @@ fn check_rules_accepts_good_files_and_names_bad_lines() {
     ]);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains(&format!("{}:4: could not parse expression", bad.display())),
+        out.contains(&format!(
+            "{}:5:15: group \"g\", rule 1, \"x\": could not parse expression",
+            bad.display()
+        )),
         "{out}"
     );
 }
