@@ -91,7 +91,12 @@ impl Doc {
                     line: l.line(),
                     col: l.column(),
                 });
-                Diagnostics(vec![Diagnostic::new(file, pos, "", e.to_string())])
+                // The position leads the line; the message need not say it again.
+                let mut msg = e.to_string();
+                if let Some(p) = pos {
+                    msg = msg.replacen(&format!(" at line {} column {}", p.line, p.col), "", 1);
+                }
+                Diagnostics(vec![Diagnostic::new(file, pos, "", msg)])
             })?
         };
         if let Err(e) = value.apply_merge() {

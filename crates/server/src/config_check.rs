@@ -67,7 +67,12 @@ pub(crate) fn sections(cfg: &mut Config, doc: &Doc, out: &mut Vec<Diagnostic>) {
         }
     }
     for (path, m) in p {
-        out.push(doc.at(&path, m));
+        // A setting refused as a whole is pointed at by its key, a bad value at the value.
+        out.push(if m.contains("not implemented yet") {
+            doc.at_key(&path, m)
+        } else {
+            doc.at(&path, m)
+        });
     }
     match crate::alerting::alertmanager_config(doc.get("alertmanager"), &cfg.source, doc.file())
     {
