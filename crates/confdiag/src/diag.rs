@@ -117,7 +117,11 @@ mod tests {
         assert_eq!(d.to_string(), "t.yml:3:5: a.b: bad");
         let d = Diagnostic::new("t.yml", None, "", "bad");
         assert_eq!(d.to_string(), "t.yml: bad");
-        for l in ["r.yml:4:9: group \"g\": bad", "am.yml:15: receivers[1]: x", "plain: text"] {
+        for l in [
+            "r.yml:4:9: group \"g\": bad",
+            "am.yml:15: receivers[1]: x",
+            "plain: text",
+        ] {
             assert_eq!(Diagnostic::from_line(l).to_string(), l);
         }
     }

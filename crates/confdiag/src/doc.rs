@@ -100,7 +100,12 @@ impl Doc {
             })?
         };
         if let Err(e) = value.apply_merge() {
-            return Err(Diagnostics(vec![Diagnostic::new(file, None, "", e.to_string())]));
+            return Err(Diagnostics(vec![Diagnostic::new(
+                file,
+                None,
+                "",
+                e.to_string(),
+            )]));
         }
         if value.is_null() {
             value = Value::Mapping(Mapping::new());
@@ -166,7 +171,11 @@ impl Doc {
     /// Deserializes the node at `path` (absent = null) into `T`. Each error is pushed to `out`
     /// and its node removed before trying again, so every bad field is reported; the result is
     /// `T` without the refused nodes, or None when the node as a whole cannot be read.
-    pub fn take<T: DeserializeOwned>(&mut self, path: &str, out: &mut Vec<Diagnostic>) -> Option<T> {
+    pub fn take<T: DeserializeOwned>(
+        &mut self,
+        path: &str,
+        out: &mut Vec<Diagnostic>,
+    ) -> Option<T> {
         let base = parse_path(path);
         for _ in 0..MAX_ERRORS_PER_SECTION {
             let node = get(&self.value, &base).cloned().unwrap_or(Value::Null);
@@ -202,7 +211,11 @@ impl Doc {
                 None => (msg, false),
             };
             let p = render(&segs);
-            out.push(if is_key { self.at_key(&p, msg) } else { self.at(&p, msg) });
+            out.push(if is_key {
+                self.at_key(&p, msg)
+            } else {
+                self.at(&p, msg)
+            });
             if segs.len() <= base.len() || !self.remove(&segs) {
                 return None;
             }
@@ -233,10 +246,7 @@ impl Doc {
                 }
                 seq.remove(*j);
                 let gone = self.removed.entry(parent_orig).or_default();
-                let i = (0..)
-                    .filter(|i| !gone.contains(i))
-                    .nth(*j)
-                    .unwrap_or(*j);
+                let i = (0..).filter(|i| !gone.contains(i)).nth(*j).unwrap_or(*j);
                 gone.push(i);
                 true
             }
@@ -287,7 +297,10 @@ mod tests {
         assert_eq!(c.jobs.len(), 3);
         assert_eq!(doc.original_path("jobs[1]"), "jobs[2]");
         assert_eq!(doc.original_path("jobs[2].x"), "jobs[3].x");
-        assert_eq!(doc.at("jobs[2].scrape_interval", "m").to_string(), "t.yml:9:22: jobs[3].scrape_interval: m");
+        assert_eq!(
+            doc.at("jobs[2].scrape_interval", "m").to_string(),
+            "t.yml:9:22: jobs[3].scrape_interval: m"
+        );
     }
 
     #[test]

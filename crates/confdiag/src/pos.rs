@@ -80,7 +80,9 @@ impl PosIndex {
             // A node starts here: it is a mapping key, or the value at a path.
             let path = match stack.last_mut() {
                 None => String::new(),
-                Some(Frame::Map { key: key @ None, .. }) => {
+                Some(Frame::Map {
+                    key: key @ None, ..
+                }) => {
                     let text = match &ev {
                         Event::Scalar(s, ..) => s.clone(),
                         _ => "?".into(),
@@ -149,7 +151,11 @@ impl PosIndex {
         let mut p = path;
         loop {
             if let Some(n) = self.nodes.get(p) {
-                return Some(if key { n.key.unwrap_or(n.value) } else { n.value });
+                return Some(if key {
+                    n.key.unwrap_or(n.value)
+                } else {
+                    n.value
+                });
             }
             if p.is_empty() {
                 return None;
@@ -177,9 +183,18 @@ mod tests {
     fn block_and_flow_positions() {
         let t = "# head\nglobal:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: a\n    static_configs: [{targets: ['x:1']}]\n  - job_name: b\n";
         let i = PosIndex::build(t);
-        assert_eq!(i.key("global.scrape_interval"), Some(Pos { line: 3, col: 3 }));
-        assert_eq!(i.value("global.scrape_interval"), Some(Pos { line: 3, col: 20 }));
-        assert_eq!(i.value("scrape_configs[1].job_name"), Some(Pos { line: 7, col: 15 }));
+        assert_eq!(
+            i.key("global.scrape_interval"),
+            Some(Pos { line: 3, col: 3 })
+        );
+        assert_eq!(
+            i.value("global.scrape_interval"),
+            Some(Pos { line: 3, col: 20 })
+        );
+        assert_eq!(
+            i.value("scrape_configs[1].job_name"),
+            Some(Pos { line: 7, col: 15 })
+        );
         assert_eq!(i.value("scrape_configs[1]"), Some(Pos { line: 7, col: 5 }));
         assert_eq!(
             i.value("scrape_configs[0].static_configs[0].targets[0]"),

@@ -73,7 +73,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(f, "scrape_intervl");
-        assert_eq!(m, "unknown field `scrape_intervl`, did you mean `scrape_interval`?");
+        assert_eq!(
+            m,
+            "unknown field `scrape_intervl`, did you mean `scrape_interval`?"
+        );
         let (_, m) = unknown_field("unknown field `zzz`, expected `a` or `b`").unwrap();
         assert_eq!(m, "unknown field `zzz`");
         let (_, m) = unknown_field("unknown field `x`, there are no fields").unwrap();

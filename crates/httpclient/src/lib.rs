@@ -388,9 +388,13 @@ impl HttpClientConfig {
             Some(p) => {
                 let proxy =
                     reqwest::Proxy::all(p).map_err(|e| invalid("proxy_url", e.to_string()))?;
-                b.proxy(proxy.no_proxy(
-                    self.no_proxy.as_deref().and_then(reqwest::NoProxy::from_string),
-                ))
+                b.proxy(
+                    proxy.no_proxy(
+                        self.no_proxy
+                            .as_deref()
+                            .and_then(reqwest::NoProxy::from_string),
+                    ),
+                )
             }
             None if self.proxy_from_environment => b,
             None => b.no_proxy(),
@@ -527,7 +531,6 @@ impl ServerCertVerifier for Verifier {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.schemes.supported_schemes()
     }
-
 }
 
 #[cfg(test)]
@@ -548,8 +551,14 @@ mod tests {
             }
         }
         let root = E("connection refused", None);
-        let mid = E("tcp connect error: connection refused", Some(Box::new(root)));
-        let top = E("error sending request for url (http://x/)", Some(Box::new(mid)));
+        let mid = E(
+            "tcp connect error: connection refused",
+            Some(Box::new(root)),
+        );
+        let top = E(
+            "error sending request for url (http://x/)",
+            Some(Box::new(mid)),
+        );
         assert_eq!(
             super::error_chain(&top),
             "error sending request for url (http://x/): tcp connect error: connection refused"

@@ -284,11 +284,14 @@ pub fn parse_rule_file(text: &str, file: &str) -> Result<RuleFile> {
                         Some(p) => format!("{file}:{}:{}", p.line, p.col),
                         None => format!("{file}:{line}"),
                     };
-                    err(PLACED, format!(
+                    err(
+                        PLACED,
+                        format!(
                         "{place}: group {:?}, rule {}, {name:?}: could not parse expression: {e}",
                         g.name,
                         ri + 1
-                    ));
+                    ),
+                    );
                 }
             }
             let mut labels = BTreeMap::new();

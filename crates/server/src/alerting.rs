@@ -118,7 +118,14 @@ impl AlertingConfig {
         for (i, am) in self.alertmanagers.iter().enumerate() {
             let mut f = |field: &str, m: String| {
                 let path = format!("alerting.alertmanagers[{i}]");
-                p.push((if field.is_empty() { path } else { format!("{path}.{field}") }, m))
+                p.push((
+                    if field.is_empty() {
+                        path
+                    } else {
+                        format!("{path}.{field}")
+                    },
+                    m,
+                ))
             };
             if am.api_version != "v2" {
                 f(
@@ -130,7 +137,10 @@ impl AlertingConfig {
                 );
             }
             if am.scheme != "http" && am.scheme != "https" {
-                f("scheme", format!("scheme {:?}: must be http or https", am.scheme));
+                f(
+                    "scheme",
+                    format!("scheme {:?}: must be http or https", am.scheme),
+                );
             }
             for (j, r) in am.relabel_configs.iter().enumerate() {
                 if let Err(e) = r.validate() {

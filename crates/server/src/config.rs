@@ -337,7 +337,11 @@ impl StorageConfig {
             bad("wal_segment_size", "must be at least 64KB".into());
         }
         let retention_ms = dur("retention_time", &self.retention_time, &mut bad);
-        let ooo_window_ms = dur("out_of_order_time_window", &self.out_of_order_time_window, &mut bad);
+        let ooo_window_ms = dur(
+            "out_of_order_time_window",
+            &self.out_of_order_time_window,
+            &mut bad,
+        );
         DbOptions {
             block_range_ms: block_range_ms.unwrap_or(d.block_range_ms),
             retention_ms: retention_ms.unwrap_or(d.retention_ms),
@@ -460,11 +464,17 @@ mod tests {
         let cfg = dir.path().join("tocsin.yml");
         std::fs::write(&cfg, "rule_files:\n  - missing.yml\n  - rules/*.yml\n").unwrap();
         let e = Config::load_file(&cfg).unwrap_err().to_string();
-        assert!(e.ends_with(":2:5: rule_files[0]: rule file \"missing.yml\" does not exist"), "{e}");
+        assert!(
+            e.ends_with(":2:5: rule_files[0]: rule file \"missing.yml\" does not exist"),
+            "{e}"
+        );
         assert_eq!(e.lines().count(), 1, "{e}");
         std::fs::write(&cfg, "rule_files:\n  - rules/*.yml\n").unwrap();
         let c = Config::load_file(&cfg).unwrap();
-        assert_eq!(c.warnings, vec!["rule_files[0]: \"rules/*.yml\" matches no file"]);
+        assert_eq!(
+            c.warnings,
+            vec!["rule_files[0]: \"rules/*.yml\" matches no file"]
+        );
         // The rule files named are checked too, their errors in the same list.
         std::fs::create_dir(dir.path().join("rules")).unwrap();
         std::fs::write(

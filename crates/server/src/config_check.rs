@@ -63,7 +63,14 @@ pub(crate) fn sections(cfg: &mut Config, doc: &Doc, out: &mut Vec<Diagnostic>) {
     if let Some(g) = &cfg.graphite {
         if let Err(m) = g.validate() {
             let (path, m) = split_path(&m);
-            p.push((if path.is_empty() { "graphite".into() } else { path }, m));
+            p.push((
+                if path.is_empty() {
+                    "graphite".into()
+                } else {
+                    path
+                },
+                m,
+            ));
         }
     }
     for (path, m) in p {
@@ -74,8 +81,7 @@ pub(crate) fn sections(cfg: &mut Config, doc: &Doc, out: &mut Vec<Diagnostic>) {
             doc.at(&path, m)
         });
     }
-    match crate::alerting::alertmanager_config(doc.get("alertmanager"), &cfg.source, doc.file())
-    {
+    match crate::alerting::alertmanager_config(doc.get("alertmanager"), &cfg.source, doc.file()) {
         Ok(am) => cfg.am = am,
         Err(e) => out.extend(e.lines().map(Diagnostic::from_line)),
     }

@@ -85,11 +85,12 @@ impl LimitsConfig {
 
     /// The silence limits, with a bad field pushed to `p`.
     pub fn silences_checked(&self, p: &mut Problems) -> SilenceLimits {
-        let body = tocsin_model::duration::parse_size(&self.max_silence_body_size)
-            .unwrap_or_else(|message| {
+        let body = tocsin_model::duration::parse_size(&self.max_silence_body_size).unwrap_or_else(
+            |message| {
                 p.push(("limits.max_silence_body_size".into(), message));
                 256 << 10
-            });
+            },
+        );
         SilenceLimits {
             max_matchers: self.max_silence_matchers,
             max_comment_length: self.max_silence_comment_length,
@@ -149,7 +150,8 @@ impl WebConfig {
 
     /// The settings, with every bad field pushed to `p` (and its default used in its place).
     pub fn settings_checked(&self, p: &mut Problems) -> WebSettings {
-        let mut bad = |field: &str, message: &str| p.push((format!("web.{field}"), message.to_string()));
+        let mut bad =
+            |field: &str, message: &str| p.push((format!("web.{field}"), message.to_string()));
         if self.max_connections == 0 {
             bad("max_connections", "must be at least 1");
         }

@@ -70,7 +70,10 @@ fn server_refuses(file: &Path) -> (i32, Vec<String>) {
         if Instant::now() > deadline {
             child.kill().unwrap();
             child.wait().unwrap();
-            panic!("{}: the server started instead of refusing it", file.display());
+            panic!(
+                "{}: the server started instead of refusing it",
+                file.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -107,7 +110,10 @@ fn good_configs_pass_check_and_start_the_server() {
             Path::new(env!("CARGO_BIN_EXE_tocsin")),
             &["--config", file.to_str().unwrap()],
         );
-        let r = tocsin_testkit::client().get(srv.url("/-/ready")).send().unwrap();
+        let r = tocsin_testkit::client()
+            .get(srv.url("/-/ready"))
+            .send()
+            .unwrap();
         assert_eq!(r.status(), 200, "{}", file.display());
         srv.stop();
     }

@@ -131,18 +131,52 @@ const UNSUPPORTED_SD: &[&str] = &[
 
 /// Keys of a job (its own and the HTTP client's), named when an unknown key is refused.
 const SCRAPE_FIELDS: &[&str] = &[
-    "job_name", "honor_labels", "honor_timestamps", "track_timestamps_staleness",
-    "scrape_interval", "scrape_timeout", "scrape_protocols", "fallback_scrape_protocol",
-    "metrics_path", "scheme", "params", "enable_compression", "body_size_limit", "sample_limit",
-    "label_limit", "label_name_length_limit", "label_value_length_limit", "target_limit",
-    "keep_dropped_targets", "scrape_classic_histograms", "always_scrape_classic_histograms",
-    "convert_classic_histograms_to_nhcb", "scrape_native_histograms",
-    "native_histogram_bucket_limit", "native_histogram_min_bucket_factor",
-    "metric_name_validation_scheme", "metric_name_escaping_scheme", "scrape_failure_log_file",
-    "relabel_configs", "metric_relabel_configs", "static_configs", "file_sd_configs",
-    "http_sd_configs", "basic_auth", "authorization", "oauth2", "bearer_token",
-    "bearer_token_file", "tls_config", "proxy_url", "no_proxy", "proxy_from_environment",
-    "proxy_connect_header", "follow_redirects", "enable_http2", "http_headers",
+    "job_name",
+    "honor_labels",
+    "honor_timestamps",
+    "track_timestamps_staleness",
+    "scrape_interval",
+    "scrape_timeout",
+    "scrape_protocols",
+    "fallback_scrape_protocol",
+    "metrics_path",
+    "scheme",
+    "params",
+    "enable_compression",
+    "body_size_limit",
+    "sample_limit",
+    "label_limit",
+    "label_name_length_limit",
+    "label_value_length_limit",
+    "target_limit",
+    "keep_dropped_targets",
+    "scrape_classic_histograms",
+    "always_scrape_classic_histograms",
+    "convert_classic_histograms_to_nhcb",
+    "scrape_native_histograms",
+    "native_histogram_bucket_limit",
+    "native_histogram_min_bucket_factor",
+    "metric_name_validation_scheme",
+    "metric_name_escaping_scheme",
+    "scrape_failure_log_file",
+    "relabel_configs",
+    "metric_relabel_configs",
+    "static_configs",
+    "file_sd_configs",
+    "http_sd_configs",
+    "basic_auth",
+    "authorization",
+    "oauth2",
+    "bearer_token",
+    "bearer_token_file",
+    "tls_config",
+    "proxy_url",
+    "no_proxy",
+    "proxy_from_environment",
+    "proxy_connect_header",
+    "follow_redirects",
+    "enable_http2",
+    "http_headers",
 ];
 
 /// One job. Unknown keys are refused by `other_sd` rather than `deny_unknown_fields`, which serde
@@ -260,10 +294,22 @@ impl GlobalConfig {
         [
             ("scrape_protocols", self.scrape_protocols.is_some()),
             ("query_log_file", self.query_log_file.is_some()),
-            ("scrape_failure_log_file", self.scrape_failure_log_file.is_some()),
-            ("metric_name_validation_scheme", self.metric_name_validation_scheme.is_some()),
-            ("metric_name_escaping_scheme", self.metric_name_escaping_scheme.is_some()),
-            ("scrape_native_histograms", self.scrape_native_histograms == Some(true)),
+            (
+                "scrape_failure_log_file",
+                self.scrape_failure_log_file.is_some(),
+            ),
+            (
+                "metric_name_validation_scheme",
+                self.metric_name_validation_scheme.is_some(),
+            ),
+            (
+                "metric_name_escaping_scheme",
+                self.metric_name_escaping_scheme.is_some(),
+            ),
+            (
+                "scrape_native_histograms",
+                self.scrape_native_histograms == Some(true),
+            ),
             (
                 "convert_classic_histograms_to_nhcb",
                 self.convert_classic_histograms_to_nhcb == Some(true),
@@ -309,7 +355,11 @@ impl ScrapeConfig {
 
     /// Applies the global defaults and checks the job, pushing every problem to `p` as (field
     /// relative to the job, message).
-    pub fn resolve_checked(&self, g: &GlobalConfig, p: &mut Vec<(String, String)>) -> ResolvedScrape {
+    pub fn resolve_checked(
+        &self,
+        g: &GlobalConfig,
+        p: &mut Vec<(String, String)>,
+    ) -> ResolvedScrape {
         let mut f = |field: &str, msg: String| p.push((field.to_string(), msg));
         if self.job_name.is_empty() {
             f("job_name", "must not be empty".into());
@@ -325,20 +375,38 @@ impl ScrapeConfig {
         }
         for (field, set) in [
             ("scrape_protocols", self.scrape_protocols.is_some()),
-            ("fallback_scrape_protocol", self.fallback_scrape_protocol.is_some()),
-            ("scrape_native_histograms", self.scrape_native_histograms == Some(true)),
+            (
+                "fallback_scrape_protocol",
+                self.fallback_scrape_protocol.is_some(),
+            ),
+            (
+                "scrape_native_histograms",
+                self.scrape_native_histograms == Some(true),
+            ),
             (
                 "convert_classic_histograms_to_nhcb",
                 self.convert_classic_histograms_to_nhcb == Some(true),
             ),
-            ("native_histogram_bucket_limit", self.native_histogram_bucket_limit.is_some()),
+            (
+                "native_histogram_bucket_limit",
+                self.native_histogram_bucket_limit.is_some(),
+            ),
             (
                 "native_histogram_min_bucket_factor",
                 self.native_histogram_min_bucket_factor.is_some(),
             ),
-            ("metric_name_validation_scheme", self.metric_name_validation_scheme.is_some()),
-            ("metric_name_escaping_scheme", self.metric_name_escaping_scheme.is_some()),
-            ("scrape_failure_log_file", self.scrape_failure_log_file.is_some()),
+            (
+                "metric_name_validation_scheme",
+                self.metric_name_validation_scheme.is_some(),
+            ),
+            (
+                "metric_name_escaping_scheme",
+                self.metric_name_escaping_scheme.is_some(),
+            ),
+            (
+                "scrape_failure_log_file",
+                self.scrape_failure_log_file.is_some(),
+            ),
         ] {
             if set {
                 f(field, not_implemented(field));
@@ -367,10 +435,16 @@ impl ScrapeConfig {
             timeout_ms = interval_ms;
         }
         if self.scheme != "http" && self.scheme != "https" {
-            f("scheme", format!("{:?}: must be \"http\" or \"https\"", self.scheme));
+            f(
+                "scheme",
+                format!("{:?}: must be \"http\" or \"https\"", self.scheme),
+            );
         }
         if !self.metrics_path.starts_with('/') {
-            f("metrics_path", format!("{:?} must start with /", self.metrics_path));
+            f(
+                "metrics_path",
+                format!("{:?} must start with /", self.metrics_path),
+            );
         }
         for (i, r) in self.relabel_configs.iter().enumerate() {
             if let Err(e) = r.validate() {
@@ -399,7 +473,9 @@ impl ScrapeConfig {
         }
         if let Err(e) = self.http.validate() {
             match e {
-                crate::httpclient::HttpConfigError::Invalid { field, message } => f(&field, message),
+                crate::httpclient::HttpConfigError::Invalid { field, message } => {
+                    f(&field, message)
+                }
                 other => f("", other.to_string()),
             }
         }
