@@ -8,7 +8,7 @@ use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::Marker;
 
 /// A place in the text; both 1-based.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Pos {
     pub line: usize,
     pub col: usize,
@@ -165,12 +165,6 @@ impl PosIndex {
                 None => "",
             };
         }
-    }
-}
-
-impl Default for Pos {
-    fn default() -> Self {
-        Pos { line: 0, col: 0 }
     }
 }
 
