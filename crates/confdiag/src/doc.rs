@@ -319,3 +319,19 @@ mod tests {
         assert_eq!(render(&s), "a.b[1][2].c");
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod scalar_tests {
+    #[test]
+    /// Loading through a `Value` must accept exactly what loading from the text accepted.
+    fn numbers_into_strings_like_from_str() {
+        let t = "a: 1\nb: true\nc: 1.5\n";
+        let direct: Result<std::collections::BTreeMap<String, String>, _> =
+            serde_norway::from_str(t);
+        let mut d = super::Doc::parse(t, "t.yml").unwrap();
+        let mut out = Vec::new();
+        let via: Option<std::collections::BTreeMap<String, String>> = d.take("", &mut out);
+        assert_eq!(direct.is_ok(), via.is_some(), "{direct:?} {out:?}");
+    }
+}

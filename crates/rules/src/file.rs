@@ -448,6 +448,27 @@ groups:
     }
 
     #[test]
+    fn expression_errors_name_place_group_and_rule() {
+        let text = "groups:\n  - name: first\n    rules:\n      - record: a:b\n        expr: up\n  - name: second\n    rules:\n      - record: ok:rule\n        expr: up\n      - alert: Multi\n        expr: |\n          sum(up\n";
+        let e = parse_rule_file(text, "r.yml").unwrap_err().messages();
+        // A block scalar is placed where the expression text starts.
+        assert_eq!(
+            e,
+            vec!["r.yml:12:11: group \"second\", rule 2, \"Multi\": could not parse expression: unclosed left parenthesis"]
+        );
+        // Fields serde refuses: all of them, placed, with the name meant.
+        let text = "groups:\n  - name: g\n    rules:\n      - record: a:b\n        exp: up\n      - alert: A\n        expr: up\n        labls: {}\n";
+        let e = parse_rule_file(text, "r.yml").unwrap_err().messages();
+        assert_eq!(
+            e,
+            vec![
+                "r.yml:5:9: groups[0].rules[0].exp: unknown field `exp`, did you mean `expr`?",
+                "r.yml:8:9: groups[0].rules[1].labls: unknown field `labls`, did you mean `labels`?",
+            ]
+        );
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_line() {
         let bad = r#"
 groups:
