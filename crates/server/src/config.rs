@@ -226,6 +226,13 @@ impl Config {
         )
     }
 
+    /// Logs what loaded but deserves a word.
+    pub fn log_warnings(&self) {
+        for w in &self.warnings {
+            tracing::warn!("{w}");
+        }
+    }
+
     /// Parses and checks text alone (no file it names is read); every problem is in the error,
     /// each as `file:line:col: path: message`.
     pub fn parse(text: &str, file: &str) -> Result<Config, Error> {

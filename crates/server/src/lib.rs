@@ -306,9 +306,7 @@ impl Reloader {
             Some(p) => Config::load_file(p)?,
             None => Config::load_default_for(&self.self_addr)?,
         };
-        for w in &cfg.warnings {
-            tracing::warn!("{w}");
-        }
+        cfg.log_warnings();
         Ok(cfg)
     }
 
@@ -501,9 +499,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         Some(p) => Config::load_file(p)?,
         None => Config::load_default()?,
     };
-    for w in &cfg.warnings {
-        tracing::warn!("{w}");
-    }
+    cfg.log_warnings();
     let file = opts
         .config_file
         .as_ref()
