@@ -283,6 +283,9 @@ mod tests {
         let mut doc = Doc::parse(t, "t.yml").unwrap();
         let mut out = Vec::new();
         let c: Cfg = doc.take("", &mut out).unwrap();
+        assert_eq!(c.name, "x");
+        assert_eq!(c.jobs[2].job_name, "d");
+        assert_eq!(c.jobs[2].scrape_interval, Some(1));
         let lines: Vec<String> = Diagnostics(out).sorted().lines();
         assert_eq!(
             lines,

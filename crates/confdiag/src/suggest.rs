@@ -47,6 +47,7 @@ pub(crate) fn unknown_field(msg: &str) -> Option<(String, String)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
