@@ -147,17 +147,20 @@ pub(crate) fn files(
         }
     }
     // Receivers are built as the alert manager builds them at start (URLs, credential files).
-    let inline = !doc
+    // With `alertmanager: {file: am.yml}` the messages name that file.
+    let am_file = doc
         .get("alertmanager")
         .and_then(|v| v.as_mapping())
-        .is_some_and(|m| m.len() == 1 && m.contains_key("file"));
+        .filter(|m| m.len() == 1)
+        .and_then(|m| m.get("file"))
+        .and_then(|f| f.as_str())
+        .map(|f| base.join(f).display().to_string());
     for (i, r) in cfg.am.receivers.iter().enumerate() {
         if let Err(e) = tocsin_alerts::notify::build_receiver(r, base) {
             let msg = e.to_string();
-            out.push(if inline {
-                doc.at(&format!("alertmanager.receivers[{i}]"), msg)
-            } else {
-                Diagnostic::new("", None, "", msg)
+            out.push(match &am_file {
+                None => doc.at(&format!("alertmanager.receivers[{i}]"), msg),
+                Some(f) => Diagnostic::new(f, None, &format!("receivers[{i}]"), msg),
             });
         }
     }
