@@ -229,7 +229,7 @@ pub struct AmConfig {
     /// Notification templates: accepted, not used (receivers send fixed payloads).
     #[serde(default)]
     pub templates: Vec<String>,
-    /// Alertmanager's tracing section: accepted, ignored.
+    /// Alertmanager's tracing section: read so that it can be refused by name.
     #[serde(default)]
     pub tracing: Option<serde_norway::Value>,
     /// The text this was parsed from, for `/api/v2/status`.
@@ -502,9 +502,21 @@ impl Validator<'_> {
     fn check(&mut self, cfg: &AmConfig) {
         for k in cfg.global.other.keys() {
             if !KNOWN_GLOBAL_FIELDS.contains(&k.as_str()) {
-                self.warnings
-                    .push(format!("global: unknown field {k:?} ignored"));
+                let mut known = vec!["resolve_timeout", "http_config"];
+                known.extend_from_slice(KNOWN_GLOBAL_FIELDS);
+                let msg = match tocsin_confdiag::did_you_mean(k, &known) {
+                    Some(c) => format!("unknown field `{k}`, did you mean `{c}`?"),
+                    None => format!("unknown field `{k}`"),
+                };
+                self.err(None, "global", msg);
             }
+        }
+        if cfg.tracing.as_ref().is_some_and(|v| !v.is_null()) {
+            self.err(
+                None,
+                "tracing",
+                "tracing is not implemented yet; remove the section",
+            );
         }
         if !cfg.templates.is_empty() {
             self.warnings.push(

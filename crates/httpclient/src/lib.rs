@@ -171,6 +171,24 @@ fn read_bytes(base: &Path, field: &str, p: &Path) -> Result<Vec<u8>, HttpConfigE
     })
 }
 
+/// An error and its causes as one line, each cause said once: reqwest's "error sending request
+/// for url (...)" becomes "error sending request for url (...): client error (Connect): tcp
+/// connect error: Connection refused (os error 111)". A cause whose text the previous message
+/// already contains (libraries often repeat their source in their own message) is skipped.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let msg = c.to_string();
+        if !msg.is_empty() && !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        cur = c.source();
+    }
+    out
+}
+
 impl HttpClientConfig {
     /// Checks what can be checked without touching files.
     pub fn validate(&self) -> Result<(), HttpConfigError> {
@@ -223,6 +241,15 @@ impl HttpClientConfig {
                     "at most one of credentials and credentials_file may be set",
                 ));
             }
+        }
+        if self.proxy_connect_header.is_some() {
+            return Err(invalid(
+                "proxy_connect_header",
+                "proxy_connect_header is not implemented yet; remove it",
+            ));
+        }
+        if self.no_proxy.is_some() && self.proxy_url.is_none() {
+            return Err(invalid("no_proxy", "no_proxy needs proxy_url"));
         }
         if let Some(p) = &self.proxy_url {
             reqwest::Url::parse(p).map_err(|e| invalid("proxy_url", format!("{p:?}: {e}")))?;
@@ -359,7 +386,15 @@ impl HttpClientConfig {
         }
         b = match &self.proxy_url {
             Some(p) => {
-                b.proxy(reqwest::Proxy::all(p).map_err(|e| invalid("proxy_url", e.to_string()))?)
+                let proxy =
+                    reqwest::Proxy::all(p).map_err(|e| invalid("proxy_url", e.to_string()))?;
+                b.proxy(
+                    proxy.no_proxy(
+                        self.no_proxy
+                            .as_deref()
+                            .and_then(reqwest::NoProxy::from_string),
+                    ),
+                )
             }
             None if self.proxy_from_environment => b,
             None => b.no_proxy(),
@@ -495,5 +530,56 @@ impl ServerCertVerifier for Verifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.schemes.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    #[test]
+    fn error_chain_keeps_root_cause_once() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let root = E("connection refused", None);
+        let mid = E(
+            "tcp connect error: connection refused",
+            Some(Box::new(root)),
+        );
+        let top = E(
+            "error sending request for url (http://x/)",
+            Some(Box::new(mid)),
+        );
+        assert_eq!(
+            super::error_chain(&top),
+            "error sending request for url (http://x/): tcp connect error: connection refused"
+        );
+    }
+
+    #[tokio::test]
+    async fn error_chain_of_a_refused_connection_names_the_cause() {
+        // A port nothing listens on: bind, learn it, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        let m = super::error_chain(&e);
+        assert!(m.contains("error sending request"), "{m}");
+        assert!(m.to_lowercase().contains("refused"), "{m}");
     }
 }

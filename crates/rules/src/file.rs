@@ -189,12 +189,25 @@ fn is_metric_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
+/// The line given for a message that already names its place (`file:line:col: ...`).
+const PLACED: usize = usize::MAX;
+
 /// Parses and validates rule-file text; `file` names it in messages.
 pub fn parse_rule_file(text: &str, file: &str) -> Result<RuleFile> {
-    let raw: RawFile = serde_norway::from_str(text).map_err(|e| {
-        let line = e.location().map(|l| l.line()).unwrap_or(0);
-        Error::Invalid(vec![format!("{file}:{line}: {e}")])
-    })?;
+    // Every field serde refuses is reported (with line, column and a "did you mean"), not only
+    // the first.
+    let mut doc = tocsin_confdiag::Doc::parse(text, file).map_err(|d| Error::Invalid(d.lines()))?;
+    let mut derrs = Vec::new();
+    let raw: Option<RawFile> = doc.take("", &mut derrs);
+    let raw = match raw {
+        Some(r) if derrs.is_empty() => r,
+        _ => {
+            return Err(Error::Invalid(
+                tocsin_confdiag::Diagnostics(derrs).sorted().lines(),
+            ))
+        }
+    };
+    let positions = doc.index();
     let rlines = rule_lines(text);
     let glines = group_lines(text);
     let mut errs: Vec<String> = Vec::new();
@@ -203,7 +216,14 @@ pub fn parse_rule_file(text: &str, file: &str) -> Result<RuleFile> {
     let mut rule_index = 0usize;
     for (gi, g) in raw.groups.into_iter().enumerate() {
         let gline = glines.get(gi).copied().unwrap_or(0);
-        let mut err = |line: usize, msg: String| errs.push(format!("{file}:{line}: {msg}"));
+        // `PLACED` messages already start with their place.
+        let mut err = |line: usize, msg: String| {
+            errs.push(if line == PLACED {
+                msg
+            } else {
+                format!("{file}:{line}: {msg}")
+            })
+        };
         if g.name.is_empty() {
             err(gline, "group name must not be empty".into());
         } else if !seen_groups.insert(g.name.clone()) {
@@ -245,7 +265,7 @@ pub fn parse_rule_file(text: &str, file: &str) -> Result<RuleFile> {
             glabels.insert(k.clone(), scalar_text(v).unwrap_or_default());
         }
         let mut rules = Vec::with_capacity(g.rules.len());
-        for r in g.rules {
+        for (ri, r) in g.rules.into_iter().enumerate() {
             let line = rlines.get(rule_index).copied().unwrap_or(gline);
             rule_index += 1;
             let expr = match r.expr.as_ref().and_then(scalar_text) {
@@ -257,7 +277,21 @@ pub fn parse_rule_file(text: &str, file: &str) -> Result<RuleFile> {
             };
             if !expr.is_empty() {
                 if let Err(e) = tocsin_promql::parse(&expr) {
-                    err(line, format!("could not parse expression: {e}"));
+                    // As promtool: the place of the `expr:` value, then which group and rule.
+                    let pos = positions.value(&format!("groups[{gi}].rules[{ri}].expr"));
+                    let name = r.alert.as_deref().or(r.record.as_deref()).unwrap_or("");
+                    let place = match pos {
+                        Some(p) => format!("{file}:{}:{}", p.line, p.col),
+                        None => format!("{file}:{line}"),
+                    };
+                    err(
+                        PLACED,
+                        format!(
+                        "{place}: group {:?}, rule {}, {name:?}: could not parse expression: {e}",
+                        g.name,
+                        ri + 1
+                    ),
+                    );
                 }
             }
             let mut labels = BTreeMap::new();
@@ -414,6 +448,27 @@ groups:
     }
 
     #[test]
+    fn expression_errors_name_place_group_and_rule() {
+        let text = "groups:\n  - name: first\n    rules:\n      - record: a:b\n        expr: up\n  - name: second\n    rules:\n      - record: ok:rule\n        expr: up\n      - alert: Multi\n        expr: |\n          sum(up\n";
+        let e = parse_rule_file(text, "r.yml").unwrap_err().messages();
+        // A block scalar is placed where the expression text starts.
+        assert_eq!(
+            e,
+            vec!["r.yml:12:11: group \"second\", rule 2, \"Multi\": could not parse expression: unclosed left parenthesis"]
+        );
+        // Fields serde refuses: all of them, placed, with the name meant.
+        let text = "groups:\n  - name: g\n    rules:\n      - record: a:b\n        exp: up\n      - alert: A\n        expr: up\n        labls: {}\n";
+        let e = parse_rule_file(text, "r.yml").unwrap_err().messages();
+        assert_eq!(
+            e,
+            vec![
+                "r.yml:5:9: groups[0].rules[0].exp: unknown field `exp`, did you mean `expr`?",
+                "r.yml:8:9: groups[0].rules[1].labls: unknown field `labls`, did you mean `labels`?",
+            ]
+        );
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_line() {
         let bad = r#"
 groups:
@@ -433,7 +488,9 @@ groups:
         let e = parse_rule_file(bad, "bad.yml").unwrap_err().messages();
         let text = e.join("\n");
         assert!(
-            text.contains("bad.yml:5: could not parse expression"),
+            text.contains(
+                "bad.yml:6:15: group \"g\", rule 1, \"bad name\": could not parse expression"
+            ),
             "{text}"
         );
         assert!(

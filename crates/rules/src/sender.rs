@@ -128,7 +128,8 @@ impl AlertmanagerSender {
                         }
                         Err(e) => {
                             counters.errors.fetch_add(n, Ordering::Relaxed);
-                            tracing::warn!(alertmanager = %t.url, error = %e, "sending alerts to Alertmanager failed");
+                            let error = tocsin_httpclient::error_chain(&e);
+                            tracing::warn!(alertmanager = %t.url, %error, "sending alerts to Alertmanager failed");
                         }
                     }
                 }

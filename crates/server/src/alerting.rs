@@ -98,45 +98,84 @@ impl Default for RulesConfig {
 }
 
 impl AlertingConfig {
-    /// Checks what can be checked without the network; messages name the field.
+    /// Checks what can be checked without the network; the message names the first bad field.
     pub fn validate(&self) -> Result<(), String> {
+        let mut p = Vec::new();
+        self.problems(&mut p);
+        match p.into_iter().next() {
+            None => Ok(()),
+            Some((f, m)) => Err(format!("{f}: {m}")),
+        }
+    }
+
+    /// Every problem, as (path of the field, message).
+    pub fn problems(&self, p: &mut crate::config::Problems) {
         for (i, r) in self.alert_relabel_configs.iter().enumerate() {
-            r.validate()
-                .map_err(|e| format!("alerting.alert_relabel_configs[{i}]: {e}"))?;
+            if let Err(e) = r.validate() {
+                p.push((format!("alerting.alert_relabel_configs[{i}]"), e));
+            }
         }
         for (i, am) in self.alertmanagers.iter().enumerate() {
-            let f = |m: String| format!("alerting.alertmanagers[{i}]: {m}");
+            let mut f = |field: &str, m: String| {
+                let path = format!("alerting.alertmanagers[{i}]");
+                p.push((
+                    if field.is_empty() {
+                        path
+                    } else {
+                        format!("{path}.{field}")
+                    },
+                    m,
+                ))
+            };
             if am.api_version != "v2" {
-                return Err(f(format!(
-                    "api_version {:?} is not supported (Alertmanager 0.27 removed v1; use v2)",
-                    am.api_version
-                )));
+                f(
+                    "api_version",
+                    format!(
+                        "api_version {:?} is not supported (Alertmanager 0.27 removed v1; use v2)",
+                        am.api_version
+                    ),
+                );
             }
             if am.scheme != "http" && am.scheme != "https" {
-                return Err(f(format!("scheme {:?}: must be http or https", am.scheme)));
+                f(
+                    "scheme",
+                    format!("scheme {:?}: must be http or https", am.scheme),
+                );
             }
             for (j, r) in am.relabel_configs.iter().enumerate() {
-                r.validate()
-                    .map_err(|e| f(format!("relabel_configs[{j}]: {e}")))?;
+                if let Err(e) = r.validate() {
+                    f(&format!("relabel_configs[{j}]"), e);
+                }
             }
             for (j, c) in am.file_sd_configs.iter().enumerate() {
-                c.validate()
-                    .map_err(|e| f(format!("file_sd_configs[{j}]: {e}")))?;
+                if let Err(e) = c.validate() {
+                    f(&format!("file_sd_configs[{j}]"), e);
+                }
             }
             for (j, c) in am.http_sd_configs.iter().enumerate() {
-                c.validate()
-                    .map_err(|e| f(format!("http_sd_configs[{j}]: {e}")))?;
+                if let Err(e) = c.validate() {
+                    f(&format!("http_sd_configs[{j}]"), e);
+                }
             }
-            am.http.validate().map_err(|e| f(e.to_string()))?;
-            for sc in &am.static_configs {
-                for t in &sc.targets {
+            if let Err(e) = am.http.validate() {
+                match e {
+                    tocsin_collect::httpclient::HttpConfigError::Invalid { field, message } => {
+                        f(&field, message)
+                    }
+                    other => f("", other.to_string()),
+                }
+            }
+            for (j, sc) in am.static_configs.iter().enumerate() {
+                for (k, t) in sc.targets.iter().enumerate() {
                     if t.is_empty() || t.contains('/') {
-                        return Err(f(format!("target {t:?}: expected host:port")));
+                        f(
+                            &format!("static_configs[{j}].targets[{k}]"),
+                            format!("target {t:?}: expected host:port"),
+                        );
                     }
                 }
             }
         }
-        Ok(())
     }
 }
 

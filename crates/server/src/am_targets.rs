@@ -287,6 +287,7 @@ fn url_of(lb: &LabelsBuilder) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -1,14 +1,15 @@
 //! `tocsin.yml`: a superset of `prometheus.yml`. This module owns loading (parse, then validate with
-//! file:line in every message), the embedded default, and the `storage:` and `query:` sections
-//! (`limits:` and `web:` are typed in `limits.rs`). `global` and
-//! `scrape_configs` are typed by the collect crate, as is the optional `graphite:` section;
-//! `rule_files`, `alerting` and `rules` are typed in `alerting.rs`; sections later issues will own
-//! are accepted as they are.
+//! file:line:col in every message, every problem at once; the checks are in `config_check.rs`),
+//! the embedded default, and the `storage:` and `query:` sections (`limits:` and `web:` are typed
+//! in `limits.rs`). `global` and `scrape_configs` are typed by the collect crate, as is the
+//! optional `graphite:` section; `rule_files`, `alerting` and `rules` are typed in `alerting.rs`.
+//! `remote_write` and `remote_read` are refused until they are implemented.
 
 use std::path::Path;
 
 use serde::Deserialize;
-use tocsin_collect::scrape::{GlobalConfig, ScrapeConfig, ScrapeManager};
+use tocsin_collect::scrape::{GlobalConfig, ScrapeConfig};
+use tocsin_confdiag::{Diagnostics, Doc};
 use tocsin_tsdb::DbOptions;
 
 /// The configuration used when no `--config` is given. `$TOCSIN_SELF` becomes the address the
@@ -25,6 +26,9 @@ pub enum Error {
         field: String,
         message: String,
     },
+    /// Every problem of a file, one per line.
+    #[error("{0}")]
+    Diagnostics(Diagnostics),
     #[error("reading {file}: {source}")]
     Read {
         file: String,
@@ -75,6 +79,9 @@ pub struct Config {
     /// The `alertmanager:` section parsed and validated.
     #[serde(skip)]
     pub am: tocsin_alerts::AmConfig,
+    /// Things that load but deserve a word (a `rule_files` glob matching nothing).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// The `query:` section: limits of the PromQL engine and the query API. Prometheus has these as
@@ -117,35 +124,48 @@ impl QueryConfig {
         file: &str,
         evaluation_interval_ms: i64,
     ) -> Result<QuerySettings, Error> {
-        let inv = |field: &str, message: String| Error::Invalid {
-            file: file.to_string(),
-            field: format!("query.{field}"),
-            message,
+        let mut p = Problems::new();
+        let q = self.settings(evaluation_interval_ms, &mut p);
+        if p.is_empty() {
+            Ok(q)
+        } else {
+            Err(first(file, p))
+        }
+    }
+
+    /// The settings, with every bad field pushed to `p`.
+    pub fn settings(&self, evaluation_interval_ms: i64, p: &mut Problems) -> QuerySettings {
+        let d = QueryConfig::default();
+        let mut positive = |field: &str, s: &str, fallback: &str| {
+            let parsed = tocsin_model::duration::parse_duration_ms(s).and_then(|ms| {
+                if ms <= 0 {
+                    Err("must be positive".to_string())
+                } else {
+                    Ok(ms)
+                }
+            });
+            parsed.unwrap_or_else(|e| {
+                p.push((format!("query.{field}"), e));
+                tocsin_model::duration::parse_duration_ms(fallback).unwrap_or(1)
+            })
         };
-        let dur = tocsin_model::duration::parse_duration_ms;
-        let timeout = dur(&self.timeout).map_err(|e| inv("timeout", e))?;
-        if timeout <= 0 {
-            return Err(inv("timeout", "must be positive".into()));
-        }
-        let lookback = dur(&self.lookback_delta).map_err(|e| inv("lookback_delta", e))?;
-        if lookback <= 0 {
-            return Err(inv("lookback_delta", "must be positive".into()));
-        }
+        let timeout = positive("timeout", &self.timeout, &d.timeout);
+        let lookback = positive("lookback_delta", &self.lookback_delta, &d.lookback_delta);
         if self.max_concurrency == 0 {
-            return Err(inv("max_concurrency", "must be at least 1".into()));
+            p.push(("query.max_concurrency".into(), "must be at least 1".into()));
         }
         if self.max_samples == 0 {
-            return Err(inv("max_samples", "must be at least 1".into()));
+            p.push(("query.max_samples".into(), "must be at least 1".into()));
         }
-        Ok(QuerySettings {
+        QuerySettings {
             engine: tocsin_promql::EngineOptions {
                 lookback_delta: lookback,
-                max_samples: self.max_samples,
+                max_samples: self.max_samples.max(1),
                 timeout: std::time::Duration::from_millis(timeout as u64),
                 default_subquery_step: evaluation_interval_ms.max(1),
             },
-            max_concurrency: self.max_concurrency,
-        })
+            max_concurrency: self.max_concurrency.max(1),
+        }
     }
 }
 
@@ -182,12 +202,16 @@ impl Default for StorageConfig {
 }
 
 impl Config {
+    /// Reads, parses and checks a config file and the files it names (rule files, certificates,
+    /// receivers' files); every problem is in the error, one per line.
     pub fn load_file(path: &Path) -> Result<Config, Error> {
+        let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
-            file: path.display().to_string(),
+            file: name.clone(),
             source: e,
         })?;
-        Self::parse(&text, &path.display().to_string())
+        let base = crate::config_dir(Some(path));
+        Self::parse_in(&text, &name, Some(&base))
     }
 
     pub fn load_default() -> Result<Config, Error> {
@@ -202,49 +226,35 @@ impl Config {
         )
     }
 
-    /// Parses and validates; every message names the file (and line, from the YAML parser).
-    pub fn parse(text: &str, file: &str) -> Result<Config, Error> {
-        let mut cfg: Config = if text.trim().is_empty() {
-            Config::default()
-        } else {
-            serde_norway::from_str(text).map_err(|e| Error::Parse {
-                file: file.to_string(),
-                message: e.to_string(),
-            })?
-        };
-        cfg.storage.to_options(file)?;
-        cfg.storage.max_future_ms(file)?;
-        cfg.query_settings(file)?;
-        cfg.limits.silences(file)?;
-        cfg.web.settings(file)?;
-        cfg.source = text.to_string();
-        ScrapeManager::validate(&cfg.global, &cfg.scrape_configs).map_err(|e| Error::Invalid {
-            file: file.to_string(),
-            field: format!("scrape_configs[{}].{}", e.index, e.field),
-            message: format!("job {:?}: {}", e.job, e.message),
-        })?;
-        cfg.alerting.validate().map_err(|message| Error::Parse {
-            file: file.to_string(),
-            message,
-        })?;
-        cfg.am = crate::alerting::alertmanager_config(cfg.alertmanager.as_ref(), text, file)
-            .map_err(|message| Error::Parse {
-                file: file.to_string(),
-                message,
-            })?;
-        tocsin_alerts::heartbeat::Heartbeats::new()
-            .configure(&cfg.heartbeats, 0)
-            .map_err(|e| Error::Parse {
-                file: file.to_string(),
-                message: e.to_string(),
-            })?;
-        if let Some(g) = &cfg.graphite {
-            g.validate().map_err(|message| Error::Parse {
-                file: file.to_string(),
-                message,
-            })?;
+    /// Logs what loaded but deserves a word.
+    pub fn log_warnings(&self) {
+        for w in &self.warnings {
+            tracing::warn!("{w}");
         }
-        Ok(cfg)
+    }
+
+    /// Parses and checks text alone (no file it names is read); every problem is in the error,
+    /// each as `file:line:col: path: message`.
+    pub fn parse(text: &str, file: &str) -> Result<Config, Error> {
+        Self::parse_in(text, file, None)
+    }
+
+    fn parse_in(text: &str, file: &str, base: Option<&Path>) -> Result<Config, Error> {
+        let mut doc = Doc::parse(text, file).map_err(Error::Diagnostics)?;
+        let mut errs = Vec::new();
+        let mut cfg: Config = doc.take("", &mut errs).unwrap_or_default();
+        cfg.source = text.to_string();
+        crate::config_check::sections(&mut cfg, &doc, &mut errs);
+        if let Some(base) = base {
+            let mut warnings = Vec::new();
+            crate::config_check::files(&cfg, &doc, base, &mut errs, &mut warnings);
+            cfg.warnings = warnings;
+        }
+        if errs.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(Error::Diagnostics(Diagnostics(errs).sorted()))
+        }
     }
 }
 
@@ -256,57 +266,102 @@ impl Config {
     }
 }
 
+/// Problems found in a section: (path of the field, message), all of them, not only the first.
+pub type Problems = Vec<(String, String)>;
+
+/// The first problem as this module's error (for callers that only need to know it failed).
+fn first(file: &str, p: Problems) -> Error {
+    let (field, message) = p.into_iter().next().unwrap_or_default();
+    Error::Invalid {
+        file: file.to_string(),
+        field,
+        message,
+    }
+}
+
 impl StorageConfig {
     /// `max_future` in milliseconds (0 = no bound).
     pub fn max_future_ms(&self, file: &str) -> Result<i64, Error> {
-        let inv = |message: String| Error::Invalid {
-            file: file.to_string(),
-            field: "storage.max_future".into(),
-            message,
-        };
-        let ms = tocsin_model::duration::parse_duration_ms(&self.max_future).map_err(inv)?;
-        if ms < 0 {
-            return Err(inv("must not be negative".into()));
+        let mut p = Problems::new();
+        let ms = self.max_future_checked(&mut p);
+        if p.is_empty() {
+            Ok(ms)
+        } else {
+            Err(first(file, p))
         }
-        Ok(ms)
+    }
+
+    pub fn max_future_checked(&self, p: &mut Problems) -> i64 {
+        let field = "storage.max_future".to_string();
+        match tocsin_model::duration::parse_duration_ms(&self.max_future) {
+            Ok(ms) if ms < 0 => {
+                p.push((field, "must not be negative".into()));
+                0
+            }
+            Ok(ms) => ms,
+            Err(e) => {
+                p.push((field, e));
+                0
+            }
+        }
     }
 
     pub fn to_options(&self, file: &str) -> Result<DbOptions, Error> {
-        let inv = |field: &str, message: String| Error::Invalid {
-            file: file.to_string(),
-            field: format!("storage.{field}"),
-            message,
+        let mut p = Problems::new();
+        let o = self.options(&mut p);
+        if p.is_empty() {
+            Ok(o)
+        } else {
+            Err(first(file, p))
+        }
+    }
+
+    /// The options, with every bad field pushed to `p` (and its default used in its place).
+    pub fn options(&self, p: &mut Problems) -> DbOptions {
+        let d = DbOptions::default();
+        let mut bad = |field: &str, message: String| p.push((format!("storage.{field}"), message));
+        let dur = |field: &str, s: &str, bad: &mut dyn FnMut(&str, String)| {
+            tocsin_model::duration::parse_duration_ms(s)
+                .map_err(|e| bad(field, e))
+                .ok()
         };
-        let dur = tocsin_model::duration::parse_duration_ms;
-        let size = tocsin_model::duration::parse_size;
-        let block_range_ms = dur(&self.block_range).map_err(|e| inv("block_range", e))?;
-        if block_range_ms < 60_000 {
-            return Err(inv("block_range", "must be at least 1m".into()));
+        let size = |field: &str, s: &str, bad: &mut dyn FnMut(&str, String)| {
+            tocsin_model::duration::parse_size(s)
+                .map_err(|e| bad(field, e))
+                .ok()
+        };
+        let block_range_ms = dur("block_range", &self.block_range, &mut bad);
+        if block_range_ms.is_some_and(|ms| ms < 60_000) {
+            bad("block_range", "must be at least 1m".into());
         }
         let retention_bytes = if self.retention_size.is_empty() {
-            0
+            Some(0)
         } else {
-            size(&self.retention_size).map_err(|e| inv("retention_size", e))?
+            size("retention_size", &self.retention_size, &mut bad)
         };
-        let wal_segment_size =
-            size(&self.wal_segment_size).map_err(|e| inv("wal_segment_size", e))?;
-        if wal_segment_size < 64 << 10 {
-            return Err(inv("wal_segment_size", "must be at least 64KB".into()));
+        let wal_segment_size = size("wal_segment_size", &self.wal_segment_size, &mut bad);
+        if wal_segment_size.is_some_and(|s| s < 64 << 10) {
+            bad("wal_segment_size", "must be at least 64KB".into());
         }
-        let o = DbOptions {
-            block_range_ms,
-            retention_ms: dur(&self.retention_time).map_err(|e| inv("retention_time", e))?,
-            retention_bytes,
-            ooo_window_ms: dur(&self.out_of_order_time_window)
-                .map_err(|e| inv("out_of_order_time_window", e))?,
-            wal_segment_size,
-            ..DbOptions::default()
-        };
-        Ok(o)
+        let retention_ms = dur("retention_time", &self.retention_time, &mut bad);
+        let ooo_window_ms = dur(
+            "out_of_order_time_window",
+            &self.out_of_order_time_window,
+            &mut bad,
+        );
+        DbOptions {
+            block_range_ms: block_range_ms.unwrap_or(d.block_range_ms),
+            retention_ms: retention_ms.unwrap_or(d.retention_ms),
+            retention_bytes: retention_bytes.unwrap_or(d.retention_bytes),
+            ooo_window_ms: ooo_window_ms.unwrap_or(d.ooo_window_ms),
+            wal_segment_size: wal_segment_size.unwrap_or(d.wal_segment_size),
+            ..d
+        }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -323,10 +378,7 @@ mod tests {
         let e = Config::parse("storage:\n  block_range: 2h\n  bogus: 1\n", "t.yml")
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("t.yml") && e.contains("bogus") && e.contains("line 3"),
-            "{e}"
-        );
+        assert_eq!(e, "t.yml:3:3: storage.bogus: unknown field `bogus`");
     }
 
     #[test]
@@ -394,6 +446,55 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn every_error_of_a_file_in_one_run_with_suggestions() {
+        let text = "global:\n  scrape_interval: 15s\nstorage:\n  retention_time: 15x\n  block_range: 1s\nscrape_configs:\n  - job_name: a\n    scrape_intervl: 5s\n  - job_name: b\n    scrape_timeout: 1m\n    scrape_interval: 10s\nremote_write:\n  - url: http://x/\n";
+        let e = Config::parse(text, "t.yml").unwrap_err().to_string();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(
+            lines,
+            vec![
+                "t.yml:4:19: storage.retention_time: invalid duration \"15x\": unknown unit \"x\" (use ms, s, m, h, d, w, y)",
+                "t.yml:5:16: storage.block_range: must be at least 1m",
+                "t.yml:8:5: scrape_configs[0].scrape_intervl: unknown field `scrape_intervl`, did you mean `scrape_interval`?",
+                "t.yml:10:21: scrape_configs[1].scrape_timeout: scrape timeout 60000ms is greater than the scrape interval 10000ms",
+                "t.yml:12:1: remote_write: remote_write is not implemented yet; remove the section",
+            ],
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rule_files_missing_literal_fails_empty_glob_warns() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("tocsin.yml");
+        std::fs::write(&cfg, "rule_files:\n  - missing.yml\n  - rules/*.yml\n").unwrap();
+        let e = Config::load_file(&cfg).unwrap_err().to_string();
+        assert!(
+            e.ends_with(":2:5: rule_files[0]: rule file \"missing.yml\" does not exist"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+        std::fs::write(&cfg, "rule_files:\n  - rules/*.yml\n").unwrap();
+        let c = Config::load_file(&cfg).unwrap();
+        assert_eq!(
+            c.warnings,
+            vec!["rule_files[0]: \"rules/*.yml\" matches no file"]
+        );
+        // The rule files named are checked too, their errors in the same list.
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        std::fs::write(
+            dir.path().join("rules/a.yml"),
+            "groups:\n  - name: g\n    rules:\n      - record: x\n        expr: sum(\n",
+        )
+        .unwrap();
+        let e = Config::load_file(&cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("a.yml:5:15: group \"g\", rule 1, \"x\": could not parse expression"),
+            "{e}"
+        );
     }
 
     #[test]

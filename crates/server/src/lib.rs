@@ -8,6 +8,7 @@ pub mod am;
 pub mod am_targets;
 pub mod config;
 pub mod expo;
+mod config_check;
 pub mod limits;
 pub mod metrics;
 mod metrics_compat;
@@ -310,10 +311,12 @@ impl Reloader {
     }
 
     fn load(&self) -> Result<Config, Error> {
-        Ok(match &self.config_file {
+        let cfg = match &self.config_file {
             Some(p) => Config::load_file(p)?,
             None => Config::load_default_for(&self.self_addr)?,
-        })
+        };
+        cfg.log_warnings();
+        Ok(cfg)
     }
 
     fn rules_setup(&self, cfg: &Config) -> Result<RulesSetup, String> {
@@ -486,6 +489,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         Some(p) => Config::load_file(p)?,
         None => Config::load_default()?,
     };
+    cfg.log_warnings();
     let file = opts
         .config_file
         .as_ref()

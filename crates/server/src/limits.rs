@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tocsin_api::am::SilenceLimits;
 use tocsin_storage::IngestLimits;
 
-use crate::config::Error;
+use crate::config::{Error, Problems};
 
 /// The store as every writer sees it: the ingest limits (`storage.max_future`, `limits:`) in
 /// front of it, so no write path can store what another would refuse.
@@ -72,19 +72,31 @@ impl LimitsConfig {
     }
 
     pub fn silences(&self, file: &str) -> Result<SilenceLimits, Error> {
-        let body =
-            tocsin_model::duration::parse_size(&self.max_silence_body_size).map_err(|message| {
-                Error::Invalid {
-                    file: file.to_string(),
-                    field: "limits.max_silence_body_size".into(),
-                    message,
-                }
-            })?;
-        Ok(SilenceLimits {
+        let mut p = Problems::new();
+        let l = self.silences_checked(&mut p);
+        match p.into_iter().next() {
+            None => Ok(l),
+            Some((field, message)) => Err(Error::Invalid {
+                file: file.to_string(),
+                field,
+                message,
+            }),
+        }
+    }
+
+    /// The silence limits, with a bad field pushed to `p`.
+    pub fn silences_checked(&self, p: &mut Problems) -> SilenceLimits {
+        let body = tocsin_model::duration::parse_size(&self.max_silence_body_size).unwrap_or_else(
+            |message| {
+                p.push(("limits.max_silence_body_size".into(), message));
+                256 << 10
+            },
+        );
+        SilenceLimits {
             max_matchers: self.max_silence_matchers,
             max_comment_length: self.max_silence_comment_length,
             max_body_bytes: usize::try_from(body).unwrap_or(usize::MAX),
-        })
+        }
     }
 }
 
@@ -125,29 +137,52 @@ const MIN_HEADER_BYTES: u64 = 8192;
 
 impl WebConfig {
     pub fn settings(&self, file: &str) -> Result<WebSettings, Error> {
-        let inv = |field: &str, message: String| Error::Invalid {
-            file: file.to_string(),
-            field: format!("web.{field}"),
-            message,
-        };
+        let mut p = Problems::new();
+        let w = self.settings_checked(&mut p);
+        match p.into_iter().next() {
+            None => Ok(w),
+            Some((field, message)) => Err(Error::Invalid {
+                file: file.to_string(),
+                field,
+                message,
+            }),
+        }
+    }
+
+    /// The settings, with every bad field pushed to `p` (and its default used in its place).
+    pub fn settings_checked(&self, p: &mut Problems) -> WebSettings {
+        let mut bad =
+            |field: &str, message: &str| p.push((format!("web.{field}"), message.to_string()));
         if self.max_connections == 0 {
-            return Err(inv("max_connections", "must be at least 1".into()));
+            bad("max_connections", "must be at least 1");
         }
-        let t = tocsin_model::duration::parse_duration_ms(&self.header_read_timeout)
-            .map_err(|e| inv("header_read_timeout", e))?;
-        if t <= 0 {
-            return Err(inv("header_read_timeout", "must be positive".into()));
-        }
-        let h = tocsin_model::duration::parse_size(&self.max_header_size)
-            .map_err(|e| inv("max_header_size", e))?;
-        if h < MIN_HEADER_BYTES {
-            return Err(inv("max_header_size", "must be at least 8KB".into()));
-        }
-        Ok(WebSettings {
-            max_connections: self.max_connections,
+        let t = match tocsin_model::duration::parse_duration_ms(&self.header_read_timeout) {
+            Ok(t) if t <= 0 => {
+                bad("header_read_timeout", "must be positive");
+                30_000
+            }
+            Ok(t) => t,
+            Err(e) => {
+                bad("header_read_timeout", &e);
+                30_000
+            }
+        };
+        let h = match tocsin_model::duration::parse_size(&self.max_header_size) {
+            Ok(h) if h < MIN_HEADER_BYTES => {
+                bad("max_header_size", "must be at least 8KB");
+                MIN_HEADER_BYTES
+            }
+            Ok(h) => h,
+            Err(e) => {
+                bad("max_header_size", &e);
+                64 << 10
+            }
+        };
+        WebSettings {
+            max_connections: self.max_connections.max(1),
             header_read_timeout: Duration::from_millis(t as u64),
             max_header_bytes: usize::try_from(h).unwrap_or(usize::MAX),
-        })
+        }
     }
 }
 

@@ -54,28 +54,26 @@ fn check_rules(file: &Path) -> bool {
     }
 }
 
+/// Loads the file exactly as the server does at start (same checks, same messages), then
+/// reports each rule file it names.
 fn check_config(file: &Path) -> bool {
     println!("Checking {}", file.display());
     let cfg = match tocsin_server::Config::load_file(file) {
         Ok(c) => c,
         Err(e) => {
-            println!("  FAILED: {e}");
+            println!("  FAILED:");
+            println!("{e}");
             return false;
         }
     };
-    let base = &tocsin_server::config_dir(Some(file));
-    let mut ok = true;
-    let rule_files = match tocsin_server::alerting::rule_file_paths(&cfg.rule_files, base) {
-        Ok(v) => v,
-        Err(e) => {
-            println!("  FAILED: {e}");
-            ok = false;
-            Vec::new()
-        }
-    };
-    if ok {
-        println!("  SUCCESS: {} rule files found", rule_files.len());
+    for w in &cfg.warnings {
+        println!("  WARNING: {w}");
     }
+    let base = &tocsin_server::config_dir(Some(file));
+    let rule_files =
+        tocsin_server::alerting::rule_file_paths(&cfg.rule_files, base).unwrap_or_default();
+    println!("  SUCCESS: {} rule files found", rule_files.len());
+    let mut ok = true;
     for f in rule_files {
         ok &= check_rules(&f);
     }

@@ -593,9 +593,9 @@ fn deep_rule_expressions_are_refused_with_file_and_line_and_allowed_ones_evaluat
     let f = bad.display();
     assert!(
         out.contains(&format!(
-            "{f}:4: could not parse expression: expression nesting depth 30001 exceeds the limit of {MAX_DEPTH}"
+            "{f}:5:15: group \"g\", rule 1, \"deep:bad\": could not parse expression: expression nesting depth 30001 exceeds the limit of {MAX_DEPTH}"
         )) && out.contains(&format!(
-            "{f}:6: could not parse expression: expression nesting depth 100000 exceeds the limit of {MAX_DEPTH}"
+            "{f}:7:15: group \"g\", rule 2, \"deeper:bad\": could not parse expression: expression nesting depth 100000 exceeds the limit of {MAX_DEPTH}"
         )),
         "{out}"
     );

@@ -226,7 +226,10 @@ fn reload_applies_new_rules_and_a_bad_rule_file_keeps_the_old_ones() {
     let r = client().post(srv.url("/-/reload")).send().unwrap();
     assert_eq!(r.status().as_u16(), 500);
     let msg = r.text().unwrap();
-    assert!(msg.contains("app.yml:4"), "{msg}");
+    assert!(
+        msg.contains("app.yml:5:15: group \"app\", rule 1, \"Broken\""),
+        "{msg}"
+    );
     let v = get_json(&srv, "/api/v1/rules");
     assert_eq!(
         v["data"]["groups"][0]["rules"].as_array().unwrap().len(),

@@ -207,7 +207,10 @@ pub(crate) fn transport_error(e: reqwest::Error) -> NotifyError {
     NotifyError {
         retryable: true,
         reason: Reason::Other,
-        message: format!("request failed: {}", e.without_url()),
+        message: format!(
+            "request failed: {}",
+            tocsin_httpclient::error_chain(&e.without_url())
+        ),
     }
 }
 

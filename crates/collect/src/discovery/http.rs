@@ -366,7 +366,10 @@ impl HttpDiscoverer {
                 format!("{} {creds}", a.kind),
             );
         }
-        let resp = req.send().await.map_err(|e| self.unavailable(e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| self.unavailable(crate::httpclient::error_chain(&e)))?;
         let status = resp.status();
         if status != reqwest::StatusCode::OK {
             return Err(self.bad_response(format!("server returned HTTP status {status}")));

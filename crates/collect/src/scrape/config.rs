@@ -1,6 +1,6 @@
-//! The `global` and `scrape_configs` sections of `prometheus.yml`, accepted unchanged. Every field
-//! Prometheus knows is accepted; the ones Tocsin does not act on yet are listed in
-//! [`ScrapeConfig::unsupported`] so the server can warn about them instead of failing the load.
+//! The `global` and `scrape_configs` sections of `prometheus.yml`. Every field Prometheus knows is
+//! read; the ones Tocsin does not act on yet are refused with a message when set (see
+//! [`ScrapeConfig::resolve_checked`] and [`GlobalConfig::unsupported`]), never ignored.
 
 use std::collections::BTreeMap;
 
@@ -97,8 +97,8 @@ impl Default for GlobalConfig {
     }
 }
 
-/// Discovery mechanisms Prometheus has and Tocsin does not implement yet. They are accepted so an
-/// existing file loads; the jobs using them get no targets from them and the server warns.
+/// Discovery mechanisms Prometheus has and Tocsin does not implement yet. They are read so the
+/// refusal can say so (rather than "unknown field"); a job using one is refused.
 const UNSUPPORTED_SD: &[&str] = &[
     "azure_sd_configs",
     "consul_sd_configs",
@@ -127,6 +127,56 @@ const UNSUPPORTED_SD: &[&str] = &[
     "uyuni_sd_configs",
     "vultr_sd_configs",
     "stackit_sd_configs",
+];
+
+/// Keys of a job (its own and the HTTP client's), named when an unknown key is refused.
+const SCRAPE_FIELDS: &[&str] = &[
+    "job_name",
+    "honor_labels",
+    "honor_timestamps",
+    "track_timestamps_staleness",
+    "scrape_interval",
+    "scrape_timeout",
+    "scrape_protocols",
+    "fallback_scrape_protocol",
+    "metrics_path",
+    "scheme",
+    "params",
+    "enable_compression",
+    "body_size_limit",
+    "sample_limit",
+    "label_limit",
+    "label_name_length_limit",
+    "label_value_length_limit",
+    "target_limit",
+    "keep_dropped_targets",
+    "scrape_classic_histograms",
+    "always_scrape_classic_histograms",
+    "convert_classic_histograms_to_nhcb",
+    "scrape_native_histograms",
+    "native_histogram_bucket_limit",
+    "native_histogram_min_bucket_factor",
+    "metric_name_validation_scheme",
+    "metric_name_escaping_scheme",
+    "scrape_failure_log_file",
+    "relabel_configs",
+    "metric_relabel_configs",
+    "static_configs",
+    "file_sd_configs",
+    "http_sd_configs",
+    "basic_auth",
+    "authorization",
+    "oauth2",
+    "bearer_token",
+    "bearer_token_file",
+    "tls_config",
+    "proxy_url",
+    "no_proxy",
+    "proxy_from_environment",
+    "proxy_connect_header",
+    "follow_redirects",
+    "enable_http2",
+    "http_headers",
 ];
 
 /// One job. Unknown keys are refused by `other_sd` rather than `deny_unknown_fields`, which serde
@@ -213,7 +263,10 @@ fn other_sd<'de, D: Deserializer<'de>>(
     let m = BTreeMap::<String, serde_norway::Value>::deserialize(d)?;
     for k in m.keys() {
         if !UNSUPPORTED_SD.contains(&k.as_str()) {
-            return Err(serde::de::Error::custom(format!("unknown field `{k}`")));
+            let known = SCRAPE_FIELDS.join("`, `");
+            return Err(serde::de::Error::custom(format!(
+                "unknown field `{k}`, expected one of `{known}`"
+            )));
         }
     }
     Ok(m)
@@ -227,6 +280,46 @@ fn default_metrics_path() -> String {
 }
 fn default_scheme() -> String {
     "http".into()
+}
+
+/// The message for a Prometheus setting Tocsin reads but does not act on yet.
+pub fn not_implemented(field: &str) -> String {
+    format!("{field} is not implemented yet; remove it")
+}
+
+impl GlobalConfig {
+    /// Settings Prometheus has in `global:` that Tocsin does not act on yet, set to something
+    /// that would change behaviour: (field, message).
+    pub fn unsupported(&self) -> Vec<(String, String)> {
+        [
+            ("scrape_protocols", self.scrape_protocols.is_some()),
+            ("query_log_file", self.query_log_file.is_some()),
+            (
+                "scrape_failure_log_file",
+                self.scrape_failure_log_file.is_some(),
+            ),
+            (
+                "metric_name_validation_scheme",
+                self.metric_name_validation_scheme.is_some(),
+            ),
+            (
+                "metric_name_escaping_scheme",
+                self.metric_name_escaping_scheme.is_some(),
+            ),
+            (
+                "scrape_native_histograms",
+                self.scrape_native_histograms == Some(true),
+            ),
+            (
+                "convert_classic_histograms_to_nhcb",
+                self.convert_classic_histograms_to_nhcb == Some(true),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(f, _)| (f.to_string(), not_implemented(f)))
+        .collect()
+    }
 }
 
 /// A scrape config with the global defaults applied and checked.
@@ -250,15 +343,79 @@ impl ScrapeConfig {
         self.other_sd.keys().map(|s| s.as_str()).collect()
     }
 
-    /// Applies the global defaults and checks the job; errors name the field.
+    /// Applies the global defaults and checks the job; the error names the first bad field.
     pub fn resolve(&self, g: &GlobalConfig) -> Result<ResolvedScrape, (String, String)> {
-        let f = |field: &str, msg: String| (field.to_string(), msg);
-        if self.job_name.is_empty() {
-            return Err(f("job_name", "must not be empty".into()));
+        let mut p = Vec::new();
+        let r = self.resolve_checked(g, &mut p);
+        match p.into_iter().next() {
+            None => Ok(r),
+            Some(e) => Err(e),
         }
-        let interval_ms = self.scrape_interval.unwrap_or(g.scrape_interval).0;
+    }
+
+    /// Applies the global defaults and checks the job, pushing every problem to `p` as (field
+    /// relative to the job, message).
+    pub fn resolve_checked(
+        &self,
+        g: &GlobalConfig,
+        p: &mut Vec<(String, String)>,
+    ) -> ResolvedScrape {
+        let mut f = |field: &str, msg: String| p.push((field.to_string(), msg));
+        if self.job_name.is_empty() {
+            f("job_name", "must not be empty".into());
+        }
+        for k in self.other_sd.keys() {
+            f(
+                k,
+                format!(
+                    "{k} is not implemented yet; use static_configs, file_sd_configs or \
+                     http_sd_configs"
+                ),
+            );
+        }
+        for (field, set) in [
+            ("scrape_protocols", self.scrape_protocols.is_some()),
+            (
+                "fallback_scrape_protocol",
+                self.fallback_scrape_protocol.is_some(),
+            ),
+            (
+                "scrape_native_histograms",
+                self.scrape_native_histograms == Some(true),
+            ),
+            (
+                "convert_classic_histograms_to_nhcb",
+                self.convert_classic_histograms_to_nhcb == Some(true),
+            ),
+            (
+                "native_histogram_bucket_limit",
+                self.native_histogram_bucket_limit.is_some(),
+            ),
+            (
+                "native_histogram_min_bucket_factor",
+                self.native_histogram_min_bucket_factor.is_some(),
+            ),
+            (
+                "metric_name_validation_scheme",
+                self.metric_name_validation_scheme.is_some(),
+            ),
+            (
+                "metric_name_escaping_scheme",
+                self.metric_name_escaping_scheme.is_some(),
+            ),
+            (
+                "scrape_failure_log_file",
+                self.scrape_failure_log_file.is_some(),
+            ),
+        ] {
+            if set {
+                f(field, not_implemented(field));
+            }
+        }
+        let mut interval_ms = self.scrape_interval.unwrap_or(g.scrape_interval).0;
         if interval_ms <= 0 {
-            return Err(f("scrape_interval", "must be positive".into()));
+            f("scrape_interval", "must be positive".into());
+            interval_ms = 60_000;
         }
         let mut timeout_ms = self.scrape_timeout.map(|d| d.0).unwrap_or_else(|| {
             // The global timeout only applies up to the job's interval, as in Prometheus.
@@ -268,51 +425,61 @@ impl ScrapeConfig {
             timeout_ms = interval_ms;
         }
         if timeout_ms > interval_ms {
-            return Err(f(
+            f(
                 "scrape_timeout",
                 format!(
                     "scrape timeout {}ms is greater than the scrape interval {}ms",
                     timeout_ms, interval_ms
                 ),
-            ));
+            );
+            timeout_ms = interval_ms;
         }
         if self.scheme != "http" && self.scheme != "https" {
-            return Err(f(
+            f(
                 "scheme",
                 format!("{:?}: must be \"http\" or \"https\"", self.scheme),
-            ));
+            );
         }
         if !self.metrics_path.starts_with('/') {
-            return Err(f(
+            f(
                 "metrics_path",
                 format!("{:?} must start with /", self.metrics_path),
-            ));
+            );
         }
         for (i, r) in self.relabel_configs.iter().enumerate() {
-            r.validate()
-                .map_err(|e| f(&format!("relabel_configs[{i}]"), e))?;
+            if let Err(e) = r.validate() {
+                f(&format!("relabel_configs[{i}]"), e);
+            }
         }
         for (i, r) in self.metric_relabel_configs.iter().enumerate() {
-            r.validate()
-                .map_err(|e| f(&format!("metric_relabel_configs[{i}]"), e))?;
+            if let Err(e) = r.validate() {
+                f(&format!("metric_relabel_configs[{i}]"), e);
+            }
         }
         for (i, c) in self.static_configs.iter().enumerate() {
-            c.validate()
-                .map_err(|e| f(&format!("static_configs[{i}]"), e))?;
+            if let Err(e) = c.validate() {
+                f(&format!("static_configs[{i}]"), e);
+            }
         }
         for (i, c) in self.file_sd_configs.iter().enumerate() {
-            c.validate()
-                .map_err(|e| f(&format!("file_sd_configs[{i}]"), e))?;
+            if let Err(e) = c.validate() {
+                f(&format!("file_sd_configs[{i}]"), e);
+            }
         }
         for (i, c) in self.http_sd_configs.iter().enumerate() {
-            c.validate()
-                .map_err(|e| f(&format!("http_sd_configs[{i}]"), e))?;
+            if let Err(e) = c.validate() {
+                f(&format!("http_sd_configs[{i}]"), e);
+            }
         }
-        self.http.validate().map_err(|e| match e {
-            crate::httpclient::HttpConfigError::Invalid { field, message } => (field, message),
-            other => ("http".into(), other.to_string()),
-        })?;
-        Ok(ResolvedScrape {
+        if let Err(e) = self.http.validate() {
+            match e {
+                crate::httpclient::HttpConfigError::Invalid { field, message } => {
+                    f(&field, message)
+                }
+                other => f("", other.to_string()),
+            }
+        }
+        ResolvedScrape {
             cfg: self.clone(),
             interval_ms,
             timeout_ms,
@@ -327,6 +494,6 @@ impl ScrapeConfig {
                 .unwrap_or(g.label_value_length_limit),
             target_limit: self.target_limit.unwrap_or(g.target_limit),
             keep_dropped_targets: self.keep_dropped_targets.unwrap_or(g.keep_dropped_targets),
-        })
+        }
     }
 }

@@ -119,28 +119,41 @@ impl ScrapeManager {
         global: &GlobalConfig,
         jobs: &[ScrapeConfig],
     ) -> Result<Vec<ResolvedScrape>, ConfigError> {
+        let (out, errs) = Self::validate_all(global, jobs);
+        match errs.into_iter().next() {
+            None => Ok(out),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// Checks every job against the global defaults, returning every problem of every job.
+    pub fn validate_all(
+        global: &GlobalConfig,
+        jobs: &[ScrapeConfig],
+    ) -> (Vec<ResolvedScrape>, Vec<ConfigError>) {
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::with_capacity(jobs.len());
+        let mut errs = Vec::new();
         for (index, j) in jobs.iter().enumerate() {
-            let err = |field: String, message: String| ConfigError {
-                index,
-                job: j.job_name.clone(),
-                field,
-                message,
-            };
+            let mut p = Vec::new();
             if !seen.insert(j.job_name.clone()) {
-                return Err(err(
-                    "job_name".into(),
+                p.push((
+                    "job_name".to_string(),
                     format!(
                         "found multiple scrape configs with job name {:?}",
                         j.job_name
                     ),
                 ));
             }
-            let r = j.resolve(global).map_err(|(f, m)| err(f, m))?;
-            out.push(r);
+            out.push(j.resolve_checked(global, &mut p));
+            errs.extend(p.into_iter().map(|(field, message)| ConfigError {
+                index,
+                job: j.job_name.clone(),
+                field,
+                message,
+            }));
         }
-        Ok(out)
+        (out, errs)
     }
 
     /// Starts, keeps, restarts or stops pools to match `jobs`. Must run inside a tokio runtime.
@@ -170,14 +183,6 @@ impl ScrapeManager {
                     message: e.to_string(),
                 })?;
             clients.push(c);
-        }
-        for r in &resolved {
-            for u in r.cfg.unsupported() {
-                tracing::warn!(
-                    job = %r.cfg.job_name,
-                    "{u} is not supported; the job gets no targets from it"
-                );
-            }
         }
         let mut pools = self.pools.lock();
         let keep: std::collections::HashSet<&str> =

@@ -554,20 +554,13 @@ fn series_labels(
     Ok(Some(l))
 }
 
+/// The error with its causes, each said once (see `httpclient::error_chain`).
 fn describe(e: reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut s = if e.is_timeout() {
+    if e.is_timeout() {
         "context deadline exceeded (scrape timeout)".to_string()
     } else {
-        e.to_string()
-    };
-    let mut src = e.source();
-    while let Some(x) = src {
-        s.push_str(": ");
-        s.push_str(&x.to_string());
-        src = x.source();
+        crate::httpclient::error_chain(&e)
     }
-    s
 }
 
 pub fn now_ms() -> i64 {
