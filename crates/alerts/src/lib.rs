@@ -19,6 +19,7 @@ pub mod silence;
 pub mod state;
 pub mod store;
 pub mod timeinterval;
+pub mod tmpl;
 
 pub use config::AmConfig;
 pub use error::{Error, Result};

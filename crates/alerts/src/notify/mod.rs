@@ -3,8 +3,10 @@
 //! `deliver` (retry with exponential backoff, metrics, logs) for each notifier of a receiver.
 
 mod common;
+pub mod shared;
 
 pub mod alerta;
+pub mod pagerduty;
 pub mod exec;
 pub mod file;
 pub mod heartbeat;
@@ -29,6 +31,8 @@ pub use exec::{Exec, ExecConfig};
 pub use file::{FileConfig, FileNotifier};
 pub use heartbeat::{Heartbeat, HeartbeatConfig, HeartbeatMethod};
 pub use pubsub::{Pubsub, PubsubConfig};
+pub use pagerduty::{Pagerduty, PagerdutyConfig};
+pub use shared::{NotifyGlobals, ReceiverCtx};
 pub use webhook::{webhook_message, Webhook, WebhookConfig, WebhookMessage};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -100,8 +104,8 @@ pub trait Notifier: Send + Sync {
     ) -> BoxFuture<'a, Result<(), NotifyError>>;
 }
 
-/// One entry of `receivers:`. Alertmanager integrations we do not implement (email, slack,
-/// pagerduty, ...) are kept in `unsupported` so existing files still load; validation warns
+/// One entry of `receivers:`. Alertmanager integrations we do not implement (`sns_configs`,
+/// `victorops_configs`, ...) are kept in `unsupported` so validation can refuse them by name
 /// (see [`ReceiverConfig::unsupported_integrations`]).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ReceiverConfig {
@@ -118,13 +122,19 @@ pub struct ReceiverConfig {
     pub file_configs: Vec<FileConfig>,
     #[serde(default)]
     pub heartbeat_configs: Vec<HeartbeatConfig>,
+    #[serde(default)]
+    pub pagerduty_configs: Vec<PagerdutyConfig>,
     #[serde(flatten)]
     pub unsupported: BTreeMap<String, serde_norway::Value>,
+    /// Templates and global defaults, set when the configuration is loaded; `None` (a receiver
+    /// built by hand) uses the default templates and no global defaults.
+    #[serde(skip)]
+    pub ctx: Option<Arc<ReceiverCtx>>,
 }
 
 impl ReceiverConfig {
-    /// Keys of this receiver that Tocsin does not act on (`slack_configs`, ...), sorted, for the
-    /// config validation to warn about.
+    /// Keys of this receiver that Tocsin does not implement (`sns_configs`, ...), sorted, for
+    /// the config validation to refuse.
     pub fn unsupported_integrations(&self) -> Vec<String> {
         self.unsupported.keys().cloned().collect()
     }
@@ -137,6 +147,7 @@ impl ReceiverConfig {
             + self.exec_configs.len()
             + self.file_configs.len()
             + self.heartbeat_configs.len()
+            + self.pagerduty_configs.len()
     }
 }
 
@@ -184,6 +195,17 @@ pub fn build_receiver(
             c,
             base_dir,
             &what("heartbeat_configs", i),
+        )?));
+    }
+    let ctx = match &cfg.ctx {
+        Some(c) => c.clone(),
+        None => Arc::new(ReceiverCtx::defaults(base_dir)?),
+    };
+    for (i, c) in cfg.pagerduty_configs.iter().enumerate() {
+        out.push(Arc::new(Pagerduty::new(
+            c,
+            ctx.clone(),
+            &what("pagerduty_configs", i),
         )?));
     }
     Ok(out)
