@@ -63,9 +63,9 @@ pub const DEFAULT_REPEAT_INTERVAL_MS: i64 = 4 * 3_600_000;
 /// receiver named `default` that has no integrations.
 pub const MINIMAL_CONFIG: &str = "route:\n  receiver: default\nreceivers:\n  - name: default\n";
 
-/// Alertmanager's global fields. Only `resolve_timeout` matters to routing; `http_config` is
-/// kept for receivers; the integration defaults (`smtp_*`, `slack_api_url`, ...) are accepted so
-/// files load, and ignored.
+/// Alertmanager's global fields. Only `resolve_timeout` matters to routing; `http_config` and
+/// the integration defaults (`smtp_*`, `slack_api_url`, ...; read from `other` by
+/// `notify::NotifyGlobals`) are for receivers.
 #[derive(Debug, Clone, Deserialize)]
 pub struct GlobalConfig {
     #[serde(default = "default_resolve_timeout")]
@@ -226,7 +226,7 @@ pub struct AmConfig {
     /// Deprecated form of `time_intervals`; both are usable by name.
     #[serde(default)]
     pub mute_time_intervals: Vec<TimeIntervalConfig>,
-    /// Notification templates: accepted, not used (receivers send fixed payloads).
+    /// Globs of notification template files, relative to the config file.
     #[serde(default)]
     pub templates: Vec<String>,
     /// Alertmanager's tracing section: accepted, ignored.
@@ -277,12 +277,17 @@ impl AmConfig {
             Error::Config(format!("{file}:{line}: {msg}"))
         })?;
         cfg.source = text.to_string();
+        let ctx_errs =
+            crate::config_receivers::attach_ctx(&mut cfg, crate::config_receivers::base_dir_of(file));
         let mut v = Validator {
             file,
             lines: LineIndex::new(text),
             errs: Vec::new(),
             warnings: Vec::new(),
         };
+        for e in ctx_errs {
+            v.errs.push(format!("{file}: {e}"));
+        }
         v.check(&cfg);
         if !v.errs.is_empty() {
             return Err(Error::Config(v.errs.join("\n")));
@@ -506,13 +511,6 @@ impl Validator<'_> {
                     .push(format!("global: unknown field {k:?} ignored"));
             }
         }
-        if !cfg.templates.is_empty() {
-            self.warnings.push(
-                "templates: notification templates are not used; receivers send their fixed payloads"
-                    .into(),
-            );
-        }
-
         // Receivers: named, unique.
         let mut receivers = HashSet::new();
         for (i, r) in cfg.receivers.iter().enumerate() {
@@ -527,11 +525,8 @@ impl Validator<'_> {
                     format!("notification config name {:?} is not unique", r.name),
                 );
             }
-            for k in r.unsupported.keys() {
-                self.warnings.push(format!(
-                    "receiver {:?}: {k} is not supported; those integrations are ignored",
-                    r.name
-                ));
+            for e in crate::config_receivers::receiver_errors(r) {
+                self.err(line, &path, e);
             }
         }
 

@@ -5,6 +5,7 @@
 //! dead-man's switch, both ways) live here too.
 
 pub mod config;
+mod config_receivers;
 pub mod dispatch;
 pub mod error;
 pub mod heartbeat;

@@ -6,11 +6,17 @@ mod common;
 pub mod shared;
 
 pub mod alerta;
+pub mod discord;
+pub mod email;
 pub mod pagerduty;
 pub mod exec;
 pub mod file;
 pub mod heartbeat;
+pub mod msteams;
+pub mod opsgenie;
 pub mod pubsub;
+pub mod slack;
+pub mod telegram;
 pub mod webhook;
 
 #[cfg(test)]
@@ -31,6 +37,12 @@ pub use exec::{Exec, ExecConfig};
 pub use file::{FileConfig, FileNotifier};
 pub use heartbeat::{Heartbeat, HeartbeatConfig, HeartbeatMethod};
 pub use pubsub::{Pubsub, PubsubConfig};
+pub use discord::{Discord, DiscordConfig};
+pub use email::{Email, EmailConfig};
+pub use msteams::{Msteams, MsteamsConfig};
+pub use opsgenie::{Opsgenie, OpsgenieConfig};
+pub use slack::{Slack, SlackConfig};
+pub use telegram::{Telegram, TelegramConfig};
 pub use pagerduty::{Pagerduty, PagerdutyConfig};
 pub use shared::{NotifyGlobals, ReceiverCtx};
 pub use webhook::{webhook_message, Webhook, WebhookConfig, WebhookMessage};
@@ -123,7 +135,21 @@ pub struct ReceiverConfig {
     #[serde(default)]
     pub heartbeat_configs: Vec<HeartbeatConfig>,
     #[serde(default)]
+    pub email_configs: Vec<EmailConfig>,
+    #[serde(default)]
     pub pagerduty_configs: Vec<PagerdutyConfig>,
+    #[serde(default)]
+    pub slack_configs: Vec<SlackConfig>,
+    #[serde(default)]
+    pub opsgenie_configs: Vec<OpsgenieConfig>,
+    #[serde(default)]
+    pub msteams_configs: Vec<MsteamsConfig>,
+    #[serde(default)]
+    pub msteamsv2_configs: Vec<MsteamsConfig>,
+    #[serde(default)]
+    pub telegram_configs: Vec<TelegramConfig>,
+    #[serde(default)]
+    pub discord_configs: Vec<DiscordConfig>,
     #[serde(flatten)]
     pub unsupported: BTreeMap<String, serde_norway::Value>,
     /// Templates and global defaults, set when the configuration is loaded; `None` (a receiver
@@ -147,7 +173,14 @@ impl ReceiverConfig {
             + self.exec_configs.len()
             + self.file_configs.len()
             + self.heartbeat_configs.len()
+            + self.email_configs.len()
             + self.pagerduty_configs.len()
+            + self.slack_configs.len()
+            + self.opsgenie_configs.len()
+            + self.msteams_configs.len()
+            + self.msteamsv2_configs.len()
+            + self.telegram_configs.len()
+            + self.discord_configs.len()
     }
 }
 
@@ -201,12 +234,44 @@ pub fn build_receiver(
         Some(c) => c.clone(),
         None => Arc::new(ReceiverCtx::defaults(base_dir)?),
     };
+    out.extend(build_templated(cfg, ctx)?);
+    Ok(out)
+}
+
+/// Builds the integrations that render notification templates (email, slack, pagerduty, ...).
+pub fn build_templated(
+    cfg: &ReceiverConfig,
+    ctx: Arc<ReceiverCtx>,
+) -> crate::Result<Vec<std::sync::Arc<dyn Notifier>>> {
+    let what = |kind: &str, i: usize| format!("receiver {:?}: {kind}[{i}]", cfg.name);
+    let mut out: Vec<Arc<dyn Notifier>> = Vec::new();
+    for (i, c) in cfg.email_configs.iter().enumerate() {
+        out.push(Arc::new(Email::new(c, ctx.clone(), &what("email_configs", i))?));
+    }
     for (i, c) in cfg.pagerduty_configs.iter().enumerate() {
         out.push(Arc::new(Pagerduty::new(
             c,
             ctx.clone(),
             &what("pagerduty_configs", i),
         )?));
+    }
+    for (i, c) in cfg.slack_configs.iter().enumerate() {
+        out.push(Arc::new(Slack::new(c, ctx.clone(), &what("slack_configs", i))?));
+    }
+    for (i, c) in cfg.opsgenie_configs.iter().enumerate() {
+        out.push(Arc::new(Opsgenie::new(c, ctx.clone(), &what("opsgenie_configs", i))?));
+    }
+    for (i, c) in cfg.msteams_configs.iter().enumerate() {
+        out.push(Arc::new(Msteams::new(c, false, ctx.clone(), &what("msteams_configs", i))?));
+    }
+    for (i, c) in cfg.msteamsv2_configs.iter().enumerate() {
+        out.push(Arc::new(Msteams::new(c, true, ctx.clone(), &what("msteamsv2_configs", i))?));
+    }
+    for (i, c) in cfg.telegram_configs.iter().enumerate() {
+        out.push(Arc::new(Telegram::new(c, ctx.clone(), &what("telegram_configs", i))?));
+    }
+    for (i, c) in cfg.discord_configs.iter().enumerate() {
+        out.push(Arc::new(Discord::new(c, ctx.clone(), &what("discord_configs", i))?));
     }
     Ok(out)
 }
