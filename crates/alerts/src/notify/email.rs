@@ -171,17 +171,15 @@ impl Email {
             .clone()
             .or_else(|| g.smtp_hello.clone())
             .unwrap_or_else(|| "localhost".into());
-        let inherit = cfg.auth_username.is_none();
-        let username = if inherit { g.smtp_auth_username.clone() } else { cfg.auth_username.clone() };
-        let password = if inherit {
-            shared::secret(&g.smtp_auth_password, &g.smtp_auth_password_file, &base, what, "global smtp_auth_password")?
-        } else {
-            shared::secret(&cfg.auth_password, &cfg.auth_password_file, &base, what, "auth_password")?
+        // Each auth field falls back to its global on its own, as in Alertmanager.
+        let username = cfg.auth_username.clone().or_else(|| g.smtp_auth_username.clone());
+        let password = match shared::secret(&cfg.auth_password, &cfg.auth_password_file, &base, what, "auth_password")? {
+            Some(p) => Some(p),
+            None => shared::secret(&g.smtp_auth_password, &g.smtp_auth_password_file, &base, what, "global smtp_auth_password")?,
         };
-        let secret = if inherit {
-            shared::secret(&g.smtp_auth_secret, &g.smtp_auth_secret_file, &base, what, "global smtp_auth_secret")?
-        } else {
-            shared::secret(&cfg.auth_secret, &cfg.auth_secret_file, &base, what, "auth_secret")?
+        let secret = match shared::secret(&cfg.auth_secret, &cfg.auth_secret_file, &base, what, "auth_secret")? {
+            Some(s) => Some(s),
+            None => shared::secret(&g.smtp_auth_secret, &g.smtp_auth_secret_file, &base, what, "global smtp_auth_secret")?,
         };
         if secret.is_some() {
             return Err(cfg_err(
@@ -189,7 +187,7 @@ impl Email {
                 "auth_secret (CRAM-MD5) is not supported; use auth_password (PLAIN or LOGIN)",
             ));
         }
-        let identity = if inherit { g.smtp_auth_identity.clone() } else { cfg.auth_identity.clone() };
+        let identity = cfg.auth_identity.clone().or_else(|| g.smtp_auth_identity.clone());
         if identity.as_deref().is_some_and(|i| !i.is_empty() && Some(i) != username.as_deref()) {
             return Err(cfg_err(
                 what,

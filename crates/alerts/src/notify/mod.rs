@@ -20,6 +20,8 @@ pub mod telegram;
 pub mod webhook;
 
 #[cfg(test)]
+mod templated_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};

@@ -62,7 +62,7 @@ Source: {{ .GeneratorURL }}
 {{- define "pagerduty.default.description" }}{{ template "__subject" . }}{{ end }}
 {{- define "pagerduty.default.client" }}{{ template "__alertmanager" . }}{{ end }}
 {{- define "pagerduty.default.clientURL" }}{{ template "__alertmanagerURL" . }}{{ end }}
-{{- define "pagerduty.default.instances" }}{{ template "__text_alert_list" .Alerts }}{{ end }}
+{{- define "pagerduty.default.instances" }}{{ template "__text_alert_list" . }}{{ end }}
 
 {{- define "opsgenie.default.message" }}{{ template "__subject" . }}{{ end }}
 {{- define "opsgenie.default.description" -}}
