@@ -277,8 +277,10 @@ impl AmConfig {
             Error::Config(format!("{file}:{line}: {msg}"))
         })?;
         cfg.source = text.to_string();
-        let ctx_errs =
-            crate::config_receivers::attach_ctx(&mut cfg, crate::config_receivers::base_dir_of(file));
+        let ctx_errs = crate::config_receivers::attach_ctx(
+            &mut cfg,
+            crate::config_receivers::base_dir_of(file),
+        );
         let mut v = Validator {
             file,
             lines: LineIndex::new(text),

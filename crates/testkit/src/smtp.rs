@@ -73,7 +73,10 @@ impl SmtpMessage {
 
     /// Everything after the header block.
     pub fn body(&self) -> &str {
-        self.data.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("")
+        self.data
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or("")
     }
 }
 
@@ -101,9 +104,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 fn acceptor(cert: &rcgen::CertifiedKey) -> tokio_rustls::TlsAcceptor {
     let der = rustls::pki_types::CertificateDer::from(cert.cert.der().to_vec());
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
-        rustls::pki_types::PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()),
-    );
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        cert.key_pair.serialize_der(),
+    ));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -213,13 +216,20 @@ impl Drop for SmtpServer {
     }
 }
 
-async fn write(io: &mut BufReader<Box<dyn Io>>, log: &mut Vec<String>, s: &str) -> std::io::Result<()> {
+async fn write(
+    io: &mut BufReader<Box<dyn Io>>,
+    log: &mut Vec<String>,
+    s: &str,
+) -> std::io::Result<()> {
     log.push(format!("S: {}", s.trim_end()));
     io.get_mut().write_all(s.as_bytes()).await?;
     io.get_mut().flush().await
 }
 
-async fn read_line(io: &mut BufReader<Box<dyn Io>>, log: &mut Vec<String>) -> std::io::Result<Option<String>> {
+async fn read_line(
+    io: &mut BufReader<Box<dyn Io>>,
+    log: &mut Vec<String>,
+) -> std::io::Result<Option<String>> {
     let mut line = String::new();
     if io.read_line(&mut line).await? == 0 {
         return Ok(None);
@@ -283,7 +293,10 @@ async fn session(
                     continue;
                 };
                 let parts: Vec<&str> = line.split_whitespace().collect();
-                let mech = parts.get(1).map(|m| m.to_ascii_uppercase()).unwrap_or_default();
+                let mech = parts
+                    .get(1)
+                    .map(|m| m.to_ascii_uppercase())
+                    .unwrap_or_default();
                 let (u, p) = match mech.as_str() {
                     "PLAIN" => {
                         let resp = match parts.get(2) {
@@ -381,6 +394,9 @@ async fn session(
 fn angle(line: &str) -> String {
     match (line.find('<'), line.rfind('>')) {
         (Some(a), Some(b)) if a < b => line[a + 1..b].to_string(),
-        _ => line.split_once(':').map(|(_, r)| r.trim().to_string()).unwrap_or_default(),
+        _ => line
+            .split_once(':')
+            .map(|(_, r)| r.trim().to_string())
+            .unwrap_or_default(),
     }
 }

@@ -126,9 +126,15 @@ fn debian_stock_alertmanager_config_routes_mail_and_pagerduty() {
             assert_eq!(m.auth, Some(("PLAIN".into(), "alertmanager".into())));
             assert_eq!(m.mail_from, "alertmanager@example.org");
             assert_eq!(m.rcpt_to.len(), 1);
-            assert_eq!(m.header("From").as_deref(), Some("alertmanager@example.org"));
+            assert_eq!(
+                m.header("From").as_deref(),
+                Some("alertmanager@example.org")
+            );
             assert_eq!(m.header("To").as_deref(), Some(m.rcpt_to[0].as_str()));
-            (m.rcpt_to[0].clone(), m.header("Subject").unwrap_or_default())
+            (
+                m.rcpt_to[0].clone(),
+                m.header("Subject").unwrap_or_default(),
+            )
         })
         .collect();
     by_rcpt.sort();
@@ -180,7 +186,6 @@ fn debian_stock_alertmanager_config_routes_mail_and_pagerduty() {
             ev("<team-Y-key>", "[FIRING:1] A4 (team-Y database)"),
         ]
     );
-
 }
 
 #[test]

@@ -50,11 +50,25 @@ pub struct Discord {
 
 impl Discord {
     pub fn new(cfg: &DiscordConfig, ctx: Arc<ReceiverCtx>, what: &str) -> crate::Result<Self> {
-        let url = shared::secret(&cfg.webhook_url, &cfg.webhook_url_file, &ctx.base_dir, what, "webhook_url")?
-            .or_else(|| ctx.globals.discord_webhook_url.clone())
-            .ok_or_else(|| crate::Error::Config(format!("{what}: one of webhook_url or webhook_url_file must be configured")))?;
+        let url = shared::secret(
+            &cfg.webhook_url,
+            &cfg.webhook_url_file,
+            &ctx.base_dir,
+            what,
+            "webhook_url",
+        )?
+        .or_else(|| ctx.globals.discord_webhook_url.clone())
+        .ok_or_else(|| {
+            crate::Error::Config(format!(
+                "{what}: one of webhook_url or webhook_url_file must be configured"
+            ))
+        })?;
         shared::check_url(&url, what, "webhook_url")?;
-        let mut fields: Vec<(&str, &str)> = vec![("content", &cfg.content), ("username", &cfg.username), ("avatar_url", &cfg.avatar_url)];
+        let mut fields: Vec<(&str, &str)> = vec![
+            ("content", &cfg.content),
+            ("username", &cfg.username),
+            ("avatar_url", &cfg.avatar_url),
+        ];
         if let Some(t) = &cfg.title {
             fields.push(("title", t));
         }
@@ -63,7 +77,12 @@ impl Discord {
         }
         ctx.check_templates(what, fields)?;
         let client = shared::client(&ctx, &cfg.http_config, what)?;
-        Ok(Discord { cfg: cfg.clone(), url, ctx, client })
+        Ok(Discord {
+            cfg: cfg.clone(),
+            url,
+            ctx,
+            client,
+        })
     }
 }
 
@@ -94,16 +113,34 @@ impl Notifier for Discord {
         self.cfg.send_resolved
     }
 
-    fn notify<'a>(&'a self, cx: &'a NotifyCx, alerts: &'a [Alert]) -> BoxFuture<'a, Result<(), NotifyError>> {
+    fn notify<'a>(
+        &'a self,
+        cx: &'a NotifyCx,
+        alerts: &'a [Alert],
+    ) -> BoxFuture<'a, Result<(), NotifyError>> {
         Box::pin(async move {
             let c = &self.cfg;
             let mut r = Renderer::new(&self.ctx.templates, cx, alerts);
-            let title = r.s("title", c.title.as_deref().unwrap_or(r#"{{ template "discord.default.title" . }}"#));
-            let description = r.s("message", c.message.as_deref().unwrap_or(r#"{{ template "discord.default.message" . }}"#));
+            let title = r.s(
+                "title",
+                c.title
+                    .as_deref()
+                    .unwrap_or(r#"{{ template "discord.default.title" . }}"#),
+            );
+            let description = r.s(
+                "message",
+                c.message
+                    .as_deref()
+                    .unwrap_or(r#"{{ template "discord.default.message" . }}"#),
+            );
             let content = r.s("content", &c.content);
             let username = r.s("username", &c.username);
             let avatar_url = r.s("avatar_url", &c.avatar_url);
-            let color = if r.data.status == "firing" { RED } else { GREEN };
+            let color = if r.data.status == "firing" {
+                RED
+            } else {
+                GREEN
+            };
             r.finish()?;
             let msg = Message {
                 content: shared::truncate(&content, MAX_CONTENT).0,
@@ -115,7 +152,9 @@ impl Notifier for Discord {
                 username,
                 avatar_url,
             };
-            shared::post_json(&self.client, &self.url, &msg, &[]).await.map(|_| ())
+            shared::post_json(&self.client, &self.url, &msg, &[])
+                .await
+                .map(|_| ())
         })
     }
 }

@@ -109,9 +109,12 @@ fn tls_params(
 ) -> crate::Result<TlsParameters> {
     let t = tls.clone().unwrap_or_default();
     let domain = t.server_name.clone().unwrap_or_else(|| host.to_string());
-    let mut b = TlsParameters::builder(domain).dangerous_accept_invalid_certs(t.insecure_skip_verify);
+    let mut b =
+        TlsParameters::builder(domain).dangerous_accept_invalid_certs(t.insecure_skip_verify);
     let ca = match (&t.ca, &t.ca_file) {
-        (Some(_), Some(_)) => return Err(cfg_err(what, "tls_config: at most one of ca and ca_file")),
+        (Some(_), Some(_)) => {
+            return Err(cfg_err(what, "tls_config: at most one of ca and ca_file"))
+        }
         (Some(c), None) => Some(c.clone().into_bytes()),
         (None, Some(f)) => Some(
             std::fs::read(base.join(f))
@@ -135,7 +138,12 @@ fn tls_params(
             b = b.identify_with(id);
         }
         (None, None) => {}
-        _ => return Err(cfg_err(what, "tls_config: cert_file and key_file must be set together")),
+        _ => {
+            return Err(cfg_err(
+                what,
+                "tls_config: cert_file and key_file must be set together",
+            ))
+        }
     }
     b.build_rustls()
         .map_err(|e| cfg_err(what, format!("tls_config: {e}")))
@@ -164,22 +172,59 @@ impl Email {
             .ok_or_else(|| cfg_err(what, "no global SMTP smarthost set"))?;
         let (host, port) = smarthost
             .rsplit_once(':')
-            .and_then(|(h, p)| Some((h.trim_matches(['[', ']']).to_string(), p.parse::<u16>().ok()?)))
-            .ok_or_else(|| cfg_err(what, format!("smarthost {smarthost:?}: address must be host:port")))?;
+            .and_then(|(h, p)| {
+                Some((
+                    h.trim_matches(['[', ']']).to_string(),
+                    p.parse::<u16>().ok()?,
+                ))
+            })
+            .ok_or_else(|| {
+                cfg_err(
+                    what,
+                    format!("smarthost {smarthost:?}: address must be host:port"),
+                )
+            })?;
         let hello = cfg
             .hello
             .clone()
             .or_else(|| g.smtp_hello.clone())
             .unwrap_or_else(|| "localhost".into());
         // Each auth field falls back to its global on its own, as in Alertmanager.
-        let username = cfg.auth_username.clone().or_else(|| g.smtp_auth_username.clone());
-        let password = match shared::secret(&cfg.auth_password, &cfg.auth_password_file, &base, what, "auth_password")? {
+        let username = cfg
+            .auth_username
+            .clone()
+            .or_else(|| g.smtp_auth_username.clone());
+        let password = match shared::secret(
+            &cfg.auth_password,
+            &cfg.auth_password_file,
+            &base,
+            what,
+            "auth_password",
+        )? {
             Some(p) => Some(p),
-            None => shared::secret(&g.smtp_auth_password, &g.smtp_auth_password_file, &base, what, "global smtp_auth_password")?,
+            None => shared::secret(
+                &g.smtp_auth_password,
+                &g.smtp_auth_password_file,
+                &base,
+                what,
+                "global smtp_auth_password",
+            )?,
         };
-        let secret = match shared::secret(&cfg.auth_secret, &cfg.auth_secret_file, &base, what, "auth_secret")? {
+        let secret = match shared::secret(
+            &cfg.auth_secret,
+            &cfg.auth_secret_file,
+            &base,
+            what,
+            "auth_secret",
+        )? {
             Some(s) => Some(s),
-            None => shared::secret(&g.smtp_auth_secret, &g.smtp_auth_secret_file, &base, what, "global smtp_auth_secret")?,
+            None => shared::secret(
+                &g.smtp_auth_secret,
+                &g.smtp_auth_secret_file,
+                &base,
+                what,
+                "global smtp_auth_secret",
+            )?,
         };
         if secret.is_some() {
             return Err(cfg_err(
@@ -187,8 +232,14 @@ impl Email {
                 "auth_secret (CRAM-MD5) is not supported; use auth_password (PLAIN or LOGIN)",
             ));
         }
-        let identity = cfg.auth_identity.clone().or_else(|| g.smtp_auth_identity.clone());
-        if identity.as_deref().is_some_and(|i| !i.is_empty() && Some(i) != username.as_deref()) {
+        let identity = cfg
+            .auth_identity
+            .clone()
+            .or_else(|| g.smtp_auth_identity.clone());
+        if identity
+            .as_deref()
+            .is_some_and(|i| !i.is_empty() && Some(i) != username.as_deref())
+        {
             return Err(cfg_err(
                 what,
                 "auth_identity other than auth_username is not supported",
@@ -237,7 +288,10 @@ impl Email {
             (None, Some(_)) => None,
             (None, None) => Some(r#"{{ template "email.default.html" . }}"#.into()),
         };
-        let mut fields: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut fields: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         if let Some(h) = &html {
             fields.push(("html", h));
         }
@@ -336,7 +390,9 @@ impl Notifier for Email {
             let to = addresses(get("To"), "To")?;
             let envelope = lettre::address::Envelope::new(Some(from), to)
                 .map_err(|e| not_retryable(format!("envelope: {e}")))?;
-            let mut b = lettre::Message::builder().envelope(envelope).message_id(None);
+            let mut b = lettre::Message::builder()
+                .envelope(envelope)
+                .message_id(None);
             for (k, v) in &headers {
                 let name = HeaderName::new_from_ascii(k.clone())
                     .map_err(|e| not_retryable(format!("header {k:?}: {e}")))?;

@@ -8,12 +8,12 @@ pub mod shared;
 pub mod alerta;
 pub mod discord;
 pub mod email;
-pub mod pagerduty;
 pub mod exec;
 pub mod file;
 pub mod heartbeat;
 pub mod msteams;
 pub mod opsgenie;
+pub mod pagerduty;
 pub mod pubsub;
 pub mod slack;
 pub mod telegram;
@@ -35,18 +35,18 @@ use serde::Deserialize;
 use tocsin_model::{Alert, Labels};
 
 pub use alerta::{Alerta, AlertaConfig};
+pub use discord::{Discord, DiscordConfig};
+pub use email::{Email, EmailConfig};
 pub use exec::{Exec, ExecConfig};
 pub use file::{FileConfig, FileNotifier};
 pub use heartbeat::{Heartbeat, HeartbeatConfig, HeartbeatMethod};
-pub use pubsub::{Pubsub, PubsubConfig};
-pub use discord::{Discord, DiscordConfig};
-pub use email::{Email, EmailConfig};
 pub use msteams::{Msteams, MsteamsConfig};
 pub use opsgenie::{Opsgenie, OpsgenieConfig};
+pub use pagerduty::{Pagerduty, PagerdutyConfig};
+pub use pubsub::{Pubsub, PubsubConfig};
+pub use shared::{NotifyGlobals, ReceiverCtx};
 pub use slack::{Slack, SlackConfig};
 pub use telegram::{Telegram, TelegramConfig};
-pub use pagerduty::{Pagerduty, PagerdutyConfig};
-pub use shared::{NotifyGlobals, ReceiverCtx};
 pub use webhook::{webhook_message, Webhook, WebhookConfig, WebhookMessage};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -248,7 +248,11 @@ pub fn build_templated(
     let what = |kind: &str, i: usize| format!("receiver {:?}: {kind}[{i}]", cfg.name);
     let mut out: Vec<Arc<dyn Notifier>> = Vec::new();
     for (i, c) in cfg.email_configs.iter().enumerate() {
-        out.push(Arc::new(Email::new(c, ctx.clone(), &what("email_configs", i))?));
+        out.push(Arc::new(Email::new(
+            c,
+            ctx.clone(),
+            &what("email_configs", i),
+        )?));
     }
     for (i, c) in cfg.pagerduty_configs.iter().enumerate() {
         out.push(Arc::new(Pagerduty::new(
@@ -258,22 +262,48 @@ pub fn build_templated(
         )?));
     }
     for (i, c) in cfg.slack_configs.iter().enumerate() {
-        out.push(Arc::new(Slack::new(c, ctx.clone(), &what("slack_configs", i))?));
+        out.push(Arc::new(Slack::new(
+            c,
+            ctx.clone(),
+            &what("slack_configs", i),
+        )?));
     }
     for (i, c) in cfg.opsgenie_configs.iter().enumerate() {
-        out.push(Arc::new(Opsgenie::new(c, ctx.clone(), &what("opsgenie_configs", i))?));
+        out.push(Arc::new(Opsgenie::new(
+            c,
+            ctx.clone(),
+            &what("opsgenie_configs", i),
+        )?));
     }
     for (i, c) in cfg.msteams_configs.iter().enumerate() {
-        out.push(Arc::new(Msteams::new(c, false, ctx.clone(), &what("msteams_configs", i))?));
+        out.push(Arc::new(Msteams::new(
+            c,
+            false,
+            ctx.clone(),
+            &what("msteams_configs", i),
+        )?));
     }
     for (i, c) in cfg.msteamsv2_configs.iter().enumerate() {
-        out.push(Arc::new(Msteams::new(c, true, ctx.clone(), &what("msteamsv2_configs", i))?));
+        out.push(Arc::new(Msteams::new(
+            c,
+            true,
+            ctx.clone(),
+            &what("msteamsv2_configs", i),
+        )?));
     }
     for (i, c) in cfg.telegram_configs.iter().enumerate() {
-        out.push(Arc::new(Telegram::new(c, ctx.clone(), &what("telegram_configs", i))?));
+        out.push(Arc::new(Telegram::new(
+            c,
+            ctx.clone(),
+            &what("telegram_configs", i),
+        )?));
     }
     for (i, c) in cfg.discord_configs.iter().enumerate() {
-        out.push(Arc::new(Discord::new(c, ctx.clone(), &what("discord_configs", i))?));
+        out.push(Arc::new(Discord::new(
+            c,
+            ctx.clone(),
+            &what("discord_configs", i),
+        )?));
     }
     Ok(out)
 }

@@ -40,22 +40,49 @@ pub struct Msteams {
 }
 
 impl Msteams {
-    pub fn new(cfg: &MsteamsConfig, v2: bool, ctx: Arc<ReceiverCtx>, what: &str) -> crate::Result<Self> {
-        let url = shared::secret(&cfg.webhook_url, &cfg.webhook_url_file, &ctx.base_dir, what, "webhook_url")?
-            .ok_or_else(|| crate::Error::Config(format!("{what}: one of webhook_url or webhook_url_file must be configured")))?;
+    pub fn new(
+        cfg: &MsteamsConfig,
+        v2: bool,
+        ctx: Arc<ReceiverCtx>,
+        what: &str,
+    ) -> crate::Result<Self> {
+        let url = shared::secret(
+            &cfg.webhook_url,
+            &cfg.webhook_url_file,
+            &ctx.base_dir,
+            what,
+            "webhook_url",
+        )?
+        .ok_or_else(|| {
+            crate::Error::Config(format!(
+                "{what}: one of webhook_url or webhook_url_file must be configured"
+            ))
+        })?;
         if v2 && cfg.summary.is_some() {
-            return Err(crate::Error::Config(format!("{what}: summary is not a field of msteamsv2_configs")));
+            return Err(crate::Error::Config(format!(
+                "{what}: summary is not a field of msteamsv2_configs"
+            )));
         }
         shared::check_url(&url, what, "webhook_url")?;
         let mut fields = Vec::new();
-        for (n, v) in [("title", &cfg.title), ("summary", &cfg.summary), ("text", &cfg.text)] {
+        for (n, v) in [
+            ("title", &cfg.title),
+            ("summary", &cfg.summary),
+            ("text", &cfg.text),
+        ] {
             if let Some(v) = v {
                 fields.push((n, v.as_str()));
             }
         }
         ctx.check_templates(what, fields)?;
         let client = shared::client(&ctx, &cfg.http_config, what)?;
-        Ok(Msteams { cfg: cfg.clone(), v2, url, ctx, client })
+        Ok(Msteams {
+            cfg: cfg.clone(),
+            v2,
+            url,
+            ctx,
+            client,
+        })
     }
 }
 
@@ -85,7 +112,11 @@ impl Notifier for Msteams {
         self.cfg.send_resolved
     }
 
-    fn notify<'a>(&'a self, cx: &'a NotifyCx, alerts: &'a [Alert]) -> BoxFuture<'a, Result<(), NotifyError>> {
+    fn notify<'a>(
+        &'a self,
+        cx: &'a NotifyCx,
+        alerts: &'a [Alert],
+    ) -> BoxFuture<'a, Result<(), NotifyError>> {
         Box::pin(async move {
             let c = &self.cfg;
             let kind = if self.v2 { "msteamsv2" } else { "msteams" };
@@ -96,7 +127,10 @@ impl Notifier for Msteams {
             let summary = if self.v2 {
                 String::new()
             } else {
-                r.s("summary", &c.summary.clone().unwrap_or_else(|| dt("summary")))
+                r.s(
+                    "summary",
+                    &c.summary.clone().unwrap_or_else(|| dt("summary")),
+                )
             };
             let firing = r.data.status == "firing";
             r.finish()?;
@@ -125,7 +159,9 @@ impl Notifier for Msteams {
                         },
                     }],
                 });
-                shared::post_json(&self.client, &self.url, &body, &[]).await.map(|_| ())
+                shared::post_json(&self.client, &self.url, &body, &[])
+                    .await
+                    .map(|_| ())
             } else {
                 let card = MessageCard {
                     context: "http://schema.org/extensions",
@@ -135,7 +171,9 @@ impl Notifier for Msteams {
                     text,
                     theme_color: if firing { "8C1A1A" } else { "2DC72D" },
                 };
-                shared::post_json(&self.client, &self.url, &card, &[]).await.map(|_| ())
+                shared::post_json(&self.client, &self.url, &card, &[])
+                    .await
+                    .map(|_| ())
             }
         })
     }

@@ -83,22 +83,47 @@ impl Opsgenie {
         if cfg.update_alerts {
             return Err(err("update_alerts is not supported by Tocsin"));
         }
-        let key = match shared::secret(&cfg.api_key, &cfg.api_key_file, &ctx.base_dir, what, "api_key")? {
+        let key = match shared::secret(
+            &cfg.api_key,
+            &cfg.api_key_file,
+            &ctx.base_dir,
+            what,
+            "api_key",
+        )? {
             Some(k) => k,
-            None => shared::secret(&g.opsgenie_api_key, &g.opsgenie_api_key_file, &ctx.base_dir, what, "global opsgenie_api_key")?
-                .ok_or_else(|| err("no global opsgenie_api_key set either inline or in a file"))?,
+            None => shared::secret(
+                &g.opsgenie_api_key,
+                &g.opsgenie_api_key_file,
+                &ctx.base_dir,
+                what,
+                "global opsgenie_api_key",
+            )?
+            .ok_or_else(|| err("no global opsgenie_api_key set either inline or in a file"))?,
         };
-        let mut api = cfg.api_url.clone().or_else(|| g.opsgenie_api_url.clone()).unwrap_or_else(|| DEFAULT_API_URL.into());
+        let mut api = cfg
+            .api_url
+            .clone()
+            .or_else(|| g.opsgenie_api_url.clone())
+            .unwrap_or_else(|| DEFAULT_API_URL.into());
         if !api.ends_with('/') {
             api.push('/');
         }
         shared::check_url(&api, what, "api_url")?;
         for r in &cfg.responders {
             if r.id.is_empty() && r.name.is_empty() && r.username.is_empty() {
-                return Err(err("opsgenie_configs: responders: one of id, name or username must be configured"));
+                return Err(err(
+                    "opsgenie_configs: responders: one of id, name or username must be configured",
+                ));
             }
-            if !matches!(r.type_.to_lowercase().as_str(), "team" | "teams" | "user" | "escalation" | "schedule") && !r.type_.contains("{{") {
-                return Err(err(&format!("responders: type {:?} must be team, teams, user, escalation or schedule", r.type_)));
+            if !matches!(
+                r.type_.to_lowercase().as_str(),
+                "team" | "teams" | "user" | "escalation" | "schedule"
+            ) && !r.type_.contains("{{")
+            {
+                return Err(err(&format!(
+                    "responders: type {:?} must be team, teams, user, escalation or schedule",
+                    r.type_
+                )));
             }
         }
         let mut fields: Vec<(&str, &str)> = vec![
@@ -108,7 +133,11 @@ impl Opsgenie {
             ("note", &cfg.note),
             ("priority", &cfg.priority),
         ];
-        for (n, v) in [("message", &cfg.message), ("description", &cfg.description), ("source", &cfg.source)] {
+        for (n, v) in [
+            ("message", &cfg.message),
+            ("description", &cfg.description),
+            ("source", &cfg.source),
+        ] {
             if let Some(v) = v {
                 fields.push((n, v));
             }
@@ -118,7 +147,13 @@ impl Opsgenie {
         }
         ctx.check_templates(what, fields)?;
         let client = shared::client(&ctx, &cfg.http_config, what)?;
-        Ok(Opsgenie { cfg: cfg.clone(), key, api, ctx, client })
+        Ok(Opsgenie {
+            cfg: cfg.clone(),
+            key,
+            api,
+            ctx,
+            client,
+        })
     }
 }
 
@@ -150,7 +185,11 @@ struct CloseMessage {
 }
 
 fn split_list(s: &str) -> Vec<String> {
-    s.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect()
+    s.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 impl Notifier for Opsgenie {
@@ -162,20 +201,41 @@ impl Notifier for Opsgenie {
         self.cfg.send_resolved
     }
 
-    fn notify<'a>(&'a self, cx: &'a NotifyCx, alerts: &'a [Alert]) -> BoxFuture<'a, Result<(), NotifyError>> {
+    fn notify<'a>(
+        &'a self,
+        cx: &'a NotifyCx,
+        alerts: &'a [Alert],
+    ) -> BoxFuture<'a, Result<(), NotifyError>> {
         Box::pin(async move {
             let c = &self.cfg;
             let mut r = Renderer::new(&self.ctx.templates, cx, alerts);
             let alias = shared::group_key_hash(&cx.group_key);
-            let source = r.s("source", c.source.as_deref().unwrap_or(r#"{{ template "opsgenie.default.source" . }}"#));
+            let source = r.s(
+                "source",
+                c.source
+                    .as_deref()
+                    .unwrap_or(r#"{{ template "opsgenie.default.source" . }}"#),
+            );
             let auth = [("Authorization", format!("GenieKey {}", self.key))];
             if r.data.status == "resolved" {
                 r.finish()?;
                 let url = format!("{}v2/alerts/{alias}/close?identifierType=alias", self.api);
-                return shared::post_json(&self.client, &url, &CloseMessage { source }, &auth).await.map(|_| ());
+                return shared::post_json(&self.client, &url, &CloseMessage { source }, &auth)
+                    .await
+                    .map(|_| ());
             }
-            let message = r.s("message", c.message.as_deref().unwrap_or(r#"{{ template "opsgenie.default.message" . }}"#));
-            let description = r.s("description", c.description.as_deref().unwrap_or(r#"{{ template "opsgenie.default.description" . }}"#));
+            let message = r.s(
+                "message",
+                c.message
+                    .as_deref()
+                    .unwrap_or(r#"{{ template "opsgenie.default.message" . }}"#),
+            );
+            let description = r.s(
+                "description",
+                c.description
+                    .as_deref()
+                    .unwrap_or(r#"{{ template "opsgenie.default.description" . }}"#),
+            );
             let mut details: BTreeMap<String, String> = r.data.common_labels.0.clone();
             for (k, v) in &c.details {
                 let s = r.s(&format!("details.{k}"), &v.0);
@@ -206,7 +266,9 @@ impl Notifier for Opsgenie {
             };
             r.finish()?;
             let url = format!("{}v2/alerts", self.api);
-            shared::post_json(&self.client, &url, &msg, &auth).await.map(|_| ())
+            shared::post_json(&self.client, &url, &msg, &auth)
+                .await
+                .map(|_| ())
         })
     }
 }

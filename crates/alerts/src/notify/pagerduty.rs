@@ -112,8 +112,20 @@ fn default_details() -> BTreeMap<String, String> {
 impl Pagerduty {
     pub fn new(cfg: &PagerdutyConfig, ctx: Arc<ReceiverCtx>, what: &str) -> crate::Result<Self> {
         let dir = &ctx.base_dir;
-        let routing = shared::secret(&cfg.routing_key, &cfg.routing_key_file, dir, what, "routing_key")?;
-        let service = shared::secret(&cfg.service_key, &cfg.service_key_file, dir, what, "service_key")?;
+        let routing = shared::secret(
+            &cfg.routing_key,
+            &cfg.routing_key_file,
+            dir,
+            what,
+            "routing_key",
+        )?;
+        let service = shared::secret(
+            &cfg.service_key,
+            &cfg.service_key_file,
+            dir,
+            what,
+            "service_key",
+        )?;
         let version = match (routing, service) {
             (Some(routing_key), None) => Version::V2 { routing_key },
             (None, Some(service_key)) => Version::V1 { service_key },
@@ -128,12 +140,14 @@ impl Pagerduty {
                 )))
             }
         };
-        let url = cfg.url.clone().or_else(|| ctx.globals.pagerduty_url.clone()).unwrap_or_else(|| {
-            match version {
+        let url = cfg
+            .url
+            .clone()
+            .or_else(|| ctx.globals.pagerduty_url.clone())
+            .unwrap_or_else(|| match version {
                 Version::V1 { .. } => DEFAULT_V1_URL.to_string(),
                 Version::V2 { .. } => DEFAULT_V2_URL.to_string(),
-            }
-        });
+            });
         shared::check_url(&url, what, "url")?;
         let details = match &cfg.details {
             None => default_details(),
@@ -236,14 +250,23 @@ impl Notifier for Pagerduty {
             let mut r = Renderer::new(&self.ctx.templates, cx, alerts);
             let resolved = r.data.status == "resolved";
             let key = shared::group_key_hash(&cx.group_key);
-            let client = r.s("client", or(&c.client, r#"{{ template "pagerduty.default.client" . }}"#));
+            let client = r.s(
+                "client",
+                or(&c.client, r#"{{ template "pagerduty.default.client" . }}"#),
+            );
             let client_url = r.s(
                 "client_url",
-                or(&c.client_url, r#"{{ template "pagerduty.default.clientURL" . }}"#),
+                or(
+                    &c.client_url,
+                    r#"{{ template "pagerduty.default.clientURL" . }}"#,
+                ),
             );
             let description = r.s(
                 "description",
-                or(&c.description, r#"{{ template "pagerduty.default.description" .}}"#),
+                or(
+                    &c.description,
+                    r#"{{ template "pagerduty.default.description" .}}"#,
+                ),
             );
             let (description, cut) = shared::truncate(&description, MAX_SUMMARY);
             if cut {
@@ -313,11 +336,13 @@ impl Notifier for Pagerduty {
             r.finish()?;
             let send = shared::post_json(&self.client, &url, &msg, &[]);
             match c.timeout {
-                Some(t) => tokio::time::timeout(t, send).await.map_err(|_| NotifyError {
-                    retryable: true,
-                    reason: super::Reason::Other,
-                    message: format!("request timed out after {t:?}"),
-                })??,
+                Some(t) => tokio::time::timeout(t, send)
+                    .await
+                    .map_err(|_| NotifyError {
+                        retryable: true,
+                        reason: super::Reason::Other,
+                        message: format!("request timed out after {t:?}"),
+                    })??,
                 None => send.await?,
             };
             Ok(())

@@ -117,7 +117,8 @@ impl Slack {
         let g = &ctx.globals;
         let dir = &ctx.base_dir;
         let own_url = shared::secret(&cfg.api_url, &cfg.api_url_file, dir, what, "api_url")?;
-        let own_token = shared::secret(&cfg.app_token, &cfg.app_token_file, dir, what, "app_token")?;
+        let own_token =
+            shared::secret(&cfg.app_token, &cfg.app_token_file, dir, what, "app_token")?;
         let (url, token) = match (own_url, own_token) {
             (Some(_), Some(_)) => {
                 return Err(crate::Error::Config(format!(
@@ -247,22 +248,58 @@ impl Notifier for Slack {
                 let text = v.clone().or_else(|| d(default)).unwrap_or_default();
                 r.s(field, &text)
             };
-            let title = t("title", &c.title, r#"{{ template "slack.default.title" . }}"#);
+            let title = t(
+                "title",
+                &c.title,
+                r#"{{ template "slack.default.title" . }}"#,
+            );
             let (title, _) = shared::truncate(&title, MAX_TITLE);
-            let title_link = t("title_link", &c.title_link, r#"{{ template "slack.default.titlelink" . }}"#);
-            let pretext = t("pretext", &c.pretext, r#"{{ template "slack.default.pretext" . }}"#);
+            let title_link = t(
+                "title_link",
+                &c.title_link,
+                r#"{{ template "slack.default.titlelink" . }}"#,
+            );
+            let pretext = t(
+                "pretext",
+                &c.pretext,
+                r#"{{ template "slack.default.pretext" . }}"#,
+            );
             let text = t("text", &c.text, r#"{{ template "slack.default.text" . }}"#);
-            let fallback = t("fallback", &c.fallback, r#"{{ template "slack.default.fallback" . }}"#);
-            let callback_id = t("callback_id", &c.callback_id, r#"{{ template "slack.default.callbackid" . }}"#);
-            let footer = t("footer", &c.footer, r#"{{ template "slack.default.footer" . }}"#);
+            let fallback = t(
+                "fallback",
+                &c.fallback,
+                r#"{{ template "slack.default.fallback" . }}"#,
+            );
+            let callback_id = t(
+                "callback_id",
+                &c.callback_id,
+                r#"{{ template "slack.default.callbackid" . }}"#,
+            );
+            let footer = t(
+                "footer",
+                &c.footer,
+                r#"{{ template "slack.default.footer" . }}"#,
+            );
             let color = t(
                 "color",
                 &c.color,
                 r#"{{ if eq .Status "firing" }}danger{{ else }}good{{ end }}"#,
             );
-            let username = t("username", &c.username, r#"{{ template "slack.default.username" . }}"#);
-            let icon_emoji = t("icon_emoji", &c.icon_emoji, r#"{{ template "slack.default.iconemoji" . }}"#);
-            let icon_url = t("icon_url", &c.icon_url, r#"{{ template "slack.default.iconurl" . }}"#);
+            let username = t(
+                "username",
+                &c.username,
+                r#"{{ template "slack.default.username" . }}"#,
+            );
+            let icon_emoji = t(
+                "icon_emoji",
+                &c.icon_emoji,
+                r#"{{ template "slack.default.iconemoji" . }}"#,
+            );
+            let icon_url = t(
+                "icon_url",
+                &c.icon_url,
+                r#"{{ template "slack.default.iconurl" . }}"#,
+            );
             let fields = c
                 .fields
                 .iter()
@@ -313,10 +350,9 @@ impl Notifier for Slack {
                     thumb_url,
                     footer,
                     color,
-                    mrkdwn_in: c
-                        .mrkdwn_in
-                        .clone()
-                        .unwrap_or_else(|| vec!["fallback".into(), "pretext".into(), "text".into()]),
+                    mrkdwn_in: c.mrkdwn_in.clone().unwrap_or_else(|| {
+                        vec!["fallback".into(), "pretext".into(), "text".into()]
+                    }),
                 }],
             };
             let headers: Vec<(&str, String)> = match &self.token {
@@ -325,11 +361,13 @@ impl Notifier for Slack {
             };
             let send = shared::post_json(&self.client, &self.url, &req, &headers);
             let body = match c.timeout {
-                Some(to) => tokio::time::timeout(to, send).await.map_err(|_| NotifyError {
-                    retryable: true,
-                    reason: Reason::Other,
-                    message: format!("request timed out after {to:?}"),
-                })??,
+                Some(to) => tokio::time::timeout(to, send)
+                    .await
+                    .map_err(|_| NotifyError {
+                        retryable: true,
+                        reason: Reason::Other,
+                        message: format!("request timed out after {to:?}"),
+                    })??,
                 None => send.await?,
             };
             check_body(&body, self.token.is_some())

@@ -50,10 +50,22 @@ impl Telegram {
     pub fn new(cfg: &TelegramConfig, ctx: Arc<ReceiverCtx>, what: &str) -> crate::Result<Self> {
         let g = &ctx.globals;
         let err = |m: &str| crate::Error::Config(format!("{what}: {m}"));
-        let token = match shared::secret(&cfg.bot_token, &cfg.bot_token_file, &ctx.base_dir, what, "bot_token")? {
+        let token = match shared::secret(
+            &cfg.bot_token,
+            &cfg.bot_token_file,
+            &ctx.base_dir,
+            what,
+            "bot_token",
+        )? {
             Some(t) => t,
-            None => shared::secret(&g.telegram_bot_token, &g.telegram_bot_token_file, &ctx.base_dir, what, "global telegram_bot_token")?
-                .ok_or_else(|| err("missing bot_token or bot_token_file on telegram_config"))?,
+            None => shared::secret(
+                &g.telegram_bot_token,
+                &g.telegram_bot_token_file,
+                &ctx.base_dir,
+                what,
+                "global telegram_bot_token",
+            )?
+            .ok_or_else(|| err("missing bot_token or bot_token_file on telegram_config"))?,
         };
         if cfg.chat_id == 0 {
             return Err(err("missing chat_id on telegram_config"));
@@ -62,7 +74,11 @@ impl Telegram {
         if !matches!(mode, "" | "Markdown" | "MarkdownV2" | "HTML") {
             return Err(err("unknown parse_mode on telegram_config, must be Markdown, MarkdownV2, HTML or empty string"));
         }
-        let api = cfg.api_url.clone().or_else(|| g.telegram_api_url.clone()).unwrap_or_else(|| DEFAULT_API_URL.into());
+        let api = cfg
+            .api_url
+            .clone()
+            .or_else(|| g.telegram_api_url.clone())
+            .unwrap_or_else(|| DEFAULT_API_URL.into());
         shared::check_url(&api, what, "api_url")?;
         if let Some(m) = &cfg.message {
             ctx.check_templates(what, [("message", m.as_str())])?;
@@ -102,11 +118,20 @@ impl Notifier for Telegram {
         self.cfg.send_resolved
     }
 
-    fn notify<'a>(&'a self, cx: &'a NotifyCx, alerts: &'a [Alert]) -> BoxFuture<'a, Result<(), NotifyError>> {
+    fn notify<'a>(
+        &'a self,
+        cx: &'a NotifyCx,
+        alerts: &'a [Alert],
+    ) -> BoxFuture<'a, Result<(), NotifyError>> {
         Box::pin(async move {
             let c = &self.cfg;
             let mut r = Renderer::new(&self.ctx.templates, cx, alerts);
-            let text = r.s("message", c.message.as_deref().unwrap_or(r#"{{ template "telegram.default.message" . }}"#));
+            let text = r.s(
+                "message",
+                c.message
+                    .as_deref()
+                    .unwrap_or(r#"{{ template "telegram.default.message" . }}"#),
+            );
             r.finish()?;
             let msg = SendMessage {
                 chat_id: c.chat_id,
@@ -115,7 +140,9 @@ impl Notifier for Telegram {
                 parse_mode: c.parse_mode.clone().unwrap_or_else(|| "HTML".into()),
                 disable_notification: c.disable_notifications,
             };
-            shared::post_json(&self.client, &self.url, &msg, &[]).await.map(|_| ())
+            shared::post_json(&self.client, &self.url, &msg, &[])
+                .await
+                .map(|_| ())
         })
     }
 }

@@ -56,7 +56,10 @@ async fn pagerduty_v2_triggers_then_resolves_with_the_group_key_hash() {
     assert_eq!(reqs.len(), 2);
     assert_eq!(reqs[0].method, "POST");
     assert_eq!(reqs[0].path, "/v2/enqueue");
-    assert_eq!(reqs[0].header("content-type").as_deref(), Some("application/json"));
+    assert_eq!(
+        reqs[0].header("content-type").as_deref(),
+        Some("application/json")
+    );
     let details = json!({
         "firing": list_a(),
         "num_firing": "1",
@@ -120,7 +123,10 @@ async fn pagerduty_v1_reads_the_service_key_file_at_load() {
     .err()
     .unwrap()
     .to_string();
-    assert!(e.contains("pagerduty_configs[0]: service_key_file") && e.contains("nope.key"), "{e}");
+    assert!(
+        e.contains("pagerduty_configs[0]: service_key_file") && e.contains("nope.key"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -128,7 +134,10 @@ async fn http_integrations_retry_429_and_5xx_but_not_other_4xx() {
     let srv = Server::start(&[429, 503, 400]).await;
     let dir = tempfile::tempdir().unwrap();
     let n = build_one(
-        &format!("name: d\ndiscord_configs:\n- webhook_url: {}\n", srv.url("/hook")),
+        &format!(
+            "name: d\ndiscord_configs:\n- webhook_url: {}\n",
+            srv.url("/hook")
+        ),
         dir.path(),
     );
     let (a, _) = group();
@@ -234,7 +243,10 @@ async fn discord_telegram_and_teams_payloads() {
     let firing = [a.clone()];
 
     let d = build_one(
-        &format!("name: d\ndiscord_configs:\n- webhook_url: {}\n  username: bot\n", srv.url("/discord")),
+        &format!(
+            "name: d\ndiscord_configs:\n- webhook_url: {}\n  username: bot\n",
+            srv.url("/discord")
+        ),
         dir.path(),
     );
     assert_eq!(d.integration(), "discord");
@@ -265,7 +277,10 @@ async fn discord_telegram_and_teams_payloads() {
     );
 
     let m = build_one(
-        &format!("name: m\nmsteams_configs:\n- webhook_url: {}\n  text: 'n={{{{ len .Alerts }}}}'\n", srv.url("/teams")),
+        &format!(
+            "name: m\nmsteams_configs:\n- webhook_url: {}\n  text: 'n={{{{ len .Alerts }}}}'\n",
+            srv.url("/teams")
+        ),
         dir.path(),
     );
     assert_eq!(m.integration(), "msteams");
@@ -283,7 +298,10 @@ async fn discord_telegram_and_teams_payloads() {
     );
 
     let m2 = build_one(
-        &format!("name: m\nmsteamsv2_configs:\n- webhook_url: {}\n  text: 'hello'\n", srv.url("/flow")),
+        &format!(
+            "name: m\nmsteamsv2_configs:\n- webhook_url: {}\n  text: 'hello'\n",
+            srv.url("/flow")
+        ),
         dir.path(),
     );
     assert_eq!(m2.integration(), "msteamsv2");
@@ -291,7 +309,10 @@ async fn discord_telegram_and_teams_payloads() {
     let v = srv.reqs()[3].json();
     assert_eq!(v["type"], "message");
     let card = &v["attachments"][0]["content"];
-    assert_eq!(v["attachments"][0]["contentType"], "application/vnd.microsoft.card.adaptive");
+    assert_eq!(
+        v["attachments"][0]["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
     assert_eq!(card["type"], "AdaptiveCard");
     assert_eq!(card["body"][0]["text"], SUBJECT_RESOLVED);
     assert_eq!(card["body"][0]["color"], "Good");
@@ -315,7 +336,10 @@ async fn opsgenie_creates_then_closes_by_alias() {
     n.notify(&cx(), &resolved_group()).await.unwrap();
     let reqs = srv.reqs();
     assert_eq!(reqs[0].path, "/v2/alerts");
-    assert_eq!(reqs[0].header("authorization").as_deref(), Some("GenieKey gk"));
+    assert_eq!(
+        reqs[0].header("authorization").as_deref(),
+        Some("GenieKey gk")
+    );
     assert_eq!(
         reqs[0].json(),
         json!({
@@ -365,11 +389,18 @@ async fn email_over_starttls_with_auth_plain() {
     assert_eq!(m.mail_from, "am@example.org");
     assert_eq!(m.rcpt_to, ["a@example.org", "b@example.org"]);
     assert_eq!(m.header("Subject").as_deref(), Some(SUBJECT));
-    assert_eq!(m.header("To").as_deref(), Some("a@example.org, b@example.org"));
+    assert_eq!(
+        m.header("To").as_deref(),
+        Some("a@example.org, b@example.org")
+    );
     assert_eq!(m.header("From").as_deref(), Some("Tocsin <am@example.org>"));
     assert_eq!(m.header("X-Team").as_deref(), Some("critical"));
     assert!(m.header("Message-ID").is_some() && m.header("Date").is_some());
-    assert!(m.header("Content-Type").unwrap().starts_with("text/html"), "{:?}", m.headers());
+    assert!(
+        m.header("Content-Type").unwrap().starts_with("text/html"),
+        "{:?}",
+        m.headers()
+    );
     let body = m.body();
     assert!(body.contains("web-1") && body.contains("web-2"), "{body}");
 }
@@ -389,7 +420,13 @@ async fn email_with_text_and_html_is_multipart_alternative_over_implicit_tls() {
     n.notify(&cx(), &[a]).await.unwrap();
     let m = &srv.wait_for(Duration::from_secs(5), "one mail", |m| m.len() == 1)[0];
     assert!(m.tls && m.auth.is_none());
-    assert!(m.header("Content-Type").unwrap().starts_with("multipart/alternative"), "{:?}", m.headers());
+    assert!(
+        m.header("Content-Type")
+            .unwrap()
+            .starts_with("multipart/alternative"),
+        "{:?}",
+        m.headers()
+    );
     let body = m.body();
     let t = body.find("T firing").expect("text part");
     let h = body.find("<b>H 1</b>").expect("html part");
@@ -408,7 +445,10 @@ async fn email_requiring_tls_fails_against_a_server_without_starttls() {
     let e = n.notify(&cx(), &[a.clone()]).await.unwrap_err();
     assert!(e.message.contains("sending mail via"), "{}", e.message);
     assert!(srv.messages().is_empty());
-    let n = build_one(&smtp_cfg(&srv, dir.path(), "  require_tls: false\n"), dir.path());
+    let n = build_one(
+        &smtp_cfg(&srv, dir.path(), "  require_tls: false\n"),
+        dir.path(),
+    );
     n.notify(&cx(), &[a]).await.unwrap();
     let m = &srv.wait_for(Duration::from_secs(5), "one mail", |m| m.len() == 1)[0];
     assert!(!m.tls);
@@ -423,17 +463,45 @@ fn load_refuses_unsupported_kinds_missing_secrets_and_bad_templates() {
     let e = AmConfig::parse(text, file).unwrap_err().to_string();
     let lines: Vec<&str> = e.lines().collect();
     assert_eq!(lines.len(), 4, "{e}");
-    assert!(lines[0].starts_with(&format!("{file}:4: receivers[0]: receiver \"a\": sns_configs is not supported")), "{e}");
-    assert!(lines[1].starts_with(&format!("{file}:7: receivers[1]: receiver \"b\": pagerduty_configs[0]: routing_key_file")), "{e}");
-    assert!(lines[2].starts_with(&format!("{file}:10: receivers[2]: receiver \"c\": slack_configs[0]: title: template:")) && lines[2].contains("nosuch"), "{e}");
-    assert!(lines[3].contains("auth_secret (CRAM-MD5) is not supported"), "{e}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "{file}:4: receivers[0]: receiver \"a\": sns_configs is not supported"
+        )),
+        "{e}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{file}:7: receivers[1]: receiver \"b\": pagerduty_configs[0]: routing_key_file"
+        )),
+        "{e}"
+    );
+    assert!(
+        lines[2].starts_with(&format!(
+            "{file}:10: receivers[2]: receiver \"c\": slack_configs[0]: title: template:"
+        )) && lines[2].contains("nosuch"),
+        "{e}"
+    );
+    assert!(
+        lines[3].contains("auth_secret (CRAM-MD5) is not supported"),
+        "{e}"
+    );
 
     std::fs::create_dir(dir.path().join("t")).unwrap();
-    std::fs::write(dir.path().join("t/x.tmpl"), "{{ define \"a\" }}\n{{ end }}{{ end }}").unwrap();
-    let e = AmConfig::parse("templates: ['t/*.tmpl']\nroute:\n  receiver: a\nreceivers:\n- name: a\n", file)
-        .unwrap_err()
-        .to_string();
-    let want = format!("{file}: templates: {}:2: ", dir.path().join("t/x.tmpl").display());
+    std::fs::write(
+        dir.path().join("t/x.tmpl"),
+        "{{ define \"a\" }}\n{{ end }}{{ end }}",
+    )
+    .unwrap();
+    let e = AmConfig::parse(
+        "templates: ['t/*.tmpl']\nroute:\n  receiver: a\nreceivers:\n- name: a\n",
+        file,
+    )
+    .unwrap_err()
+    .to_string();
+    let want = format!(
+        "{file}: templates: {}:2: ",
+        dir.path().join("t/x.tmpl").display()
+    );
     assert!(e.starts_with(&want), "{e}");
 }
 
@@ -447,8 +515,14 @@ fn global_defaults_reach_the_receivers() {
     let n = build_receiver(&c.receivers[0], dir.path()).unwrap();
     let kinds: Vec<&str> = n.iter().map(|n| n.integration()).collect();
     assert_eq!(kinds, ["email", "pagerduty", "slack"]);
-    assert!(!n[0].send_resolved(), "email does not send resolved by default");
-    assert!(!n[2].send_resolved(), "slack does not send resolved by default");
+    assert!(
+        !n[0].send_resolved(),
+        "email does not send resolved by default"
+    );
+    assert!(
+        !n[2].send_resolved(),
+        "slack does not send resolved by default"
+    );
     let e = AmConfig::parse(
         "route:\n  receiver: a\nreceivers:\n- name: a\n  email_configs:\n  - to: x@example.org\n",
         file.to_str().unwrap(),

@@ -233,7 +233,11 @@ impl Object for Alerts {
         };
         Some(no_args(name, args).map(|()| {
             Value::object(Alerts(
-                self.0.iter().filter(|a| a.status == want).cloned().collect(),
+                self.0
+                    .iter()
+                    .filter(|a| a.status == want)
+                    .cloned()
+                    .collect(),
             ))
         }))
     }
@@ -296,7 +300,10 @@ pub struct TmplData {
 
 impl TmplData {
     pub fn new(cx: &NotifyCx, alerts: &[Alert]) -> TmplData {
-        let list: Vec<TmplAlert> = alerts.iter().map(|a| TmplAlert::new(a, cx.now_ms)).collect();
+        let list: Vec<TmplAlert> = alerts
+            .iter()
+            .map(|a| TmplAlert::new(a, cx.now_ms))
+            .collect();
         let firing = list.iter().any(|a| a.status == "firing");
         let labels: Vec<&BTreeMap<String, String>> = list.iter().map(|a| &a.labels.0).collect();
         let annotations: Vec<&BTreeMap<String, String>> =

@@ -177,8 +177,7 @@ pub fn funcs(now_ms: i64) -> Funcs<'static> {
     });
     f.add("reReplaceAll", |a| {
         arity(a, 3)?;
-        re_replace_all(a[0].expect_str()?, a[1].expect_str()?, a[2].expect_str()?)
-            .map(Value::Str)
+        re_replace_all(a[0].expect_str()?, a[1].expect_str()?, a[2].expect_str()?).map(Value::Str)
     });
     f.add("stringSlice", |a| {
         let items: Result<Vec<Value>, FuncError> = a
@@ -229,7 +228,10 @@ mod tests {
         assert_eq!(humanize_duration(0.0), "0s");
         assert_eq!(humanize_duration(0.25), "250ms");
         assert_eq!(humanize_duration(90061.0), "1d 1h 1m 1s");
-        assert_eq!(re_replace_all("a(b)", "x$1", "ab ab").ok(), Some("xb xb".into()));
+        assert_eq!(
+            re_replace_all("a(b)", "x$1", "ab ab").ok(),
+            Some("xb xb".into())
+        );
         assert_eq!(url_unescape("a%20b+c").ok(), Some("a b c".into()));
         assert!(url_unescape("%zz").is_err());
     }

@@ -104,9 +104,7 @@ fn default_templates_render_like_alertmanager() {
 }
 
 fn sample() -> TmplData {
-    data_from_json(
-        &std::fs::read_to_string(testdata().join("mixed/data.json")).expect("data.json"),
-    )
+    data_from_json(&std::fs::read_to_string(testdata().join("mixed/data.json")).expect("data.json"))
 }
 
 #[test]
@@ -134,14 +132,21 @@ fn data_methods_and_functions() {
     let now = 1_796_320_800_000 + 3_600_000;
     for (text, want) in cases {
         assert_eq!(
-            t.render(text, &d, now).unwrap_or_else(|e| format!("ERROR: {e}")),
+            t.render(text, &d, now)
+                .unwrap_or_else(|e| format!("ERROR: {e}")),
             *want,
             "{text}"
         );
     }
-    let e = t.render("{{ .Alerts.Nope }}", &d, 0).unwrap_err().to_string();
+    let e = t
+        .render("{{ .Alerts.Nope }}", &d, 0)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("can't evaluate field Nope"), "{e}");
-    assert!(t.check("{{ nope }}").unwrap_err().contains("function \"nope\" not defined"));
+    assert!(t
+        .check("{{ nope }}")
+        .unwrap_err()
+        .contains("function \"nope\" not defined"));
     assert_eq!(t.render("plain", &d, 0).unwrap_or_default(), "plain");
 }
 
