@@ -442,7 +442,7 @@ async fn email_requiring_tls_fails_against_a_server_without_starttls() {
     let dir = tempfile::tempdir().unwrap();
     let n = build_one(&smtp_cfg(&srv, dir.path(), ""), dir.path());
     let (a, _) = group();
-    let e = n.notify(&cx(), &[a.clone()]).await.unwrap_err();
+    let e = n.notify(&cx(), std::slice::from_ref(&a)).await.unwrap_err();
     assert!(e.message.contains("sending mail via"), "{}", e.message);
     assert!(srv.messages().is_empty());
     let n = build_one(

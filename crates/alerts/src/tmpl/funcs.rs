@@ -180,10 +180,8 @@ pub fn funcs(now_ms: i64) -> Funcs<'static> {
         re_replace_all(a[0].expect_str()?, a[1].expect_str()?, a[2].expect_str()?).map(Value::Str)
     });
     f.add("stringSlice", |a| {
-        let items: Result<Vec<Value>, FuncError> = a
-            .iter()
-            .map(|v| v.expect_str().map(|s| Value::str(s)))
-            .collect();
+        let items: Result<Vec<Value>, FuncError> =
+            a.iter().map(|v| v.expect_str().map(Value::str)).collect();
         Ok(Value::list(items?))
     });
     f.add("date", |a| {

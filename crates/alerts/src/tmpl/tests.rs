@@ -1,6 +1,7 @@
 //! Golden tests: the default templates render what Alertmanager's render for the same data
 //! (`testdata/tmpl/<case>/<template>.txt`, made with `amtool template render`), plus the data
 //! methods and functions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
