@@ -26,6 +26,8 @@ pub struct SmtpOptions {
     pub tls: SmtpTls,
     /// `(user, password)`: AUTH PLAIN and LOGIN advertised and required before MAIL.
     pub auth: Option<(String, String)>,
+    /// Advertise (and accept) only AUTH LOGIN.
+    pub login_only: bool,
 }
 
 /// One accepted message.
@@ -274,7 +276,11 @@ async fn session(
                     r.push_str("250-STARTTLS\r\n");
                 }
                 if opts.auth.is_some() {
-                    r.push_str("250-AUTH PLAIN LOGIN\r\n");
+                    r.push_str(if opts.login_only {
+                        "250-AUTH LOGIN\r\n"
+                    } else {
+                        "250-AUTH PLAIN LOGIN\r\n"
+                    });
                 }
                 r.push_str("250 8BITMIME\r\n");
                 write(&mut io, log, &r).await?;
@@ -298,7 +304,7 @@ async fn session(
                     .map(|m| m.to_ascii_uppercase())
                     .unwrap_or_default();
                 let (u, p) = match mech.as_str() {
-                    "PLAIN" => {
+                    "PLAIN" if !opts.login_only => {
                         let resp = match parts.get(2) {
                             Some(r) => r.to_string(),
                             None => {

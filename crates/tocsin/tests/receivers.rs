@@ -83,6 +83,7 @@ fn debian_stock_alertmanager_config_routes_mail_and_pagerduty() {
         tls: SmtpTls::StartTls,
         // The stock file's credentials.
         auth: Some(("alertmanager".into(), "password".into())),
+        login_only: false,
     });
     let pd = WebhookCollector::start();
     let dir = tempfile::tempdir().unwrap();

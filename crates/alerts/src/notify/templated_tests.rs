@@ -370,6 +370,7 @@ async fn email_over_starttls_with_auth_plain() {
     let srv = SmtpServer::start(SmtpOptions {
         tls: SmtpTls::StartTls,
         auth: Some(("user".into(), "pw".into())),
+        login_only: false,
     });
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("pw"), "pw\n").unwrap();
@@ -406,10 +407,44 @@ async fn email_over_starttls_with_auth_plain() {
 }
 
 #[tokio::test]
+async fn email_uses_auth_login_when_the_server_offers_only_login() {
+    let srv = SmtpServer::start(SmtpOptions {
+        tls: SmtpTls::StartTls,
+        auth: Some(("user".into(), "pw".into())),
+        login_only: true,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let n = build_one(
+        &smtp_cfg(
+            &srv,
+            dir.path(),
+            "  auth_username: user\n  auth_password: pw\n",
+        ),
+        dir.path(),
+    );
+    let (a, _) = group();
+    n.notify(&cx(), &[a.clone()]).await.unwrap();
+    let m = &srv.wait_for(Duration::from_secs(5), "one mail", |m| m.len() == 1)[0];
+    assert_eq!(m.auth, Some(("LOGIN".into(), "user".into())));
+    // A wrong password is a permanent SMTP error: not retried.
+    let n = build_one(
+        &smtp_cfg(
+            &srv,
+            dir.path(),
+            "  auth_username: user\n  auth_password: wrong\n",
+        ),
+        dir.path(),
+    );
+    let e = n.notify(&cx(), &[a]).await.unwrap_err();
+    assert!(!e.retryable, "{e:?}");
+}
+
+#[tokio::test]
 async fn email_with_text_and_html_is_multipart_alternative_over_implicit_tls() {
     let srv = SmtpServer::start(SmtpOptions {
         tls: SmtpTls::Implicit,
         auth: None,
+        login_only: false,
     });
     let dir = tempfile::tempdir().unwrap();
     let n = build_one(
@@ -438,6 +473,7 @@ async fn email_requiring_tls_fails_against_a_server_without_starttls() {
     let srv = SmtpServer::start(SmtpOptions {
         tls: SmtpTls::None,
         auth: None,
+        login_only: false,
     });
     let dir = tempfile::tempdir().unwrap();
     let n = build_one(&smtp_cfg(&srv, dir.path(), ""), dir.path());
