@@ -4,6 +4,7 @@
 //! and the PagerDuty URL pointed at loopback servers; alerts posted to `/api/v2/alerts` arrive as
 //! mails and PagerDuty events at the receivers its routing tree names. Also: an unsupported
 //! integration stops `tocsin check config` and the server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::Command;
