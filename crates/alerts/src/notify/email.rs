@@ -373,7 +373,7 @@ impl Notifier for Email {
                 .iter()
                 .map(|(k, v)| (k.clone(), r.s(&format!("headers.{k}"), v)))
                 .collect();
-            let html = self.html.as_ref().map(|h| r.s("html", h));
+            let html = self.html.as_ref().map(|h| r.html("html", h));
             let text = self.text.as_ref().map(|t| r.s("text", t));
             r.finish()?;
             let get = |k: &str| {

@@ -134,6 +134,8 @@ pub(crate) fn secret(
 pub(crate) struct Renderer<'a> {
     templates: &'a NotifyTemplates,
     pub data: TmplData,
+    /// `data` HTML-escaped, made on first use.
+    html_data: Option<TmplData>,
     now_ms: i64,
     err: Option<String>,
 }
@@ -143,6 +145,7 @@ impl<'a> Renderer<'a> {
         Renderer {
             templates,
             data: TmplData::new(cx, alerts),
+            html_data: None,
             now_ms: cx.now_ms,
             err: None,
         }
@@ -151,6 +154,22 @@ impl<'a> Renderer<'a> {
     /// The rendered text, or "" after recording the error.
     pub(crate) fn s(&mut self, field: &str, text: &str) -> String {
         match self.templates.render(text, &self.data, self.now_ms) {
+            Ok(s) => s,
+            Err(e) => {
+                if self.err.is_none() {
+                    self.err = Some(format!("rendering {field}: {e}"));
+                }
+                String::new()
+            }
+        }
+    }
+
+    /// Renders a field whose output is HTML: the data's strings are escaped.
+    pub(crate) fn html(&mut self, field: &str, text: &str) -> String {
+        let data = self
+            .html_data
+            .get_or_insert_with(|| self.data.html_escaped());
+        match self.templates.render(text, data, self.now_ms) {
             Ok(s) => s,
             Err(e) => {
                 if self.err.is_none() {

@@ -126,18 +126,23 @@ impl Notifier for Telegram {
         Box::pin(async move {
             let c = &self.cfg;
             let mut r = Renderer::new(&self.ctx.templates, cx, alerts);
-            let text = r.s(
-                "message",
-                c.message
-                    .as_deref()
-                    .unwrap_or(r#"{{ template "telegram.default.message" . }}"#),
-            );
+            let mode = c.parse_mode.clone().unwrap_or_else(|| "HTML".into());
+            let tmpl = c
+                .message
+                .as_deref()
+                .unwrap_or(r#"{{ template "telegram.default.message" . }}"#);
+            // Alertmanager renders HTML-mode messages as HTML templates: data is escaped.
+            let text = if mode == "HTML" {
+                r.html("message", tmpl)
+            } else {
+                r.s("message", tmpl)
+            };
             r.finish()?;
             let msg = SendMessage {
                 chat_id: c.chat_id,
                 message_thread_id: c.message_thread_id,
                 text: shared::truncate(&text, MAX_MESSAGE).0,
-                parse_mode: c.parse_mode.clone().unwrap_or_else(|| "HTML".into()),
+                parse_mode: mode,
                 disable_notification: c.disable_notifications,
             };
             shared::post_json(&self.client, &self.url, &msg, &[])

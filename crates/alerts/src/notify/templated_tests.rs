@@ -448,10 +448,10 @@ async fn email_with_text_and_html_is_multipart_alternative_over_implicit_tls() {
     });
     let dir = tempfile::tempdir().unwrap();
     let n = build_one(
-        &smtp_cfg(&srv, dir.path(), "  force_implicit_tls: true\n  text: 'T {{ .Status }}'\n  html: '<b>H {{ len .Alerts }}</b>'\n"),
+        &smtp_cfg(&srv, dir.path(), "  force_implicit_tls: true\n  text: 'T {{ .Status }} {{ .CommonLabels.x }}'\n  html: '<b>H {{ len .Alerts }}</b> {{ .CommonLabels.x }}'\n"),
         dir.path(),
     );
-    let (a, _) = group();
+    let a = alert(&[("alertname", "A"), ("x", "<i>&")], &[], 0);
     n.notify(&cx(), &[a]).await.unwrap();
     let m = &srv.wait_for(Duration::from_secs(5), "one mail", |m| m.len() == 1)[0];
     assert!(m.tls && m.auth.is_none());
@@ -463,8 +463,10 @@ async fn email_with_text_and_html_is_multipart_alternative_over_implicit_tls() {
         m.headers()
     );
     let body = m.body();
-    let t = body.find("T firing").expect("text part");
-    let h = body.find("<b>H 1</b>").expect("html part");
+    let t = body.find("T firing <i>&").expect("text part, data as is");
+    let h = body
+        .find("<b>H 1</b> &lt;i&gt;&amp;")
+        .expect("html part, data escaped");
     assert!(t < h, "text before html: {body}");
 }
 

@@ -319,6 +319,37 @@ impl TmplData {
         }
     }
 
+    /// The same data with every string HTML-escaped, for fields rendered as HTML (email `html`,
+    /// Telegram with `parse_mode: HTML`): Alertmanager renders those with Go's html/template,
+    /// which escapes what the data inserts; escaping the data gives the same protection.
+    pub fn html_escaped(&self) -> TmplData {
+        let e = tocsin_template::html_escape;
+        let kv = |k: &Kv| Kv(k.0.iter().map(|(a, b)| (e(a), e(b))).collect());
+        TmplData {
+            receiver: e(&self.receiver),
+            status: self.status,
+            alerts: Alerts(
+                self.alerts
+                    .0
+                    .iter()
+                    .map(|a| TmplAlert {
+                        status: a.status,
+                        labels: kv(&a.labels),
+                        annotations: kv(&a.annotations),
+                        starts_at: a.starts_at,
+                        ends_at: a.ends_at,
+                        generator_url: e(&a.generator_url),
+                        fingerprint: a.fingerprint.clone(),
+                    })
+                    .collect(),
+            ),
+            group_labels: kv(&self.group_labels),
+            common_labels: kv(&self.common_labels),
+            common_annotations: kv(&self.common_annotations),
+            external_url: e(&self.external_url),
+        }
+    }
+
     /// The dot of a template run.
     pub fn value(&self) -> Value {
         let mut m = Map::new(Elem::Any);

@@ -6,6 +6,8 @@
 //!
 //! `email.default.html` is ours and simpler than Alertmanager's styled HTML: the same facts
 //! (subject, a link back, each alert's labels, annotations and source), not the same markup.
+//! HTML fields are rendered with HTML-escaped data (see `TmplData::html_escaped`), so it inserts
+//! values as they are.
 
 pub const DEFAULTS: &str = r#"
 {{- define "__alertmanager" }}Alertmanager{{ end }}
@@ -76,23 +78,23 @@ Source: {{ .GeneratorURL }}
 {{- define "email.default.subject" }}{{ template "__subject" . }}{{ end }}
 {{- define "__tocsin_html_alerts" }}{{ range . }}
 <p><strong>Labels</strong><br>
-{{ range .Labels.SortedPairs }}{{ html .Name }} = {{ html .Value }}<br>
+{{ range .Labels.SortedPairs }}{{ .Name }} = {{ .Value }}<br>
 {{ end }}
 {{- if .Annotations }}<strong>Annotations</strong><br>
-{{ range .Annotations.SortedPairs }}{{ html .Name }} = {{ html .Value }}<br>
+{{ range .Annotations.SortedPairs }}{{ .Name }} = {{ .Value }}<br>
 {{ end }}{{ end -}}
-<a href="{{ html .GeneratorURL }}">Source</a></p>
+<a href="{{ .GeneratorURL }}">Source</a></p>
 {{- end }}{{ end }}
 {{- define "email.default.html" -}}
 <!DOCTYPE html>
 <html>
 <head>
 <meta http-equiv="Content-Type" content="text/html; charset=UTF-8">
-<title>[{{ toUpper .Status }}{{ if eq .Status "firing" }}:{{ len .Alerts.Firing }}{{ end }}] {{ html (join " " .GroupLabels.SortedPairs.Values) }}</title>
+<title>[{{ toUpper .Status }}{{ if eq .Status "firing" }}:{{ len .Alerts.Firing }}{{ end }}] {{ join " " .GroupLabels.SortedPairs.Values }}</title>
 </head>
 <body style="font-family: Helvetica, Arial, sans-serif; font-size: 14px;">
-<p><a href="{{ html .ExternalURL }}/#/alerts?receiver={{ urlquery .Receiver }}">View in {{ template "__alertmanager" . }}</a></p>
-<h2>{{ len .Alerts }} alert{{ if ne (len .Alerts) 1 }}s{{ end }} for {{ range .GroupLabels.SortedPairs }}{{ html .Name }}={{ html .Value }} {{ end }}</h2>
+<p><a href="{{ .ExternalURL }}/#/alerts?receiver={{ urlquery .Receiver }}">View in {{ template "__alertmanager" . }}</a></p>
+<h2>{{ len .Alerts }} alert{{ if ne (len .Alerts) 1 }}s{{ end }} for {{ range .GroupLabels.SortedPairs }}{{ .Name }}={{ .Value }} {{ end }}</h2>
 {{- with .Alerts.Firing }}
 <h3>[{{ len . }}] Firing</h3>{{ template "__tocsin_html_alerts" . }}
 {{- end }}
