@@ -423,7 +423,7 @@ async fn email_uses_auth_login_when_the_server_offers_only_login() {
         dir.path(),
     );
     let (a, _) = group();
-    n.notify(&cx(), &[a.clone()]).await.unwrap();
+    n.notify(&cx(), std::slice::from_ref(&a)).await.unwrap();
     let m = &srv.wait_for(Duration::from_secs(5), "one mail", |m| m.len() == 1)[0];
     assert_eq!(m.auth, Some(("LOGIN".into(), "user".into())));
     // A wrong password is a permanent SMTP error: not retried.
