@@ -192,3 +192,30 @@ fn template_files_load_by_glob_and_parse_errors_name_file_and_line() {
 fn receiver_is_regex_quoted_in_data() {
     assert_eq!(quote_meta("team-X.mails (a)"), "team-X\\.mails \\(a\\)");
 }
+
+/// Alertmanager's own template files (shipped by Debian's prometheus-alertmanager), loaded as
+/// user templates, parse with our engine and render the goldens too: users copy them.
+#[test]
+fn alertmanagers_own_template_files_load_and_render_the_goldens() {
+    let dir = std::path::Path::new("/usr/share/prometheus/alertmanager");
+    if !dir.join("default.tmpl").exists() {
+        eprintln!("SKIPPED: {} not installed", dir.display());
+        return;
+    }
+    let t = NotifyTemplates::load(&["*.tmpl".into()], dir).expect("Alertmanager's templates load");
+    assert!(t.files.len() >= 2, "{:?}", t.files);
+    let case = testdata().join("mixed");
+    let data = data_from_json(&std::fs::read_to_string(case.join("data.json")).unwrap());
+    for name in [
+        "__subject",
+        "slack.default.fallback",
+        "opsgenie.default.description",
+        "telegram.default.message",
+    ] {
+        let want = std::fs::read_to_string(case.join(format!("{name}.txt"))).unwrap();
+        let got = t
+            .render(&format!("{{{{ template \"{name}\" . }}}}"), &data, 0)
+            .unwrap_or_else(|e| format!("ERROR: {e}"));
+        assert_eq!(got, want, "{name}");
+    }
+}
