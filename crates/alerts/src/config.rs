@@ -63,9 +63,9 @@ pub const DEFAULT_REPEAT_INTERVAL_MS: i64 = 4 * 3_600_000;
 /// receiver named `default` that has no integrations.
 pub const MINIMAL_CONFIG: &str = "route:\n  receiver: default\nreceivers:\n  - name: default\n";
 
-/// Alertmanager's global fields. Only `resolve_timeout` matters to routing; `http_config` is
-/// kept for receivers; the integration defaults (`smtp_*`, `slack_api_url`, ...) are accepted so
-/// files load, and ignored.
+/// Alertmanager's global fields. Only `resolve_timeout` matters to routing; `http_config` and
+/// the integration defaults (`smtp_*`, `slack_api_url`, ...; read from `other` by
+/// `notify::NotifyGlobals`) are for receivers.
 #[derive(Debug, Clone, Deserialize)]
 pub struct GlobalConfig {
     #[serde(default = "default_resolve_timeout")]
@@ -226,7 +226,7 @@ pub struct AmConfig {
     /// Deprecated form of `time_intervals`; both are usable by name.
     #[serde(default)]
     pub mute_time_intervals: Vec<TimeIntervalConfig>,
-    /// Notification templates: accepted, not used (receivers send fixed payloads).
+    /// Globs of notification template files, relative to the config file.
     #[serde(default)]
     pub templates: Vec<String>,
     /// Alertmanager's tracing section: read so that it can be refused by name.
@@ -277,12 +277,19 @@ impl AmConfig {
             Error::Config(format!("{file}:{line}: {msg}"))
         })?;
         cfg.source = text.to_string();
+        let ctx_errs = crate::config_receivers::attach_ctx(
+            &mut cfg,
+            crate::config_receivers::base_dir_of(file),
+        );
         let mut v = Validator {
             file,
             lines: LineIndex::new(text),
             errs: Vec::new(),
             warnings: Vec::new(),
         };
+        for e in ctx_errs {
+            v.errs.push(format!("{file}: {e}"));
+        }
         v.check(&cfg);
         if !v.errs.is_empty() {
             return Err(Error::Config(v.errs.join("\n")));
@@ -518,12 +525,6 @@ impl Validator<'_> {
                 "tracing is not implemented yet; remove the section",
             );
         }
-        if !cfg.templates.is_empty() {
-            self.warnings.push(
-                "templates: notification templates are not used; receivers send their fixed payloads"
-                    .into(),
-            );
-        }
 
         // Receivers: named, unique.
         let mut receivers = HashSet::new();
@@ -539,11 +540,8 @@ impl Validator<'_> {
                     format!("notification config name {:?} is not unique", r.name),
                 );
             }
-            for k in r.unsupported.keys() {
-                self.warnings.push(format!(
-                    "receiver {:?}: {k} is not supported; those integrations are ignored",
-                    r.name
-                ));
+            for e in crate::config_receivers::receiver_errors(r) {
+                self.err(line, &path, e);
             }
         }
 
@@ -778,6 +776,7 @@ receivers:
 - name: 'on-call-pager'
   slack_configs:
   - channel: '#x'
+    api_url: 'http://127.0.0.1:1/slack'
 inhibit_rules:
 - source_matchers: [ severity="critical" ]
   target_matchers: [ severity="warning" ]
@@ -810,8 +809,8 @@ time_intervals:
         assert!(r.routes[2].continue_);
         assert_eq!(c.receivers.len(), 5);
         assert_eq!(c.inhibit_rules[0].source().unwrap().len(), 1);
-        assert!(c.warnings.iter().any(|w| w.contains("templates")));
-        assert!(c.warnings.iter().any(|w| w.contains("slack_configs")));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.receivers[4].slack_configs.len(), 1);
         assert!(c.time_intervals().unwrap().contains_name("holidays"));
         assert!(c.global.http_config.is_some());
         assert_eq!(c.source, EXAMPLE);

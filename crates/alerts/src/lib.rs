@@ -5,6 +5,7 @@
 //! dead-man's switch, both ways) live here too.
 
 pub mod config;
+mod config_receivers;
 pub mod dispatch;
 pub mod error;
 pub mod heartbeat;
@@ -19,6 +20,7 @@ pub mod silence;
 pub mod state;
 pub mod store;
 pub mod timeinterval;
+pub mod tmpl;
 
 pub use config::AmConfig;
 pub use error::{Error, Result};

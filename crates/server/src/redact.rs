@@ -38,6 +38,8 @@ const SECRET_KEYS: &[&str] = &[
     "slack_app_token",
     "slack_api_url",
     "webhook_url",
+    "discord_webhook_url",
+    "mattermost_webhook_url",
     // `http_headers: {Name: {secrets: [...]}}` and `proxy_connect_header: {Name: [...]}`.
     "secrets",
     "proxy_connect_header",
@@ -175,6 +177,13 @@ mod tests {
         "pushover-15",
         "sigv4-16",
         "hb-17",
+        "tg-bot-18",
+        "teams-19",
+        "mail-pw-20",
+        "og-key-21",
+        "pd-service-22",
+        "discord-global-23",
+        "slack-app-24",
     ];
 
     const CONFIG: &str = r##"
@@ -198,6 +207,7 @@ alertmanager:
   global:
     smtp_auth_password: smtp-pw-9
     opsgenie_api_key: opsgenie-10
+    discord_webhook_url: "https://discord.com/api/webhooks/discord-global-23"
   route: {receiver: all}
   receivers:
     - name: all
@@ -208,6 +218,14 @@ alertmanager:
       discord_configs: [{webhook_url: "https://discord.com/api/webhooks/discord-14"}]
       pushover_configs: [{user_key: u, token: pushover-15}]
       heartbeat_configs: [{url: "https://hc-ping.com/hb-17"}]
+    - name: more
+      telegram_configs: [{bot_token: tg-bot-18, chat_id: 1}]
+      msteams_configs: [{webhook_url: "https://x.webhook.office.com/teams-19"}]
+      msteamsv2_configs: [{webhook_url: "https://x.logic.azure.com/teams-19"}]
+      email_configs: [{to: a@b, auth_password: mail-pw-20}]
+      opsgenie_configs: [{api_key: og-key-21}]
+      pagerduty_configs: [{service_key: pd-service-22}]
+      slack_configs: [{app_token: slack-app-24}]
 "##;
 
     #[test]

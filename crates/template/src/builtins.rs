@@ -78,7 +78,7 @@ fn printf(args: &[Value]) -> Result<Value, FuncError> {
 
 fn len(args: &[Value]) -> Result<Value, FuncError> {
     FuncError::check_args(args, 1)?;
-    let n = match &args[0] {
+    let n = match &args[0].underlying() {
         Value::Str(s) => s.len(),
         Value::List(l) => l.len(),
         Value::Map(m) => m.len(),
@@ -105,7 +105,7 @@ fn index_arg(i: &Value, cap: usize) -> Result<usize, FuncError> {
 
 fn index(args: &[Value]) -> Result<Value, FuncError> {
     FuncError::check_args_at_least(args, 1)?;
-    let mut item = args[0].clone();
+    let mut item = args[0].underlying();
     if let Value::Nil = item {
         return Err("index of untyped nil".into());
     }
@@ -142,7 +142,7 @@ fn index(args: &[Value]) -> Result<Value, FuncError> {
 
 fn slice(args: &[Value]) -> Result<Value, FuncError> {
     FuncError::check_args_at_least(args, 1)?;
-    let item = &args[0];
+    let item = &args[0].underlying();
     let idx = &args[1..];
     if idx.len() > 3 {
         return Err(format!("too many slice indexes: {}", idx.len()).into());

@@ -149,6 +149,7 @@ impl<'t> State<'t, '_> {
         let mark_outer = self.vars.len();
         let val = self.eval_pipeline(dot, &b.pipe)?;
         let mark = self.vars.len();
+        let val = val.underlying();
         let items: Vec<(Value, Value)> = match &val {
             Value::List(l) => l
                 .iter()
@@ -443,6 +444,17 @@ impl<'t> State<'t, '_> {
                 match o.field(name, &argv) {
                     Some(Ok(v)) => Ok(v),
                     Some(Err(e)) => Err(self.func_fail(node.pos, node, name, e)),
+                    None if matches!(o.underlying(), Some(Value::Map(_))) => {
+                        let inner = o.underlying().unwrap_or_default();
+                        if !argv.is_empty() {
+                            return Err(self.fail(
+                                node.pos,
+                                node,
+                                format!("{name} is not a method but has arguments"),
+                            ));
+                        }
+                        self.eval_field(dot, name, node, &[], None, inner)
+                    }
                     None => Err(self.fail(
                         node.pos,
                         node,

@@ -438,6 +438,41 @@ mod tests {
     }
 
     #[test]
+    fn objects_with_an_underlying_list_or_map_range_index_and_look_up_keys() {
+        #[derive(Debug)]
+        struct Kv;
+        impl Object for Kv {
+            fn type_name(&self) -> String {
+                "template.KV".into()
+            }
+            fn field(&self, name: &str, _: &[Value]) -> Option<Result<Value, FuncError>> {
+                (name == "Names").then(|| Ok(Value::list(vec![Value::str("a"), Value::str("b")])))
+            }
+            fn display(&self) -> String {
+                "kv".into()
+            }
+            fn as_any(&self) -> &dyn std::any::Any {
+                self
+            }
+            fn underlying(&self) -> Option<Value> {
+                Some(Value::str_map([("a", "1"), ("b", "2")]))
+            }
+        }
+        let f = Funcs::new();
+        let mut m = Map::new(Elem::Any);
+        m.insert("KV", Value::object(Kv));
+        let dot = Value::map(m);
+        let t = Template::parse(
+            "u",
+            "{{ range $k, $v := .KV }}{{ $k }}={{ $v }} {{ end }}{{ len .KV }} {{ index .KV \"b\" }} {{ .KV.a }} {{ .KV.Names }} {{ .KV.zz }}|",
+            &f,
+        )
+        .unwrap()
+        .with_missing_key(MissingKey::Zero);
+        assert_eq!(t.execute(&dot, &f).unwrap(), "a=1 b=2 2 2 1 [a b] |");
+    }
+
+    #[test]
     fn parse_more_adds_definitions() {
         let f = funcs();
         let mut t = Template::parse("main", "{{ template \"lib\" . }}", &f).unwrap();

@@ -132,6 +132,12 @@ pub trait Object: fmt::Debug + Send + Sync {
     fn is_true(&self) -> bool {
         true
     }
+    /// The list or map a Go named type with methods stands for (Alertmanager's `KV` is a
+    /// `map[string]string`, `Alerts` a slice): `range`, `len`, `index`, `slice` and field
+    /// lookups the object does not answer use it.
+    fn underlying(&self) -> Option<Value> {
+        None
+    }
 }
 
 impl Value {
@@ -196,6 +202,14 @@ impl Value {
         match self {
             Value::Str(s) => Some(s),
             _ => None,
+        }
+    }
+
+    /// The value itself, or the underlying list or map of an object that has one.
+    pub fn underlying(&self) -> Value {
+        match self {
+            Value::Object(o) => o.underlying().unwrap_or_else(|| self.clone()),
+            _ => self.clone(),
         }
     }
 

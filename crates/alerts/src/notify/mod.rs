@@ -3,14 +3,24 @@
 //! `deliver` (retry with exponential backoff, metrics, logs) for each notifier of a receiver.
 
 mod common;
+pub mod shared;
 
 pub mod alerta;
+pub mod discord;
+pub mod email;
 pub mod exec;
 pub mod file;
 pub mod heartbeat;
+pub mod msteams;
+pub mod opsgenie;
+pub mod pagerduty;
 pub mod pubsub;
+pub mod slack;
+pub mod telegram;
 pub mod webhook;
 
+#[cfg(test)]
+mod templated_tests;
 #[cfg(test)]
 mod tests;
 
@@ -25,10 +35,18 @@ use serde::Deserialize;
 use tocsin_model::{Alert, Labels};
 
 pub use alerta::{Alerta, AlertaConfig};
+pub use discord::{Discord, DiscordConfig};
+pub use email::{Email, EmailConfig};
 pub use exec::{Exec, ExecConfig};
 pub use file::{FileConfig, FileNotifier};
 pub use heartbeat::{Heartbeat, HeartbeatConfig, HeartbeatMethod};
+pub use msteams::{Msteams, MsteamsConfig};
+pub use opsgenie::{Opsgenie, OpsgenieConfig};
+pub use pagerduty::{Pagerduty, PagerdutyConfig};
 pub use pubsub::{Pubsub, PubsubConfig};
+pub use shared::{NotifyGlobals, ReceiverCtx};
+pub use slack::{Slack, SlackConfig};
+pub use telegram::{Telegram, TelegramConfig};
 pub use webhook::{webhook_message, Webhook, WebhookConfig, WebhookMessage};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -100,8 +118,8 @@ pub trait Notifier: Send + Sync {
     ) -> BoxFuture<'a, Result<(), NotifyError>>;
 }
 
-/// One entry of `receivers:`. Alertmanager integrations we do not implement (email, slack,
-/// pagerduty, ...) are kept in `unsupported` so existing files still load; validation warns
+/// One entry of `receivers:`. Alertmanager integrations we do not implement (`sns_configs`,
+/// `victorops_configs`, ...) are kept in `unsupported` so validation can refuse them by name
 /// (see [`ReceiverConfig::unsupported_integrations`]).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ReceiverConfig {
@@ -118,13 +136,33 @@ pub struct ReceiverConfig {
     pub file_configs: Vec<FileConfig>,
     #[serde(default)]
     pub heartbeat_configs: Vec<HeartbeatConfig>,
+    #[serde(default)]
+    pub email_configs: Vec<EmailConfig>,
+    #[serde(default)]
+    pub pagerduty_configs: Vec<PagerdutyConfig>,
+    #[serde(default)]
+    pub slack_configs: Vec<SlackConfig>,
+    #[serde(default)]
+    pub opsgenie_configs: Vec<OpsgenieConfig>,
+    #[serde(default)]
+    pub msteams_configs: Vec<MsteamsConfig>,
+    #[serde(default)]
+    pub msteamsv2_configs: Vec<MsteamsConfig>,
+    #[serde(default)]
+    pub telegram_configs: Vec<TelegramConfig>,
+    #[serde(default)]
+    pub discord_configs: Vec<DiscordConfig>,
     #[serde(flatten)]
     pub unsupported: BTreeMap<String, serde_norway::Value>,
+    /// Templates and global defaults, set when the configuration is loaded; `None` (a receiver
+    /// built by hand) uses the default templates and no global defaults.
+    #[serde(skip)]
+    pub ctx: Option<Arc<ReceiverCtx>>,
 }
 
 impl ReceiverConfig {
-    /// Keys of this receiver that Tocsin does not act on (`slack_configs`, ...), sorted, for the
-    /// config validation to warn about.
+    /// Keys of this receiver that Tocsin does not implement (`sns_configs`, ...), sorted, for
+    /// the config validation to refuse.
     pub fn unsupported_integrations(&self) -> Vec<String> {
         self.unsupported.keys().cloned().collect()
     }
@@ -137,6 +175,14 @@ impl ReceiverConfig {
             + self.exec_configs.len()
             + self.file_configs.len()
             + self.heartbeat_configs.len()
+            + self.email_configs.len()
+            + self.pagerduty_configs.len()
+            + self.slack_configs.len()
+            + self.opsgenie_configs.len()
+            + self.msteams_configs.len()
+            + self.msteamsv2_configs.len()
+            + self.telegram_configs.len()
+            + self.discord_configs.len()
     }
 }
 
@@ -184,6 +230,79 @@ pub fn build_receiver(
             c,
             base_dir,
             &what("heartbeat_configs", i),
+        )?));
+    }
+    let ctx = match &cfg.ctx {
+        Some(c) => c.clone(),
+        None => Arc::new(ReceiverCtx::defaults(base_dir)?),
+    };
+    out.extend(build_templated(cfg, ctx)?);
+    Ok(out)
+}
+
+/// Builds the integrations that render notification templates (email, slack, pagerduty, ...).
+pub fn build_templated(
+    cfg: &ReceiverConfig,
+    ctx: Arc<ReceiverCtx>,
+) -> crate::Result<Vec<std::sync::Arc<dyn Notifier>>> {
+    let what = |kind: &str, i: usize| format!("receiver {:?}: {kind}[{i}]", cfg.name);
+    let mut out: Vec<Arc<dyn Notifier>> = Vec::new();
+    for (i, c) in cfg.email_configs.iter().enumerate() {
+        out.push(Arc::new(Email::new(
+            c,
+            ctx.clone(),
+            &what("email_configs", i),
+        )?));
+    }
+    for (i, c) in cfg.pagerduty_configs.iter().enumerate() {
+        out.push(Arc::new(Pagerduty::new(
+            c,
+            ctx.clone(),
+            &what("pagerduty_configs", i),
+        )?));
+    }
+    for (i, c) in cfg.slack_configs.iter().enumerate() {
+        out.push(Arc::new(Slack::new(
+            c,
+            ctx.clone(),
+            &what("slack_configs", i),
+        )?));
+    }
+    for (i, c) in cfg.opsgenie_configs.iter().enumerate() {
+        out.push(Arc::new(Opsgenie::new(
+            c,
+            ctx.clone(),
+            &what("opsgenie_configs", i),
+        )?));
+    }
+    for (i, c) in cfg.msteams_configs.iter().enumerate() {
+        out.push(Arc::new(Msteams::new(
+            c,
+            false,
+            ctx.clone(),
+            &what("msteams_configs", i),
+        )?));
+    }
+    for (i, c) in cfg.msteamsv2_configs.iter().enumerate() {
+        out.push(Arc::new(Msteams::new(
+            c,
+            true,
+            ctx.clone(),
+            &what("msteamsv2_configs", i),
+        )?));
+    }
+    for (i, c) in cfg.telegram_configs.iter().enumerate() {
+        out.push(Arc::new(Telegram::new(
+            c,
+            ctx.clone(),
+            &what("telegram_configs", i),
+        )?));
+    }
+    for (i, c) in cfg.discord_configs.iter().enumerate() {
+        out.push(Arc::new(Discord::new(
+            c,
+            ctx.clone(),
+            &what("discord_configs", i),
         )?));
     }
     Ok(out)

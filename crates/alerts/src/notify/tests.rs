@@ -20,18 +20,18 @@ use super::*;
 type R = Result<(), Box<dyn std::error::Error>>;
 
 #[derive(Debug, Clone)]
-struct Req {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
+pub(super) struct Req {
+    pub(super) method: Method,
+    pub(super) path: String,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Bytes,
 }
 
 impl Req {
-    fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap()
     }
-    fn header(&self, name: &str) -> Option<String> {
+    pub(super) fn header(&self, name: &str) -> Option<String> {
         self.headers
             .get(name)
             .map(|v| v.to_str().unwrap().to_string())
@@ -45,13 +45,13 @@ struct ServerState {
     statuses: parking_lot::Mutex<VecDeque<u16>>,
 }
 
-struct Server {
+pub(super) struct Server {
     addr: SocketAddr,
     state: Arc<ServerState>,
 }
 
 impl Server {
-    async fn start(statuses: &[u16]) -> Server {
+    pub(super) async fn start(statuses: &[u16]) -> Server {
         let state = Arc::new(ServerState::default());
         state.statuses.lock().extend(statuses.iter().copied());
         let app = axum::Router::new()
@@ -65,11 +65,11 @@ impl Server {
         Server { addr, state }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    fn reqs(&self) -> Vec<Req> {
+    pub(super) fn reqs(&self) -> Vec<Req> {
         self.state.reqs.lock().clone()
     }
 }
@@ -94,11 +94,11 @@ async fn record(
     )
 }
 
-const NOW: i64 = 1_700_000_100_000;
-const STARTS: i64 = 1_700_000_000_120;
-const GEN: &str = "http://prom.example:9090/graph?g0.expr=up+%3D%3D+0&g0.tab=1";
+pub(super) const NOW: i64 = 1_700_000_100_000;
+pub(super) const STARTS: i64 = 1_700_000_000_120;
+pub(super) const GEN: &str = "http://prom.example:9090/graph?g0.expr=up+%3D%3D+0&g0.tab=1";
 
-fn alert(labels: &[(&str, &str)], ann: &[(&str, &str)], ends_at: i64) -> Alert {
+pub(super) fn alert(labels: &[(&str, &str)], ann: &[(&str, &str)], ends_at: i64) -> Alert {
     Alert {
         labels: Labels::from_pairs(labels),
         annotations: ann
@@ -113,7 +113,7 @@ fn alert(labels: &[(&str, &str)], ann: &[(&str, &str)], ends_at: i64) -> Alert {
     }
 }
 
-fn cx() -> NotifyCx {
+pub(super) fn cx() -> NotifyCx {
     NotifyCx {
         receiver: "team-x".into(),
         group_key: "{}/{severity=\"critical\"}:{alertname=\"ProbeFailure\"}".into(),
@@ -125,7 +125,7 @@ fn cx() -> NotifyCx {
 }
 
 /// Two alerts of one group: `a` firing with a future end, `b` resolved.
-fn group() -> (Alert, Alert) {
+pub(super) fn group() -> (Alert, Alert) {
     let a = alert(
         &[
             ("alertname", "ProbeFailure"),
@@ -147,11 +147,11 @@ fn group() -> (Alert, Alert) {
     (a, b)
 }
 
-fn receiver(yaml: &str) -> ReceiverConfig {
+pub(super) fn receiver(yaml: &str) -> ReceiverConfig {
     serde_norway::from_str(yaml).unwrap()
 }
 
-fn build_one(yaml: &str, base: &Path) -> Arc<dyn Notifier> {
+pub(super) fn build_one(yaml: &str, base: &Path) -> Arc<dyn Notifier> {
     let mut v = build_receiver(&receiver(yaml), base).unwrap();
     assert_eq!(v.len(), 1);
     v.remove(0)
@@ -373,13 +373,15 @@ heartbeat_configs:
 slack_configs:
 - channel: '#x'
 email_configs: []
+sns_configs: []
+victorops_configs: []
 ",
     );
     assert_eq!(
         r.unsupported_integrations(),
-        vec!["email_configs", "slack_configs"]
+        vec!["sns_configs", "victorops_configs"]
     );
-    assert_eq!(r.integration_count(), 6);
+    assert_eq!(r.integration_count(), 7);
     let w = &r.webhook_configs[0];
     assert!(!w.send_resolved);
     assert_eq!(w.max_alerts, 5);
