@@ -454,7 +454,7 @@ groups:
         // A block scalar is placed where the expression text starts.
         assert_eq!(
             e,
-            vec!["r.yml:12:11: group \"second\", rule 2, \"Multi\": could not parse expression: unclosed left parenthesis"]
+            vec!["r.yml:12:11: group \"second\", rule 2, \"Multi\": could not parse expression: 1:7: parse error: unclosed left parenthesis"]
         );
         // Fields serde refuses: all of them, placed, with the name meant.
         let text = "groups:\n  - name: g\n    rules:\n      - record: a:b\n        exp: up\n      - alert: A\n        expr: up\n        labls: {}\n";

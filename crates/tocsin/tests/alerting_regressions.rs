@@ -151,7 +151,7 @@ fn restart_gave_a_firing_alert_a_new_start_and_split_its_history() {
             &srv,
             &format!("/api/v1/alerts/history?filter=alertname%3D%22{name}%22"),
         );
-        let rows = v.as_array().unwrap();
+        let rows = v["data"].as_array().unwrap();
         assert_eq!(rows.len(), 1, "{name}: {v}");
         assert!(rows[0]["endsAt"].is_null(), "{name}: {v}");
         let start = if name == "Hot" { &hot } else { &hot_for };

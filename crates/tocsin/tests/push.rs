@@ -422,11 +422,11 @@ fn samples_older_than_retention_were_acknowledged_then_deleted() {
         .unwrap();
     drop(s);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !strip_ansi(&srv.log_text()).contains("sample refused by storage") {
+    while !srv.log_text().contains("sample refused by storage") {
         assert!(Instant::now() < deadline, "log:\n{}", srv.log_text());
         std::thread::sleep(Duration::from_millis(50));
     }
-    let log = strip_ansi(&srv.log_text());
+    let log = srv.log_text();
     assert!(
         log.contains("older than storage.retention_time (1d)"),
         "{log}"
