@@ -20,6 +20,10 @@ pub mod telegram;
 pub mod webhook;
 
 #[cfg(test)]
+mod exec_file_tests;
+#[cfg(test)]
+mod pubsub_alerta_tests;
+#[cfg(test)]
 mod templated_tests;
 #[cfg(test)]
 mod tests;
