@@ -268,22 +268,44 @@ impl Default for AmConfig {
 impl AmConfig {
     /// Parses and validates; every error of the file is in the one `Error::Config`, one per line.
     pub fn parse(text: &str, file: &str) -> Result<AmConfig> {
-        let mut cfg: AmConfig = serde_norway::from_str(text).map_err(|e| {
-            let msg = e.to_string();
-            // A value our own deserializers refuse is reported at its mapping; find its line.
-            let line = bad_value_line(text, &msg)
-                .or_else(|| e.location().map(|l| l.line()))
-                .unwrap_or(0);
-            Error::Config(format!("{file}:{line}: {msg}"))
-        })?;
-        cfg.source = text.to_string();
+        Self::parse_section(text, file, "", text)
+    }
+
+    /// Parses the alert manager config found at `section` of `doc_text` (`""`: the whole text is
+    /// an alertmanager.yml; `"alertmanager"`: the inline section of a tocsin.yml), so errors carry
+    /// the line, column and path they have in that file. `own_text` is the section's own text
+    /// (with the file's line numbers), kept for `/api/v2/status`.
+    pub fn parse_section(
+        doc_text: &str,
+        file: &str,
+        section: &str,
+        own_text: &str,
+    ) -> Result<AmConfig> {
+        let mut doc = tocsin_confdiag::Doc::parse(doc_text, file)
+            .map_err(|d| Error::Config(d.lines().join("\n")))?;
+        let mut derrs = Vec::new();
+        let parsed: Option<AmConfig> = doc.take(section, &mut derrs);
+        let mut cfg = match parsed {
+            Some(c) if derrs.is_empty() => c,
+            _ => {
+                return Err(Error::Config(
+                    tocsin_confdiag::Diagnostics(derrs)
+                        .sorted()
+                        .lines()
+                        .join("\n"),
+                ))
+            }
+        };
+        cfg.source = own_text.to_string();
         let ctx_errs = crate::config_receivers::attach_ctx(
             &mut cfg,
             crate::config_receivers::base_dir_of(file),
         );
         let mut v = Validator {
             file,
-            lines: LineIndex::new(text),
+            lines: LineIndex::new(own_text),
+            index: doc.index().clone(),
+            prefix: section.to_string(),
             errs: Vec::new(),
             warnings: Vec::new(),
         };
@@ -321,30 +343,6 @@ impl AmConfig {
 
     pub fn receiver(&self, name: &str) -> Option<&ReceiverConfig> {
         self.receivers.iter().find(|r| r.name == name)
-    }
-}
-
-/// The line of the value named in an `invalid duration "X"` message, when exactly one
-/// `key: X` line holds it.
-fn bad_value_line(text: &str, msg: &str) -> Option<usize> {
-    let rest = msg
-        .strip_prefix("invalid duration \"")
-        .or_else(|| msg.split_once(": invalid duration \"").map(|(_, r)| r))?;
-    let value = &rest[..rest.find('"')?];
-    let hits: Vec<usize> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| {
-            l.split_once(':').is_some_and(|(_, v)| {
-                let v = v.split(" #").next().unwrap_or("").trim();
-                v.trim_matches(|c| c == '\'' || c == '"') == value
-            })
-        })
-        .map(|(i, _)| i + 1)
-        .collect();
-    match hits.as_slice() {
-        [one] => Some(*one),
-        _ => None,
     }
 }
 
@@ -480,7 +478,12 @@ fn list_item_lines(text: &str, key: &str, top_level: bool) -> Vec<usize> {
 
 struct Validator<'a> {
     file: &'a str,
+    /// Line of list items by hand, for places the position index has no node for.
     lines: LineIndex,
+    /// Positions of every node of the file.
+    index: tocsin_confdiag::PosIndex,
+    /// Path of the alert manager config in the file (`alertmanager` when inline).
+    prefix: String,
     errs: Vec<String>,
     warnings: Vec<String>,
 }
@@ -495,14 +498,23 @@ impl Validator<'_> {
             .filter(|l| !l.is_empty())
             .collect::<Vec<_>>()
             .join(" ");
-        let where_ = match line {
-            Some(l) => format!("{}:{l}", self.file),
-            None => self.file.to_string(),
+        let full = match (self.prefix.is_empty(), path.is_empty()) {
+            (true, _) => path.to_string(),
+            (false, true) => self.prefix.clone(),
+            (false, false) => format!("{}.{path}", self.prefix),
         };
-        if path.is_empty() {
+        let where_ = match (self.index.key(&full).or(self.index.value(&full)), line) {
+            (Some(p), _) => format!("{}:{}:{}", self.file, p.line, p.col),
+            (None, Some(l)) => format!("{}:{l}", self.file),
+            (None, None) => match self.index.nearest(&full, true) {
+                Some(p) => format!("{}:{}:{}", self.file, p.line, p.col),
+                None => self.file.to_string(),
+            },
+        };
+        if full.is_empty() {
             self.errs.push(format!("{where_}: {msg}"));
         } else {
-            self.errs.push(format!("{where_}: {path}: {msg}"));
+            self.errs.push(format!("{where_}: {full}: {msg}"));
         }
     }
 
@@ -515,7 +527,7 @@ impl Validator<'_> {
                     Some(c) => format!("unknown field `{k}`, did you mean `{c}`?"),
                     None => format!("unknown field `{k}`"),
                 };
-                self.err(None, "global", msg);
+                self.err(None, &format!("global.{k}"), msg);
             }
         }
         if cfg.tracing.as_ref().is_some_and(|v| !v.is_null()) {

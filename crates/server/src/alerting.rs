@@ -285,10 +285,11 @@ pub fn alertmanager_config(
         return Ok(tocsin_alerts::AmConfig::default());
     }
     let text = section_text(source, "alertmanager").unwrap_or_else(|| {
-        // Flow style or otherwise not found by lines: parse the value itself (lines are lost).
+        // Flow style or otherwise not found by lines: the value itself, for the status page.
         serde_norway::to_string(v).unwrap_or_default()
     });
-    tocsin_alerts::AmConfig::parse(&text, file).map_err(|e| e.to_string())
+    tocsin_alerts::AmConfig::parse_section(source, file, "alertmanager", &text)
+        .map_err(|e| e.to_string())
 }
 
 /// The body of a top-level block-style section, dedented, preceded by blank lines so line

@@ -44,14 +44,22 @@ fn example_config_checks_runs_and_routes() {
     ]);
     assert_eq!(out, "platform-webhook\n");
     let srv = TestServer::start(bin(), &["--config", cfg]);
-    let r = client().get(srv.url("/api/v1/rules")).send().unwrap();
-    let v: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
-    let rules: usize = v["data"]["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|g| g["file"].as_str().unwrap_or("").ends_with("rules.yml"))
-        .map(|g| g["rules"].as_array().unwrap().len())
-        .sum();
+    // Rule groups are registered by the rule manager just after readiness.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (rules, v) = loop {
+        let r = client().get(srv.url("/api/v1/rules")).send().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+        let rules: usize = v["data"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["file"].as_str().unwrap_or("").ends_with("rules.yml"))
+            .map(|g| g["rules"].as_array().unwrap().len())
+            .sum();
+        if rules > 0 || std::time::Instant::now() > deadline {
+            break (rules, v);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert_eq!(rules, 4, "{v}");
 }
