@@ -147,19 +147,19 @@ inhibit_rules:
     let e = AmConfig::parse(text, "am.yml").unwrap_err().to_string();
     let lines: Vec<&str> = e.lines().collect();
     let expect = [
-            "am.yml:15: receivers[1]: notification config name \"r\" is not unique",
-            "am.yml:16: receivers[2]: missing name in receiver",
-            "am.yml:18: time_intervals[0].time_intervals[0]: time interval \"t\": times: start time 10:00 cannot be equal or greater than end time 09:00",
-            "am.yml:23: time_intervals[1]: time interval \"t\" is not unique",
-            "am.yml:1: route: root route must not have any matchers",
-            "am.yml:1: route: undefined receiver \"nobody\" used in route",
-            "am.yml:5: route.routes[0]: cannot have wildcard group_by (`...`) and other labels at the same time",
-            "am.yml:9: route.routes[1].routes[0]: undefined receiver \"ghost\" used in route",
-            "am.yml:9: route.routes[1].routes[0]: group_interval cannot be zero",
-            "am.yml:9: route.routes[1].routes[0]: undefined time interval \"never\" used in route",
-            "am.yml:12: route.routes[1].routes[1]: invalid matcher",
-            "am.yml:25: inhibit_rules[0]: source: invalid matcher",
-            "am.yml:25: inhibit_rules[0]: equal: invalid label name \"0x\"",
+            "am.yml:15:3: receivers[1]: notification config name \"r\" is not unique",
+            "am.yml:16:3: receivers[2]: missing name in receiver",
+            "am.yml:20:5: time_intervals[0].time_intervals[0]: time interval \"t\": times: start time 10:00 cannot be equal or greater than end time 09:00",
+            "am.yml:23:3: time_intervals[1]: time interval \"t\" is not unique",
+            "am.yml:1:1: route: root route must not have any matchers",
+            "am.yml:1:1: route: undefined receiver \"nobody\" used in route",
+            "am.yml:5:5: route.routes[0]: cannot have wildcard group_by (`...`) and other labels at the same time",
+            "am.yml:9:7: route.routes[1].routes[0]: undefined receiver \"ghost\" used in route",
+            "am.yml:9:7: route.routes[1].routes[0]: group_interval cannot be zero",
+            "am.yml:9:7: route.routes[1].routes[0]: undefined time interval \"never\" used in route",
+            "am.yml:12:7: route.routes[1].routes[1]: invalid matcher",
+            "am.yml:25:3: inhibit_rules[0]: source: invalid matcher",
+            "am.yml:25:3: inhibit_rules[0]: equal: invalid label name \"0x\"",
         ];
     for x in expect {
         assert!(
@@ -175,7 +175,7 @@ fn root_route_rules() {
     let e = AmConfig::parse("receivers:\n- name: r\n", "a.yml")
         .unwrap_err()
         .to_string();
-    assert_eq!(e, "a.yml: route: no route provided");
+    assert_eq!(e, "a.yml:1:1: route: no route provided");
     let e = AmConfig::parse(
         "route:\n  group_by: [a]\n  mute_time_intervals: [x]\ntime_intervals:\n- name: x\n",
         "a.yml",

@@ -503,19 +503,19 @@ fn load_refuses_unsupported_kinds_missing_secrets_and_bad_templates() {
     assert_eq!(lines.len(), 4, "{e}");
     assert!(
         lines[0].starts_with(&format!(
-            "{file}:4: receivers[0]: receiver \"a\": sns_configs is not supported"
+            "{file}:4:3: receivers[0]: receiver \"a\": sns_configs is not supported"
         )),
         "{e}"
     );
     assert!(
         lines[1].starts_with(&format!(
-            "{file}:7: receivers[1]: receiver \"b\": pagerduty_configs[0]: routing_key_file"
+            "{file}:7:3: receivers[1]: receiver \"b\": pagerduty_configs[0]: routing_key_file"
         )),
         "{e}"
     );
     assert!(
         lines[2].starts_with(&format!(
-            "{file}:10: receivers[2]: receiver \"c\": slack_configs[0]: title: template:"
+            "{file}:10:3: receivers[2]: receiver \"c\": slack_configs[0]: title: template:"
         )) && lines[2].contains("nosuch"),
         "{e}"
     );
