@@ -38,8 +38,10 @@ pub use config::Config;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Boxed: a config error carries every problem of the file, which would make each
+    /// `Result` of the server this large.
     #[error(transparent)]
-    Config(#[from] config::Error),
+    Config(Box<config::Error>),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -48,12 +50,18 @@ pub enum Error {
     #[error("opening the data directory {dir}: {source}")]
     Storage {
         dir: String,
-        source: tocsin_tsdb::Error,
+        source: Box<tocsin_tsdb::Error>,
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<config::Error> for Error {
+    fn from(e: config::Error) -> Self {
+        Error::Config(Box::new(e))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -696,7 +704,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         }
         Err(e) => Err(Error::Storage {
             dir: dir.display().to_string(),
-            source: e,
+            source: Box::new(e),
         }),
     });
     let watcher = tokio::spawn(async move {
