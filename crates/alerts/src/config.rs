@@ -239,6 +239,12 @@ pub struct AmConfig {
     /// integrations, unknown global fields).
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// The directory of the file this was read from: receivers' relative paths (credential
+    /// files, `file_configs`, exec commands) resolve against it, as templates do, so an
+    /// `alertmanager: {file: ...}` in another directory means what it meant to Alertmanager.
+    /// None: the caller's directory (configs built in code).
+    #[serde(skip)]
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for AmConfig {
@@ -259,6 +265,7 @@ impl Default for AmConfig {
             mute_time_intervals: Vec::new(),
             templates: Vec::new(),
             tracing: None,
+            base_dir: None,
             source: MINIMAL_CONFIG.to_string(),
             warnings: Vec::new(),
         }
@@ -297,6 +304,7 @@ impl AmConfig {
             }
         };
         cfg.source = own_text.to_string();
+        cfg.base_dir = Some(crate::config_receivers::base_dir_of(file).to_path_buf());
         let ctx_errs = crate::config_receivers::attach_ctx(
             &mut cfg,
             crate::config_receivers::base_dir_of(file),

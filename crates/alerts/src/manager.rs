@@ -612,6 +612,7 @@ fn build_runtime(cfg: AmConfig, base_dir: &Path, build: &ReceiverBuilder) -> Res
     let inhibitor = Inhibitor::new(&cfg.inhibit_rules)?;
     let intervals = cfg.time_intervals()?;
     let mut receivers = HashMap::new();
+    let base_dir = cfg.base_dir.as_deref().unwrap_or(base_dir);
     for r in &cfg.receivers {
         let n = build(r, base_dir).map_err(|e| match e {
             Error::Config(m) => Error::Config(format!("receiver {:?}: {m}", r.name)),

@@ -156,6 +156,7 @@ pub(crate) fn files(
         .and_then(|f| f.as_str())
         .map(|f| base.join(f).display().to_string());
     for (i, r) in cfg.am.receivers.iter().enumerate() {
+        let base = cfg.am.base_dir.as_deref().unwrap_or(base);
         if let Err(e) = tocsin_alerts::notify::build_receiver(r, base) {
             let msg = e.to_string();
             out.push(match &am_file {

@@ -255,3 +255,28 @@ fn every_api_v1_endpoint_answers_in_the_prometheus_envelope() {
         );
     }
 }
+
+/// With `alertmanager: {file: am/am.yml}`, a receiver's relative paths are relative to am.yml,
+/// as they were for Alertmanager (they were resolved against tocsin.yml's directory).
+#[test]
+fn alertmanager_file_receivers_resolve_paths_against_that_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("am")).unwrap();
+    std::fs::write(dir.path().join("am/hook.url"), "http://127.0.0.1:9/hook\n").unwrap();
+    std::fs::write(
+        dir.path().join("am/am.yml"),
+        "route:\n  receiver: r\nreceivers:\n- name: r\n  webhook_configs:\n  - url_file: hook.url\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("tocsin.yml");
+    std::fs::write(&cfg, "alertmanager:\n  file: am/am.yml\n").unwrap();
+    let out = run(&["check", "config", cfg.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let mut srv = TestServer::start(bin(), &["--config", cfg.to_str().unwrap()]);
+    assert_eq!(srv.stop(), Some(0));
+}
