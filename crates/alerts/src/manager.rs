@@ -225,6 +225,7 @@ impl AlertManager {
         };
         // Alerts kept in the state db from before a restart are routed again, as a reload does.
         let rt = am.runtime.read().clone();
+        am.register_integrations(&rt);
         am.regroup(&rt, now);
         Ok(Arc::new(am))
     }
@@ -257,11 +258,22 @@ impl AlertManager {
         invalid.map_or(Ok(()), Err)
     }
 
+    /// Every configured integration's counters exist from the start at zero, as Alertmanager
+    /// has them, so `rate()` and the mixins' failure ratios work before the first send.
+    fn register_integrations(&self, rt: &Runtime) {
+        for (name, notifiers) in &rt.receivers {
+            for n in notifiers {
+                self.metrics.register(name, n.integration());
+            }
+        }
+    }
+
     /// Applies a new configuration: routes, receivers, inhibition rules and time intervals are
     /// rebuilt; alerts, silences and the notification log stay. Groups are made anew on the new
     /// tree, as Alertmanager does; the notification log keeps them from notifying twice.
     pub fn reload(&self, cfg: AmConfig) -> Result<()> {
         let rt = Arc::new(build_runtime(cfg, &self.base_dir, &self.build_receiver)?);
+        self.register_integrations(&rt);
         self.store.set_resolve_timeout(rt.cfg.resolve_timeout_ms());
         let now = self.clock.now_ms();
         self.regroup(&rt, now);

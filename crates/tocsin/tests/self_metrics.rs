@@ -224,6 +224,12 @@ fn alertmanager_notification_metrics_were_not_exported() {
     )
     .unwrap();
     let srv = TestServer::start(bin(), &["--config", cfg.to_str().unwrap()]);
+    // Configured integrations are counted from the start, before anything was sent.
+    let (_, text) = scrape(&srv, None);
+    assert!(
+        text.contains("alertmanager_notifications_total{integration=\"webhook\"} 0"),
+        "{text}"
+    );
     let now = tocsin_model::time::format_rfc3339_ms(tocsin_testkit::now_ms());
     let r = client()
         .post(srv.url("/api/v2/alerts"))
