@@ -1,4 +1,5 @@
-//! Go's `time.Time` (in UTC) and `time.Duration` as template values: printed as Go prints
+//! Go's `time.Time` (UTC, or a fixed offset with a zone abbreviation, as `time.In` gives) and
+//! `time.Duration` as template values: printed as Go prints
 //! them (`2009-02-13 23:31:30 +0000 UTC`, `1h1m1s`) and with the methods templates call on
 //! them (`.Unix`, `.Format "2006-01-02"`, `.Seconds`, ...).
 
@@ -9,11 +10,16 @@ use crate::value::{Object, Value};
 
 const NANOS: i64 = 1_000_000_000;
 
-/// An instant in UTC with nanosecond precision.
+/// An instant with nanosecond precision, shown in UTC or at a zone's offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Time {
     secs: i64,
     nanos: u32,
+    /// Seconds east of UTC the time is shown at.
+    offset: i32,
+    /// The zone abbreviation (`CET`, `PDT`), at most 8 bytes; empty = `UTC` at offset 0, the
+    /// numeric offset otherwise (as Go prints zones without an abbreviation).
+    zone: [u8; 8],
 }
 
 /// A signed span in nanoseconds.
@@ -57,6 +63,32 @@ impl Time {
         Time {
             secs,
             nanos: nanos.rem_euclid(NANOS) as u32,
+            offset: 0,
+            zone: [0; 8],
+        }
+    }
+
+    /// The same instant shown at `offset` seconds east of UTC under the abbreviation `zone`
+    /// (Go's `t.In(loc)`); an abbreviation longer than 8 bytes is cut.
+    pub fn in_zone(self, offset: i32, zone: &str) -> Time {
+        let mut z = [0u8; 8];
+        let b = zone.as_bytes();
+        let n = b.len().min(8);
+        z[..n].copy_from_slice(&b[..n]);
+        Time {
+            offset,
+            zone: z,
+            ..self
+        }
+    }
+
+    /// The zone's abbreviation as Go prints it for `MST`.
+    fn zone_name(&self) -> String {
+        let n = self.zone.iter().position(|&c| c == 0).unwrap_or(8);
+        match std::str::from_utf8(&self.zone[..n]) {
+            Ok(z) if !z.is_empty() => z.to_string(),
+            _ if self.offset == 0 => "UTC".to_string(),
+            _ => offset_text(self.offset, "+0000"),
         }
     }
 
@@ -79,8 +111,9 @@ impl Time {
     }
 
     fn parts(&self) -> Parts {
-        let days = self.secs.div_euclid(86_400);
-        let sod = self.secs.rem_euclid(86_400);
+        let local = self.secs.saturating_add(i64::from(self.offset));
+        let days = local.div_euclid(86_400);
+        let sod = local.rem_euclid(86_400);
         let (year, month, day) = civil_from_days(days);
         let mut yday = day;
         for m in 1..month {
@@ -104,7 +137,7 @@ impl Time {
         }
     }
 
-    /// Go's `Time.Format` with a Go layout (`2006-01-02T15:04:05Z07:00`), in UTC.
+    /// Go's `Time.Format` with a Go layout (`2006-01-02T15:04:05Z07:00`), at the time's offset.
     pub fn format(&self, layout: &str) -> String {
         let p = self.parts();
         let mut out = String::new();
@@ -155,9 +188,11 @@ impl Time {
                 Chunk::Year => out.push_str(&format!("{:02}", p.year.rem_euclid(100))),
                 Chunk::PM => out.push_str(if p.hour >= 12 { "PM" } else { "AM" }),
                 Chunk::Pm => out.push_str(if p.hour >= 12 { "pm" } else { "am" }),
-                Chunk::TzName => out.push_str("UTC"),
-                Chunk::Iso(n) => out.push_str(&"Z".repeat(usize::from(n > 0))),
-                Chunk::NumTz(s) => out.push_str(s),
+                Chunk::TzName => out.push_str(&self.zone_name()),
+                Chunk::Iso(_) if self.offset == 0 => out.push('Z'),
+                Chunk::Iso(shape) | Chunk::NumTz(shape) => {
+                    out.push_str(&offset_text(self.offset, shape))
+                }
                 Chunk::Frac { sep, digits, trim } => {
                     let f = format!("{:09}", p.nanos);
                     let mut f = f[..digits].to_string();
@@ -175,6 +210,22 @@ impl Time {
             rest = &rest[len..];
         }
         out
+    }
+}
+
+/// An offset in the shape of a layout's UTC rendering (`+00:00`, `+0000`, `+00`, `+00:00:00`,
+/// `+000000`): sign, hours, then minutes and seconds as the shape has them.
+fn offset_text(offset: i32, shape: &str) -> String {
+    let sign = if offset < 0 { '-' } else { '+' };
+    let a = offset.unsigned_abs();
+    let (h, m, sec) = (a / 3600, a / 60 % 60, a % 60);
+    let colon = shape.contains(':');
+    let sep = if colon { ":" } else { "" };
+    let digits = shape.chars().filter(char::is_ascii_digit).count();
+    match digits {
+        2 => format!("{sign}{h:02}"),
+        4 => format!("{sign}{h:02}{sep}{m:02}"),
+        _ => format!("{sign}{h:02}{sep}{m:02}{sep}{sec:02}"),
     }
 }
 
@@ -216,8 +267,8 @@ enum Chunk {
     PM,
     Pm,
     TzName,
-    /// `Z07:00`-style: prints `Z` for UTC.
-    Iso(u8),
+    /// `Z07:00`-style: prints `Z` for UTC, else the offset in the shape given.
+    Iso(&'static str),
     /// `-07:00`-style: the UTC offset text.
     NumTz(&'static str),
     Frac {
@@ -258,11 +309,11 @@ fn next_chunk(s: &str) -> (Chunk, usize) {
         ("-07:00", Chunk::NumTz("+00:00")),
         ("-0700", Chunk::NumTz("+0000")),
         ("-07", Chunk::NumTz("+00")),
-        ("Z07:00:00", Chunk::Iso(1)),
-        ("Z070000", Chunk::Iso(1)),
-        ("Z07:00", Chunk::Iso(1)),
-        ("Z0700", Chunk::Iso(1)),
-        ("Z07", Chunk::Iso(1)),
+        ("Z07:00:00", Chunk::Iso("+00:00:00")),
+        ("Z070000", Chunk::Iso("+000000")),
+        ("Z07:00", Chunk::Iso("+00:00")),
+        ("Z0700", Chunk::Iso("+0000")),
+        ("Z07", Chunk::Iso("+00")),
     ];
     let b = s.as_bytes();
     if let Some(&sep @ (b'.' | b',')) = b.first() {

@@ -194,10 +194,7 @@ pub fn funcs(now_ms: i64) -> Funcs<'static> {
         let t = time_arg(&a[1])?;
         match name {
             "UTC" | "" => Ok(Value::object(t)),
-            other => Err(FuncError::Failed(format!(
-                "time zone {} is not supported (only UTC)",
-                gofmt::quote(other)
-            ))),
+            other => Ok(Value::object(in_zone(t, other)?)),
         }
     });
     f.add("since", move |a| {
@@ -213,6 +210,23 @@ pub fn funcs(now_ms: i64) -> Funcs<'static> {
         Ok(Value::Str(humanize_duration(to_seconds(&a[0])?)))
     });
     f
+}
+
+/// Go's `t.In(time.LoadLocation(name))` for an IANA zone name (`Europe/Berlin`), from the tz
+/// database compiled into chrono-tz.
+fn in_zone(t: Time, name: &str) -> Result<Time, FuncError> {
+    use chrono::{Offset as _, TimeZone as _};
+    use chrono_tz::OffsetName as _;
+    let tz: chrono_tz::Tz = name
+        .parse()
+        .map_err(|_| FuncError::Failed(format!("unknown time zone {}", gofmt::quote(name))))?;
+    let dt = tz
+        .timestamp_opt(t.unix(), t.subsec_nanos())
+        .single()
+        .ok_or_else(|| FuncError::Failed(format!("time out of range for zone {name}")))?;
+    let off = dt.offset();
+    let abbr = off.abbreviation().unwrap_or("").to_string();
+    Ok(t.in_zone(off.fix().local_minus_utc(), &abbr))
 }
 
 #[cfg(test)]
@@ -232,5 +246,23 @@ mod tests {
         );
         assert_eq!(url_unescape("a%20b+c").ok(), Some("a b c".into()));
         assert!(url_unescape("%zz").is_err());
+    }
+
+    #[test]
+    fn tz_shows_the_instant_at_the_zone_offset_with_its_abbreviation() {
+        // 2009-02-13 23:31:30 UTC: winter in Berlin, and a date change in Tokyo.
+        let t = Time::from_unix(1_234_567_890, 0);
+        let layout = "2006-01-02 15:04:05 -0700 MST Z07:00";
+        let berlin = in_zone(t, "Europe/Berlin").unwrap();
+        assert_eq!(
+            berlin.format(layout),
+            "2009-02-14 00:31:30 +0100 CET +01:00"
+        );
+        let tokyo = in_zone(t, "Asia/Tokyo").unwrap();
+        assert_eq!(tokyo.format(layout), "2009-02-14 08:31:30 +0900 JST +09:00");
+        let ny = in_zone(Time::from_unix(1_246_000_000, 0), "America/New_York").unwrap();
+        assert_eq!(ny.format("15:04 MST -07:00"), "03:06 EDT -04:00");
+        assert_eq!(t.format(layout), "2009-02-13 23:31:30 +0000 UTC Z");
+        assert!(in_zone(t, "Mars/Olympus").is_err());
     }
 }
