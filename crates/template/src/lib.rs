@@ -18,6 +18,7 @@ mod error;
 mod exec;
 pub mod gofmt;
 pub mod gotime;
+pub mod humanize;
 mod lex;
 mod parse;
 mod value;

@@ -43,44 +43,7 @@ pub fn title(s: &str) -> String {
 }
 
 /// Go's `%.4g`.
-fn g4(v: f64) -> String {
-    gofmt::format_float(v, 'g', 4)
-}
-
-/// Prometheus's `humanizeDuration` of a number of seconds.
-pub fn humanize_duration(v: f64) -> String {
-    if !v.is_finite() {
-        return g4(v);
-    }
-    if v == 0.0 {
-        return "0s".to_string();
-    }
-    if v.abs() >= 1.0 {
-        let sign = if v < 0.0 { "-" } else { "" };
-        let a = v.abs();
-        let d = a as i64;
-        let (secs, mins, hours, days) = (d % 60, d / 60 % 60, d / 3600 % 24, d / 86_400);
-        return if days != 0 {
-            format!("{sign}{days}d {hours}h {mins}m {secs}s")
-        } else if hours != 0 {
-            format!("{sign}{hours}h {mins}m {secs}s")
-        } else if mins != 0 {
-            format!("{sign}{mins}m {secs}s")
-        } else {
-            format!("{sign}{}s", g4(a))
-        };
-    }
-    let mut x = v;
-    let mut prefix = "";
-    for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
-        if x.abs() >= 1.0 {
-            break;
-        }
-        prefix = p;
-        x *= 1000.0;
-    }
-    format!("{}{prefix}s", g4(x))
-}
+pub use tocsin_template::humanize::humanize_duration;
 
 fn to_seconds(v: &Value) -> Result<f64, FuncError> {
     match v {
