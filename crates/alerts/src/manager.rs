@@ -179,6 +179,8 @@ pub struct AlertManager {
     silences: Silences,
     nflog: NotificationLog,
     metrics: NotifyMetrics,
+    /// Per receiver and group key, held while that group flushes.
+    flush_locks: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Replaced whole on reload, always while holding `dispatcher`, so that an alert is routed
     /// and observed by the inhibitor of one and the same configuration.
     runtime: RwLock<Arc<Runtime>>,
@@ -216,6 +218,7 @@ impl AlertManager {
             silences,
             nflog,
             metrics: NotifyMetrics::default(),
+            flush_locks: parking_lot::Mutex::new(HashMap::new()),
             runtime: RwLock::new(runtime),
             dispatcher: Mutex::new(dispatcher),
             generation: AtomicI64::new(1),
@@ -325,6 +328,12 @@ impl AlertManager {
     async fn flush(&self, rt: &Runtime, job: FlushJob) {
         let ok = match rt.routes.get(job.route) {
             Some(route) => {
+                // One flush of a group at a time, also across a reload (which makes a new
+                // dispatcher that knows nothing of flushes still running): the second waits,
+                // then finds the first's sends in the notification log instead of repeating them.
+                let key = format!("{}\u{0}{}", route.receiver, job.group_key);
+                let lock = Arc::clone(self.flush_locks.lock().entry(key.clone()).or_default());
+                let _held = lock.lock().await;
                 let notifiers = rt
                     .receivers
                     .get(&route.receiver)
@@ -340,7 +349,14 @@ impl AlertManager {
                     clock: self.clock.as_ref(),
                     external_url: &self.external_url,
                 };
-                pipeline::run(&st, route, &job).await
+                let ok = pipeline::run(&st, route, &job).await;
+                drop(_held);
+                let mut locks = self.flush_locks.lock();
+                // Only the map and this flush hold it: nobody waits, so it can go.
+                if Arc::strong_count(&lock) == 2 {
+                    locks.remove(&key);
+                }
+                ok
             }
             None => true,
         };

@@ -118,7 +118,7 @@ fn debian_stock_alertmanager_config_routes_mail_and_pagerduty() {
         r.len() >= 4
     });
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(smtp.messages().len(), 3);
+    assert_eq!(smtp.messages().len(), 3, "server log:\n{}", srv.log_text());
     assert_eq!(pd.requests().len(), 4);
 
     let mut by_rcpt: Vec<(String, String)> = mails
