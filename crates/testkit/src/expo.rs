@@ -36,8 +36,7 @@ pub struct ExpoServer {
     /// PEM of the CA that signed the server certificate (TLS only).
     pub ca_pem: Option<String>,
     shared: Arc<Mutex<Shared>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: crate::loopback::Loopback,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -50,14 +49,6 @@ impl ExpoServer {
             body: body.to_string(),
             requests: Vec::new(),
         }));
-        let std_listener =
-            std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-        std_listener
-            .set_nonblocking(true)
-            .unwrap_or_else(|e| panic!("nonblocking: {e}"));
-        let addr = std_listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("addr: {e}"));
         let (ca_pem, acceptor) = match &opts.tls_names {
             Some(names) => {
                 let (ca, acc) = tls_acceptor(names);
@@ -65,52 +56,34 @@ impl ExpoServer {
             }
             None => (None, None),
         };
-        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
         let sh = shared.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap_or_else(|e| panic!("runtime: {e}"));
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener)
-                    .unwrap_or_else(|e| panic!("listener: {e}"));
-                loop {
-                    let conn = tokio::select! {
-                        c = listener.accept() => c,
-                        _ = &mut stop_rx => return,
-                    };
-                    let Ok((sock, _)) = conn else { continue };
-                    let sh = sh.clone();
-                    let opts = opts.clone();
-                    let acceptor = acceptor.clone();
-                    tokio::spawn(async move {
-                        let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                            let resp = handle(&sh, &opts, &req);
-                            async move { Ok::<_, std::convert::Infallible>(resp) }
-                        });
-                        let builder =
-                            hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                        match acceptor {
-                            Some(acc) => {
-                                if let Ok(tls) = acc.accept(sock).await {
-                                    let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
-                                }
-                            }
-                            None => {
-                                let _ = builder.serve_connection(TokioIo::new(sock), svc).await;
-                            }
+        let server = crate::loopback::Loopback::start(move |sock| {
+            let sh = sh.clone();
+            let opts = opts.clone();
+            let acceptor = acceptor.clone();
+            async move {
+                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let resp = handle(&sh, &opts, &req);
+                    async move { Ok::<_, std::convert::Infallible>(resp) }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                match acceptor {
+                    Some(acc) => {
+                        if let Ok(tls) = acc.accept(sock).await {
+                            let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
                         }
-                    });
+                    }
+                    None => {
+                        let _ = builder.serve_connection(TokioIo::new(sock), svc).await;
+                    }
                 }
-            });
+            }
         });
         ExpoServer {
-            addr,
             ca_pem,
             shared,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            addr: server.addr,
+            _server: server,
         }
     }
 
@@ -121,17 +94,6 @@ impl ExpoServer {
     /// Headers of every request so far (names lower-case).
     pub fn requests(&self) -> Vec<Vec<(String, String)>> {
         lock(&self.shared).requests.clone()
-    }
-}
-
-impl Drop for ExpoServer {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -93,8 +93,7 @@ pub struct SmtpServer {
     /// PEM of the self-signed certificate, for the client to trust (`tls_config.ca_file`).
     pub cert_pem: String,
     shared: Arc<Mutex<Shared>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: crate::loopback::Loopback,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -129,48 +128,23 @@ impl SmtpServer {
             messages: Vec::new(),
             log: Vec::new(),
         }));
-        let std_listener =
-            std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-        std_listener
-            .set_nonblocking(true)
-            .unwrap_or_else(|e| panic!("nonblocking: {e}"));
-        let addr = std_listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("addr: {e}"));
-        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
         let sh = shared.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap_or_else(|e| panic!("runtime: {e}"));
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener)
-                    .unwrap_or_else(|e| panic!("listener: {e}"));
-                loop {
-                    let conn = tokio::select! {
-                        c = listener.accept() => c,
-                        _ = &mut stop_rx => return,
-                    };
-                    let Ok((sock, _)) = conn else { continue };
-                    let (sh, tls, opts) = (sh.clone(), tls.clone(), opts.clone());
-                    tokio::spawn(async move {
-                        let mut log = Vec::new();
-                        let r = session(sock, &tls, &opts, &sh, &mut log).await;
-                        if let Err(e) = r {
-                            log.push(format!("!! {e}"));
-                        }
-                        lock(&sh).log.extend(log);
-                    });
+        let server = crate::loopback::Loopback::start(move |sock| {
+            let (sh, tls, opts) = (sh.clone(), tls.clone(), opts.clone());
+            async move {
+                let mut log = Vec::new();
+                let r = session(sock, &tls, &opts, &sh, &mut log).await;
+                if let Err(e) = r {
+                    log.push(format!("!! {e}"));
                 }
-            });
+                lock(&sh).log.extend(log);
+            }
         });
         SmtpServer {
-            addr,
             cert_pem,
             shared,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            addr: server.addr,
+            _server: server,
         }
     }
 
@@ -203,17 +177,6 @@ impl SmtpServer {
                 lock(&self.shared).log.join("\n")
             );
             std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
         }
     }
 }

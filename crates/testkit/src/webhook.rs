@@ -49,8 +49,7 @@ struct Shared {
 pub struct WebhookCollector {
     pub addr: SocketAddr,
     shared: Arc<Mutex<Shared>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: crate::loopback::Loopback,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -63,84 +62,57 @@ impl WebhookCollector {
             status: 200,
             requests: Vec::new(),
         }));
-        let std_listener =
-            std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-        std_listener
-            .set_nonblocking(true)
-            .unwrap_or_else(|e| panic!("nonblocking: {e}"));
-        let addr = std_listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("addr: {e}"));
-        let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
         let sh = shared.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap_or_else(|e| panic!("runtime: {e}"));
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener)
-                    .unwrap_or_else(|e| panic!("listener: {e}"));
-                loop {
-                    let conn = tokio::select! {
-                        c = listener.accept() => c,
-                        _ = &mut stop_rx => return,
-                    };
-                    let Ok((sock, _)) = conn else { continue };
+        let server = crate::loopback::Loopback::start(move |sock| {
+            let sh = sh.clone();
+            async move {
+                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                     let sh = sh.clone();
-                    tokio::spawn(async move {
-                        let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                            let sh = sh.clone();
-                            async move {
-                                let (parts, body) = req.into_parts();
-                                let body = body
-                                    .collect()
-                                    .await
-                                    .map(|b| b.to_bytes().to_vec())
-                                    .unwrap_or_default();
-                                let rec = Recorded {
-                                    method: parts.method.to_string(),
-                                    path: parts
-                                        .uri
-                                        .path_and_query()
-                                        .map(|p| p.to_string())
-                                        .unwrap_or_default(),
-                                    headers: parts
-                                        .headers
-                                        .iter()
-                                        .map(|(n, v)| {
-                                            (
-                                                n.as_str().to_ascii_lowercase(),
-                                                v.to_str().unwrap_or("").to_string(),
-                                            )
-                                        })
-                                        .collect(),
-                                    body,
-                                    at: SystemTime::now(),
-                                };
-                                let status = {
-                                    let mut g = lock(&sh);
-                                    g.requests.push(rec);
-                                    g.status
-                                };
-                                let mut resp = Response::new(Full::new(Bytes::new()));
-                                *resp.status_mut() =
-                                    StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                                Ok::<_, std::convert::Infallible>(resp)
-                            }
-                        });
-                        let builder =
-                            hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                        let _ = builder.serve_connection(TokioIo::new(sock), svc).await;
-                    });
-                }
-            });
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes().to_vec())
+                            .unwrap_or_default();
+                        let rec = Recorded {
+                            method: parts.method.to_string(),
+                            path: parts
+                                .uri
+                                .path_and_query()
+                                .map(|p| p.to_string())
+                                .unwrap_or_default(),
+                            headers: parts
+                                .headers
+                                .iter()
+                                .map(|(n, v)| {
+                                    (
+                                        n.as_str().to_ascii_lowercase(),
+                                        v.to_str().unwrap_or("").to_string(),
+                                    )
+                                })
+                                .collect(),
+                            body,
+                            at: SystemTime::now(),
+                        };
+                        let status = {
+                            let mut g = lock(&sh);
+                            g.requests.push(rec);
+                            g.status
+                        };
+                        let mut resp = Response::new(Full::new(Bytes::new()));
+                        *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let _ = builder.serve_connection(TokioIo::new(sock), svc).await;
+            }
         });
         WebhookCollector {
-            addr,
             shared,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            addr: server.addr,
+            _server: server,
         }
     }
 
@@ -188,17 +160,6 @@ impl WebhookCollector {
                     .collect::<Vec<_>>()
             );
             std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for WebhookCollector {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
         }
     }
 }
