@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod am;
+pub mod class;
 pub mod error;
 pub mod prom;
 pub mod push;
