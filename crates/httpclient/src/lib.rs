@@ -1,7 +1,15 @@
 //! The HTTP client settings of `prometheus.yml` (`basic_auth`, `authorization`, `bearer_token[_file]`,
 //! `tls_config`, `proxy_url`, `http_headers`, `follow_redirects`) and building a client from them.
 //! Its own crate because scraping, HTTP service discovery, the rule engine's Alertmanager client and
-//! the notification receivers all speak HTTP with the same settings.
+//! the notification receivers all speak HTTP with the same settings. `oauth2` and
+//! `proxy_connect_header` are here too; the client callers get is [`Client`], which adds what
+//! changes per request (an OAuth2 token).
+
+mod client;
+mod oauth2;
+
+pub use client::{Client, RequestBuilder};
+pub use oauth2::OAuth2;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -88,7 +96,7 @@ pub struct HttpClientConfig {
     #[serde(default)]
     pub bearer_token_file: Option<PathBuf>,
     #[serde(default)]
-    pub oauth2: Option<serde_norway::Value>,
+    pub oauth2: Option<OAuth2>,
     #[serde(default)]
     pub tls_config: Option<TlsConfig>,
     #[serde(default)]
@@ -97,8 +105,9 @@ pub struct HttpClientConfig {
     pub no_proxy: Option<String>,
     #[serde(default)]
     pub proxy_from_environment: bool,
+    /// Headers sent to the proxy with CONNECT (tunnelled HTTPS), e.g. `Proxy-Authorization`.
     #[serde(default)]
-    pub proxy_connect_header: Option<serde_norway::Value>,
+    pub proxy_connect_header: BTreeMap<String, Vec<String>>,
     #[serde(default = "yes")]
     pub follow_redirects: bool,
     #[serde(default = "yes")]
@@ -123,7 +132,7 @@ impl Default for HttpClientConfig {
             proxy_url: None,
             no_proxy: None,
             proxy_from_environment: false,
-            proxy_connect_header: None,
+            proxy_connect_header: BTreeMap::new(),
             follow_redirects: true,
             enable_http2: true,
             http_headers: BTreeMap::new(),
@@ -202,13 +211,14 @@ impl HttpClientConfig {
         if self.bearer_token.is_some() || self.bearer_token_file.is_some() {
             auths += 1;
         }
-        if self.oauth2.is_some() {
-            return Err(invalid("oauth2", "oauth2 is not supported yet"));
+        if let Some(o) = &self.oauth2 {
+            auths += 1;
+            o.validate()?;
         }
         if auths > 1 {
             return Err(invalid(
                 "authorization",
-                "at most one of basic_auth, authorization and bearer_token[_file] may be set",
+                "at most one of basic_auth, authorization, oauth2 and bearer_token[_file] may be set",
             ));
         }
         if self.bearer_token.is_some() && self.bearer_token_file.is_some() {
@@ -242,11 +252,35 @@ impl HttpClientConfig {
                 ));
             }
         }
-        if self.proxy_connect_header.is_some() {
-            return Err(invalid(
-                "proxy_connect_header",
-                "proxy_connect_header is not implemented yet; remove it",
-            ));
+        if !self.proxy_connect_header.is_empty() {
+            if self.proxy_url.is_none() {
+                return Err(invalid(
+                    "proxy_connect_header",
+                    if self.proxy_from_environment {
+                        "proxy_connect_header needs proxy_url: with proxy_from_environment the \
+                         proxy comes from the environment and these headers could not be attached \
+                         to it; set proxy_url instead"
+                    } else {
+                        "proxy_connect_header needs proxy_url"
+                    },
+                ));
+            }
+            for (name, vals) in &self.proxy_connect_header {
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    invalid(
+                        "proxy_connect_header",
+                        format!("invalid header name {name:?}"),
+                    )
+                })?;
+                for v in vals {
+                    HeaderValue::from_str(v).map_err(|_| {
+                        invalid(
+                            "proxy_connect_header",
+                            format!("value of {name:?} is not a valid header value"),
+                        )
+                    })?;
+                }
+            }
         }
         if self.no_proxy.is_some() && self.proxy_url.is_none() {
             return Err(invalid("no_proxy", "no_proxy needs proxy_url"));
@@ -367,8 +401,25 @@ impl HttpClientConfig {
         base: &Path,
         timeout: std::time::Duration,
         gzip: bool,
-    ) -> Result<reqwest::Client, HttpConfigError> {
+    ) -> Result<Client, HttpConfigError> {
         self.validate()?;
+        let token = match &self.oauth2 {
+            Some(o) => Some(o.source(base, timeout)?),
+            None => None,
+        };
+        Ok(Client::with_oauth2(
+            self.build_reqwest(base, timeout, gzip)?,
+            token,
+        ))
+    }
+
+    /// reqwest's client with everything that is fixed for the client's life.
+    pub(crate) fn build_reqwest(
+        &self,
+        base: &Path,
+        timeout: std::time::Duration,
+        gzip: bool,
+    ) -> Result<reqwest::Client, HttpConfigError> {
         let mut b = reqwest::Client::builder()
             .default_headers(self.headers(base)?)
             .user_agent(concat!("Tocsin/", env!("CARGO_PKG_VERSION")))
@@ -386,8 +437,27 @@ impl HttpClientConfig {
         }
         b = match &self.proxy_url {
             Some(p) => {
-                let proxy =
+                let mut proxy =
                     reqwest::Proxy::all(p).map_err(|e| invalid("proxy_url", e.to_string()))?;
+                if !self.proxy_connect_header.is_empty() {
+                    let mut h = HeaderMap::new();
+                    for (name, vals) in &self.proxy_connect_header {
+                        let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                            invalid(
+                                "proxy_connect_header",
+                                format!("invalid header name {name:?}"),
+                            )
+                        })?;
+                        for v in vals {
+                            let mut v = HeaderValue::from_str(v).map_err(|_| {
+                                invalid("proxy_connect_header", "value is not a valid header")
+                            })?;
+                            v.set_sensitive(true);
+                            h.append(n.clone(), v);
+                        }
+                    }
+                    proxy = proxy.headers(h);
+                }
                 b.proxy(
                     proxy.no_proxy(
                         self.no_proxy

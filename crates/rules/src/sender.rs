@@ -18,7 +18,7 @@ use crate::manager::AlertSink;
 pub struct AmTarget {
     /// Full URL of the alerts endpoint, e.g. `http://am:9093/prefix/api/v2/alerts`.
     pub url: String,
-    pub client: reqwest::Client,
+    pub client: tocsin_httpclient::Client,
     pub timeout: Duration,
 }
 

@@ -213,7 +213,7 @@ pub struct Alerta {
     cfg: AlertaConfig,
     url: reqwest::Url,
     key: Option<HeaderValue>,
-    client: reqwest::Client,
+    client: tocsin_httpclient::Client,
 }
 
 impl Alerta {

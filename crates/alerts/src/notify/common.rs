@@ -66,7 +66,7 @@ pub(crate) fn build_client(
     base_dir: &Path,
     timeout: Duration,
     what: &str,
-) -> crate::Result<reqwest::Client> {
+) -> crate::Result<tocsin_httpclient::Client> {
     cfg.build_client(base_dir, timeout, false)
         .map_err(|e| crate::Error::Config(format!("{what}: http_config: {e}")))
 }
@@ -216,7 +216,7 @@ pub(crate) fn transport_error(e: reqwest::Error) -> NotifyError {
 
 /// POSTs `body` as JSON; `Ok` on 2xx. Non-2xx become `status_error`.
 pub(crate) async fn post_json(
-    client: &reqwest::Client,
+    client: &tocsin_httpclient::Client,
     url: reqwest::Url,
     body: Vec<u8>,
     extra: Option<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,

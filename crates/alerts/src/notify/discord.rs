@@ -45,7 +45,7 @@ pub struct Discord {
     cfg: DiscordConfig,
     url: String,
     ctx: Arc<ReceiverCtx>,
-    client: reqwest::Client,
+    client: tocsin_httpclient::Client,
 }
 
 impl Discord {

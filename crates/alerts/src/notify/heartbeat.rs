@@ -71,7 +71,7 @@ struct Shared {
     url: reqwest::Url,
     method: HeartbeatMethod,
     interval: Duration,
-    client: reqwest::Client,
+    client: tocsin_httpclient::Client,
     /// Wall-clock ms until which pings are due; 0 = not alive.
     active_until_ms: AtomicI64,
     sent: AtomicU64,

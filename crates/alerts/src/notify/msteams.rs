@@ -36,7 +36,7 @@ pub struct Msteams {
     v2: bool,
     url: String,
     ctx: Arc<ReceiverCtx>,
-    client: reqwest::Client,
+    client: tocsin_httpclient::Client,
 }
 
 impl Msteams {

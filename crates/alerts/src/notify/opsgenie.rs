@@ -73,7 +73,7 @@ pub struct Opsgenie {
     key: String,
     api: String,
     ctx: Arc<ReceiverCtx>,
-    client: reqwest::Client,
+    client: tocsin_httpclient::Client,
 }
 
 impl Opsgenie {

@@ -88,7 +88,7 @@ pub struct Pagerduty {
     url: String,
     details: BTreeMap<String, String>,
     ctx: Arc<ReceiverCtx>,
-    client: reqwest::Client,
+    client: tocsin_httpclient::Client,
 }
 
 fn default_details() -> BTreeMap<String, String> {

@@ -434,7 +434,7 @@ pub struct Pubsub {
     url: reqwest::Url,
     subscription: String,
     shape: IncidentShape,
-    client: reqwest::Client,
+    client: tocsin_httpclient::Client,
 }
 
 impl Pubsub {

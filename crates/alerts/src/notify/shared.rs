@@ -225,7 +225,7 @@ pub(crate) fn status_error(status: reqwest::StatusCode, body: &[u8]) -> NotifyEr
 }
 
 /// Sends a request; `Ok(body)` on 2xx.
-pub(crate) async fn send(req: reqwest::RequestBuilder) -> Result<Vec<u8>, NotifyError> {
+pub(crate) async fn send(req: tocsin_httpclient::RequestBuilder) -> Result<Vec<u8>, NotifyError> {
     let resp = req.send().await.map_err(transport_error)?;
     let status = resp.status();
     let body = resp.bytes().await.unwrap_or_default().to_vec();
@@ -238,7 +238,7 @@ pub(crate) async fn send(req: reqwest::RequestBuilder) -> Result<Vec<u8>, Notify
 
 /// POSTs JSON (Go's encoding) with optional extra headers.
 pub(crate) async fn post_json<T: serde::Serialize>(
-    client: &reqwest::Client,
+    client: &tocsin_httpclient::Client,
     url: &str,
     body: &T,
     headers: &[(&str, String)],
@@ -274,7 +274,7 @@ pub(crate) fn client(
     ctx: &ReceiverCtx,
     own: &Option<HttpClientConfig>,
     what: &str,
-) -> crate::Result<reqwest::Client> {
+) -> crate::Result<tocsin_httpclient::Client> {
     super::common::build_client(
         &ctx.http_config(own),
         &ctx.base_dir,

@@ -109,7 +109,7 @@ pub struct Slack {
     url: String,
     token: Option<String>,
     ctx: Arc<ReceiverCtx>,
-    client: reqwest::Client,
+    client: tocsin_httpclient::Client,
 }
 
 impl Slack {

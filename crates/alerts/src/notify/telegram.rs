@@ -43,7 +43,7 @@ pub struct Telegram {
     cfg: TelegramConfig,
     url: String,
     ctx: Arc<ReceiverCtx>,
-    client: reqwest::Client,
+    client: tocsin_httpclient::Client,
 }
 
 impl Telegram {

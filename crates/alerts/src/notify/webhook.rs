@@ -159,7 +159,7 @@ pub struct Webhook {
     send_resolved: bool,
     max_alerts: u64,
     target: Target,
-    client: reqwest::Client,
+    client: tocsin_httpclient::Client,
 }
 
 impl Webhook {

@@ -220,7 +220,12 @@ impl ScrapeManager {
         }
     }
 
-    fn start_pool(&self, cfg: Arc<ResolvedScrape>, client: reqwest::Client, base: PathBuf) -> Pool {
+    fn start_pool(
+        &self,
+        cfg: Arc<ResolvedScrape>,
+        client: tocsin_httpclient::Client,
+        base: PathBuf,
+    ) -> Pool {
         let (stop_tx, stop_rx) = watch::channel(StopMode::Running);
         let state = Arc::new(PoolState::default());
         let (tx, rx) = mpsc::channel::<(usize, Vec<TargetGroup>)>(16);
@@ -276,7 +281,7 @@ impl TargetsView for ScrapeManager {
 
 struct PoolRunner {
     cfg: Arc<ResolvedScrape>,
-    client: reqwest::Client,
+    client: tocsin_httpclient::Client,
     appendable: Arc<dyn Appendable>,
     metrics: Arc<ScrapeMetrics>,
     metadata: Arc<MetadataStore>,

@@ -69,7 +69,7 @@ impl Cache {
 pub struct ScrapeLoop {
     pub target: Arc<Target>,
     pub cfg: Arc<ResolvedScrape>,
-    pub client: reqwest::Client,
+    pub client: tocsin_httpclient::Client,
     pub appendable: Arc<dyn Appendable>,
     pub metrics: Arc<ScrapeMetrics>,
     parser: Parser,
@@ -91,7 +91,7 @@ impl ScrapeLoop {
     pub fn new(
         target: Arc<Target>,
         cfg: Arc<ResolvedScrape>,
-        client: reqwest::Client,
+        client: tocsin_httpclient::Client,
         appendable: Arc<dyn Appendable>,
         metrics: Arc<ScrapeMetrics>,
     ) -> Self {
