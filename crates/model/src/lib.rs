@@ -2,6 +2,7 @@
 //! fingerprints and the `Clock` that time-driven components take.
 
 pub mod alert;
+pub mod build;
 pub mod clock;
 pub mod duration;
 pub mod error;

@@ -241,6 +241,22 @@ impl Collector for Sources {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         crate::metrics_compat::encode_prometheus(self, &mut e)?;
         crate::metrics_compat::encode_alertmanager(self, &mut e)?;
+        let b = tocsin_model::build::get();
+        family(
+            &mut e,
+            "tocsin_build_info",
+            "Always 1; the labels say what the binary was built from.",
+            prometheus_client::metrics::MetricType::Gauge,
+            &[(
+                vec![
+                    ("version".to_string(), b.version),
+                    ("revision".to_string(), b.revision),
+                    ("branch".to_string(), b.branch),
+                    ("build_date".to_string(), b.date),
+                ],
+                1.0,
+            )],
+        )?;
         if let Some((cpu, rss, vsize)) = process_stats() {
             counter(
                 &mut e,

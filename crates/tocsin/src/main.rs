@@ -20,10 +20,20 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `tocsin --version`: the release, the git revision and when it was built (see build.rs).
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("TOCSIN_GIT_REVISION"),
+    ", built ",
+    env!("TOCSIN_BUILD_DATE"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "tocsin",
-    version,
+    version = LONG_VERSION,
     about = "Metrics monitoring and alerting in one binary"
 )]
 struct Cli {
@@ -139,6 +149,12 @@ fn init_logging(level: &str, format: &str) {
 }
 
 fn main() -> std::process::ExitCode {
+    tocsin_model::build::set(tocsin_model::build::BuildInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        revision: env!("TOCSIN_GIT_REVISION").to_string(),
+        branch: env!("TOCSIN_GIT_BRANCH").to_string(),
+        date: env!("TOCSIN_BUILD_DATE").to_string(),
+    });
     let cli = Cli::parse();
     init_logging(&cli.log_level, &cli.log_format);
     // The flag is checked when pages are faulted in, so arenas mapped before main are covered.

@@ -280,3 +280,20 @@ fn alertmanager_file_receivers_resolve_paths_against_that_file() {
     let mut srv = TestServer::start(bin(), &["--config", cfg.to_str().unwrap()]);
     assert_eq!(srv.stop(), Some(0));
 }
+
+#[test]
+fn version_names_the_git_revision_and_build_date() {
+    let out = run(&["--version"]);
+    assert!(out.status.success());
+    let v = text(&out.stdout);
+    let rev = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .map(|o| text(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    assert!(v.starts_with("tocsin 0."), "{v}");
+    assert!(
+        v.contains(&format!("(revision {rev}, built 20")),
+        "{v} / {rev}"
+    );
+}

@@ -390,6 +390,9 @@ fn status_format_query_exemplars_and_federation() {
     ] {
         assert!(bi[k].is_string(), "{k} in {bi}");
     }
+    // Stamped by build.rs: a 12-digit revision in a checkout, and the build time.
+    assert_eq!(bi["revision"].as_str().unwrap().len(), 12, "{bi}");
+    assert!(bi["buildDate"].as_str().unwrap().ends_with('Z'), "{bi}");
     let rt = ok_data(get(srv, "/api/v1/status/runtimeinfo"));
     assert!(rt["startTime"].as_str().unwrap().ends_with('Z'), "{rt}");
     assert_eq!(rt["reloadConfigSuccess"], true);

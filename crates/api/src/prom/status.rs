@@ -18,16 +18,17 @@ use crate::ApiState;
 pub const PROMETHEUS_COMPAT_VERSION: &str = "2.55.0";
 
 pub async fn buildinfo() -> Response {
+    let b = tocsin_model::build::get();
     success(
         &json!({
             "version": PROMETHEUS_COMPAT_VERSION,
-            "revision": option_env!("TOCSIN_GIT_REVISION").unwrap_or(""),
-            "branch": "",
+            "revision": b.revision,
+            "branch": b.branch,
             "buildUser": "",
-            "buildDate": "",
+            "buildDate": b.date,
             "goVersion": "",
             "application": "tocsin",
-            "tocsinVersion": env!("CARGO_PKG_VERSION"),
+            "tocsinVersion": b.version,
         }),
         &[],
     )
