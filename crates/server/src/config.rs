@@ -73,6 +73,9 @@ pub struct Config {
     /// The HTTP listener: connection cap and timeouts.
     #[serde(default)]
     pub web: crate::limits::WebConfig,
+    /// The server's own metrics written to its storage and the embedded alert rules on them.
+    #[serde(default)]
+    pub self_monitoring: crate::self_monitor::SelfMonitorConfig,
     /// The text this config was parsed from, for `/api/v1/status/config`.
     #[serde(skip)]
     pub source: String,

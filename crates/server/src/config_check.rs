@@ -44,6 +44,9 @@ pub(crate) fn sections(cfg: &mut Config, doc: &Doc, out: &mut Vec<Diagnostic>) {
     cfg.query.settings(cfg.global.evaluation_interval.0, &mut p);
     cfg.limits.silences_checked(&mut p);
     cfg.web.settings_checked(&mut p);
+    if let Err(e) = cfg.self_monitoring.validate() {
+        p.push(split_path(&e));
+    }
     for (f, m) in cfg.global.unsupported() {
         out.push(doc.at_key(&format!("global.{f}"), m));
     }

@@ -14,6 +14,7 @@ pub mod metrics;
 mod metrics_compat;
 pub mod redact;
 pub mod self_alerts;
+pub mod self_monitor;
 mod serve;
 pub mod state_open;
 
@@ -294,6 +295,8 @@ struct Reloader {
     relabel: Arc<alerting::RelabelSink>,
     external_url: String,
     am: Arc<am::AmRuntime>,
+    /// What the self-monitoring writer reads at each tick.
+    self_monitor: Arc<parking_lot::RwLock<self_monitor::SelfMonitorConfig>>,
 }
 
 /// A config checked and resolved down to what the rule side needs, so a reload can fail before
@@ -329,12 +332,13 @@ impl Reloader {
 
     fn rules_setup(&self, cfg: &Config) -> Result<RulesSetup, String> {
         let base = self.base_dir();
-        let groups = alerting::load_groups(
+        let mut groups = alerting::load_groups(
             &cfg.rule_files,
             &base,
             cfg.global.evaluation_interval.0,
             cfg.global.rule_query_offset.map(|d| d.0),
         )?;
+        groups.extend(cfg.self_monitoring.groups()?);
         let alertmanagers = am_targets::prepare(&cfg.alerting, &base)?;
         Ok(RulesSetup {
             groups,
@@ -365,6 +369,7 @@ impl Reloader {
         }
         self.am_discovery.apply(setup.alertmanagers);
         *self.relabel.configs.write() = cfg.alerting.alert_relabel_configs.clone();
+        *self.self_monitor.write() = cfg.self_monitoring.clone();
         self.rules.update(setup.groups, ctx);
     }
 
@@ -612,7 +617,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         scrape: scrape_metrics.clone(),
         reload: reload_metrics.clone(),
         server: server_metrics.clone(),
+        data_dir: opts.data_dir.clone(),
     }));
+    let self_monitor = Arc::new(parking_lot::RwLock::new(cfg.self_monitoring.clone()));
     let (self_alert_task, self_alert_kick) = self_alerts::spawn_builtin(
         relabel.clone(),
         clock.clone(),
@@ -654,9 +661,11 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         relabel,
         external_url,
         am: am_rt.clone(),
+        self_monitor: self_monitor.clone(),
     });
     // Registered now: SIGHUP's default action would kill a server still replaying its WAL.
     let hup = tokio::spawn(sighup_loop(reloader.clone()));
+    let self_store = appendable.clone();
     let api = tocsin_api::router(ApiState {
         appendable,
         deletable: Arc::new(LazyDb(db_cell.clone())),
@@ -689,7 +698,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         )
         .with_state(AppState {
             db: db_cell.clone(),
-            registry,
+            registry: registry.clone(),
             reloader: reloader.clone(),
         })
         .merge(api);
@@ -734,6 +743,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
 
     let mut maintenance = None;
     let mut heartbeat_task = None;
+    let mut self_monitor_task = None;
     let mut fatal = None;
     let ready_wait = async {
         while db_cell.get().is_none() {
@@ -753,6 +763,13 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             self_alert_kick.notify_one();
             am_rt.restore_heartbeats(&LazyDb(db_cell.clone()));
             heartbeat_task = Some(tokio::spawn(am_rt.clone().heartbeat_loop()));
+            self_monitor_task = Some(self_monitor::spawn_writer(
+                registry.clone(),
+                self_store.clone(),
+                clock.clone(),
+                addr.to_string(),
+                self_monitor.clone(),
+            ));
             if let Err(e) = reloader.start() {
                 tracing::error!("starting scrapes: {e}");
             }
@@ -765,6 +782,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     am_discovery.stop();
     sender_task.abort();
     if let Some(t) = heartbeat_task {
+        t.abort();
+    }
+    if let Some(t) = self_monitor_task {
         t.abort();
     }
     alert_manager.shutdown();

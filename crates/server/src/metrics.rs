@@ -23,6 +23,8 @@ pub struct Sources {
     pub sender: Arc<tocsin_rules::sender::AlertmanagerSender>,
     pub am: Arc<crate::am::AmRuntime>,
     pub server: Arc<ServerMetrics>,
+    /// For the free-space gauges of the file system holding it.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// The HTTP listener and start-up, for `tocsin_http_connections*` and
@@ -241,6 +243,35 @@ impl Collector for Sources {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         crate::metrics_compat::encode_prometheus(self, &mut e)?;
         crate::metrics_compat::encode_alertmanager(self, &mut e)?;
+        if let Some((avail, size)) = crate::self_monitor::filesystem_bytes(&self.data_dir) {
+            let path = vec![("path".to_string(), self.data_dir.display().to_string())];
+            family(
+                &mut e,
+                "tocsin_storage_filesystem_avail_bytes",
+                "Bytes available to the server on the file system of its data directory.",
+                prometheus_client::metrics::MetricType::Gauge,
+                &[(path.clone(), avail as f64)],
+            )?;
+            family(
+                &mut e,
+                "tocsin_storage_filesystem_size_bytes",
+                "Size of the file system of the data directory.",
+                prometheus_client::metrics::MetricType::Gauge,
+                &[(path, size as f64)],
+            )?;
+        }
+        let files: Vec<(Vec<(String, String)>, f64)> =
+            tocsin_collect::discovery::file_sd_target_counts()
+                .into_iter()
+                .map(|(f, n)| (vec![("file".to_string(), f)], n as f64))
+                .collect();
+        family(
+            &mut e,
+            "tocsin_sd_file_targets",
+            "Targets listed in each file that file_sd_configs read, as of its last good read.",
+            prometheus_client::metrics::MetricType::Gauge,
+            &files,
+        )?;
         let b = tocsin_model::build::get();
         family(
             &mut e,

@@ -106,12 +106,49 @@ struct FileSig {
     ino: u64,
 }
 
+/// Targets per file of every running file discoverer, keyed by discoverer, for the
+/// `tocsin_sd_file_targets` gauge (an empty file is how a broken generator shows). A discoverer
+/// removes its entries when it stops, so a job removed by a reload leaves no stale gauge.
+static TARGET_COUNTS: parking_lot::Mutex<BTreeMap<(u64, PathBuf), usize>> =
+    parking_lot::Mutex::new(BTreeMap::new());
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Targets in each file any file discoverer read, as of its last good read.
+pub fn file_sd_target_counts() -> BTreeMap<String, usize> {
+    TARGET_COUNTS
+        .lock()
+        .iter()
+        .map(|((_, p), n)| (p.display().to_string(), *n))
+        .collect()
+}
+
+/// This discoverer's entries of [`TARGET_COUNTS`], dropped with it.
+struct Published(u64);
+
+impl Published {
+    fn set(&self, targets: &BTreeMap<PathBuf, usize>) {
+        let mut g = TARGET_COUNTS.lock();
+        g.retain(|(id, _), _| *id != self.0);
+        for (p, n) in targets {
+            g.insert((self.0, p.clone()), *n);
+        }
+    }
+}
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        TARGET_COUNTS.lock().retain(|(id, _), _| *id != self.0);
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     /// Matching files and their signatures as of the last refresh.
     sigs: BTreeMap<PathBuf, FileSig>,
     /// How many groups each file last contributed, so that vanished ones can be emptied.
     counts: BTreeMap<PathBuf, usize>,
+    /// How many targets each file listed at its last good read.
+    targets: BTreeMap<PathBuf, usize>,
 }
 
 impl Discoverer for FileDiscoverer {
@@ -126,6 +163,7 @@ impl Discoverer for FileDiscoverer {
             let mut poll = tokio::time::interval(at_least_1ms(self.poll));
             poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
             let mut state = State::default();
+            let published = Published(NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
             let mut first = true;
             loop {
                 let full = tokio::select! {
@@ -152,6 +190,7 @@ impl Discoverer for FileDiscoverer {
                     }
                 };
                 let Some(update) = update else { continue };
+                published.set(&state.targets);
                 // The first update goes out even when empty, so the receiver knows discovery
                 // has run; after that an empty update carries no news.
                 if (first || !update.is_empty()) && tx.send(update).await.is_err() {
@@ -169,12 +208,14 @@ impl Discoverer for FileDiscoverer {
 fn refresh_files(sigs: BTreeMap<PathBuf, FileSig>, state: &mut State) -> Vec<TargetGroup> {
     let mut update = Vec::new();
     let mut counts = BTreeMap::new();
+    let mut targets = BTreeMap::new();
     for path in sigs.keys() {
         let name = path.to_string_lossy();
         let before = state.counts.get(path).copied().unwrap_or(0);
         match read_file(path) {
             Ok(groups) => {
                 counts.insert(path.clone(), groups.len());
+                targets.insert(path.clone(), groups.iter().map(|g| g.targets.len()).sum());
                 let n = groups.len();
                 update.extend(groups);
                 update.extend(removed_groups(&name, n, before));
@@ -183,6 +224,9 @@ fn refresh_files(sigs: BTreeMap<PathBuf, FileSig>, state: &mut State) -> Vec<Tar
                 tracing::error!("file_sd: {e}; keeping the targets it had before");
                 if before > 0 {
                     counts.insert(path.clone(), before);
+                }
+                if let Some(n) = state.targets.get(path) {
+                    targets.insert(path.clone(), *n);
                 }
             }
         }
@@ -193,6 +237,7 @@ fn refresh_files(sigs: BTreeMap<PathBuf, FileSig>, state: &mut State) -> Vec<Tar
         }
     }
     state.counts = counts;
+    state.targets = targets;
     state.sigs = sigs;
     update
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer};
 use tocsin_model::labels::validate_label_name;
 use tokio::sync::{mpsc, watch};
 
-pub use file::{FileDiscoverer, FileSdConfig};
+pub use file::{file_sd_target_counts, FileDiscoverer, FileSdConfig};
 pub use http::{HttpDiscoverer, HttpSdConfig};
 pub use static_sd::{StaticConfig, StaticDiscoverer};
 
