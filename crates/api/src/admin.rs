@@ -66,11 +66,7 @@ pub async fn delete_series(
 
 /// `POST|PUT /api/v1/admin/tsdb/snapshot[?skip_head=true]`: `{"name": ...}` in the success
 /// envelope.
-pub async fn snapshot(
-    State(st): State<ApiState>,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
+pub async fn snapshot(State(st): State<ApiState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
     let Some(admin) = enabled(&st) else {
         return disabled();
     };
@@ -91,9 +87,7 @@ pub async fn snapshot(
     }
     // Writing the head out and linking block files is disk work.
     match tokio::task::spawn_blocking(move || admin.snapshot(skip_head)).await {
-        Ok(Ok(name)) => {
-            crate::prom::encode::success(&serde_json::json!({ "name": name }), &[])
-        }
+        Ok(Ok(name)) => crate::prom::encode::success(&serde_json::json!({ "name": name }), &[]),
         Ok(Err(e)) => {
             let e = ApiError::from(e);
             PromError::new(e.kind, format!("create snapshot: {}", e.message)).into_response()
@@ -160,6 +154,8 @@ fn delete_inner(st: &ApiState, q: Option<&str>, body: &[u8]) -> Result<(), ApiEr
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
 
     #[test]

@@ -92,8 +92,7 @@ pub async fn guard(State(g): State<Arc<GuardSettings>>, req: Request, next: Next
             return refuse(StatusCode::FORBIDDEN, msg);
         }
     }
-    if let Err(msg) = check_origin(req.method(), req.headers(), host.as_deref(), &g.own_origins)
-    {
+    if let Err(msg) = check_origin(req.method(), req.headers(), host.as_deref(), &g.own_origins) {
         tracing::warn!(method = %req.method(), path = req.uri().path(), "request refused: {msg}");
         return refuse(StatusCode::FORBIDDEN, msg);
     }
@@ -134,7 +133,8 @@ pub async fn guard(State(g): State<Arc<GuardSettings>>, req: Request, next: Next
             )
         }
     };
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 fn refuse(code: StatusCode, msg: String) -> Response {
@@ -143,9 +143,9 @@ fn refuse(code: StatusCode, msg: String) -> Response {
 
 /// `64MB`, `512KB`, or bytes.
 fn fmt_size(n: u64) -> String {
-    if n > 0 && n % (1 << 20) == 0 {
+    if n > 0 && n.is_multiple_of(1 << 20) {
         format!("{}MB", n >> 20)
-    } else if n > 0 && n % (1 << 10) == 0 {
+    } else if n > 0 && n.is_multiple_of(1 << 10) {
         format!("{}KB", n >> 10)
     } else {
         format!("{n} bytes")

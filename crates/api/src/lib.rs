@@ -76,7 +76,12 @@ fn table() -> Vec<routes::Route<ApiState>> {
         r("/api/v1/format_query", Get, Read, query::format_query),
         r("/api/v1/format_query", Post, Read, query::format_query),
         r("/api/v1/query_exemplars", Get, Read, query::query_exemplars),
-        r("/api/v1/query_exemplars", Post, Read, query::query_exemplars),
+        r(
+            "/api/v1/query_exemplars",
+            Post,
+            Read,
+            query::query_exemplars,
+        ),
         r("/api/v1/series", Get, Read, meta::series),
         r("/api/v1/series", Post, Read, meta::series),
         r("/api/v1/labels", Get, Read, meta::labels),

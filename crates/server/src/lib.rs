@@ -33,8 +33,8 @@ use tocsin_storage::Appendable;
 use tocsin_tsdb::Db;
 
 pub use config::Config;
-pub use lifecycle::route_table;
 use lazy_db::LazyDb;
+pub use lifecycle::route_table;
 use status::{flags_map, RulesApi, ServerStatus};
 
 #[derive(Debug, thiserror::Error)]
@@ -437,9 +437,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         }),
         rules: Arc::new(RulesApi(rule_manager.clone(), am_discovery.clone())),
         alertmanager: am_rt.clone(),
-        admin: opts.enable_admin_api.then(|| {
-            Arc::new(LazyDb(db_cell.clone())) as Arc<dyn tocsin_api::admin::TsdbAdmin>
-        }),
+        admin: opts
+            .enable_admin_api
+            .then(|| Arc::new(LazyDb(db_cell.clone())) as Arc<dyn tocsin_api::admin::TsdbAdmin>),
     });
     let quit = lifecycle::Quit::new();
     let app = lifecycle::own_router(AppState {

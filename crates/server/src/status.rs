@@ -8,8 +8,10 @@ use tocsin_tsdb::Db;
 
 use crate::{am_targets, config, redact, Config, Reloader, ServerOptions};
 
-pub(crate) struct RulesApi(pub(crate) Arc<tocsin_rules::RuleManager>,
-    pub(crate) Arc<am_targets::AmDiscovery>);
+pub(crate) struct RulesApi(
+    pub(crate) Arc<tocsin_rules::RuleManager>,
+    pub(crate) Arc<am_targets::AmDiscovery>,
+);
 
 impl tocsin_api::RulesView for RulesApi {
     fn rule_groups(&self) -> Vec<tocsin_rules::GroupSnapshot> {

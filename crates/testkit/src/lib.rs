@@ -182,7 +182,10 @@ impl TestServer {
             if Instant::now() >= deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("server still running after {timeout:?}; log:\n{}", self.log_text());
+                panic!(
+                    "server still running after {timeout:?}; log:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -105,7 +105,8 @@ fn setting(class: Class) -> &'static str {
 fn every_route_is_classified_and_guarded() {
     let table = tocsin_server::route_table();
     assert!(table.len() > 50, "{} routes", table.len());
-    let small = "web:\n  max_body_size:\n    read: 4KB\n    write: 4KB\n    alert: 4KB\n    admin: 4KB\n";
+    let small =
+        "web:\n  max_body_size:\n    read: 4KB\n    write: 4KB\n    alert: 4KB\n    admin: 4KB\n";
     let srv = TestServer::start_with_config(bin(), small, &[]);
     let big = vec![b'x'; 8 << 10];
     for r in &table {
@@ -120,7 +121,10 @@ fn every_route_is_classified_and_guarded() {
                 &srv,
                 m.clone(),
                 &path,
-                &[("Origin", "http://evil.example"), ("Content-Type", "text/plain")],
+                &[
+                    ("Origin", "http://evil.example"),
+                    ("Content-Type", "text/plain"),
+                ],
                 b"{}".to_vec(),
             );
             assert_eq!(code, 403, "{what} from another origin: {body}");
@@ -217,7 +221,10 @@ fn admin_and_lifecycle_are_off_by_default_and_sighup_still_reloads() {
     );
     for path in ["/-/reload", "/-/quit"] {
         let (code, body) = send(&srv, Method::PUT, path, &[], Vec::new());
-        assert_eq!((code, body.as_str()), (403, "Lifecycle API is not enabled."));
+        assert_eq!(
+            (code, body.as_str()),
+            (403, "Lifecycle API is not enabled.")
+        );
     }
     let flags = get_json(&srv, "/api/v1/status/flags");
     assert_eq!(flags["data"]["web.enable-admin-api"], "false");
@@ -292,11 +299,8 @@ fn snapshot_and_clean_tombstones_with_the_admin_flag() {
 
 #[test]
 fn cross_origin_posts_are_refused_and_tools_pass() {
-    let srv = TestServer::start_with_config(
-        bin(),
-        "web:\n  max_body_size:\n    write: 16KB\n",
-        &[],
-    );
+    let srv =
+        TestServer::start_with_config(bin(), "web:\n  max_body_size:\n    write: 16KB\n", &[]);
     let silence = |comment: &str| {
         serde_json::json!({
             "matchers": [{"name": "alertname", "value": "X", "isRegex": false}],

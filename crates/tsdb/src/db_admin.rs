@@ -55,7 +55,11 @@ impl Db {
         let dir = blocks_dir(root);
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         for b in self.blocks() {
-            let name = b.dir().file_name().map(|n| n.to_owned()).unwrap_or_default();
+            let name = b
+                .dir()
+                .file_name()
+                .map(|n| n.to_owned())
+                .unwrap_or_default();
             link_tree(b.dir(), &dir.join(name))?;
         }
         if !skip_head {
@@ -141,7 +145,8 @@ mod tests {
         let mut a = db.appender();
         let l = Labels::from_pairs(&[("__name__", name)]);
         for &t in ts {
-            a.append(&l, t, t as f64, &AppendOptions::default()).unwrap();
+            a.append(&l, t, t as f64, &AppendOptions::default())
+                .unwrap();
         }
         a.commit().unwrap();
     }
