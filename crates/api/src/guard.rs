@@ -4,6 +4,7 @@
 //! the request body size limit of the request's class. What it refuses is answered 403 or 413
 //! with a message naming the rule or the setting, before any handler runs.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::{Body, HttpBody};
@@ -79,6 +80,16 @@ pub struct GuardSettings {
     /// Origins besides the one the `Host` header names that count as this server's own (the
     /// external URL, when a proxy in front rewrites `Host`).
     pub own_origins: Vec<Origin>,
+    /// Counts of refused requests, for `tocsin_http_requests_refused_total`.
+    pub refused: Arc<GuardMetrics>,
+}
+
+/// Requests the guard refused, by reason.
+#[derive(Debug, Default)]
+pub struct GuardMetrics {
+    pub host: AtomicU64,
+    pub origin: AtomicU64,
+    pub body_size: AtomicU64,
 }
 
 /// The middleware; apply with `axum::middleware::from_fn_with_state(Arc::new(settings), guard)`.
@@ -89,15 +100,18 @@ pub async fn guard(State(g): State<Arc<GuardSettings>>, req: Request, next: Next
     if class != Class::Public {
         if let Err(msg) = check_host(&g.allowed_hosts, host.as_deref()) {
             tracing::warn!(host = ?host, path = req.uri().path(), "request refused: {msg}");
+            g.refused.host.fetch_add(1, Ordering::Relaxed);
             return refuse(StatusCode::FORBIDDEN, msg);
         }
     }
     if let Err(msg) = check_origin(req.method(), req.headers(), host.as_deref(), &g.own_origins) {
         tracing::warn!(method = %req.method(), path = req.uri().path(), "request refused: {msg}");
+        g.refused.origin.fetch_add(1, Ordering::Relaxed);
         return refuse(StatusCode::FORBIDDEN, msg);
     }
     let (limit, setting) = g.body.for_class(class);
     let too_large = || {
+        g.refused.body_size.fetch_add(1, Ordering::Relaxed);
         refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(

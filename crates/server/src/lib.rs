@@ -371,6 +371,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         scrape: scrape_metrics.clone(),
         reload: reload_metrics.clone(),
         server: server_metrics.clone(),
+        guard: guards.refused.clone(),
     }));
     let (self_alert_task, self_alert_kick) = self_alerts::spawn_builtin(
         relabel.clone(),

@@ -187,6 +187,7 @@ impl WebSettings {
             body: self.body,
             allowed_hosts: self.allowed_hosts.clone(),
             own_origins,
+            refused: Default::default(),
         })
     }
 }
