@@ -181,6 +181,15 @@ impl WebSettings {
             let o = Origin::of_url(u).ok_or_else(|| {
                 format!("--web.external-url {u:?} is not an absolute URL with a host")
             })?;
+            let bare = o.host.trim_start_matches('[').trim_end_matches(']');
+            if !self.allowed_hosts.is_empty() && !self.allowed_hosts.iter().any(|h| h == bare) {
+                // Not an error: behind a proxy that rewrites Host the public name never arrives.
+                tracing::warn!(
+                    host = bare,
+                    "the --web.external-url host is not in web.allowed_hosts: requests naming it \
+                     in Host will be refused"
+                );
+            }
             own_origins.push(o);
         }
         Ok(GuardSettings {
