@@ -1,7 +1,8 @@
-//! `POST /api/v1/admin/tsdb/delete_series`: deletes samples of series matching `match[]` selectors
-//! within [`start`, `end`], as Prometheus's admin API does. Parameters come from the query string
-//! or a form body. Deleted data disappears from queries at once and from disk at the next
-//! compaction of the affected blocks.
+//! The TSDB admin API, as Prometheus's: `delete_series` deletes samples of series matching
+//! `match[]` selectors within [`start`, `end`] (gone from queries at once, from disk at the next
+//! compaction of the affected blocks or at `clean_tombstones`), `snapshot` copies the data into
+//! `<data>/snapshots/<name>`. Parameters come from the query string or a form body. All of it is
+//! refused (503, as Prometheus answers) unless the server runs with `--web.enable-admin-api`.
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -30,15 +31,92 @@ fn params(query: Option<&str>, body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Snapshots and tombstone cleaning, which only a database with files has.
+pub trait TsdbAdmin: Send + Sync {
+    /// Takes a snapshot and returns its name (the directory under `<data>/snapshots/`).
+    fn snapshot(&self, skip_head: bool) -> tocsin_storage::Result<String>;
+    /// Rewrites the blocks that have tombstones, so deleted data leaves the disk now.
+    fn clean_tombstones(&self) -> tocsin_storage::Result<()>;
+}
+
+/// The answer while the admin API is off: Prometheus's status code, error type and message.
+fn disabled() -> Response {
+    PromError::new(ErrorKind::Unavailable, "admin APIs disabled").into_response()
+}
+
+/// The admin seam when `--web.enable-admin-api` was given.
+fn enabled(st: &ApiState) -> Option<std::sync::Arc<dyn TsdbAdmin>> {
+    st.admin.clone()
+}
+
 pub async fn delete_series(
     State(st): State<ApiState>,
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
+    if enabled(&st).is_none() {
+        return disabled();
+    }
     match delete_inner(&st, q.as_deref(), &body) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         // Under /api/v1 errors come in Prometheus's envelope.
         Err(e) => PromError::new(e.kind, e.message).into_response(),
+    }
+}
+
+/// `POST|PUT /api/v1/admin/tsdb/snapshot[?skip_head=true]`: `{"name": ...}` in the success
+/// envelope.
+pub async fn snapshot(State(st): State<ApiState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+    let Some(admin) = enabled(&st) else {
+        return disabled();
+    };
+    let mut skip_head = false;
+    for (k, v) in params(q.as_deref(), &body) {
+        if k == "skip_head" {
+            skip_head = match parse_bool(&v) {
+                Some(b) => b,
+                None => {
+                    return PromError::new(
+                        ErrorKind::BadData,
+                        format!("invalid parameter \"skip_head\": {v:?} is not a boolean"),
+                    )
+                    .into_response()
+                }
+            };
+        }
+    }
+    // Writing the head out and linking block files is disk work.
+    match tokio::task::spawn_blocking(move || admin.snapshot(skip_head)).await {
+        Ok(Ok(name)) => crate::prom::encode::success(&serde_json::json!({ "name": name }), &[]),
+        Ok(Err(e)) => {
+            let e = ApiError::from(e);
+            PromError::new(e.kind, format!("create snapshot: {}", e.message)).into_response()
+        }
+        Err(e) => PromError::internal(format!("create snapshot: {e}")).into_response(),
+    }
+}
+
+/// `POST|PUT /api/v1/admin/tsdb/clean_tombstones`: 204 once the blocks are rewritten.
+pub async fn clean_tombstones(State(st): State<ApiState>) -> Response {
+    let Some(admin) = enabled(&st) else {
+        return disabled();
+    };
+    match tokio::task::spawn_blocking(move || admin.clean_tombstones()).await {
+        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => {
+            let e = ApiError::from(e);
+            PromError::new(e.kind, format!("clean tombstones: {}", e.message)).into_response()
+        }
+        Err(e) => PromError::internal(format!("clean tombstones: {e}")).into_response(),
+    }
+}
+
+/// Go's `strconv.ParseBool`, which Prometheus uses for boolean parameters.
+fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
     }
 }
 
@@ -76,6 +154,8 @@ fn delete_inner(st: &ApiState, q: Option<&str>, body: &[u8]) -> Result<(), ApiEr
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
 
     #[test]
@@ -87,6 +167,9 @@ mod tests {
         assert_eq!(p[0], ("match[]".into(), "up{job=\"a\"}".into()));
         assert_eq!(parse_time("end", &p[2].1).unwrap(), 2500);
         assert!(parse_time("start", "x").is_err());
+        assert_eq!(parse_bool("true"), Some(true));
+        assert_eq!(parse_bool("0"), Some(false));
+        assert_eq!(parse_bool("yes"), None);
         assert_eq!(
             parse_time("start", "2026-01-02T03:04:05.5Z").unwrap(),
             1_767_323_045_500

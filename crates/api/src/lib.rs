@@ -6,15 +6,16 @@ pub mod admin;
 pub mod am;
 pub mod class;
 pub mod error;
+pub mod guard;
 pub mod prom;
 pub mod push;
+pub mod routes;
 pub mod targets;
 pub mod write;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use axum::Router;
 use tocsin_collect::scrape::{MetadataView, TargetsView};
 use tocsin_storage::{Appendable, Deletable, Queryable};
@@ -40,73 +41,142 @@ pub struct ApiState {
     pub status: Arc<dyn StatusView>,
     pub rules: Arc<dyn RulesView>,
     pub alertmanager: Arc<dyn am::AlertmanagerApi>,
+    /// Snapshots and tombstone cleaning; `None` unless `--web.enable-admin-api`, which also
+    /// gates `delete_series`.
+    pub admin: Option<Arc<dyn admin::TsdbAdmin>>,
 }
 
-/// Largest compressed request body accepted on write endpoints.
+/// Default largest request body on write endpoints (`web.max_body_size.write`).
 pub const MAX_WRITE_BODY: usize = 64 << 20;
 
+/// Every route this crate serves: path, method and the class it is meant to have. The router is
+/// built from the same table.
+pub fn routes() -> Vec<routes::RouteInfo> {
+    routes::infos(&table())
+}
+
+/// The API router. Request bodies are bounded by the guard layer (`guard::guard`, per class),
+/// which the server puts in front of the whole application; axum's own default limit is lifted
+/// so that a larger configured limit is the one that applies.
 pub fn router(state: ApiState) -> Router {
-    use prom::{federate, meta, query, status};
-    Router::new()
-        .route("/api/v1/query", get(query::query).post(query::query))
-        .route(
-            "/api/v1/query_range",
-            get(query::query_range).post(query::query_range),
-        )
-        .route(
-            "/api/v1/format_query",
-            get(query::format_query).post(query::format_query),
-        )
-        .route(
-            "/api/v1/query_exemplars",
-            get(query::query_exemplars).post(query::query_exemplars),
-        )
-        .route("/api/v1/series", get(meta::series).post(meta::series))
-        .route("/api/v1/labels", get(meta::labels).post(meta::labels))
-        .route("/api/v1/label/{name}/values", get(meta::label_values))
-        .route("/api/v1/metadata", get(meta::metadata))
-        .route(
-            "/api/v1/rules",
-            get(prom::rules::rules).post(prom::rules::rules),
-        )
-        .route("/api/v1/alerts", get(prom::rules::alerts))
-        .route("/api/v1/alertmanagers", get(prom::rules::alertmanagers))
-        .route("/api/v1/alerts/history", get(am::history))
-        .route("/api/v2/alerts", get(am::get_alerts).post(am::post_alerts))
-        .route("/api/v2/alerts/groups", get(am::get_groups))
-        .route(
-            "/api/v2/silences",
-            get(am::get_silences).post(am::post_silences),
-        )
-        .route(
-            "/api/v2/silence/{id}",
-            get(am::get_silence).delete(am::delete_silence),
-        )
-        .route("/api/v2/status", get(am::get_status))
-        .route("/api/v2/receivers", get(am::get_receivers))
-        .route("/api/v1/heartbeat/{name}", post(am::post_heartbeat))
-        .route("/api/v1/heartbeats", get(am::get_heartbeats))
-        .route("/api/v1/status/buildinfo", get(status::buildinfo))
-        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
-        .route("/api/v1/status/flags", get(status::flags))
-        .route("/api/v1/status/config", get(status::config))
-        .route("/api/v1/status/tsdb", get(status::tsdb))
-        .route("/federate", get(federate::federate))
-        .route("/api/v1/write", post(write::remote_write))
-        .route("/api/v1/targets", get(targets::targets))
-        .route("/write", post(push::influx_write_v1))
-        .route("/api/v2/write", post(push::influx_write_v2))
-        .route("/ping", get(push::ping).head(push::ping))
-        .route("/query", get(push::influx_query).post(push::influx_query))
-        .route("/api/v1/push", post(push::json_push))
-        .route(
-            "/v3/projects/{project}/timeSeries",
-            post(push::create_time_series),
-        )
-        .route(
-            "/api/v1/admin/tsdb/delete_series",
-            post(admin::delete_series).put(admin::delete_series),
-        )
-        .layer(DefaultBodyLimit::max(MAX_WRITE_BODY))
+    routes::build(table())
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+fn table() -> Vec<routes::Route<ApiState>> {
+    use class::Class::{Admin, Alert, Read, Write};
+    use prom::{federate, meta, query, rules, status};
+    use routes::{route as r, M::*};
+    vec![
+        r("/api/v1/query", Get, Read, query::query),
+        r("/api/v1/query", Post, Read, query::query),
+        r("/api/v1/query_range", Get, Read, query::query_range),
+        r("/api/v1/query_range", Post, Read, query::query_range),
+        r("/api/v1/format_query", Get, Read, query::format_query),
+        r("/api/v1/format_query", Post, Read, query::format_query),
+        r("/api/v1/query_exemplars", Get, Read, query::query_exemplars),
+        r(
+            "/api/v1/query_exemplars",
+            Post,
+            Read,
+            query::query_exemplars,
+        ),
+        r("/api/v1/series", Get, Read, meta::series),
+        r("/api/v1/series", Post, Read, meta::series),
+        r("/api/v1/labels", Get, Read, meta::labels),
+        r("/api/v1/labels", Post, Read, meta::labels),
+        r("/api/v1/label/{name}/values", Get, Read, meta::label_values),
+        r("/api/v1/metadata", Get, Read, meta::metadata),
+        r("/api/v1/rules", Get, Read, rules::rules),
+        r("/api/v1/rules", Post, Read, rules::rules),
+        r("/api/v1/alerts", Get, Read, rules::alerts),
+        r("/api/v1/alertmanagers", Get, Read, rules::alertmanagers),
+        r("/api/v1/alerts/history", Get, Read, am::history),
+        r("/api/v2/alerts", Get, Read, am::get_alerts),
+        r("/api/v2/alerts", Post, Alert, am::post_alerts),
+        r("/api/v2/alerts/groups", Get, Read, am::get_groups),
+        r("/api/v2/silences", Get, Read, am::get_silences),
+        r("/api/v2/silences", Post, Alert, am::post_silences),
+        r("/api/v2/silence/{id}", Get, Read, am::get_silence),
+        r("/api/v2/silence/{id}", Delete, Alert, am::delete_silence),
+        r("/api/v2/status", Get, Read, am::get_status),
+        r("/api/v2/receivers", Get, Read, am::get_receivers),
+        r("/api/v1/heartbeat/{name}", Post, Alert, am::post_heartbeat),
+        r("/api/v1/heartbeats", Get, Read, am::get_heartbeats),
+        r("/api/v1/status/buildinfo", Get, Read, status::buildinfo),
+        r("/api/v1/status/runtimeinfo", Get, Read, status::runtimeinfo),
+        r("/api/v1/status/flags", Get, Read, status::flags),
+        r("/api/v1/status/config", Get, Read, status::config),
+        r("/api/v1/status/tsdb", Get, Read, status::tsdb),
+        r("/federate", Get, Read, federate::federate),
+        r("/api/v1/write", Post, Write, write::remote_write),
+        r("/api/v1/targets", Get, Read, targets::targets),
+        r("/write", Post, Write, push::influx_write_v1),
+        r("/api/v2/write", Post, Write, push::influx_write_v2),
+        r("/ping", Get, Read, push::ping),
+        r("/ping", Head, Read, push::ping),
+        r("/query", Get, Read, push::influx_query),
+        r("/query", Post, Read, push::influx_query),
+        r("/api/v1/push", Post, Write, push::json_push),
+        r(
+            "/v3/projects/{project}/timeSeries",
+            Post,
+            Write,
+            push::create_time_series,
+        ),
+        r(
+            "/api/v1/admin/tsdb/delete_series",
+            Post,
+            Admin,
+            admin::delete_series,
+        ),
+        r(
+            "/api/v1/admin/tsdb/delete_series",
+            Put,
+            Admin,
+            admin::delete_series,
+        ),
+        r("/api/v1/admin/tsdb/snapshot", Post, Admin, admin::snapshot),
+        r("/api/v1/admin/tsdb/snapshot", Put, Admin, admin::snapshot),
+        r(
+            "/api/v1/admin/tsdb/clean_tombstones",
+            Post,
+            Admin,
+            admin::clean_tombstones,
+        ),
+        r(
+            "/api/v1/admin/tsdb/clean_tombstones",
+            Put,
+            Admin,
+            admin::clean_tombstones,
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+
+    /// The class each table entry declares is the one `classify` gives its request, so the auth
+    /// layer and the body limits treat every route as the table says.
+    #[test]
+    fn every_api_route_is_classified_as_declared() {
+        let table = routes();
+        assert!(table.len() > 40);
+        for r in &table {
+            let path = r.example_path("x");
+            assert_eq!(
+                class::classify(&r.method.method(), &path),
+                r.class,
+                "{:?} {}",
+                r.method,
+                r.path
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for r in &table {
+            assert!(seen.insert((r.path, r.method)), "listed twice: {r:?}");
+        }
+    }
 }

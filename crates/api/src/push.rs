@@ -523,6 +523,7 @@ mod tests {
             status: Arc::new(crate::prom::NoStatus),
             rules: Arc::new(crate::prom::NoRules),
             alertmanager: Arc::new(crate::am::NoAlertmanager),
+            admin: None,
         }
     }
 

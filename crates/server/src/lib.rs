@@ -1,7 +1,8 @@
 //! Wiring and lifecycle of `tocsin server`: loads the config, binds the listener, opens the
-//! database in the background (`/-/ready` answers 503 until WAL replay is done), serves the HTTP API
-//! and the optional Graphite listener, runs storage maintenance, and shuts down cleanly on SIGTERM/SIGINT (stop accepting, finish
-//! in-flight requests, flush and close the WAL).
+//! database in the background (`/-/ready` answers 503 until WAL replay is done), serves the HTTP
+//! API behind the request guard (`tocsin_api::guard`) and the optional Graphite listener, runs
+//! storage maintenance, and shuts down cleanly on SIGTERM/SIGINT or `/-/quit` (stop accepting,
+//! finish in-flight requests, flush and close the WAL).
 
 pub mod alerting;
 pub mod am;
@@ -9,6 +10,8 @@ pub mod am_targets;
 pub mod config;
 mod config_check;
 pub mod expo;
+mod lazy_db;
+pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
 mod metrics_compat;
@@ -17,25 +20,23 @@ pub mod self_alerts;
 pub mod self_monitor;
 mod serve;
 pub mod state_open;
+mod status;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use prometheus_client::registry::Registry;
-use tocsin_api::prom::{HeadStatus, RuntimeInfo, StatusView, TsdbStatsView, TsdbStatus};
 use tocsin_api::{ApiState, PushMetrics, QueryState, WriteMetrics};
 use tocsin_collect::scrape::{ScrapeManager, ScrapeMetrics};
-use tocsin_storage::{Appendable, Appender, Querier, Queryable};
+use tocsin_storage::Appendable;
 use tocsin_tsdb::Db;
 
 pub use config::Config;
+use lazy_db::LazyDb;
+pub use lifecycle::route_table;
+use status::{flags_map, RulesApi, ServerStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -75,201 +76,12 @@ pub struct ServerOptions {
     pub maintenance_interval: Duration,
     /// Base of links in alerts; None = `http://<bound address>`.
     pub external_url: Option<String>,
-}
-
-/// Appends go to the database once it is open; before that they fail as unavailable (503).
-struct LazyDb(Arc<OnceLock<Db>>);
-
-struct Unready;
-
-impl Appender for Unready {
-    fn append(
-        &mut self,
-        _: &tocsin_model::Labels,
-        _: i64,
-        _: f64,
-        _: &tocsin_storage::AppendOptions,
-    ) -> tocsin_storage::Result<u64> {
-        Err(tocsin_storage::Error::Unavailable(
-            "storage is not ready yet (WAL replay in progress)".into(),
-        ))
-    }
-    fn append_pairs(&mut self, _: &[(&str, &str)], _: i64, _: f64) -> tocsin_storage::Result<u64> {
-        Err(tocsin_storage::Error::Unavailable(
-            "storage is not ready yet (WAL replay in progress)".into(),
-        ))
-    }
-    fn commit(self: Box<Self>) -> tocsin_storage::Result<tocsin_storage::CommitStats> {
-        Err(tocsin_storage::Error::Unavailable(
-            "storage is not ready yet (WAL replay in progress)".into(),
-        ))
-    }
-    fn rollback(self: Box<Self>) {}
-}
-
-impl tocsin_storage::Deletable for LazyDb {
-    fn delete(
-        &self,
-        mint: i64,
-        maxt: i64,
-        ms: &[tocsin_model::Matcher],
-    ) -> tocsin_storage::Result<u64> {
-        match self.0.get() {
-            Some(db) => tocsin_storage::Deletable::delete(db, mint, maxt, ms),
-            None => Err(tocsin_storage::Error::Unavailable(
-                "storage is not ready yet (WAL replay in progress)".into(),
-            )),
-        }
-    }
-}
-
-fn not_ready() -> tocsin_storage::Error {
-    tocsin_storage::Error::Unavailable("storage is not ready yet (WAL replay in progress)".into())
-}
-
-impl Queryable for LazyDb {
-    fn querier(&self, mint: i64, maxt: i64) -> tocsin_storage::Result<Box<dyn Querier>> {
-        match self.0.get() {
-            Some(db) => db.querier(mint, maxt),
-            None => Err(not_ready()),
-        }
-    }
-}
-
-impl TsdbStatsView for LazyDb {
-    fn tsdb_status(&self, limit: usize) -> tocsin_storage::Result<TsdbStatus> {
-        let db = self.0.get().ok_or_else(not_ready)?;
-        let head = db.head();
-        let hs = head.stats();
-        let ps = head.postings_stats(limit);
-        Ok(TsdbStatus {
-            head: HeadStatus {
-                num_series: hs.series,
-                num_label_pairs: ps.num_label_pairs,
-                chunk_count: hs.chunks_in_memory + hs.chunks_spilled,
-                min_time: hs.min_time,
-                max_time: hs.max_time,
-            },
-            series_count_by_metric_name: ps.series_count_by_metric_name,
-            label_value_count_by_label_name: ps.label_value_count_by_label_name,
-            memory_in_bytes_by_label_name: ps.memory_in_bytes_by_label_name,
-            series_count_by_label_value_pair: ps.series_count_by_label_value_pair,
-        })
-    }
-}
-
-struct RulesApi(Arc<tocsin_rules::RuleManager>, Arc<am_targets::AmDiscovery>);
-
-impl tocsin_api::RulesView for RulesApi {
-    fn rule_groups(&self) -> Vec<tocsin_rules::GroupSnapshot> {
-        self.0.groups()
-    }
-
-    fn alertmanagers(&self) -> (Vec<String>, Vec<String>) {
-        let s = self.1.status();
-        (s.active, s.dropped)
-    }
-}
-
-/// Process and config state for `/api/v1/status/*` and federation.
-struct ServerStatus {
-    reloader: Arc<Reloader>,
-    db: Arc<OnceLock<Db>>,
-    flags: std::collections::BTreeMap<String, String>,
-    start_ms: i64,
-}
-
-impl StatusView for ServerStatus {
-    fn config_yaml(&self) -> String {
-        redact::redact_yaml(&self.reloader.current.lock().source)
-    }
-
-    fn flags(&self) -> std::collections::BTreeMap<String, String> {
-        self.flags.clone()
-    }
-
-    fn runtime_info(&self) -> RuntimeInfo {
-        use std::sync::atomic::Ordering::Relaxed;
-        let m = &self.reloader.metrics;
-        let storage = self.reloader.current.lock().storage.clone();
-        let mut retention = storage.retention_time;
-        if !storage.retention_size.is_empty() {
-            retention = format!("{retention} or {}", storage.retention_size);
-        }
-        RuntimeInfo {
-            start_time_ms: self.start_ms,
-            cwd: std::env::current_dir()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default(),
-            reload_config_success: m.last_ok.load(Relaxed),
-            last_config_time: m.last_success_unix.load(Relaxed),
-            corruption_count: self
-                .db
-                .get()
-                .map_or(0, |db| db.metrics().corruptions_total()),
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
-            storage_retention: retention,
-        }
-    }
-
-    fn external_labels(&self) -> Vec<(String, String)> {
-        self.reloader
-            .current
-            .lock()
-            .global
-            .external_labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
-}
-
-/// `/api/v1/status/flags`: the process flags and the settings Prometheus has as flags, under
-/// Prometheus's names so tools that read them find them.
-fn flags_map(
-    opts: &ServerOptions,
-    cfg: &Config,
-    q: &config::QuerySettings,
-) -> std::collections::BTreeMap<String, String> {
-    let mut f = std::collections::BTreeMap::new();
-    let mut set = |k: &str, v: String| {
-        f.insert(k.to_string(), v);
-    };
-    set(
-        "config.file",
-        opts.config_file
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-    );
-    set("web.listen-address", opts.listen.clone());
-    set("storage.tsdb.path", opts.data_dir.display().to_string());
-    set(
-        "storage.tsdb.retention.time",
-        cfg.storage.retention_time.clone(),
-    );
-    set(
-        "storage.tsdb.retention.size",
-        cfg.storage.retention_size.clone(),
-    );
-    set("query.timeout", cfg.query.timeout.clone());
-    set("query.lookback-delta", cfg.query.lookback_delta.clone());
-    set("query.max-samples", q.engine.max_samples.to_string());
-    set("query.max-concurrency", q.max_concurrency.to_string());
-    set(
-        "maintenance-interval",
-        format!("{}s", opts.maintenance_interval.as_secs_f64()),
-    );
-    f
-}
-
-impl Appendable for LazyDb {
-    fn appender(&self) -> Box<dyn Appender + '_> {
-        match self.0.get() {
-            Some(db) => db.appender(),
-            None => Box::new(Unready),
-        }
-    }
+    /// `--web.enable-admin-api`: delete series, snapshot, clean tombstones.
+    pub enable_admin_api: bool,
+    /// `--web.enable-lifecycle`: `/-/reload` and `/-/quit`.
+    pub enable_lifecycle: bool,
+    /// `--self-monitoring=false`: `self_monitoring.enabled` is forced off at start and reload.
+    pub self_monitoring: bool,
 }
 
 #[derive(Clone)]
@@ -277,6 +89,8 @@ struct AppState {
     db: Arc<OnceLock<Db>>,
     registry: Arc<Registry>,
     reloader: Arc<Reloader>,
+    lifecycle: bool,
+    quit: Arc<lifecycle::Quit>,
 }
 
 /// Holds the running configuration and applies new ones: the whole file is validated first and
@@ -297,6 +111,8 @@ struct Reloader {
     am: Arc<am::AmRuntime>,
     /// What the self-monitoring writer reads at each tick.
     self_monitor: Arc<parking_lot::RwLock<self_monitor::SelfMonitorConfig>>,
+    /// False under `--self-monitoring=false`.
+    self_monitoring_allowed: bool,
 }
 
 /// A config checked and resolved down to what the rule side needs, so a reload can fail before
@@ -322,10 +138,13 @@ impl Reloader {
     }
 
     fn load(&self) -> Result<Config, Error> {
-        let cfg = match &self.config_file {
+        let mut cfg = match &self.config_file {
             Some(p) => Config::load_file(p)?,
             None => Config::load_default_for(&self.self_addr)?,
         };
+        if !self.self_monitoring_allowed {
+            cfg.self_monitoring.enabled = false;
+        }
         cfg.log_warnings();
         Ok(cfg)
     }
@@ -438,62 +257,6 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-async fn reload_handler(State(st): State<AppState>) -> Response {
-    match st.reloader.reload().await {
-        Ok(()) => (StatusCode::OK, "").into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("failed to reload config: {e}\n"),
-        )
-            .into_response(),
-    }
-}
-
-async fn sighup_loop(reloader: Arc<Reloader>) {
-    let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        return;
-    };
-    while s.recv().await.is_some() {
-        tracing::info!("SIGHUP received; reloading the configuration");
-        let _ = reloader.reload().await;
-    }
-}
-
-async fn healthy() -> &'static str {
-    "Tocsin is Healthy.\n"
-}
-
-async fn ready(State(st): State<AppState>) -> Response {
-    if st.db.get().is_some() {
-        (StatusCode::OK, "Tocsin is Ready.\n").into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Service Unavailable: WAL replay in progress\n",
-        )
-            .into_response()
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown signal received; stopping");
-}
-
 /// Runs the server until a shutdown signal or a fatal start-up error.
 pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     // Checked before binding so a bad file fails fast; the default is re-read below with the bound
@@ -516,6 +279,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     ingest_limits.retention_ms = db_opts.retention_ms;
     let silence_limits = cfg.limits.silences(&file)?;
     let web = cfg.web.settings(&file)?;
+    let guards = web
+        .guards(opts.external_url.as_deref())
+        .map_err(Error::Internal)?;
     let server_metrics = Arc::new(metrics::ServerMetrics::default());
     let start_ms = tocsin_collect::scrape::scrape_loop::now_ms();
 
@@ -535,6 +301,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
 
     if opts.config_file.is_none() {
         cfg = Config::load_default_for(&addr.to_string())?;
+    }
+    if !opts.self_monitoring {
+        cfg.self_monitoring.enabled = false;
     }
 
     let db_cell: Arc<OnceLock<Db>> = Arc::new(OnceLock::new());
@@ -618,6 +387,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         reload: reload_metrics.clone(),
         server: server_metrics.clone(),
         data_dir: opts.data_dir.clone(),
+        guard: guards.refused.clone(),
     }));
     let self_monitor = Arc::new(parking_lot::RwLock::new(cfg.self_monitoring.clone()));
     let (self_alert_task, self_alert_kick) = self_alerts::spawn_builtin(
@@ -662,9 +432,10 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         external_url,
         am: am_rt.clone(),
         self_monitor: self_monitor.clone(),
+        self_monitoring_allowed: opts.self_monitoring,
     });
     // Registered now: SIGHUP's default action would kill a server still replaying its WAL.
-    let hup = tokio::spawn(sighup_loop(reloader.clone()));
+    let hup = tokio::spawn(lifecycle::sighup_loop(reloader.clone()));
     let self_store = appendable.clone();
     let api = tocsin_api::router(ApiState {
         appendable,
@@ -687,21 +458,23 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         }),
         rules: Arc::new(RulesApi(rule_manager.clone(), am_discovery.clone())),
         alertmanager: am_rt.clone(),
+        admin: opts
+            .enable_admin_api
+            .then(|| Arc::new(LazyDb(db_cell.clone())) as Arc<dyn tocsin_api::admin::TsdbAdmin>),
     });
-    let app = Router::new()
-        .route("/-/healthy", get(healthy).head(healthy))
-        .route("/-/ready", get(ready).head(ready))
-        .route("/metrics", get(expo::handler))
-        .route(
-            "/-/reload",
-            axum::routing::post(reload_handler).put(reload_handler),
-        )
-        .with_state(AppState {
-            db: db_cell.clone(),
-            registry: registry.clone(),
-            reloader: reloader.clone(),
-        })
-        .merge(api);
+    let quit = lifecycle::Quit::new();
+    let app = lifecycle::own_router(AppState {
+        db: db_cell.clone(),
+        registry: registry.clone(),
+        reloader: reloader.clone(),
+        lifecycle: opts.enable_lifecycle,
+        quit: quit.clone(),
+    })
+    .merge(api)
+    .layer(axum::middleware::from_fn_with_state(
+        Arc::new(guards),
+        tocsin_api::guard::guard,
+    ));
 
     let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<Error>(1);
     let dir = opts.data_dir.clone();
@@ -753,7 +526,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     tokio::select! {
         // A closed channel (start-up succeeded) disables this branch instead of ending the server.
         Some(e) = fatal_rx.recv() => { fatal = Some(e); }
-        _ = shutdown_signal() => {}
+        _ = lifecycle::shutdown_signal(quit.clone()) => {}
         _ = async {
             ready_wait.await;
             if let Some(db) = db_cell.get() {
@@ -773,7 +546,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             if let Err(e) = reloader.start() {
                 tracing::error!("starting scrapes: {e}");
             }
-            shutdown_signal().await;
+            lifecycle::shutdown_signal(quit.clone()).await;
         } => {}
     }
     hup.abort();

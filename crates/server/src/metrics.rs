@@ -25,6 +25,7 @@ pub struct Sources {
     pub server: Arc<ServerMetrics>,
     /// For the free-space gauges of the file system holding it.
     pub data_dir: std::path::PathBuf,
+    pub guard: Arc<tocsin_api::guard::GuardMetrics>,
 }
 
 /// The HTTP listener and start-up, for `tocsin_http_connections*` and
@@ -482,6 +483,19 @@ impl Collector for Sources {
             "tocsin_http_connections_refused",
             "HTTP connections closed at once because web.max_connections were open.",
             ld(&sv.connections_refused),
+        )?;
+        let g = &self.guard;
+        counter_family(
+            &mut e,
+            "tocsin_http_requests_refused",
+            "HTTP requests refused before any handler: Host not in web.allowed_hosts, \
+             cross-origin state change, body over web.max_body_size.",
+            "reason",
+            &[
+                ("host", ld(&g.host)),
+                ("origin", ld(&g.origin)),
+                ("body_size", ld(&g.body_size)),
+            ],
         )?;
         let Some(db) = self.db.get() else {
             return Ok(());

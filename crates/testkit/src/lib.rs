@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Flags that turn on the admin API (delete series, snapshot, clean tombstones) and the lifecycle
+/// endpoints (`/-/reload`, `/-/quit`), which a server refuses by default; pass them in `extra`.
+pub const ADMIN_FLAGS: [&str; 2] = ["--web.enable-admin-api", "--web.enable-lifecycle"];
+
 pub struct TestServer {
     child: Option<Child>,
     pub addr: String,
@@ -79,6 +83,11 @@ impl TestServer {
             .arg(data_dir)
             .arg("--listen-addr-file")
             .arg(&addr_file)
+            // Tests see only the series they wrote unless they ask for self-monitoring.
+            .args(
+                (!extra.iter().any(|a| a.starts_with("--self-monitoring")))
+                    .then_some("--self-monitoring=false"),
+            )
             .args(extra)
             .stdout(Stdio::null())
             .stderr(logf)
@@ -164,6 +173,37 @@ impl TestServer {
         }
         let st = child.wait().ok()?;
         st.code()
+    }
+
+    /// Waits for the process to exit on its own (after `/-/quit`, say); returns its exit code, or
+    /// None if it was killed by a signal. Panics if it still runs after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = child.try_wait().ok().flatten() {
+                return st.code();
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "server still running after {timeout:?}; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends a signal without waiting (SIGHUP, say).
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(c.id() as i32, sig);
+            }
+        }
     }
 
     /// SIGTERM, waiting for a clean exit.

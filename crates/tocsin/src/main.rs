@@ -119,9 +119,20 @@ struct ServerArgs {
     /// How often storage maintenance (block cutting, compaction, retention) runs.
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     maintenance_interval: Duration,
-    /// The URL users reach this server at (alerts' generatorURL and links). Default: http://<listen address>.
-    #[arg(long)]
+    /// The URL users reach this server at (alerts' generatorURL and links; its origin also counts
+    /// as this server's own for the cross-origin check). Default: http://<listen address>.
+    #[arg(long, visible_alias = "web.external-url")]
     external_url: Option<String>,
+    /// Serve the admin API: delete series, snapshot, clean tombstones (off: they answer 503).
+    #[arg(long = "web.enable-admin-api")]
+    enable_admin_api: bool,
+    /// Serve /-/reload and /-/quit over HTTP (off: they answer 403; SIGHUP reloads either way).
+    #[arg(long = "web.enable-lifecycle")]
+    enable_lifecycle: bool,
+    /// `false` turns self-monitoring off whatever `self_monitoring.enabled` says (for servers
+    /// whose storage must hold only what clients wrote, such as tests).
+    #[arg(long = "self-monitoring", default_value_t = true, action = clap::ArgAction::Set)]
+    self_monitoring: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -224,6 +235,9 @@ fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         listen_addr_file: a.listen_addr_file,
         maintenance_interval: a.maintenance_interval,
         external_url: a.external_url,
+        enable_admin_api: a.enable_admin_api,
+        self_monitoring: a.self_monitoring,
+        enable_lifecycle: a.enable_lifecycle,
     }))?;
     Ok(())
 }

@@ -147,7 +147,7 @@ fn routes_show_and_test_read_a_tocsin_yml() {
 
 #[test]
 fn tsdb_dump_and_delete_series_take_rfc3339_times() {
-    let mut srv = TestServer::start(bin(), &[]);
+    let mut srv = TestServer::start(bin(), &tocsin_testkit::ADMIN_FLAGS);
     let t0 = now_ms() / 1000 - 600;
     write(&srv, &format!("d v=1 {t0}\nd v=2 {}\n", t0 + 300));
     let r = client()
@@ -193,7 +193,7 @@ fn tsdb_dump_and_delete_series_take_rfc3339_times() {
 /// errors) answers in the Prometheus envelope, on success and on a bad request alike.
 #[test]
 fn every_api_v1_endpoint_answers_in_the_prometheus_envelope() {
-    let srv = TestServer::start(bin(), &[]);
+    let srv = TestServer::start(bin(), &tocsin_testkit::ADMIN_FLAGS);
     let ok = [
         "/api/v1/query?query=1",
         "/api/v1/query_range?query=1&start=0&end=60&step=15",

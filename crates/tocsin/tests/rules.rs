@@ -67,10 +67,11 @@ impl Setup {
 
     fn start(&self) -> TestServer {
         let cfg = self.dir.path().join("tocsin.yml");
+        // With the lifecycle endpoints: the reload tests post to /-/reload.
         TestServer::start_on(
             bin(),
             &self.dir.path().join("data"),
-            &["--config", cfg.to_str().unwrap()],
+            &["--config", cfg.to_str().unwrap(), "--web.enable-lifecycle"],
         )
     }
 }

@@ -74,7 +74,12 @@ fn start_with_config(yaml: &str) -> Setup {
     let cfg = dir.path().join("tocsin.yml");
     std::fs::write(&cfg, yaml).unwrap();
     let data = dir.path().join("data");
-    let srv = TestServer::start_on(bin(), &data, &["--config", cfg.to_str().unwrap()]);
+    // With the lifecycle endpoints: the reload tests post to /-/reload.
+    let srv = TestServer::start_on(
+        bin(),
+        &data,
+        &["--config", cfg.to_str().unwrap(), "--web.enable-lifecycle"],
+    );
     Setup {
         _dir: dir,
         cfg,

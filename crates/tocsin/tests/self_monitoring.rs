@@ -59,7 +59,7 @@ fn self_metrics_are_stored_and_watchdog_fires_without_any_scrape_job() {
         "self_monitoring: {{interval: 1s}}\nscrape_configs:\n  - job_name: fromfile\n    file_sd_configs: [{{files: ['{}']}}]\n",
         sd.display()
     );
-    let srv = TestServer::start_with_config(bin(), &cfg, &[]);
+    let srv = TestServer::start_with_config(bin(), &cfg, &["--self-monitoring=true"]);
     let g = wait_until(Duration::from_secs(30), "the self-monitoring group", || {
         self_group(&srv)
     });
@@ -117,7 +117,7 @@ fn self_monitoring_switched_off_has_no_group_and_a_reload_turns_it_on() {
     )
     .unwrap();
     let cfg_s = cfg.display().to_string();
-    let srv = TestServer::start(bin(), &["--config", &cfg_s]);
+    let srv = TestServer::start(bin(), &["--config", &cfg_s, "--self-monitoring=true"]);
     // Once our own group has evaluated, the self group would be there and would have written.
     wait_until(
         Duration::from_secs(30),
@@ -152,6 +152,33 @@ fn self_monitoring_switched_off_has_no_group_and_a_reload_turns_it_on() {
     wait_until(Duration::from_secs(30), "self metrics after reload", || {
         (!query(&srv, "tocsin_build_info{job=\"tocsin_self\"}").is_empty()).then_some(())
     });
+}
+
+#[test]
+fn the_flag_switches_self_monitoring_off_over_the_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mine = tmp.path().join("mine.yml");
+    std::fs::write(
+        &mine,
+        "groups: [{name: mine, interval: 1s, rules: [{record: one, expr: vector(1)}]}]\n",
+    )
+    .unwrap();
+    let cfg = format!(
+        "self_monitoring: {{interval: 1s}}\nrule_files: ['{}']\n",
+        mine.display()
+    );
+    let srv = TestServer::start_with_config(bin(), &cfg, &["--self-monitoring=false"]);
+    assert_eq!(
+        get_json(&srv, "/api/v1/status/flags")["data"]["self-monitoring"],
+        "false"
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the user's group to evaluate",
+        || (!query(&srv, "one").is_empty()).then_some(()),
+    );
+    assert!(self_group(&srv).is_none());
+    assert!(query(&srv, "{job=\"tocsin_self\"}").is_empty());
 }
 
 #[test]

@@ -297,7 +297,7 @@ fn out_of_order_samples_are_counted_and_reported() {
 
 #[test]
 fn delete_series_api_removes_matching_data() {
-    let srv = start();
+    let srv = TestServer::start_with_config(bin(), OLD_DATA, &tocsin_testkit::ADMIN_FLAGS);
     for i in 0..3 {
         assert_eq!(post_write(&srv, request(i).0).0, 204);
     }

@@ -747,6 +747,10 @@ impl tocsin_storage::Deletable for Db {
 #[path = "db_append.rs"]
 mod append;
 
+#[path = "db_admin.rs"]
+mod admin;
+pub use admin::SNAPSHOTS_DIR;
+
 #[path = "db_damage.rs"]
 mod damage;
 use damage::count_wal_damage;

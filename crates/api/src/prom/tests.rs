@@ -47,6 +47,7 @@ fn app() -> axum::Router {
         status: Arc::new(NoStatus),
         rules: Arc::new(crate::prom::NoRules),
         alertmanager: Arc::new(crate::am::NoAlertmanager),
+        admin: None,
     })
 }
 
