@@ -139,6 +139,9 @@ impl Notifier for Msteams {
                     "type": "message",
                     "attachments": [{
                         "contentType": "application/vnd.microsoft.card.adaptive",
+                    // Alertmanager sends the key with null; Power Automate flows built on its
+                    // payload may expect it.
+                    "contentUrl": null,
                         "content": {
                             "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
                             "type": "AdaptiveCard",

@@ -103,6 +103,8 @@ struct SendMessage {
     parse_mode: String,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     disable_notification: bool,
+    /// Always true, as Alertmanager sends it: a link in an alert must not expand into a preview.
+    disable_web_page_preview: bool,
 }
 
 fn is_zero(v: &i64) -> bool {
@@ -144,6 +146,7 @@ impl Notifier for Telegram {
                 text: shared::truncate(&text, MAX_MESSAGE).0,
                 parse_mode: mode,
                 disable_notification: c.disable_notifications,
+                disable_web_page_preview: true,
             };
             shared::post_json(&self.client, &self.url, &msg, &[])
                 .await

@@ -273,7 +273,7 @@ async fn discord_telegram_and_teams_payloads() {
     assert_eq!(r.path, "/tg/bot123:abc/sendMessage");
     assert_eq!(
         r.json(),
-        json!({"chat_id": -100, "message_thread_id": 7, "text": "resolved <b>x</b>", "parse_mode": "HTML", "disable_notification": true})
+        json!({"chat_id": -100, "message_thread_id": 7, "text": "resolved <b>x</b>", "parse_mode": "HTML", "disable_notification": true, "disable_web_page_preview": true})
     );
 
     let m = build_one(
@@ -313,6 +313,11 @@ async fn discord_telegram_and_teams_payloads() {
         v["attachments"][0]["contentType"],
         "application/vnd.microsoft.card.adaptive"
     );
+    assert!(v["attachments"][0]["contentUrl"].is_null());
+    assert!(v["attachments"][0]
+        .as_object()
+        .unwrap()
+        .contains_key("contentUrl"));
     assert_eq!(card["type"], "AdaptiveCard");
     assert_eq!(card["body"][0]["text"], SUBJECT_RESOLVED);
     assert_eq!(card["body"][0]["color"], "Good");
