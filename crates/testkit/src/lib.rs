@@ -276,3 +276,26 @@ pub fn dump_lines(bin: &Path, dir: &Path, args: &[&str]) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// GET `path` and parse its JSON body, asserting a 200.
+pub fn get_json(srv: &TestServer, path: &str) -> serde_json::Value {
+    let r = client()
+        .get(srv.url(path))
+        .send()
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    assert_eq!(r.status().as_u16(), 200, "{path}");
+    let text = r.text().unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: {e}: {text}"))
+}
+
+/// Polls `f` until it returns `Some`, failing the test after `timeout` with `what`.
+pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

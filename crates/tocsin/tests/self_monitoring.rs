@@ -5,30 +5,13 @@
 //! in crates/server/src/self_rules.test.yml, run here too.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use tocsin_testkit::{client, TestServer};
+use tocsin_testkit::{client, get_json, wait_until, TestServer};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tocsin"))
-}
-
-fn get_json(srv: &TestServer, path: &str) -> Value {
-    let r = client().get(srv.url(path)).send().unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{path}");
-    serde_json::from_str(&r.text().unwrap()).unwrap()
-}
-
-fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn query(srv: &TestServer, q: &str) -> Vec<Value> {
