@@ -16,6 +16,7 @@ pub mod redact;
 pub mod self_alerts;
 mod serve;
 pub mod state_open;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -52,6 +53,8 @@ pub enum Error {
         dir: String,
         source: Box<tocsin_tsdb::Error>,
     },
+    #[error("web config file:\n{0}")]
+    WebConfig(tocsin_confdiag::Diagnostics),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -74,6 +77,8 @@ pub struct ServerOptions {
     pub maintenance_interval: Duration,
     /// Base of links in alerts; None = `http://<bound address>`.
     pub external_url: Option<String>,
+    /// `--web.config.file`: TLS, authentication and response headers (Prometheus's format).
+    pub web_config_file: Option<PathBuf>,
 }
 
 /// Appends go to the database once it is open; before that they fail as unavailable (503).
@@ -512,6 +517,11 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let silence_limits = cfg.limits.silences(&file)?;
     let web = cfg.web.settings(&file)?;
     let server_metrics = Arc::new(metrics::ServerMetrics::default());
+    let web_rt = Arc::new(match &opts.web_config_file {
+        Some(p) => web::WebRuntime::load(p, server_metrics.clone()).map_err(Error::WebConfig)?,
+        None => web::WebRuntime::disabled(server_metrics.clone()),
+    });
+    let scheme = if web_rt.current().tls.is_some() { "https" } else { "http" };
     let start_ms = tocsin_collect::scrape::scrape_loop::now_ms();
 
     let listener = tokio::net::TcpListener::bind(&opts.listen)
@@ -546,7 +556,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let external_url = opts
         .external_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"))
+        .unwrap_or_else(|| format!("{scheme}://{addr}"))
         .trim_end_matches('/')
         .to_string();
     let appendable: Arc<dyn Appendable> = Arc::new(limits::GuardedAppendable {
@@ -693,6 +703,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             reloader: reloader.clone(),
         })
         .merge(api);
+    let app = web::auth::layer(app, web_rt.clone());
 
     let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<Error>(1);
     let dir = opts.data_dir.clone();
@@ -729,6 +740,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         app,
         web,
         server_metrics.clone(),
+        web_rt,
         stop_rx,
     ));
 

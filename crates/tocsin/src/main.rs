@@ -112,6 +112,10 @@ struct ServerArgs {
     /// The URL users reach this server at (alerts' generatorURL and links). Default: http://<listen address>.
     #[arg(long)]
     external_url: Option<String>,
+    /// Web configuration file (Prometheus's web config format): TLS, basic-auth users, response
+    /// headers, and Tocsin's bearer tokens, allowed networks and roles. Re-read when it changes.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -208,6 +212,7 @@ fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         listen_addr_file: a.listen_addr_file,
         maintenance_interval: a.maintenance_interval,
         external_url: a.external_url,
+        web_config_file: a.web_config_file,
     }))?;
     Ok(())
 }

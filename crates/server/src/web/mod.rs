@@ -1,0 +1,189 @@
+//! The web configuration at run time: the file given by `--web.config.file` loaded into the
+//! settings in force (TLS, response headers, credentials and networks), and reloaded when the
+//! file or any file it names (certificates, client CA, token files) changes. Changes are noticed
+//! by comparing modification times at most once a second, on the next connection or request, so
+//! a rotated certificate or a new user needs no restart; a new file that does not load is logged
+//! and the old settings stay in force.
+
+pub mod auth;
+pub mod config;
+pub mod tls;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::http::{HeaderName, HeaderValue};
+use tocsin_confdiag::Diagnostics;
+
+pub use config::WebConfig;
+
+use crate::metrics::ServerMetrics;
+
+/// How often file changes are looked for.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Settings in force: a loaded config and what is built from it.
+pub struct Active {
+    pub cfg: WebConfig,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Successful password checks; new with each load, so a changed hash is checked again.
+    pub cache: auth::Cache,
+}
+
+impl Active {
+    fn build(cfg: WebConfig) -> Result<Active, String> {
+        let tls = match &cfg.tls {
+            None => None,
+            Some(t) => Some(tls::server_config(t).map_err(|(f, m)| format!("{f}: {m}"))?),
+        };
+        let headers = cfg
+            .headers
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    HeaderName::from_bytes(k.as_bytes()).ok()?,
+                    HeaderValue::from_str(v).ok()?,
+                ))
+            })
+            .collect();
+        Ok(Active {
+            cfg,
+            tls,
+            headers,
+            cache: auth::Cache::default(),
+        })
+    }
+}
+
+/// What identifies a version of a file: a change of any part is a change of the file.
+type Stamp = Option<(SystemTime, u64, u64)>;
+
+fn stamp(p: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
+
+struct Watch {
+    last_check: Instant,
+    files: Vec<(PathBuf, Stamp)>,
+}
+
+pub struct WebRuntime {
+    path: Option<PathBuf>,
+    active: parking_lot::RwLock<Arc<Active>>,
+    watch: parking_lot::Mutex<Watch>,
+    pub metrics: Arc<ServerMetrics>,
+}
+
+impl WebRuntime {
+    /// No web config file: plain HTTP, no authentication, as before.
+    pub fn disabled(metrics: Arc<ServerMetrics>) -> WebRuntime {
+        WebRuntime {
+            path: None,
+            active: parking_lot::RwLock::new(Arc::new(Active {
+                cfg: WebConfig::default(),
+                tls: None,
+                headers: Vec::new(),
+                cache: auth::Cache::default(),
+            })),
+            watch: parking_lot::Mutex::new(Watch {
+                last_check: Instant::now(),
+                files: Vec::new(),
+            }),
+            metrics,
+        }
+    }
+
+    /// Loads `path`; any problem is a start-up error.
+    pub fn load(path: &Path, metrics: Arc<ServerMetrics>) -> Result<WebRuntime, Diagnostics> {
+        let files = watched_stamps(path, &[]);
+        let cfg = WebConfig::load(path)?;
+        for w in &cfg.warnings {
+            tracing::warn!(file = %path.display(), "{w}");
+        }
+        let files = watched_stamps_with(files, &cfg.watched);
+        let active = Active::build(cfg).map_err(|m| {
+            Diagnostics(vec![tocsin_confdiag::Diagnostic::new(
+                &path.display().to_string(),
+                None,
+                "",
+                m,
+            )])
+        })?;
+        Ok(WebRuntime {
+            path: Some(path.to_path_buf()),
+            active: parking_lot::RwLock::new(Arc::new(active)),
+            watch: parking_lot::Mutex::new(Watch {
+                last_check: Instant::now(),
+                files,
+            }),
+            metrics,
+        })
+    }
+
+    /// The settings in force, reloaded first if a watched file changed (checked at most once a
+    /// second; a caller that finds another checking does not wait).
+    pub fn current(&self) -> Arc<Active> {
+        if let Some(path) = &self.path {
+            if let Some(mut w) = self.watch.try_lock() {
+                if w.last_check.elapsed() >= CHECK_EVERY {
+                    w.last_check = Instant::now();
+                    if w.files.iter().any(|(p, s)| stamp(p) != *s) {
+                        self.reload(path, &mut w);
+                    }
+                }
+            }
+        }
+        self.active.read().clone()
+    }
+
+    fn reload(&self, path: &Path, w: &mut Watch) {
+        // Stamped before reading, so a change made during the load is seen at the next check.
+        let before = watched_stamps(path, &[]);
+        match WebConfig::load(path).and_then(|cfg| {
+            let watched = cfg.watched.clone();
+            let a = Active::build(cfg).map_err(|m| {
+                Diagnostics(vec![tocsin_confdiag::Diagnostic::new(
+                    &path.display().to_string(),
+                    None,
+                    "",
+                    m,
+                )])
+            })?;
+            Ok((a, watched))
+        }) {
+            Ok((a, watched)) => {
+                for warning in &a.cfg.warnings {
+                    tracing::warn!(file = %path.display(), "{warning}");
+                }
+                w.files = watched_stamps_with(before, &watched);
+                *self.active.write() = Arc::new(a);
+                tracing::info!(file = %path.display(), "web configuration reloaded");
+            }
+            Err(e) => {
+                // Keep watching the files of the settings in force and the new stamps, so the
+                // error is logged once per change, not once a second.
+                let watched = self.active.read().cfg.watched.clone();
+                w.files = watched_stamps_with(before, &watched);
+                tracing::error!(
+                    file = %path.display(),
+                    "web configuration reload failed; keeping the old settings:\n{e}"
+                );
+            }
+        }
+    }
+}
+
+fn watched_stamps(path: &Path, more: &[PathBuf]) -> Vec<(PathBuf, Stamp)> {
+    watched_stamps_with(vec![(path.to_path_buf(), stamp(path))], more)
+}
+
+fn watched_stamps_with(mut v: Vec<(PathBuf, Stamp)>, more: &[PathBuf]) -> Vec<(PathBuf, Stamp)> {
+    for p in more {
+        v.push((p.clone(), stamp(p)));
+    }
+    v
+}
