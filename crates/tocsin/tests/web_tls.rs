@@ -330,3 +330,55 @@ fn debian_amtool_with_basic_auth_lists_alerts_and_adds_a_silence() {
     let (ok, out) = amtool(&dir, &url, &["silence", "query"]);
     assert!(ok && out.contains("maintenance"), "silence query: {out}");
 }
+
+/// Reads until the server closes the connection; how long that took (panics past `limit`).
+fn time_to_close(s: &mut std::net::TcpStream, limit: Duration) -> Duration {
+    use std::io::Read;
+    s.set_read_timeout(Some(limit)).unwrap();
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return start.elapsed(),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return start.elapsed(),
+            Err(e) => panic!("connection still open after {:?}: {e}", start.elapsed()),
+        }
+    }
+}
+
+#[test]
+fn tls_handshake_never_started_is_bounded_and_counts_against_the_connection_limit() {
+    let pki = Pki::new("test CA");
+    let dir = WebDir::new();
+    dir.write_server_cert(&pki, &pki.server("tocsin"));
+    let web = dir.config(TLS_WEB);
+    let cfg = dir.write(
+        "tocsin.yml",
+        "web:\n  header_read_timeout: 1s\n  max_connections: 3\n",
+    );
+    let cfg = cfg.display().to_string();
+    let srv = TestServer::start_tls(
+        bin(),
+        &["--config", &cfg, "--web.config.file", &web],
+        pki.client_tls(None),
+    );
+    // Let the readiness probe's connection close.
+    std::thread::sleep(Duration::from_millis(300));
+    // Clients that connect and never start the handshake hold slots until the timeout.
+    let mut silent: Vec<_> = (0..3)
+        .map(|_| std::net::TcpStream::connect(&srv.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = std::net::TcpStream::connect(&srv.addr).unwrap();
+    let took = time_to_close(&mut extra, Duration::from_secs(1));
+    assert!(took < Duration::from_millis(900), "the 4th connection was kept: {took:?}");
+    for s in &mut silent {
+        let took = time_to_close(s, Duration::from_secs(10));
+        assert!(took < Duration::from_secs(5), "handshake not bounded: {took:?}");
+    }
+    // Slots are free again.
+    eventually(10, "a TLS request to succeed", || {
+        srv.client().get(srv.url("/-/healthy")).send().is_ok()
+    });
+}

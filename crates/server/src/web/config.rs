@@ -545,3 +545,83 @@ fn check_tls(
     s.curves = t.curve_preferences.clone();
     (errs.len() == n0).then_some(s)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<WebConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.token"), "tok\n").unwrap();
+        WebConfig::parse(text, "web.yml", dir.path()).map_err(|e| e.to_string())
+    }
+
+    const HASH: &str = "$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG";
+
+    #[test]
+    fn prometheus_file_unchanged_gives_users_every_role() {
+        let c = parse(&format!(
+            "basic_auth_users:\n  alice: {HASH}\nhttp_server_config:\n  headers:\n    x-frame-options: SAMEORIGIN\n"
+        ))
+        .unwrap();
+        assert!(c.auth_enabled());
+        assert_eq!(c.users["alice"].roles, Roles::all());
+        assert_eq!(
+            c.headers,
+            vec![("X-Frame-Options".to_string(), "SAMEORIGIN".to_string())]
+        );
+        // http2 left at Prometheus's default: accepted, with a word that we serve HTTP/1.1.
+        assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    fn empty_file_and_tls_only_leave_access_open() {
+        assert!(!parse("").unwrap().auth_enabled());
+        // No certificate: Prometheus serves plain HTTP.
+        assert!(parse("tls_server_config: {}\n").unwrap().tls.is_none());
+    }
+
+    #[test]
+    fn tokens_networks_and_roles() {
+        let c = parse(
+            "bearer_tokens:\n  - token_file: t.token\n    roles: [write]\nallow:\n  - networks: [10.1.0.0/16, '2001:db8::/32', 192.168.1.7]\n    roles: [read, alert]\n",
+        )
+        .unwrap();
+        assert_eq!(c.tokens[0].secret, "tok");
+        assert_eq!(c.tokens[0].name, "t.token");
+        let r = c.network_roles("10.1.2.3".parse().unwrap()).unwrap();
+        assert!(r.allows(Class::Read) && r.allows(Class::Alert) && !r.allows(Class::Admin));
+        assert!(c.network_roles("2001:db8::1".parse().unwrap()).is_some());
+        assert!(c.network_roles("::ffff:10.1.0.9".parse().unwrap()).is_some());
+        assert!(c.network_roles("192.168.1.7".parse().unwrap()).is_some());
+        assert!(c.network_roles("192.168.1.8".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn tls_settings_refused_with_positions() {
+        let e = parse(
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAndVerifyClientCert\n  curve_preferences: [CurveP521]\n  max_version: TLS12\n  min_version: TLS13\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("web.yml:4:21: tls_server_config.client_auth_type: RequireAndVerifyClientCert needs client_ca_file"), "{e}");
+        assert!(e.contains("web.yml:5:23: tls_server_config.curve_preferences[0]: curve \"CurveP521\" is not available"), "{e}");
+        assert!(e.contains("tls_server_config.max_version: max_version is below min_version"), "{e}");
+        let e = parse("tls_server_config:\n  cert_file: a\n").unwrap_err();
+        assert!(e.contains("missing key_file"), "{e}");
+        let e = parse("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n").unwrap_err();
+        assert!(e.contains("client_auth_type is NoClientCert"), "{e}");
+        let e = parse("rate_limit:\n  interval: 1s\n").unwrap_err();
+        assert!(e.contains("web.yml:1:1: rate_limit: not implemented"), "{e}");
+    }
+
+    #[test]
+    fn roles_are_checked() {
+        let e = parse(&format!(
+            "basic_auth_users:\n  a: {HASH}\nbasic_auth_roles:\n  a: []\nallow:\n  - networks: [127.0.0.1]\n    roles: [admn]\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("basic_auth_roles.a: lists no role"), "{e}");
+        assert!(e.contains("did you mean \"admin\"?"), "{e}");
+    }
+}
