@@ -58,6 +58,8 @@ enum BenchCmd {
     Lineproto(bench::lineproto::LineprotoArgs),
     /// Time PromQL queries in process over a data directory.
     Query(bench::query::QueryArgs),
+    /// GET one URL in a closed loop (keep-alive, optional basic auth and CA) and print req/s.
+    Http(bench::http::HttpArgs),
 }
 
 #[derive(Subcommand)]
@@ -161,6 +163,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Bench(BenchCmd::Targets(a)) => done(bench::targets::run(a)),
         Cmd::Bench(BenchCmd::Lineproto(a)) => done(bench::lineproto::run(a)),
         Cmd::Bench(BenchCmd::Query(a)) => done(bench::query::run(a)),
+        Cmd::Bench(BenchCmd::Http(a)) => done(bench::http::run(a)),
     };
     res.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
