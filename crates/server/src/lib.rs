@@ -517,11 +517,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let silence_limits = cfg.limits.silences(&file)?;
     let web = cfg.web.settings(&file)?;
     let server_metrics = Arc::new(metrics::ServerMetrics::default());
-    let web_rt = Arc::new(match &opts.web_config_file {
-        Some(p) => web::WebRuntime::load(p, server_metrics.clone()).map_err(Error::WebConfig)?,
-        None => web::WebRuntime::disabled(server_metrics.clone()),
-    });
-    let scheme = if web_rt.current().tls.is_some() { "https" } else { "http" };
+    let web_rt = web::WebRuntime::start(opts.web_config_file.as_deref(), &server_metrics)
+        .map_err(Error::WebConfig)?;
     let start_ms = tocsin_collect::scrape::scrape_loop::now_ms();
 
     let listener = tokio::net::TcpListener::bind(&opts.listen)
@@ -556,7 +553,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let external_url = opts
         .external_url
         .clone()
-        .unwrap_or_else(|| format!("{scheme}://{addr}"))
+        .unwrap_or_else(|| format!("{}://{addr}", web_rt.scheme()))
         .trim_end_matches('/')
         .to_string();
     let appendable: Arc<dyn Appendable> = Arc::new(limits::GuardedAppendable {

@@ -212,7 +212,9 @@ async fn authenticate(
     }
     let hash = found.map_or(DUMMY_HASH.to_string(), |u| u.hash.clone());
     let pass = pass.to_string();
-    // bcrypt takes tens of milliseconds by design: off the async workers.
+    // bcrypt takes tens of milliseconds by design: off the async workers, and a few at a time,
+    // so a flood of wrong passwords queues instead of taking every core.
+    let _permit = bcrypt_slots().acquire().await;
     let ok = tokio::task::spawn_blocking(move || bcrypt::verify(pass, &hash).unwrap_or(false))
         .await
         .unwrap_or(false);
@@ -224,6 +226,14 @@ async fn authenticate(
             Ok((format!("user {user:?}"), u.roles.clone()))
         }
     }
+}
+
+fn bcrypt_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tokio::sync::Semaphore::new(n.max(1))
+    })
 }
 
 /// Compares without returning early, so the time taken does not tell how much of a guessed

@@ -79,6 +79,26 @@ pub struct WebRuntime {
 }
 
 impl WebRuntime {
+    /// The runtime for `--web.config.file` (None: plain HTTP, no authentication).
+    pub fn start(
+        path: Option<&Path>,
+        metrics: &Arc<ServerMetrics>,
+    ) -> Result<Arc<WebRuntime>, Diagnostics> {
+        Ok(Arc::new(match path {
+            Some(p) => WebRuntime::load(p, metrics.clone())?,
+            None => WebRuntime::disabled(metrics.clone()),
+        }))
+    }
+
+    /// `https` when TLS is in force, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.active.read().tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// No web config file: plain HTTP, no authentication, as before.
     pub fn disabled(metrics: Arc<ServerMetrics>) -> WebRuntime {
         WebRuntime {
