@@ -3,6 +3,8 @@
 //! each role against each access class, the failed-login metric, response headers, reloading the
 //! file when it changes, and `tocsin check web-config`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod web_common;
 
 use std::net::IpAddr;
@@ -128,7 +130,10 @@ fn each_role_allowed_and_refused_on_each_class() {
         if class == "write" {
             assert!(s != 401 && s != 403, "token on write: {s}: {body}");
         } else {
-            assert!(refused_by_role(s, &body, class), "token on {class}: {s} {body}");
+            assert!(
+                refused_by_role(s, &body, class),
+                "token on {class}: {s} {body}"
+            );
         }
     }
 }
@@ -182,7 +187,10 @@ fn bcrypt_users_right_and_wrong_password_and_failed_login_metric() {
     // Twice: the second is answered from the cache of verified passwords.
     for _ in 0..2 {
         assert_eq!(
-            q().basic_auth("reader", Some("readerpw")).send().unwrap().status(),
+            q().basic_auth("reader", Some("readerpw"))
+                .send()
+                .unwrap()
+                .status(),
             200
         );
     }
@@ -192,16 +200,25 @@ fn bcrypt_users_right_and_wrong_password_and_failed_login_metric() {
     }
     // A wrong password after a cached right one is still wrong.
     assert_eq!(
-        q().basic_auth("reader", Some("readerp")).send().unwrap().status(),
+        q().basic_auth("reader", Some("readerp"))
+            .send()
+            .unwrap()
+            .status(),
         401
     );
     assert_eq!(
-        q().basic_auth("mallory", Some("x")).send().unwrap().status(),
+        q().basic_auth("mallory", Some("x"))
+            .send()
+            .unwrap()
+            .status(),
         401
     );
     assert_eq!(q().bearer_auth("guess").send().unwrap().status(), 401);
     assert_eq!(
-        q().header("Authorization", "Basic !!!").send().unwrap().status(),
+        q().header("Authorization", "Basic !!!")
+            .send()
+            .unwrap()
+            .status(),
         401
     );
     assert_eq!(failures(&c, &srv, "wrong_password"), 4.0);
@@ -211,7 +228,10 @@ fn bcrypt_users_right_and_wrong_password_and_failed_login_metric() {
     let log = srv.log_text();
     assert!(log.contains("failed login"), "{log}");
     assert!(log.contains("mallory"), "the user name is logged: {log}");
-    assert!(!log.contains("readerp\"") && !log.contains("guess"), "no secret in the log: {log}");
+    assert!(
+        !log.contains("readerp\"") && !log.contains("guess"),
+        "no secret in the log: {log}"
+    );
 }
 
 #[test]
@@ -302,7 +322,11 @@ fn check_web_config_reports_every_problem_with_file_line_col() {
         .args(["check", "web-config", &good])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let bad = dir.write(
         "bad.yml",
         "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  min_version: TLS11\n\

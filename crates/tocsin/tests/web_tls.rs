@@ -4,6 +4,8 @@
 //! (scraping and remote-writing) and `amtool` (listing alerts, adding a silence) against a TLS +
 //! basic-auth Tocsin.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod web_common;
 
 use std::process::{Child, Command, Stdio};
@@ -29,7 +31,11 @@ fn tls_handshake_and_basic_auth_over_it() {
     assert!(q.starts_with("https://"));
     assert_eq!(c.get(&q).send().unwrap().status(), 401);
     assert_eq!(
-        c.get(&q).basic_auth("u", Some("pw")).send().unwrap().status(),
+        c.get(&q)
+            .basic_auth("u", Some("pw"))
+            .send()
+            .unwrap()
+            .status(),
         200
     );
     // Plain HTTP to the TLS port gets no answer.
@@ -64,7 +70,11 @@ fn mutual_tls_required_and_refused_without_a_client_certificate() {
         &["--web.config.file", &cfg],
         pki.client_tls(Some(&me)),
     );
-    let ok = srv.client().get(srv.url("/api/v1/query?query=1")).send().unwrap();
+    let ok = srv
+        .client()
+        .get(srv.url("/api/v1/query?query=1"))
+        .send()
+        .unwrap();
     assert_eq!(ok.status(), 200);
     // No client certificate.
     let none = pki.client_tls(None).client();
@@ -128,14 +138,19 @@ fn certificate_rotation_without_restart() {
     let leaf = new.server("tocsin");
     dir.write("server.crt", &leaf.cert_pem);
     std::thread::sleep(Duration::from_millis(2500));
-    assert!(works(trusts_old()), "a broken pair replaced the working one");
+    assert!(
+        works(trusts_old()),
+        "a broken pair replaced the working one"
+    );
     eventually(10, "the failed reload to be logged", || {
         srv.log_text().contains("web configuration reload failed")
     });
 
     // The matching key arrives: new handshakes see the new certificate.
     dir.write("server.key", &leaf.key_pem);
-    eventually(15, "the new certificate to be served", || works(trusts_new()));
+    eventually(15, "the new certificate to be served", || {
+        works(trusts_new())
+    });
     assert!(!works(trusts_old()));
 }
 
@@ -220,7 +235,10 @@ remote_write:
     let _prom = Proc(
         Command::new("/usr/bin/prometheus")
             .arg(format!("--config.file={}", prom_yml.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path("prom-data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path("prom-data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(log)
@@ -245,10 +263,13 @@ remote_write:
         std::thread::sleep(Duration::from_millis(500));
     }
     // The scraped series came too, with Tocsin's own metrics in them.
-    assert!(
-        query_first(&srv, "viewer", "viewpw", "tocsin_http_connections{job=\"tocsin-tls\"}")
-            .is_some()
-    );
+    assert!(query_first(
+        &srv,
+        "viewer",
+        "viewpw",
+        "tocsin_http_connections{job=\"tocsin-tls\"}"
+    )
+    .is_some());
 }
 
 fn amtool(dir: &WebDir, url: &str, args: &[&str]) -> (bool, String) {
@@ -372,10 +393,16 @@ fn tls_handshake_never_started_is_bounded_and_counts_against_the_connection_limi
     std::thread::sleep(Duration::from_millis(200));
     let mut extra = std::net::TcpStream::connect(&srv.addr).unwrap();
     let took = time_to_close(&mut extra, Duration::from_secs(1));
-    assert!(took < Duration::from_millis(900), "the 4th connection was kept: {took:?}");
+    assert!(
+        took < Duration::from_millis(900),
+        "the 4th connection was kept: {took:?}"
+    );
     for s in &mut silent {
         let took = time_to_close(s, Duration::from_secs(10));
-        assert!(took < Duration::from_secs(5), "handshake not bounded: {took:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "handshake not bounded: {took:?}"
+        );
     }
     // Slots are free again.
     eventually(10, "a TLS request to succeed", || {

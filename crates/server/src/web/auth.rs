@@ -165,7 +165,8 @@ async fn check(rt: &WebRuntime, active: &Arc<Active>, req: Asked) -> Result<(), 
             StatusCode::FORBIDDEN,
             format!(
                 "Forbidden: {} {} needs the \"{}\" role, which {who} does not have\n",
-                req.method, req.path,
+                req.method,
+                req.path,
                 class.as_str()
             ),
         )

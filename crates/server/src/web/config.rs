@@ -593,7 +593,9 @@ mod tests {
         let r = c.network_roles("10.1.2.3".parse().unwrap()).unwrap();
         assert!(r.allows(Class::Read) && r.allows(Class::Alert) && !r.allows(Class::Admin));
         assert!(c.network_roles("2001:db8::1".parse().unwrap()).is_some());
-        assert!(c.network_roles("::ffff:10.1.0.9".parse().unwrap()).is_some());
+        assert!(c
+            .network_roles("::ffff:10.1.0.9".parse().unwrap())
+            .is_some());
         assert!(c.network_roles("192.168.1.7".parse().unwrap()).is_some());
         assert!(c.network_roles("192.168.1.8".parse().unwrap()).is_none());
     }
@@ -606,13 +608,20 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("web.yml:4:21: tls_server_config.client_auth_type: RequireAndVerifyClientCert needs client_ca_file"), "{e}");
         assert!(e.contains("web.yml:5:23: tls_server_config.curve_preferences[0]: curve \"CurveP521\" is not available"), "{e}");
-        assert!(e.contains("tls_server_config.max_version: max_version is below min_version"), "{e}");
+        assert!(
+            e.contains("tls_server_config.max_version: max_version is below min_version"),
+            "{e}"
+        );
         let e = parse("tls_server_config:\n  cert_file: a\n").unwrap_err();
         assert!(e.contains("missing key_file"), "{e}");
-        let e = parse("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n").unwrap_err();
+        let e = parse("tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: c\n")
+            .unwrap_err();
         assert!(e.contains("client_auth_type is NoClientCert"), "{e}");
         let e = parse("rate_limit:\n  interval: 1s\n").unwrap_err();
-        assert!(e.contains("web.yml:1:1: rate_limit: not implemented"), "{e}");
+        assert!(
+            e.contains("web.yml:1:1: rate_limit: not implemented"),
+            "{e}"
+        );
     }
 
     #[test]
