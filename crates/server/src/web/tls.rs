@@ -154,10 +154,16 @@ pub fn server_config(t: &TlsSettings) -> Result<Arc<ServerConfig>, Problem> {
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
         .map_err(|e| {
+            let what = match e {
+                rustls::Error::InconsistentKeys(_) => {
+                    "the key does not belong to the certificate".to_string()
+                }
+                e => e.to_string(),
+            };
             (
                 field("key_file"),
                 format!(
-                    "{} and {}: {e}",
+                    "{} and {}: {what}",
                     t.cert_file.display(),
                     t.key_file.display()
                 ),
