@@ -409,3 +409,43 @@ fn tls_handshake_never_started_is_bounded_and_counts_against_the_connection_limi
         srv.client().get(srv.url("/-/healthy")).send().is_ok()
     });
 }
+
+#[test]
+fn client_auth_types_any_certificate_and_verify_if_given() {
+    let pki = Pki::new("test CA");
+    let other = Pki::new("other CA");
+    let mine = pki.client("mine");
+    let stranger = other.client("stranger");
+    let with = |id: Option<&web_common::Leaf>| {
+        let mut t = pki.client_tls(None);
+        t.identity_pem = id.map(|l| format!("{}{}", l.cert_pem, l.key_pem).into_bytes());
+        t.client()
+    };
+    for (auth, none_ok, stranger_ok) in [
+        ("RequireAnyClientCert", false, true),
+        ("RequestClientCert", true, true),
+        ("VerifyClientCertIfGiven", true, false),
+    ] {
+        let dir = WebDir::new();
+        dir.write_server_cert(&pki, &pki.server("tocsin"));
+        let ca = if auth.starts_with("Verify") {
+            "  client_ca_file: ca.crt\n"
+        } else {
+            ""
+        };
+        let cfg = dir.config(&format!("{TLS_WEB}  client_auth_type: {auth}\n{ca}"));
+        let srv = TestServer::start_tls(
+            bin(),
+            &["--web.config.file", &cfg],
+            pki.client_tls(Some(&mine)),
+        );
+        let get = |c: reqwest::blocking::Client| c.get(srv.url("/-/healthy")).send().is_ok();
+        assert!(get(with(Some(&mine))), "{auth}: the CA's own client certificate");
+        assert_eq!(get(with(None)), none_ok, "{auth}: no client certificate");
+        assert_eq!(
+            get(with(Some(&stranger))),
+            stranger_ok,
+            "{auth}: a certificate from another CA"
+        );
+    }
+}
