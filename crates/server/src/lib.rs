@@ -287,6 +287,7 @@ struct AppState {
 /// a failure leaves the old configuration running.
 struct Reloader {
     config_file: Option<PathBuf>,
+    web: Arc<web::WebRuntime>,
     self_addr: String,
     current: parking_lot::Mutex<Config>,
     scrape: Arc<ScrapeManager>,
@@ -326,7 +327,11 @@ impl Reloader {
     fn load(&self) -> Result<Config, Error> {
         let cfg = match &self.config_file {
             Some(p) => Config::load_file(p)?,
-            None => Config::load_default_for(&self.self_addr)?,
+            None => {
+                let mut c = Config::load_default_for(&self.self_addr)?;
+                self.web.adapt_self_scrape(&mut c);
+                c
+            }
         };
         cfg.log_warnings();
         Ok(cfg)
@@ -537,6 +542,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
 
     if opts.config_file.is_none() {
         cfg = Config::load_default_for(&addr.to_string())?;
+        web_rt.adapt_self_scrape(&mut cfg);
     }
 
     let db_cell: Arc<OnceLock<Db>> = Arc::new(OnceLock::new());
@@ -650,6 +656,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let flags = flags_map(&opts, &cfg, &query_settings);
     let reloader = Arc::new(Reloader {
         config_file: opts.config_file.clone(),
+        web: web_rt.clone(),
         self_addr: addr.to_string(),
         current: parking_lot::Mutex::new(cfg),
         scrape: scrape.clone(),

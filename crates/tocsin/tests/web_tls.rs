@@ -440,7 +440,10 @@ fn client_auth_types_any_certificate_and_verify_if_given() {
             pki.client_tls(Some(&mine)),
         );
         let get = |c: reqwest::blocking::Client| c.get(srv.url("/-/healthy")).send().is_ok();
-        assert!(get(with(Some(&mine))), "{auth}: the CA's own client certificate");
+        assert!(
+            get(with(Some(&mine))),
+            "{auth}: the CA's own client certificate"
+        );
         assert_eq!(get(with(None)), none_ok, "{auth}: no client certificate");
         assert_eq!(
             get(with(Some(&stranger))),
@@ -448,4 +451,29 @@ fn client_auth_types_any_certificate_and_verify_if_given() {
             "{auth}: a certificate from another CA"
         );
     }
+}
+
+#[test]
+fn default_config_self_scrape_passes_its_own_tls_and_auth() {
+    let pki = Pki::new("test CA");
+    let dir = WebDir::new();
+    dir.write_server_cert(&pki, &pki.server("tocsin"));
+    let cfg = dir.config(&format!(
+        "{TLS_WEB}basic_auth_users:\n  u: {}\n",
+        hash("pw")
+    ));
+    let srv = TestServer::start_tls(bin(), &["--web.config.file", &cfg], pki.client_tls(None));
+    eventually(60, "the self-scrape to report up=1", || {
+        query_first(&srv, "u", "pw", "up{job=\"tocsin\"}").as_deref() == Some("1")
+    });
+    // The process's own token is nowhere a user can read it.
+    let conf = srv
+        .client()
+        .get(srv.url("/api/v1/status/config"))
+        .basic_auth("u", Some("pw"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(!conf.contains("credentials"), "{conf}");
 }

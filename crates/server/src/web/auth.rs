@@ -145,7 +145,7 @@ async fn check(rt: &WebRuntime, active: &Arc<Active>, req: Asked) -> Result<(), 
             Some(r) => ("allowed network".to_string(), r.clone()),
             None => return Err(unauthorized("credentials required")),
         },
-        Some(h) => match authenticate(active, h).await {
+        Some(h) => match authenticate(rt, active, h).await {
             Ok(x) => x,
             Err((reason, user)) => {
                 rt.metrics.auth_failures[reason as usize].fetch_add(1, Ordering::Relaxed);
@@ -178,6 +178,7 @@ async fn check(rt: &WebRuntime, active: &Arc<Active>, req: Asked) -> Result<(), 
 /// The caller's name (for messages) and roles, or why the credentials were refused and the
 /// user name they claimed.
 async fn authenticate(
+    rt: &WebRuntime,
     active: &Arc<Active>,
     h: &HeaderValue,
 ) -> Result<(String, Roles), (Failure, String)> {
@@ -186,6 +187,12 @@ async fn authenticate(
     let (scheme, rest) = s.split_once(' ').ok_or_else(bad)?;
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
+        if !rt.self_token.is_empty() && ct_eq(rt.self_token.as_bytes(), rest.as_bytes()) {
+            return Ok((
+                "the self-scrape".into(),
+                Roles([Class::Read].into_iter().collect()),
+            ));
+        }
         return match active
             .cfg
             .tokens

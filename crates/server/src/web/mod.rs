@@ -72,6 +72,9 @@ struct Watch {
 }
 
 pub struct WebRuntime {
+    /// A random bearer token with the read role, known only to this process: the embedded
+    /// default configuration's self-scrape sends it (see `adapt_self_scrape`).
+    pub(crate) self_token: String,
     path: Option<PathBuf>,
     active: parking_lot::RwLock<Arc<Active>>,
     watch: parking_lot::Mutex<Watch>,
@@ -90,6 +93,33 @@ impl WebRuntime {
         }))
     }
 
+    /// The embedded default configuration scrapes the server itself over plain HTTP without
+    /// credentials; with TLS or authentication in force its `tocsin` job is given https (the
+    /// certificate is not checked: the target is this process's own listener) and this
+    /// process's token, so the self-scrape keeps working. A user's `--config` is left alone.
+    pub fn adapt_self_scrape(&self, cfg: &mut crate::Config) {
+        let a = self.current();
+        for job in cfg
+            .scrape_configs
+            .iter_mut()
+            .filter(|j| j.job_name == "tocsin")
+        {
+            if a.tls.is_some() {
+                job.scheme = "https".into();
+                let mut t = job.http.tls_config.clone().unwrap_or_default();
+                t.insecure_skip_verify = true;
+                job.http.tls_config = Some(t);
+            }
+            if a.cfg.auth_enabled() {
+                job.http.authorization = Some(tocsin_collect::httpclient::Authorization {
+                    kind: None,
+                    credentials: Some(self.self_token.clone()),
+                    credentials_file: None,
+                });
+            }
+        }
+    }
+
     /// `https` when TLS is in force, else `http`.
     pub fn scheme(&self) -> &'static str {
         if self.active.read().tls.is_some() {
@@ -102,6 +132,7 @@ impl WebRuntime {
     /// No web config file: plain HTTP, no authentication, as before.
     pub fn disabled(metrics: Arc<ServerMetrics>) -> WebRuntime {
         WebRuntime {
+            self_token: random_token(),
             path: None,
             active: parking_lot::RwLock::new(Arc::new(Active {
                 cfg: WebConfig::default(),
@@ -134,6 +165,7 @@ impl WebRuntime {
             )])
         })?;
         Ok(WebRuntime {
+            self_token: random_token(),
             path: Some(path.to_path_buf()),
             active: parking_lot::RwLock::new(Arc::new(active)),
             watch: parking_lot::Mutex::new(Watch {
@@ -195,6 +227,16 @@ impl WebRuntime {
             }
         }
     }
+}
+
+fn random_token() -> String {
+    let mut b = [0u8; 32];
+    let rng = rustls::crypto::ring::default_provider().secure_random;
+    if rng.fill(&mut b).is_err() {
+        // Without randomness no token is accepted (see `auth::authenticate`).
+        return String::new();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn watched_stamps(path: &Path, more: &[PathBuf]) -> Vec<(PathBuf, Stamp)> {
