@@ -21,6 +21,7 @@ pub mod self_monitor;
 mod serve;
 pub mod state_open;
 mod status;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,8 @@ pub enum Error {
         dir: String,
         source: Box<tocsin_tsdb::Error>,
     },
+    #[error("web config file:\n{0}")]
+    WebConfig(tocsin_confdiag::Diagnostics),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -82,6 +85,8 @@ pub struct ServerOptions {
     pub enable_lifecycle: bool,
     /// `--self-monitoring=false`: `self_monitoring.enabled` is forced off at start and reload.
     pub self_monitoring: bool,
+    /// `--web.config.file`: TLS, authentication and response headers (Prometheus's format).
+    pub web_config_file: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -97,6 +102,7 @@ struct AppState {
 /// a failure leaves the old configuration running.
 struct Reloader {
     config_file: Option<PathBuf>,
+    web: Arc<web::WebRuntime>,
     self_addr: String,
     current: parking_lot::Mutex<Config>,
     scrape: Arc<ScrapeManager>,
@@ -140,7 +146,11 @@ impl Reloader {
     fn load(&self) -> Result<Config, Error> {
         let mut cfg = match &self.config_file {
             Some(p) => Config::load_file(p)?,
-            None => Config::load_default_for(&self.self_addr)?,
+            None => {
+                let mut c = Config::load_default_for(&self.self_addr)?;
+                self.web.adapt_self_scrape(&mut c);
+                c
+            }
         };
         if !self.self_monitoring_allowed {
             cfg.self_monitoring.enabled = false;
@@ -283,6 +293,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         .guards(opts.external_url.as_deref())
         .map_err(Error::Internal)?;
     let server_metrics = Arc::new(metrics::ServerMetrics::default());
+    let web_rt = web::WebRuntime::start(opts.web_config_file.as_deref(), &server_metrics)
+        .map_err(Error::WebConfig)?;
     let start_ms = tocsin_collect::scrape::scrape_loop::now_ms();
 
     let listener = tokio::net::TcpListener::bind(&opts.listen)
@@ -301,6 +313,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
 
     if opts.config_file.is_none() {
         cfg = Config::load_default_for(&addr.to_string())?;
+        web_rt.adapt_self_scrape(&mut cfg);
     }
     if !opts.self_monitoring {
         cfg.self_monitoring.enabled = false;
@@ -320,7 +333,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let external_url = opts
         .external_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"))
+        .unwrap_or_else(|| format!("{}://{addr}", web_rt.scheme()))
         .trim_end_matches('/')
         .to_string();
     let appendable: Arc<dyn Appendable> = Arc::new(limits::GuardedAppendable {
@@ -420,6 +433,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let flags = flags_map(&opts, &cfg, &query_settings);
     let reloader = Arc::new(Reloader {
         config_file: opts.config_file.clone(),
+        web: web_rt.clone(),
         self_addr: addr.to_string(),
         current: parking_lot::Mutex::new(cfg),
         scrape: scrape.clone(),
@@ -475,6 +489,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         Arc::new(guards),
         tocsin_api::guard::guard,
     ));
+    let app = web::auth::layer(app, web_rt.clone());
 
     let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<Error>(1);
     let dir = opts.data_dir.clone();
@@ -511,6 +526,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         app,
         web,
         server_metrics.clone(),
+        web_rt,
         stop_rx,
     ));
 

@@ -36,6 +36,8 @@ pub struct ServerMetrics {
     pub connections_open: std::sync::atomic::AtomicU64,
     pub connections_accepted: std::sync::atomic::AtomicU64,
     pub connections_refused: std::sync::atomic::AtomicU64,
+    /// Failed logins, indexed by `web::auth::Failure`.
+    pub auth_failures: [std::sync::atomic::AtomicU64; 4],
 }
 
 /// Outcome of config reloads, for `tocsin_config_last_reload_successful` and friends.
@@ -496,6 +498,17 @@ impl Collector for Sources {
                 ("origin", ld(&g.origin)),
                 ("body_size", ld(&g.body_size)),
             ],
+        )?;
+        let fails: Vec<(&str, f64)> = crate::web::auth::Failure::ALL
+            .iter()
+            .map(|f| (f.as_str(), ld(&sv.auth_failures[*f as usize])))
+            .collect();
+        counter_family(
+            &mut e,
+            "tocsin_http_auth_failures",
+            "Requests refused for wrong credentials (web config file), by reason.",
+            "reason",
+            &fails,
         )?;
         let Some(db) = self.db.get() else {
             return Ok(());

@@ -4,7 +4,9 @@
 //! finish its request headers within `web.header_read_timeout` is disconnected (this also closes
 //! idle keep-alive connections, which wait for the next request's headers), and headers larger
 //! than `web.max_header_size` are answered 431. HTTP/1.1 only (see `builder`). On stop, the listener closes, idle connections
-//! are closed and in-flight requests finish.
+//! are closed and in-flight requests finish. With TLS in the web config file, each connection's
+//! handshake runs in its own task, bounded by the same header-read timeout, under the same
+//! connection limit; the peer address goes into each request (`ConnectInfo`) for the auth layer.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use hyper_util::service::TowerToHyperService;
 
 use crate::limits::WebSettings;
 use crate::metrics::ServerMetrics;
+use crate::web::WebRuntime;
 
 /// Decrements the open-connections gauge when a connection's task ends, however it ends.
 struct Open(Arc<ServerMetrics>);
@@ -44,8 +47,10 @@ pub async fn serve(
     app: Router,
     web: WebSettings,
     metrics: Arc<ServerMetrics>,
+    tls: Arc<WebRuntime>,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {
+    let handshake_timeout = web.header_read_timeout;
     let builder = builder(&web);
     let graceful = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
@@ -87,10 +92,47 @@ pub async fn serve(
         metrics.connections_accepted.fetch_add(1, Ordering::Relaxed);
         let open = Open(metrics.clone());
         let _ = stream.set_nodelay(true);
-        let svc = TowerToHyperService::new(app.clone());
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc));
+        let svc = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        // Looked up per connection: a reloaded web config or a rotated certificate applies to
+        // the next handshake.
+        let tls = tls.current().tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let res = match tls {
+                None => {
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), svc))
+                        .await
+                }
+                Some(cfg) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+                    let io = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(io)) => io,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(io), svc))
+                        .await
+                }
+            };
+            if let Err(e) = res {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(open);

@@ -13,9 +13,39 @@ use std::time::{Duration, Instant};
 /// Flags that turn on the admin API (delete series, snapshot, clean tombstones) and the lifecycle
 /// endpoints (`/-/reload`, `/-/quit`), which a server refuses by default; pass them in `extra`.
 pub const ADMIN_FLAGS: [&str; 2] = ["--web.enable-admin-api", "--web.enable-lifecycle"];
+/// How a test reaches a server that serves TLS (`--web.config.file` with `tls_server_config`):
+/// the CA that signed the server's certificate and, for mutual TLS, a client identity (PEM
+/// certificate followed by its key).
+#[derive(Clone, Default)]
+pub struct ClientTls {
+    pub ca_pem: Vec<u8>,
+    pub identity_pem: Option<Vec<u8>>,
+}
+
+impl ClientTls {
+    /// A blocking client trusting only the CA (and presenting the identity, if any).
+    pub fn client(&self) -> reqwest::blocking::Client {
+        let ca = reqwest::Certificate::from_pem(&self.ca_pem)
+            .unwrap_or_else(|e| panic!("CA certificate: {e}"));
+        let mut b = reqwest::blocking::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .timeout(Duration::from_secs(30))
+            .no_proxy();
+        if let Some(id) = &self.identity_pem {
+            b = b.identity(
+                reqwest::Identity::from_pem(id).unwrap_or_else(|e| panic!("identity: {e}")),
+            );
+        }
+        b.build().unwrap_or_else(|e| panic!("https client: {e}"))
+    }
+}
 
 pub struct TestServer {
     child: Option<Child>,
+    /// Set when the server serves TLS: URLs are https and `client()` trusts this CA.
+    pub tls: Option<ClientTls>,
     pub addr: String,
     pub data_dir: PathBuf,
     bin: PathBuf,
@@ -45,6 +75,25 @@ impl TestServer {
         let mut s = Self::start_on(bin, &tmp.path().join("data"), &args);
         s._tmp = Some(tmp);
         s
+    }
+
+    /// Starts `bin server` serving TLS (its `extra` arguments name a `--web.config.file` with a
+    /// certificate signed by `tls.ca_pem`), on a fresh temp data directory.
+    pub fn start_tls(bin: &Path, extra: &[&str], tls: ClientTls) -> TestServer {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let mut s = Self::spawn(bin, &tmp.path().join("data"), extra);
+        s.tls = Some(tls);
+        s._tmp = Some(tmp);
+        s.wait_ready(Duration::from_secs(60));
+        s
+    }
+
+    /// A client for this server: plain, or trusting its CA when it serves TLS.
+    pub fn client(&self) -> reqwest::blocking::Client {
+        match &self.tls {
+            Some(t) => t.client(),
+            None => client(),
+        }
     }
 
     /// Starts `bin server` on a given data directory (to restart on the same data).
@@ -95,6 +144,7 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("spawning {}: {e}", bin.display()));
         let mut s = TestServer {
             child: Some(child),
+            tls: None,
             addr: String::new(),
             data_dir: data_dir.to_path_buf(),
             bin: bin.to_path_buf(),
@@ -127,7 +177,8 @@ impl TestServer {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.addr, path)
     }
 
     pub fn bin(&self) -> &Path {
@@ -136,7 +187,7 @@ impl TestServer {
 
     /// Polls `/-/ready` until it answers 200.
     pub fn wait_ready(&mut self, timeout: Duration) {
-        let client = client();
+        let client = self.client();
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(r) = client.get(self.url("/-/ready")).send() {

@@ -1,4 +1,4 @@
-//! `tocsin check config` and `tocsin check rules`: validate files the way `promtool check`
+//! `tocsin check config`, `tocsin check rules` and `tocsin check web-config`: validate files the way `promtool check`
 //! does, printing every problem with its file and line and exiting non-zero on any.
 
 use std::path::{Path, PathBuf};
@@ -14,6 +14,13 @@ pub enum CheckCmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Validate web configuration files (`--web.config.file`: TLS, users, tokens, networks),
+    /// reading the certificates and token files they name.
+    #[command(name = "web-config")]
+    WebConfig {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// Returns the process exit code: 0 when every file is valid, 1 otherwise.
@@ -25,6 +32,13 @@ pub fn run(cmd: CheckCmd) -> anyhow::Result<std::process::ExitCode> {
             let mut ok = true;
             for f in &files {
                 ok &= check_rules(f);
+            }
+            ok
+        }
+        CheckCmd::WebConfig { files } => {
+            let mut ok = true;
+            for f in &files {
+                ok &= check_web_config(f);
             }
             ok
         }
@@ -78,4 +92,22 @@ fn check_config(file: &Path) -> bool {
         ok &= check_rules(&f);
     }
     ok
+}
+
+fn check_web_config(file: &Path) -> bool {
+    println!("Checking {}", file.display());
+    match tocsin_server::web::WebConfig::load(file) {
+        Ok(cfg) => {
+            for w in &cfg.warnings {
+                println!("  WARNING: {w}");
+            }
+            println!("  SUCCESS");
+            true
+        }
+        Err(e) => {
+            println!("  FAILED:");
+            println!("{e}");
+            false
+        }
+    }
 }

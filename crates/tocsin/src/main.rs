@@ -68,6 +68,8 @@ enum BenchCmd {
     Lineproto(bench::lineproto::LineprotoArgs),
     /// Time PromQL queries in process over a data directory.
     Query(bench::query::QueryArgs),
+    /// GET one URL in a closed loop (keep-alive, optional basic auth and CA) and print req/s.
+    Http(bench::http::HttpArgs),
 }
 
 #[derive(Subcommand)]
@@ -133,6 +135,10 @@ struct ServerArgs {
     /// whose storage must hold only what clients wrote, such as tests).
     #[arg(long = "self-monitoring", default_value_t = true, action = clap::ArgAction::Set)]
     self_monitoring: bool,
+    /// Web configuration file (Prometheus's web config format): TLS, basic-auth users, response
+    /// headers, and Tocsin's bearer tokens, allowed networks and roles. Re-read when it changes.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -184,6 +190,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Bench(BenchCmd::Targets(a)) => done(bench::targets::run(a)),
         Cmd::Bench(BenchCmd::Lineproto(a)) => done(bench::lineproto::run(a)),
         Cmd::Bench(BenchCmd::Query(a)) => done(bench::query::run(a)),
+        Cmd::Bench(BenchCmd::Http(a)) => done(bench::http::run(a)),
     };
     res.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -238,6 +245,7 @@ fn run_server(a: ServerArgs) -> anyhow::Result<()> {
         enable_admin_api: a.enable_admin_api,
         self_monitoring: a.self_monitoring,
         enable_lifecycle: a.enable_lifecycle,
+        web_config_file: a.web_config_file,
     }))?;
     Ok(())
 }

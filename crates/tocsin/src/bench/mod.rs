@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fleet;
+pub mod http;
 pub mod lineproto;
 pub mod query;
 pub mod remote;
