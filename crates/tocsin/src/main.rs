@@ -58,6 +58,9 @@ enum BenchCmd {
     Lineproto(bench::lineproto::LineprotoArgs),
     /// Time PromQL queries in process over a data directory.
     Query(bench::query::QueryArgs),
+    /// Endurance run: mixed load, kill -9 and restart cycles, then a check of every acknowledged
+    /// sample and notification (`bench/soak`).
+    Soak(bench::soak::SoakArgs),
 }
 
 #[derive(Subcommand)]
@@ -157,6 +160,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Bench(BenchCmd::Targets(a)) => done(bench::targets::run(a)),
         Cmd::Bench(BenchCmd::Lineproto(a)) => done(bench::lineproto::run(a)),
         Cmd::Bench(BenchCmd::Query(a)) => done(bench::query::run(a)),
+        Cmd::Bench(BenchCmd::Soak(a)) => bench::soak::run(a),
     };
     res.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

@@ -8,4 +8,5 @@ pub mod fleet;
 pub mod lineproto;
 pub mod query;
 pub mod remote;
+pub mod soak;
 pub mod targets;
