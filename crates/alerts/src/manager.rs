@@ -226,7 +226,14 @@ impl AlertManager {
             wake: tokio::sync::Notify::new(),
             stopped: AtomicBool::new(false),
         };
-        // Alerts kept in the state db from before a restart are routed again, as a reload does.
+        // Alerts still firing in the history when the previous process died come back, so
+        // their resolve is notified even if no sender re-sends them (the rule engine dies with
+        // us); they are routed again, as a reload does.
+        match am.store.revive_orphans(now) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(alerts = n, "alerts firing before the restart put back"),
+            Err(e) => tracing::warn!(error = %e, "alerts firing before the restart not put back"),
+        }
         let rt = am.runtime.read().clone();
         am.register_integrations(&rt);
         am.regroup(&rt, now);
@@ -360,7 +367,25 @@ impl AlertManager {
             }
             None => true,
         };
-        self.dispatcher.lock().finish(&job, ok);
+        let done: Vec<Alert> = {
+            let mut d = self.dispatcher.lock();
+            d.finish(&job, ok);
+            if ok && !job.resolved.is_empty() {
+                // Resolves notified by every group that held them are over.
+                let held: HashSet<u64> =
+                    d.alerts().map(Alert::fingerprint).collect();
+                job.resolved
+                    .iter()
+                    .filter(|a| !held.contains(&a.fingerprint()))
+                    .cloned()
+                    .collect()
+            } else {
+                Vec::new()
+            }
+        };
+        if !done.is_empty() {
+            self.store.close_notified(&done, job.now_ms);
+        }
     }
 
     fn maybe_gc(&self, now: i64) {

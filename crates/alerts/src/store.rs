@@ -5,10 +5,13 @@
 //!
 //! Live alerts are not persisted, as in Alertmanager: senders re-send firing alerts every few
 //! evaluation intervals, so the set rebuilds itself after a restart. The history is the record
-//! that survives. A history row still open at startup is continued when its alert is re-sent
-//! still firing, with the row's (earlier) start kept, as a running Alertmanager would merge it;
-//! rows nobody re-sends within `resolve_timeout` of the first activity
-//! after the start are closed then, since Alertmanager would have timed those alerts out too.
+//! that survives. A history row still open at startup becomes a live alert again
+//! (`revive_orphans`, with a `resolve_timeout` end): the embedded rule engine dies with us, so
+//! an alert whose condition cleared during the restart would otherwise never be notified as
+//! resolved. Re-sent still firing, it continues with the row's (earlier) start kept, as a
+//! running Alertmanager would merge it; not re-sent, it resolves `resolve_timeout` after the
+//! start, since Alertmanager would have timed it out too. Rows that cannot be revived are
+//! closed then.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -84,6 +87,96 @@ impl AlertStore {
             resolve_timeout_ms: AtomicI64::new(resolve_timeout_ms),
             history_retention_ms: AtomicI64::new(DEFAULT_HISTORY_RETENTION_MS),
         })
+    }
+
+    /// Puts back, as firing alerts, the alerts whose history rows were still open at startup:
+    /// the manager that knew them was killed, so nothing else would ever send their resolve.
+    /// Each gets the row's start and labels, no annotations (they are not kept), and an end of
+    /// `now_ms` + `resolve_timeout` marked as a timeout, the way Alertmanager holds an alert whose
+    /// sender stopped sending: a sender that re-sends it still firing keeps it going (and the
+    /// notification log keeps that from notifying again), one that does not lets it resolve,
+    /// and the resolve is notified. Returns how many were put back; the manager routes them.
+    pub fn revive_orphans(&self, now_ms: i64) -> Result<usize> {
+        let rows: Vec<(i64, String)> = self.db.with_conn(|c| {
+            let mut st =
+                c.prepare("SELECT fingerprint, labels FROM alert_history WHERE ends_at = 0")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        let rt = self.resolve_timeout();
+        let mut inner = self.inner.lock();
+        inner.first_seen.get_or_insert(now_ms);
+        let mut revived = 0;
+        for (fp, labels) in rows {
+            let fp = fp as u64;
+            if !inner.orphans.contains(&fp) || inner.alerts.contains_key(&fp) {
+                continue;
+            }
+            let Some(row) = inner.open.get(&fp).copied() else {
+                continue;
+            };
+            let labels = match decode_labels(&labels) {
+                Ok(l) if tocsin_model::alert::fingerprint(&l) == fp => l,
+                // A row that cannot be read back is left to be closed as an orphan.
+                _ => continue,
+            };
+            let a = Alert {
+                labels,
+                annotations: Default::default(),
+                starts_at: row.starts_at,
+                ends_at: now_ms.saturating_add(rt).max(row.starts_at),
+                generator_url: String::new(),
+                updated_at: now_ms,
+                timeout: true,
+            };
+            inner.alerts.insert(fp, a);
+            // Now an alert like any other: it resolves (closing its row) through `gc`.
+            inner.orphans.remove(&fp);
+            revived += 1;
+        }
+        Ok(revived)
+    }
+
+    /// Closes the history rows of alerts whose resolve has been notified everywhere it was
+    /// due, unless they fired again meanwhile. Rows of alerts resolved by a sender are closed
+    /// when the resolve is put; this is for those resolved by their end passing (a sender that
+    /// stopped, an alert put back by `revive_orphans`), whose rows `gc` would close only much
+    /// later: a restart before that would put them back as firing and notify them again.
+    pub fn close_notified(&self, alerts: &[Alert], now_ms: i64) {
+        let mut inner = self.inner.lock();
+        let mut closes: Vec<(u64, i64, i64)> = Vec::new();
+        for a in alerts {
+            let fp = a.fingerprint();
+            if inner
+                .alerts
+                .get(&fp)
+                .is_some_and(|cur| !cur.resolved_at(now_ms))
+            {
+                continue;
+            }
+            if let Some(row) = inner.open.get(&fp) {
+                closes.push((fp, row.id, a.ends_at.max(row.starts_at)));
+            }
+        }
+        if closes.is_empty() {
+            return;
+        }
+        let res = self.db.write(|tx| {
+            let mut close =
+                tx.prepare_cached("UPDATE alert_history SET ends_at = ?2 WHERE id = ?1")?;
+            for (_, id, ends_at) in &closes {
+                close.execute([id, ends_at])?;
+            }
+            Ok(())
+        });
+        match res {
+            Ok(()) => {
+                for (fp, _, _) in closes {
+                    inner.open.remove(&fp);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "alert history not updated"),
+        }
     }
 
     pub fn set_resolve_timeout(&self, ms: i64) {

@@ -83,6 +83,9 @@ pub struct SoakArgs {
 
 const GROUP_WAIT: &str = "1s";
 const GROUP_INTERVAL: &str = "2s";
+/// Applies only to alerts received without an end: rules always send one, so here it is how long
+/// an alert firing before a kill, put back at the start, waits to be re-sent before it resolves.
+const RESOLVE_TIMEOUT: &str = "10s";
 
 fn config(a: &SoakArgs, server_addr: &str, hook: &str, targets: &[String]) -> String {
     let targets = targets
@@ -106,6 +109,8 @@ scrape_configs:
       - targets: ["{server_addr}"]
 rule_files: [rules.yml]
 alertmanager:
+  global:
+    resolve_timeout: {RESOLVE_TIMEOUT}
   route:
     receiver: soak
     group_by: [lane, episode]

@@ -1,0 +1,133 @@
+//! The manager across a kill and a start on the same state db: alerts firing before the kill
+//! are put back, notified as resolved when nobody re-sends them, and never notified twice.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+
+/// The soak (bench/soak) found it: an alert notified as firing whose condition cleared while the
+/// process was down (or just before it was killed) was never notified as resolved, because the
+/// rule engine that would have sent the resolve died with the manager and live alerts are not
+/// persisted.
+#[tokio::test]
+async fn resolve_was_lost_when_the_alert_cleared_across_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let cfg = r#"
+global:
+  resolve_timeout: 10s
+route:
+  receiver: team
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 24h
+receivers:
+- name: team
+"#;
+    let clock = ManualClock::new(t0());
+    let h = Harness::on_state(
+        cfg,
+        true,
+        Some(crate::state::StateDb::open(&db).unwrap()),
+        clock.clone(),
+    );
+    // A rule engine's alert: explicit end a few evaluations ahead.
+    let fire = || Alert {
+        starts_at: t0(),
+        ends_at: clock.now_ms() + 4 * S,
+        ..alert(&[("alertname", "Hot"), ("lane", "0")])
+    };
+    h.put(vec![fire()]);
+    h.at(S).await;
+    assert_eq!(h.r("team").last_names(), ["+Hot"]);
+    // Killed: no resolve was ever put.
+    drop(h);
+
+    // Started again; the rule engine does not send the alert any more.
+    clock.set(t0() + 3 * S);
+    let h = Harness::on_state(
+        cfg,
+        true,
+        Some(crate::state::StateDb::open(&db).unwrap()),
+        clock.clone(),
+    );
+    assert_eq!(h.am.store().len(), 1, "the alert firing before the kill is back");
+    // Within group_wait: the notification log knows it was notified firing, so no repeat.
+    h.at(5 * S).await;
+    assert_eq!(h.r("team").count(), 0);
+    // resolve_timeout after the restart it resolves, and the resolve is notified once.
+    for t in (6..=20).map(|i| 3 * S + i * S) {
+        h.at(t).await;
+    }
+    assert_eq!(h.r("team").count(), 1);
+    assert_eq!(h.r("team").last_names(), ["-Hot"]);
+    let (_, alerts) = h.r("team").last();
+    assert_eq!(alerts[0].starts_at, t0(), "the start of the episode is kept");
+    drop(h);
+
+    // A later start finds nothing open: no third notification.
+    clock.set(t0() + 40 * S);
+    let h = Harness::on_state(
+        cfg,
+        true,
+        Some(crate::state::StateDb::open(&db).unwrap()),
+        clock.clone(),
+    );
+    for t in 41..60 {
+        h.at(t * S).await;
+    }
+    assert_eq!(h.r("team").count(), 0);
+}
+
+/// The other half of the same fix: an alert re-sent still firing after the restart merges with
+/// the one put back, and nothing is notified twice.
+#[tokio::test]
+async fn alert_put_back_after_a_kill_and_re_sent_firing_is_not_notified_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let cfg = r#"
+global:
+  resolve_timeout: 10s
+route:
+  receiver: team
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 24h
+receivers:
+- name: team
+"#;
+    let clock = ManualClock::new(t0());
+    let h = Harness::on_state(
+        cfg,
+        true,
+        Some(crate::state::StateDb::open(&db).unwrap()),
+        clock.clone(),
+    );
+    let fire = |c: &ManualClock, start: i64| Alert {
+        starts_at: start,
+        ends_at: c.now_ms() + 4 * S,
+        ..alert(&[("alertname", "Hot")])
+    };
+    h.put(vec![fire(&clock, t0())]);
+    h.at(S).await;
+    assert_eq!(h.r("team").count(), 1);
+    drop(h);
+    clock.set(t0() + 3 * S);
+    let h = Harness::on_state(
+        cfg,
+        true,
+        Some(crate::state::StateDb::open(&db).unwrap()),
+        clock.clone(),
+    );
+    for t in 3..40 {
+        clock.set(t0() + t * S);
+        // The restarted rule engine fired again at the restart.
+        h.put(vec![fire(&clock, t0() + 3 * S)]);
+        h.at(t * S).await;
+    }
+    assert_eq!(h.r("team").count(), 0, "{:?}", h.r("team").calls.lock());
+    let stored = h.am.store().all();
+    assert_eq!(stored[0].starts_at, t0(), "merged with the first start");
+}
