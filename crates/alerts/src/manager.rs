@@ -226,10 +226,11 @@ impl AlertManager {
             wake: tokio::sync::Notify::new(),
             stopped: AtomicBool::new(false),
         };
-        // Alerts still firing in the history when the previous process died come back, so
-        // their resolve is notified even if no sender re-sends them (the rule engine dies with
-        // us); they are routed again, as a reload does.
-        match am.store.revive_orphans(now) {
+        // Alerts still firing in the history when the previous process died, and resolved ones
+        // notified firing but maybe not resolved, come back, so their resolve is notified even
+        // though no sender will re-send them (the rule engine dies with us); they are routed
+        // again, as a reload does, and the notification log decides what is still due.
+        match am.store.revive_orphans(now, &am.nflog.notified_firing()) {
             Ok(0) => {}
             Ok(n) => tracing::info!(alerts = n, "alerts firing before the restart put back"),
             Err(e) => tracing::warn!(error = %e, "alerts firing before the restart not put back"),

@@ -131,3 +131,64 @@ receivers:
     let stored = h.am.store().all();
     assert_eq!(stored[0].starts_at, t0(), "merged with the first start");
 }
+
+/// Found by the soak after the first fix: the rule engine had put the resolve (which closed the
+/// history row) but the kill came before the group's next flush, so nothing was left to say the
+/// resolve was still owed.
+#[tokio::test]
+async fn resolve_put_but_not_yet_notified_was_lost_across_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let cfg = r#"
+global:
+  resolve_timeout: 10s
+route:
+  receiver: team
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 24h
+receivers:
+- name: team
+"#;
+    let clock = ManualClock::new(t0());
+    let start = |c: &ManualClock| {
+        Harness::on_state(
+            cfg,
+            true,
+            Some(crate::state::StateDb::open(&db).unwrap()),
+            c.clone(),
+        )
+    };
+    let h = start(&clock);
+    h.put(vec![Alert {
+        starts_at: t0(),
+        ends_at: t0() + 4 * S,
+        ..alert(&[("alertname", "Hot")])
+    }]);
+    h.at(S).await;
+    assert_eq!(h.r("team").last_names(), ["+Hot"]);
+    // The rule engine resolves it; the kill comes before the next group_interval flush.
+    clock.set(t0() + 2 * S);
+    h.put(vec![resolved(&[("alertname", "Hot")], t0() + 2 * S)]);
+    drop(h);
+
+    clock.set(t0() + 4 * S);
+    let h = start(&clock);
+    for t in 4..30 {
+        h.at(t * S).await;
+    }
+    assert_eq!(h.r("team").count(), 1);
+    assert_eq!(h.r("team").last_names(), ["-Hot"]);
+    let (_, alerts) = h.r("team").last();
+    assert_eq!(alerts[0].ends_at, t0() + 2 * S, "the end the rule engine gave");
+    drop(h);
+
+    // Once notified, a further start owes nothing.
+    clock.set(t0() + 40 * S);
+    let h = start(&clock);
+    for t in 40..60 {
+        h.at(t * S).await;
+    }
+    assert_eq!(h.r("team").count(), 0);
+}

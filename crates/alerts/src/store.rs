@@ -89,32 +89,70 @@ impl AlertStore {
         })
     }
 
-    /// Puts back, as firing alerts, the alerts whose history rows were still open at startup:
-    /// the manager that knew them was killed, so nothing else would ever send their resolve.
-    /// Each gets the row's start and labels, no annotations (they are not kept), and an end of
-    /// `now_ms` + `resolve_timeout` marked as a timeout, the way Alertmanager holds an alert whose
-    /// sender stopped sending: a sender that re-sends it still firing keeps it going (and the
-    /// notification log keeps that from notifying again), one that does not lets it resolve,
-    /// and the resolve is notified. Returns how many were put back; the manager routes them.
-    pub fn revive_orphans(&self, now_ms: i64) -> Result<usize> {
-        let rows: Vec<(i64, String)> = self.db.with_conn(|c| {
-            let mut st =
-                c.prepare("SELECT fingerprint, labels FROM alert_history WHERE ends_at = 0")?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    /// Puts back the alerts the previous process knew and may still owe a notification for,
+    /// since the manager that knew them was killed (and, for rules, the sender with it):
+    ///
+    /// - alerts whose history row is still open, as firing: each gets the row's start and
+    ///   labels, no annotations (they are not kept), and an end of `now_ms` + `resolve_timeout`
+    ///   marked as a timeout, the way Alertmanager holds an alert whose sender stopped sending.
+    ///   A sender that re-sends it firing keeps it going (and the notification log keeps that
+    ///   from notifying again); one that does not lets it resolve, and the resolve is notified.
+    /// - alerts in `notified_firing` (the notification log's firing sets) whose latest history
+    ///   row is closed, as resolved at the row's end: the resolve reached the history but the
+    ///   flush that would have notified it did not happen. The notification log tells the
+    ///   dedup stage whether it still must.
+    ///
+    /// Returns how many were put back; the manager routes them.
+    pub fn revive_orphans(
+        &self,
+        now_ms: i64,
+        notified_firing: &HashSet<u64>,
+    ) -> Result<usize> {
+        let mut rows: Vec<(i64, String, i64, i64)> = self.db.with_conn(|c| {
+            let mut st = c.prepare(
+                "SELECT fingerprint, labels, starts_at, ends_at FROM alert_history WHERE ends_at = 0",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
             rows.collect()
         })?;
+        let open: HashSet<u64> = rows.iter().map(|r| r.0 as u64).collect();
+        let owed: Vec<u64> = notified_firing
+            .iter()
+            .copied()
+            .filter(|fp| !open.contains(fp))
+            .collect();
+        if !owed.is_empty() {
+            let closed: Vec<(i64, String, i64, i64)> = self.db.with_conn(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT fingerprint, labels, starts_at, ends_at FROM alert_history
+                     WHERE fingerprint = ?1 ORDER BY starts_at DESC, id DESC LIMIT 1",
+                )?;
+                let mut out = Vec::new();
+                for fp in &owed {
+                    let row = st
+                        .query_row([*fp as i64], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                        })
+                        .optional()?;
+                    out.extend(row);
+                }
+                Ok(out)
+            })?;
+            rows.extend(closed);
+        }
         let rt = self.resolve_timeout();
         let mut inner = self.inner.lock();
         inner.first_seen.get_or_insert(now_ms);
         let mut revived = 0;
-        for (fp, labels) in rows {
+        for (fp, labels, starts_at, ends_at) in rows {
             let fp = fp as u64;
-            if !inner.orphans.contains(&fp) || inner.alerts.contains_key(&fp) {
+            if inner.alerts.contains_key(&fp) {
                 continue;
             }
-            let Some(row) = inner.open.get(&fp).copied() else {
+            let still_open = ends_at == 0;
+            if still_open && !inner.orphans.contains(&fp) {
                 continue;
-            };
+            }
             let labels = match decode_labels(&labels) {
                 Ok(l) if tocsin_model::alert::fingerprint(&l) == fp => l,
                 // A row that cannot be read back is left to be closed as an orphan.
@@ -123,11 +161,15 @@ impl AlertStore {
             let a = Alert {
                 labels,
                 annotations: Default::default(),
-                starts_at: row.starts_at,
-                ends_at: now_ms.saturating_add(rt).max(row.starts_at),
+                starts_at,
+                ends_at: if still_open {
+                    now_ms.saturating_add(rt).max(starts_at)
+                } else {
+                    ends_at
+                },
                 generator_url: String::new(),
                 updated_at: now_ms,
-                timeout: true,
+                timeout: still_open,
             };
             inner.alerts.insert(fp, a);
             // Now an alert like any other: it resolves (closing its row) through `gc`.
