@@ -373,8 +373,7 @@ impl AlertManager {
             d.finish(&job, ok);
             if ok && !job.resolved.is_empty() {
                 // Resolves notified by every group that held them are over.
-                let held: HashSet<u64> =
-                    d.alerts().map(Alert::fingerprint).collect();
+                let held: HashSet<u64> = d.alerts().map(Alert::fingerprint).collect();
                 job.resolved
                     .iter()
                     .filter(|a| !held.contains(&a.fingerprint()))

@@ -52,7 +52,11 @@ receivers:
         Some(crate::state::StateDb::open(&db).unwrap()),
         clock.clone(),
     );
-    assert_eq!(h.am.store().len(), 1, "the alert firing before the kill is back");
+    assert_eq!(
+        h.am.store().len(),
+        1,
+        "the alert firing before the kill is back"
+    );
     // Within group_wait: the notification log knows it was notified firing, so no repeat.
     h.at(5 * S).await;
     assert_eq!(h.r("team").count(), 0);
@@ -63,7 +67,11 @@ receivers:
     assert_eq!(h.r("team").count(), 1);
     assert_eq!(h.r("team").last_names(), ["-Hot"]);
     let (_, alerts) = h.r("team").last();
-    assert_eq!(alerts[0].starts_at, t0(), "the start of the episode is kept");
+    assert_eq!(
+        alerts[0].starts_at,
+        t0(),
+        "the start of the episode is kept"
+    );
     drop(h);
 
     // A later start finds nothing open: no third notification.
@@ -181,7 +189,11 @@ receivers:
     assert_eq!(h.r("team").count(), 1);
     assert_eq!(h.r("team").last_names(), ["-Hot"]);
     let (_, alerts) = h.r("team").last();
-    assert_eq!(alerts[0].ends_at, t0() + 2 * S, "the end the rule engine gave");
+    assert_eq!(
+        alerts[0].ends_at,
+        t0() + 2 * S,
+        "the end the rule engine gave"
+    );
     drop(h);
 
     // Once notified, a further start owes nothing.

@@ -103,11 +103,7 @@ impl AlertStore {
     ///   dedup stage whether it still must.
     ///
     /// Returns how many were put back; the manager routes them.
-    pub fn revive_orphans(
-        &self,
-        now_ms: i64,
-        notified_firing: &HashSet<u64>,
-    ) -> Result<usize> {
+    pub fn revive_orphans(&self, now_ms: i64, notified_firing: &HashSet<u64>) -> Result<usize> {
         let mut rows: Vec<(i64, String, i64, i64)> = self.db.with_conn(|c| {
             let mut st = c.prepare(
                 "SELECT fingerprint, labels, starts_at, ends_at FROM alert_history WHERE ends_at = 0",

@@ -124,10 +124,7 @@ impl Ledger {
 }
 
 /// Adds a `/api/v1/query` matrix result to `out`, keyed like [`series_key`].
-fn parse_matrix(
-    body: &[u8],
-    out: &mut HashMap<String, BTreeMap<i64, f64>>,
-) -> anyhow::Result<()> {
+fn parse_matrix(body: &[u8], out: &mut HashMap<String, BTreeMap<i64, f64>>) -> anyhow::Result<()> {
     let v: serde_json::Value = serde_json::from_slice(body).context("response is not JSON")?;
     if v["status"] != "success" || v["data"]["resultType"] != "matrix" {
         bail!("unexpected response: {}", truncate(&v.to_string(), 300));
@@ -163,6 +160,7 @@ fn truncate(s: &str, n: usize) -> &str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -122,7 +122,13 @@ pub const REMOTE_WRITE_HEADERS: &[(&str, &str)] = &[
 ];
 
 /// One remote-write lane: `series` series `soak_rw{lane, s}`, one sample each per request.
-pub async fn remote_write_lane(cx: Arc<Cx>, lane: usize, series: usize, period: Duration, seed: u64) {
+pub async fn remote_write_lane(
+    cx: Arc<Cx>,
+    lane: usize,
+    series: usize,
+    period: Duration,
+    seed: u64,
+) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut clock = Clock(0);
     let lane_s = lane.to_string();
@@ -135,7 +141,11 @@ pub async fn remote_write_lane(cx: Arc<Cx>, lane: usize, series: usize, period: 
         for s in &names {
             let v = odd_value(&mut rng);
             b.add_series(
-                [("__name__", "soak_rw"), ("lane", lane_s.as_str()), ("s", s.as_str())],
+                [
+                    ("__name__", "soak_rw"),
+                    ("lane", lane_s.as_str()),
+                    ("s", s.as_str()),
+                ],
                 &[(t, v)],
             );
             acked.push((series_key("soak_rw", &[("lane", &lane_s), ("s", s)]), t, v));
@@ -158,7 +168,13 @@ pub async fn remote_write_lane(cx: Arc<Cx>, lane: usize, series: usize, period: 
 
 /// One line-protocol writer: `hosts` lines per request, each with a float, an integer and a
 /// second float field (`soak_lp_f`, `soak_lp_i`, `soak_lp_g` with `writer` and `host` labels).
-pub async fn line_protocol_writer(cx: Arc<Cx>, writer: usize, hosts: usize, period: Duration, seed: u64) {
+pub async fn line_protocol_writer(
+    cx: Arc<Cx>,
+    writer: usize,
+    hosts: usize,
+    period: Duration,
+    seed: u64,
+) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut clock = Clock(0);
     let w = writer.to_string();
@@ -173,7 +189,10 @@ pub async fn line_protocol_writer(cx: Arc<Cx>, writer: usize, hosts: usize, peri
             let g = odd_value(&mut rng);
             // Rust's `{}` prints the shortest text that parses back to the same f64, without an
             // exponent, which line protocol accepts as a float.
-            let _ = writeln!(body, "soak_lp,writer={w},host={host} f={f},i={i}i,g={g} {t}");
+            let _ = writeln!(
+                body,
+                "soak_lp,writer={w},host={host} f={f},i={i}i,g={g} {t}"
+            );
             let labels = [("host", host.as_str()), ("writer", w.as_str())];
             acked.push((series_key("soak_lp_f", &labels), t, f));
             acked.push((series_key("soak_lp_i", &labels), t, i as f64));
@@ -206,12 +225,15 @@ pub async fn query_loop(cx: Arc<Cx>, period: Duration) {
                 .client
                 .get(format!("{}/api/v1/query", cx.base))
                 .query(&[("query", "sum by (lane) (soak_rw)")]),
-            1 => cx.client.get(format!("{}/api/v1/query_range", cx.base)).query(&[
-                ("query", "sum by (writer) (rate(soak_lp_i[1m]))"),
-                ("start", start.as_str()),
-                ("end", end.as_str()),
-                ("step", "5"),
-            ]),
+            1 => cx
+                .client
+                .get(format!("{}/api/v1/query_range", cx.base))
+                .query(&[
+                    ("query", "sum by (writer) (rate(soak_lp_i[1m]))"),
+                    ("start", start.as_str()),
+                    ("end", end.as_str()),
+                    ("step", "5"),
+                ]),
             2 => cx.client.get(format!("{}/api/v1/alerts", cx.base)),
             3 => cx
                 .client

@@ -263,7 +263,9 @@ async fn soak(a: SoakArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut cycles = 0u64;
     let mut failure: Option<anyhow::Error> = None;
     while cycles < a.cycles && a.duration.is_none_or(|d| t_run.elapsed() < d) {
-        let up_ms = rng.gen_range(a.min_up.as_millis() as u64..=a.max_up.as_millis().max(a.min_up.as_millis()) as u64);
+        let up_ms = rng.gen_range(
+            a.min_up.as_millis() as u64..=a.max_up.as_millis().max(a.min_up.as_millis()) as u64,
+        );
         tokio::time::sleep(Duration::from_millis(up_ms)).await;
         srv.kill9().await?;
         kills.push(now_ms());
@@ -275,7 +277,7 @@ async fn soak(a: SoakArgs) -> anyhow::Result<std::process::ExitCode> {
                 break;
             }
         }
-        if cycles % 10 == 0 {
+        if cycles.is_multiple_of(10) {
             let (rw_ok, _, _) = cx.remote_write.get();
             log(format!(
                 "cycle {cycles}: {} samples acknowledged, {rw_ok} remote writes, {} notifications, last restart {:?}",
@@ -339,7 +341,10 @@ async fn soak(a: SoakArgs) -> anyhow::Result<std::process::ExitCode> {
     let (lp_ok, lp_failed, lp_refused) = cx.line_protocol.get();
     let (q_ok, q_failed, q_refused) = cx.queries.get();
     println!("soak: {} ({})", bin.display(), work.display());
-    println!("run time                 {:.0} s", t_run.elapsed().as_secs_f64());
+    println!(
+        "run time                 {:.0} s",
+        t_run.elapsed().as_secs_f64()
+    );
     println!("kill -9 cycles           {cycles} (+1 before the read-back)");
     println!(
         "time to ready            first {:.2} s, after kills median {}, p90 {}, max {}, after the last kill {:.2} s",
@@ -351,10 +356,15 @@ async fn soak(a: SoakArgs) -> anyhow::Result<std::process::ExitCode> {
     );
     println!("remote-write requests    {rw_ok} acknowledged, {rw_failed} unanswered, {rw_refused} refused");
     println!("line-protocol requests   {lp_ok} acknowledged, {lp_failed} unanswered, {lp_refused} refused");
-    println!("queries                  {q_ok} answered, {q_failed} unanswered, {q_refused} refused");
+    println!(
+        "queries                  {q_ok} answered, {q_failed} unanswered, {q_refused} refused"
+    );
     if let Ok(g) = cx.first_refusal.lock() {
         if let Some(r) = g.as_ref() {
-            println!("first refusal            {}", r.chars().take(200).collect::<String>());
+            println!(
+                "first refusal            {}",
+                r.chars().take(200).collect::<String>()
+            );
         }
     }
     println!("acknowledged samples     {}", verdict.acked);

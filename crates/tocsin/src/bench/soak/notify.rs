@@ -131,7 +131,11 @@ async fn set_switch(cx: &Cx, lane: &str, episode: &str, value: f64, last_t: &mut
     *last_t = t;
     let mut b = WriteRequestBuilder::new();
     b.add_series(
-        [("__name__", "soak_alert"), ("episode", episode), ("lane", lane)],
+        [
+            ("__name__", "soak_alert"),
+            ("episode", episode),
+            ("lane", lane),
+        ],
         &[(t, value)],
     );
     let ok = cx
@@ -169,7 +173,9 @@ async fn seen_firing(cx: &Cx, lane: &str, episode: &str) -> bool {
     };
     v["data"]["alerts"].as_array().is_some_and(|a| {
         a.iter().any(|x| {
-            x["labels"]["lane"] == lane && x["labels"]["episode"] == episode && x["state"] == "firing"
+            x["labels"]["lane"] == lane
+                && x["labels"]["episode"] == episode
+                && x["state"] == "firing"
         })
     })
 }
@@ -281,8 +287,10 @@ pub fn account(episodes: &[Episode], deliveries: &[Delivery], kills: &[i64]) -> 
             .push(d);
         if d.alerts.iter().any(|s| *s != d.status) {
             v.unexpected += 1;
-            v.examples
-                .push(format!("lane {} episode {}: payload {} with alerts {:?}", d.lane, d.episode, d.status, d.alerts));
+            v.examples.push(format!(
+                "lane {} episode {}: payload {} with alerts {:?}",
+                d.lane, d.episode, d.status, d.alerts
+            ));
         }
     }
     let mut known = std::collections::HashSet::new();
@@ -393,6 +401,10 @@ mod tests {
         assert_eq!((v.lost_firing, v.lost_resolved), (0, 1));
         assert_eq!((v.duplicate_firing, v.duplicate_resolved), (1, 0));
         assert_eq!(v.unexpected, 0);
-        assert!(v.examples.iter().any(|e| e.contains("10 ms")), "{:?}", v.examples);
+        assert!(
+            v.examples.iter().any(|e| e.contains("10 ms")),
+            "{:?}",
+            v.examples
+        );
     }
 }

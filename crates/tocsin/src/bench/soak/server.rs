@@ -92,7 +92,11 @@ impl Server {
             .is_none_or(|c| c.try_wait().ok().flatten().is_some())
     }
 
-    async fn wait_ready(&mut self, client: &reqwest::Client, timeout: Duration) -> anyhow::Result<()> {
+    async fn wait_ready(
+        &mut self,
+        client: &reqwest::Client,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(r) = client.get(self.url("/-/ready")).send().await {
@@ -102,11 +106,17 @@ impl Server {
             }
             if let Some(c) = self.child.as_mut() {
                 if let Some(st) = c.try_wait()? {
-                    bail!("server exited with {st} before it was ready (log: {})", self.log.display());
+                    bail!(
+                        "server exited with {st} before it was ready (log: {})",
+                        self.log.display()
+                    );
                 }
             }
             if Instant::now() > deadline {
-                bail!("server not ready after {timeout:?} (log: {})", self.log.display());
+                bail!(
+                    "server not ready after {timeout:?} (log: {})",
+                    self.log.display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -130,7 +140,10 @@ impl Server {
                     libc::kill(pid as i32, libc::SIGTERM);
                 }
             }
-            if tokio::time::timeout(Duration::from_secs(60), c.wait()).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(60), c.wait())
+                .await
+                .is_err()
+            {
                 c.start_kill()?;
                 c.wait().await?;
             }
