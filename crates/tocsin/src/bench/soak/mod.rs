@@ -76,6 +76,10 @@ pub struct SoakArgs {
     /// The server's `--maintenance-interval`.
     #[arg(long, default_value = "10s")]
     maintenance_interval: String,
+    /// Wait after the final restart before counting notifications, so a delivery repeated
+    /// because of the restart (after group_wait) is seen.
+    #[arg(long, default_value = "8s", value_parser = crate::parse_duration)]
+    settle: Duration,
     /// Keep the work directory (kept anyway when something was lost).
     #[arg(long)]
     keep: bool,
@@ -310,7 +314,7 @@ async fn soak(a: SoakArgs) -> anyhow::Result<std::process::ExitCode> {
     srv.kill9().await?;
     kills.push(now_ms());
     let last_ready = srv.start(&client).await?;
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    tokio::time::sleep(a.settle).await;
 
     let verdict = cx
         .ledger
