@@ -371,16 +371,20 @@ impl AlertManager {
         let done: Vec<Alert> = {
             let mut d = self.dispatcher.lock();
             d.finish(&job, ok);
-            if ok && !job.resolved.is_empty() {
-                // Resolves notified by every group that held them are over.
-                let held: HashSet<u64> = d.alerts().map(Alert::fingerprint).collect();
-                job.resolved
-                    .iter()
-                    .filter(|a| !held.contains(&a.fingerprint()))
-                    .cloned()
-                    .collect()
+            // Usually empty: a sender's resolve closes the history row when it is put.
+            let open = if ok {
+                self.store.with_open_rows(&job.resolved)
             } else {
                 Vec::new()
+            };
+            if open.is_empty() {
+                open
+            } else {
+                // Resolves notified by every group that held them are over.
+                let held: HashSet<u64> = d.alerts().map(Alert::fingerprint).collect();
+                open.into_iter()
+                    .filter(|a| !held.contains(&a.fingerprint()))
+                    .collect()
             }
         };
         if !done.is_empty() {

@@ -175,6 +175,19 @@ impl AlertStore {
         Ok(revived)
     }
 
+    /// Those of `alerts` whose history row is still open.
+    pub fn with_open_rows(&self, alerts: &[Alert]) -> Vec<Alert> {
+        if alerts.is_empty() {
+            return Vec::new();
+        }
+        let inner = self.inner.lock();
+        alerts
+            .iter()
+            .filter(|a| inner.open.contains_key(&a.fingerprint()))
+            .cloned()
+            .collect()
+    }
+
     /// Closes the history rows of alerts whose resolve has been notified everywhere it was
     /// due, unless they fired again meanwhile. Rows of alerts resolved by a sender are closed
     /// when the resolve is put; this is for those resolved by their end passing (a sender that
