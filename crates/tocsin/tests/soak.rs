@@ -1,6 +1,8 @@
 //! A short `tocsin bench soak` (the engine of `bench/soak`): two kill -9 cycles under mixed load,
 //! then every acknowledged sample and every notification due must be there, exactly once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 
 #[test]
