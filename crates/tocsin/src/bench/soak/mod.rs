@@ -182,7 +182,10 @@ async fn soak(a: SoakArgs) -> anyhow::Result<std::process::ExitCode> {
         .timeout(Duration::from_secs(20))
         .build()?;
 
-    let inbox = Arc::new(Inbox::default());
+    let inbox = Arc::new(Inbox {
+        journal: Some(work.join("deliveries.jsonl")),
+        ..Default::default()
+    });
     let hook = notify::serve_webhook(inbox.clone()).await?;
     let targets = crate::bench::targets::serve(a.targets, a.target_series).await?;
     let addr = format!("127.0.0.1:{}", free_port()?);
@@ -220,6 +223,7 @@ async fn soak(a: SoakArgs) -> anyhow::Result<std::process::ExitCode> {
     let lanes = Arc::new(Lanes {
         episodes: Default::default(),
         drain: AtomicBool::new(false),
+        journal: Some(work.join("lanes.log")),
     });
     let period = Duration::from_millis(a.write_period_ms);
     let mut writers = Vec::new();
@@ -404,6 +408,25 @@ async fn soak(a: SoakArgs) -> anyhow::Result<std::process::ExitCode> {
         nv.duplicate_resolved
     );
     println!("unexpected deliveries    {}", nv.unexpected);
+    let waits = |f: fn(&notify::Episode) -> u64| {
+        let mut w: Vec<u64> = episodes.iter().filter(|e| e.fired).map(f).collect();
+        w.sort_unstable();
+        let at = |p: f64| {
+            w.get(((w.len() as f64 - 1.0) * p).round() as usize)
+                .map_or_else(|| "-".into(), |v| format!("{:.1} s", *v as f64 / 1000.0))
+        };
+        format!("median {}, p90 {}, max {}", at(0.5), at(0.9), at(1.0))
+    };
+    println!(
+        "firing notified after    {} (from the first 1 sent); {} phases timed out",
+        waits(|e| e.firing_wait_ms),
+        episodes.iter().filter(|e| e.firing_timed_out).count()
+    );
+    println!(
+        "resolve notified after   {} (from the first 0 sent); {} phases timed out",
+        waits(|e| e.resolved_wait_ms),
+        episodes.iter().filter(|e| e.resolved_timed_out).count()
+    );
     println!("server panics in log     {panics}");
     for e in verdict.examples.iter().chain(nv.examples.iter()) {
         println!("  {e}");

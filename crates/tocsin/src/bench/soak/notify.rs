@@ -35,6 +35,8 @@ pub struct Delivery {
 
 #[derive(Default)]
 pub struct Inbox {
+    /// Every delivery's body is appended here, one line each, when set.
+    pub journal: Option<std::path::PathBuf>,
     pub deliveries: Mutex<Vec<Delivery>>,
     /// Bodies that were not a webhook payload of a lane's group.
     pub malformed: Mutex<Vec<String>>,
@@ -57,6 +59,16 @@ impl Inbox {
 }
 
 async fn hook(State(inbox): State<Arc<Inbox>>, body: axum::body::Bytes) -> &'static str {
+    if let Some(p) = &inbox.journal {
+        use std::io::Write as _;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
+            let _ = writeln!(f, "{} {}", now_ms(), String::from_utf8_lossy(&body));
+        }
+    }
     let v: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -112,12 +124,33 @@ pub struct Episode {
     /// The firing (resolved) phase ended by timeout, not by the notification's arrival.
     pub firing_timed_out: bool,
     pub resolved_timed_out: bool,
+    /// From the first 1 sent to the firing notification's arrival (or the timeout), and from
+    /// the first 0 sent to the resolved one's.
+    pub firing_wait_ms: u64,
+    pub resolved_wait_ms: u64,
 }
 
 pub struct Lanes {
     pub episodes: Mutex<Vec<Episode>>,
     /// Set when the run is over: lanes finish the episode they are in and start no new one.
     pub drain: AtomicBool,
+    /// Each lane's phase changes, one line each, for lining up slow phases with the kills.
+    pub journal: Option<std::path::PathBuf>,
+}
+
+impl Lanes {
+    fn note(&self, line: String) {
+        if let Some(p) = &self.journal {
+            use std::io::Write as _;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+            {
+                let _ = writeln!(f, "{} {line}", now_ms());
+            }
+        }
+    }
 }
 
 /// The finished episodes, taken once the lanes are done.
@@ -203,7 +236,10 @@ pub async fn lane(
             switched_off: false,
             firing_timed_out: false,
             resolved_timed_out: false,
+            firing_wait_ms: 0,
+            resolved_wait_ms: 0,
         };
+        lanes.note(format!("lane {lane} episode {episode} on"));
         // On until the firing notification arrives; the value is re-sent every tick so it never
         // goes stale, and across restarts.
         let t0 = Instant::now();
@@ -222,6 +258,11 @@ pub async fn lane(
             }
             tokio::time::sleep(tick).await;
         }
+        ep.firing_wait_ms = t0.elapsed().as_millis() as u64;
+        lanes.note(format!(
+            "lane {lane} episode {episode} off (firing after {} ms, timed out {})",
+            ep.firing_wait_ms, ep.firing_timed_out
+        ));
         // Off until the resolved notification arrives.
         let t0 = Instant::now();
         loop {
@@ -237,6 +278,11 @@ pub async fn lane(
             }
             tokio::time::sleep(tick).await;
         }
+        ep.resolved_wait_ms = t0.elapsed().as_millis() as u64;
+        lanes.note(format!(
+            "lane {lane} episode {episode} done (resolved after {} ms, timed out {})",
+            ep.resolved_wait_ms, ep.resolved_timed_out
+        ));
         lock(&lanes.episodes).push(ep);
         // A pause of random length, so lanes drift apart and kills land at every phase.
         let pause = rng.gen_range(0..=tick.as_millis() as u64 * 4);
@@ -372,6 +418,8 @@ mod tests {
             switched_off: true,
             firing_timed_out: false,
             resolved_timed_out: false,
+            firing_wait_ms: 0,
+            resolved_wait_ms: 0,
         }
     }
     fn d(e: &str, status: &str, at_ms: i64) -> Delivery {
