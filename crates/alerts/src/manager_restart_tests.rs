@@ -204,3 +204,102 @@ receivers:
     }
     assert_eq!(h.r("team").count(), 0);
 }
+
+/// Found by the 100-cycle soak: an alert put back at start-up got `now + resolve_timeout` at
+/// each start, so with restarts coming faster than `resolve_timeout` it never resolved (the
+/// resolve came only after an uptime long enough, two minutes late in the soak).
+#[tokio::test]
+async fn restarts_faster_than_resolve_timeout_kept_a_put_back_alert_firing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let cfg = r#"
+global:
+  resolve_timeout: 10s
+route:
+  receiver: team
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 24h
+receivers:
+- name: team
+"#;
+    let clock = ManualClock::new(t0());
+    let start = |c: &ManualClock| {
+        Harness::on_state(
+            cfg,
+            true,
+            Some(crate::state::StateDb::open(&db).unwrap()),
+            c.clone(),
+        )
+    };
+    let h = start(&clock);
+    h.put(vec![Alert {
+        starts_at: t0(),
+        ends_at: t0() + 4 * S,
+        ..alert(&[("alertname", "Hot")])
+    }]);
+    h.at(S).await;
+    assert_eq!(h.r("team").last_names(), ["+Hot"]);
+    drop(h);
+    // Started at 3 s (put back until 13 s), killed at 8 s, started again at 9 s.
+    clock.set(t0() + 3 * S);
+    let h = start(&clock);
+    for t in 3..=8 {
+        h.at(t * S).await;
+    }
+    assert_eq!(h.r("team").count(), 0);
+    drop(h);
+    clock.set(t0() + 9 * S);
+    let h = start(&clock);
+    for t in 9..=16 {
+        h.at(t * S).await;
+    }
+    assert_eq!(
+        h.r("team").count(),
+        1,
+        "resolved by the first deadline (13 s) plus a group_interval"
+    );
+    assert_eq!(h.r("team").last_names(), ["-Hot"]);
+    drop(h);
+
+    // Re-sent by a sender after being put back: the old deadline no longer holds.
+    clock.set(t0() + 20 * S);
+    let h = start(&clock);
+    h.put(vec![Alert {
+        starts_at: t0() + 20 * S,
+        ends_at: t0() + 60 * S,
+        ..alert(&[("alertname", "Cold")])
+    }]);
+    h.at(21 * S).await;
+    assert_eq!(h.r("team").last_names(), ["+Cold"]);
+    drop(h);
+    clock.set(t0() + 22 * S);
+    let h = start(&clock);
+    for t in 22..=25 {
+        clock.set(t0() + t * S);
+        h.put(vec![Alert {
+            starts_at: t0() + 22 * S,
+            ends_at: clock.now_ms() + 4 * S,
+            ..alert(&[("alertname", "Cold")])
+        }]);
+        h.at(t * S).await;
+    }
+    drop(h);
+    // Killed again long after the first deadline (32 s): still firing when put back.
+    clock.set(t0() + 40 * S);
+    let h = start(&clock);
+    h.at(41 * S).await;
+    let cold =
+        h.am.store()
+            .all()
+            .into_iter()
+            .find(|a| a.name() == "Cold")
+            .unwrap();
+    assert_eq!(
+        cold.ends_at,
+        t0() + 50 * S,
+        "a new deadline from this start"
+    );
+    assert_eq!(h.r("team").count(), 0, "{:?}", h.r("team").calls.lock());
+}

@@ -10,7 +10,8 @@
 //! an alert whose condition cleared during the restart would otherwise never be notified as
 //! resolved. Re-sent still firing, it continues with the row's (earlier) start kept, as a
 //! running Alertmanager would merge it; not re-sent, it resolves `resolve_timeout` after the
-//! start, since Alertmanager would have timed it out too. Rows that cannot be revived are
+//! start it was first put back at (the row's `revived_until`, so quick restarts do not push it
+//! back), since Alertmanager would have timed it out too. Rows that cannot be revived are
 //! closed then.
 
 use std::collections::{HashMap, HashSet};
@@ -51,6 +52,9 @@ struct Inner {
     orphans: HashSet<u64>,
     /// The first `now` seen after startup; unclaimed orphans are closed `resolve_timeout` later.
     first_seen: Option<i64>,
+    /// Alerts put back by `revive_orphans` whose row carries a `revived_until`, until a sender
+    /// re-sends them.
+    revived: HashSet<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,6 +87,7 @@ impl AlertStore {
                 open,
                 orphans,
                 first_seen: None,
+                revived: HashSet::new(),
             }),
             resolve_timeout_ms: AtomicI64::new(resolve_timeout_ms),
             history_retention_ms: AtomicI64::new(DEFAULT_HISTORY_RETENTION_MS),
@@ -104,11 +109,14 @@ impl AlertStore {
     ///
     /// Returns how many were put back; the manager routes them.
     pub fn revive_orphans(&self, now_ms: i64, notified_firing: &HashSet<u64>) -> Result<usize> {
-        let mut rows: Vec<(i64, String, i64, i64)> = self.db.with_conn(|c| {
+        let mut rows: Vec<(i64, String, i64, i64, i64)> = self.db.with_conn(|c| {
             let mut st = c.prepare(
-                "SELECT fingerprint, labels, starts_at, ends_at FROM alert_history WHERE ends_at = 0",
+                "SELECT fingerprint, labels, starts_at, ends_at, revived_until FROM alert_history
+                 WHERE ends_at = 0",
             )?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            let rows = st.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
             rows.collect()
         })?;
         let open: HashSet<u64> = rows.iter().map(|r| r.0 as u64).collect();
@@ -118,16 +126,16 @@ impl AlertStore {
             .filter(|fp| !open.contains(fp))
             .collect();
         if !owed.is_empty() {
-            let closed: Vec<(i64, String, i64, i64)> = self.db.with_conn(|c| {
+            let closed: Vec<(i64, String, i64, i64, i64)> = self.db.with_conn(|c| {
                 let mut st = c.prepare_cached(
-                    "SELECT fingerprint, labels, starts_at, ends_at FROM alert_history
+                    "SELECT fingerprint, labels, starts_at, ends_at, revived_until FROM alert_history
                      WHERE fingerprint = ?1 ORDER BY starts_at DESC, id DESC LIMIT 1",
                 )?;
                 let mut out = Vec::new();
                 for fp in &owed {
                     let row = st
                         .query_row([*fp as i64], |r| {
-                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                         })
                         .optional()?;
                     out.extend(row);
@@ -140,7 +148,9 @@ impl AlertStore {
         let mut inner = self.inner.lock();
         inner.first_seen.get_or_insert(now_ms);
         let mut revived = 0;
-        for (fp, labels, starts_at, ends_at) in rows {
+        // Rows put back for the first time get their deadline written down.
+        let mut deadlines: Vec<(i64, i64)> = Vec::new();
+        for (fp, labels, starts_at, ends_at, revived_until) in rows {
             let fp = fp as u64;
             if inner.alerts.contains_key(&fp) {
                 continue;
@@ -154,15 +164,27 @@ impl AlertStore {
                 // A row that cannot be read back is left to be closed as an orphan.
                 _ => continue,
             };
+            let ends_at = if !still_open {
+                ends_at
+            } else if revived_until != 0 {
+                // Put back before and not re-sent since: the deadline stands, or restarts
+                // coming faster than `resolve_timeout` would keep it firing for ever.
+                revived_until
+            } else {
+                let until = now_ms.saturating_add(rt).max(starts_at);
+                if let Some(row) = inner.open.get(&fp) {
+                    deadlines.push((row.id, until));
+                }
+                until
+            };
+            if still_open {
+                inner.revived.insert(fp);
+            }
             let a = Alert {
                 labels,
                 annotations: Default::default(),
                 starts_at,
-                ends_at: if still_open {
-                    now_ms.saturating_add(rt).max(starts_at)
-                } else {
-                    ends_at
-                },
+                ends_at,
                 generator_url: String::new(),
                 updated_at: now_ms,
                 timeout: still_open,
@@ -171,6 +193,16 @@ impl AlertStore {
             // Now an alert like any other: it resolves (closing its row) through `gc`.
             inner.orphans.remove(&fp);
             revived += 1;
+        }
+        if !deadlines.is_empty() {
+            self.db.write(|tx| {
+                let mut st =
+                    tx.prepare_cached("UPDATE alert_history SET revived_until = ?2 WHERE id = ?1")?;
+                for (id, until) in &deadlines {
+                    st.execute([id, until])?;
+                }
+                Ok(())
+            })?;
         }
         Ok(revived)
     }
@@ -285,6 +317,8 @@ impl AlertStore {
         inner.first_seen.get_or_insert(now);
         let mut out = Vec::with_capacity(alerts.len());
         let mut transitions = Vec::with_capacity(alerts.len());
+        // Rows of put-back alerts a sender has re-sent: their deadline no longer holds.
+        let mut unrevive: Vec<i64> = Vec::new();
         for a in alerts {
             let fp = a.fingerprint();
             let old = inner.alerts.get(&fp).cloned();
@@ -306,6 +340,11 @@ impl AlertStore {
             }
             inner.alerts.insert(fp, merged.clone());
             inner.orphans.remove(&fp);
+            if inner.revived.remove(&fp) {
+                if let Some(row) = inner.open.get(&fp) {
+                    unrevive.push(row.id);
+                }
+            }
             transitions.push((fp, old, merged.clone()));
             out.push(merged);
         }
@@ -313,6 +352,10 @@ impl AlertStore {
         // The alerts are stored whatever happens to the history: losing a history row is
         // better than refusing alerts because the disk is full.
         let res = self.db.write(|tx| {
+            for id in &unrevive {
+                tx.prepare_cached("UPDATE alert_history SET revived_until = 0 WHERE id = ?1")?
+                    .execute([id])?;
+            }
             let mut overlay: HashMap<u64, Option<OpenRow>> = HashMap::new();
             for (fp, old, merged) in &transitions {
                 let row = match overlay.get(fp) {
