@@ -407,7 +407,11 @@ async fn soak(a: SoakArgs) -> anyhow::Result<std::process::ExitCode> {
         nv.duplicate_firing,
         nv.duplicate_resolved
     );
-    println!("unexpected deliveries    {}", nv.unexpected);
+    let malformed = inbox.malformed_count();
+    println!(
+        "unexpected deliveries    {} (+{malformed} bodies not a lane's webhook payload)",
+        nv.unexpected
+    );
     let waits = |f: fn(&notify::Episode) -> u64| {
         let mut w: Vec<u64> = episodes.iter().filter(|e| e.fired).map(f).collect();
         w.sort_unstable();
@@ -436,6 +440,7 @@ async fn soak(a: SoakArgs) -> anyhow::Result<std::process::ExitCode> {
         || nv.lost() > 0
         || nv.duplicated() > 0
         || nv.unexpected > 0
+        || malformed > 0
         || panics > 0;
     if bad || a.keep || a.work_dir.is_some() {
         println!("kept {}", work.display());

@@ -53,6 +53,9 @@ impl Inbox {
             .filter(|d| d.lane == lane && d.episode == episode && d.status == status)
             .count()
     }
+    pub fn malformed_count(&self) -> usize {
+        lock(&self.malformed).len()
+    }
     pub fn all(&self) -> Vec<Delivery> {
         lock(&self.deliveries).clone()
     }
