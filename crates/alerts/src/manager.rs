@@ -226,7 +226,15 @@ impl AlertManager {
             wake: tokio::sync::Notify::new(),
             stopped: AtomicBool::new(false),
         };
-        // Alerts kept in the state db from before a restart are routed again, as a reload does.
+        // Alerts still firing in the history when the previous process died, and resolved ones
+        // notified firing but maybe not resolved, come back, so their resolve is notified even
+        // though no sender will re-send them (the rule engine dies with us); they are routed
+        // again, as a reload does, and the notification log decides what is still due.
+        match am.store.revive_orphans(now, &am.nflog.notified_firing()) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(alerts = n, "alerts firing before the restart put back"),
+            Err(e) => tracing::warn!(error = %e, "alerts firing before the restart not put back"),
+        }
         let rt = am.runtime.read().clone();
         am.register_integrations(&rt);
         am.regroup(&rt, now);
@@ -360,7 +368,28 @@ impl AlertManager {
             }
             None => true,
         };
-        self.dispatcher.lock().finish(&job, ok);
+        let done: Vec<Alert> = {
+            let mut d = self.dispatcher.lock();
+            d.finish(&job, ok);
+            // Usually empty: a sender's resolve closes the history row when it is put.
+            let open = if ok {
+                self.store.with_open_rows(&job.resolved)
+            } else {
+                Vec::new()
+            };
+            if open.is_empty() {
+                open
+            } else {
+                // Resolves notified by every group that held them are over.
+                let held: HashSet<u64> = d.alerts().map(Alert::fingerprint).collect();
+                open.into_iter()
+                    .filter(|a| !held.contains(&a.fingerprint()))
+                    .collect()
+            }
+        };
+        if !done.is_empty() {
+            self.store.close_notified(&done, job.now_ms);
+        }
     }
 
     fn maybe_gc(&self, now: i64) {

@@ -111,8 +111,17 @@ impl Harness {
 
     /// Every receiver of the configuration gets one recording notifier.
     fn with(yaml: &str, send_resolved: bool) -> Harness {
+        Self::on_state(yaml, send_resolved, None, ManualClock::new(t0()))
+    }
+
+    /// As `with`, on a given state db and clock (to start again after a "crash").
+    fn on_state(
+        yaml: &str,
+        send_resolved: bool,
+        state: Option<crate::state::StateDb>,
+        clock: ManualClock,
+    ) -> Harness {
         let cfg = AmConfig::parse(yaml, "test.yml").unwrap();
-        let clock = ManualClock::new(t0());
         let rec: HashMap<String, Arc<Recorder>> = cfg
             .receivers
             .iter()
@@ -128,7 +137,7 @@ impl Harness {
         let am = AlertManager::with_receiver_builder(
             cfg,
             ManagerOptions {
-                state: None,
+                state,
                 base_dir: PathBuf::from("."),
                 external_url: "http://am.example/".into(),
                 clock: Arc::new(clock.clone()),
@@ -892,3 +901,6 @@ async fn a_silenced_watchdog_reaches_the_heartbeat_as_nothing_firing() {
         "the webhook hears nothing of a silenced group"
     );
 }
+
+#[path = "manager_restart_tests.rs"]
+mod restart;

@@ -130,6 +130,16 @@ impl NotificationLog {
         Ok(before - entries.len())
     }
 
+    /// Every fingerprint last notified as firing by some receiver: the alerts that are owed a
+    /// resolve (or are still firing).
+    pub fn notified_firing(&self) -> std::collections::HashSet<u64> {
+        self.entries
+            .lock()
+            .values()
+            .flat_map(|s| s.entry.firing.iter().copied())
+            .collect()
+    }
+
     /// How many entries are held.
     pub fn len(&self) -> usize {
         self.entries.lock().len()

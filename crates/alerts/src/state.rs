@@ -47,6 +47,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX alert_history_fp ON alert_history (fingerprint, starts_at);
     CREATE INDEX alert_history_starts_at ON alert_history (starts_at);
     CREATE INDEX alert_history_ends_at ON alert_history (ends_at);",
+    // 2: when an alert put back at start-up resolves unless a sender re-sends it, kept so that
+    // restarts in a row do not push it back each time (0: not put back).
+    "ALTER TABLE alert_history ADD COLUMN revived_until INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this binary writes.

@@ -5,10 +5,14 @@
 //!
 //! Live alerts are not persisted, as in Alertmanager: senders re-send firing alerts every few
 //! evaluation intervals, so the set rebuilds itself after a restart. The history is the record
-//! that survives. A history row still open at startup is continued when its alert is re-sent
-//! still firing, with the row's (earlier) start kept, as a running Alertmanager would merge it;
-//! rows nobody re-sends within `resolve_timeout` of the first activity
-//! after the start are closed then, since Alertmanager would have timed those alerts out too.
+//! that survives. A history row still open at startup becomes a live alert again
+//! (`revive_orphans`, with a `resolve_timeout` end): the embedded rule engine dies with us, so
+//! an alert whose condition cleared during the restart would otherwise never be notified as
+//! resolved. Re-sent still firing, it continues with the row's (earlier) start kept, as a
+//! running Alertmanager would merge it; not re-sent, it resolves `resolve_timeout` after the
+//! start it was first put back at (the row's `revived_until`, so quick restarts do not push it
+//! back), since Alertmanager would have timed it out too. Rows that cannot be revived are
+//! closed then.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -48,6 +52,9 @@ struct Inner {
     orphans: HashSet<u64>,
     /// The first `now` seen after startup; unclaimed orphans are closed `resolve_timeout` later.
     first_seen: Option<i64>,
+    /// Alerts put back by `revive_orphans` whose row carries a `revived_until`, until a sender
+    /// re-sends them.
+    revived: HashSet<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,10 +87,179 @@ impl AlertStore {
                 open,
                 orphans,
                 first_seen: None,
+                revived: HashSet::new(),
             }),
             resolve_timeout_ms: AtomicI64::new(resolve_timeout_ms),
             history_retention_ms: AtomicI64::new(DEFAULT_HISTORY_RETENTION_MS),
         })
+    }
+
+    /// Puts back the alerts the previous process knew and may still owe a notification for,
+    /// since the manager that knew them was killed (and, for rules, the sender with it):
+    ///
+    /// - alerts whose history row is still open, as firing: each gets the row's start and
+    ///   labels, no annotations (they are not kept), and an end of `now_ms` + `resolve_timeout`
+    ///   marked as a timeout, the way Alertmanager holds an alert whose sender stopped sending.
+    ///   A sender that re-sends it firing keeps it going (and the notification log keeps that
+    ///   from notifying again); one that does not lets it resolve, and the resolve is notified.
+    /// - alerts in `notified_firing` (the notification log's firing sets) whose latest history
+    ///   row is closed, as resolved at the row's end: the resolve reached the history but the
+    ///   flush that would have notified it did not happen. The notification log tells the
+    ///   dedup stage whether it still must.
+    ///
+    /// Returns how many were put back; the manager routes them.
+    pub fn revive_orphans(&self, now_ms: i64, notified_firing: &HashSet<u64>) -> Result<usize> {
+        let mut rows: Vec<(i64, String, i64, i64, i64)> = self.db.with_conn(|c| {
+            let mut st = c.prepare(
+                "SELECT fingerprint, labels, starts_at, ends_at, revived_until FROM alert_history
+                 WHERE ends_at = 0",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+            rows.collect()
+        })?;
+        let open: HashSet<u64> = rows.iter().map(|r| r.0 as u64).collect();
+        let owed: Vec<u64> = notified_firing
+            .iter()
+            .copied()
+            .filter(|fp| !open.contains(fp))
+            .collect();
+        if !owed.is_empty() {
+            let closed: Vec<(i64, String, i64, i64, i64)> = self.db.with_conn(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT fingerprint, labels, starts_at, ends_at, revived_until FROM alert_history
+                     WHERE fingerprint = ?1 ORDER BY starts_at DESC, id DESC LIMIT 1",
+                )?;
+                let mut out = Vec::new();
+                for fp in &owed {
+                    let row = st
+                        .query_row([*fp as i64], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                        })
+                        .optional()?;
+                    out.extend(row);
+                }
+                Ok(out)
+            })?;
+            rows.extend(closed);
+        }
+        let rt = self.resolve_timeout();
+        let mut inner = self.inner.lock();
+        inner.first_seen.get_or_insert(now_ms);
+        let mut revived = 0;
+        // Rows put back for the first time get their deadline written down.
+        let mut deadlines: Vec<(i64, i64)> = Vec::new();
+        for (fp, labels, starts_at, ends_at, revived_until) in rows {
+            let fp = fp as u64;
+            if inner.alerts.contains_key(&fp) {
+                continue;
+            }
+            let still_open = ends_at == 0;
+            if still_open && !inner.orphans.contains(&fp) {
+                continue;
+            }
+            let labels = match decode_labels(&labels) {
+                Ok(l) if tocsin_model::alert::fingerprint(&l) == fp => l,
+                // A row that cannot be read back is left to be closed as an orphan.
+                _ => continue,
+            };
+            let ends_at = if !still_open {
+                ends_at
+            } else if revived_until != 0 {
+                // Put back before and not re-sent since: the deadline stands, or restarts
+                // coming faster than `resolve_timeout` would keep it firing for ever.
+                revived_until
+            } else {
+                let until = now_ms.saturating_add(rt).max(starts_at);
+                if let Some(row) = inner.open.get(&fp) {
+                    deadlines.push((row.id, until));
+                }
+                until
+            };
+            if still_open {
+                inner.revived.insert(fp);
+            }
+            let a = Alert {
+                labels,
+                annotations: Default::default(),
+                starts_at,
+                ends_at,
+                generator_url: String::new(),
+                updated_at: now_ms,
+                timeout: still_open,
+            };
+            inner.alerts.insert(fp, a);
+            // Now an alert like any other: it resolves (closing its row) through `gc`.
+            inner.orphans.remove(&fp);
+            revived += 1;
+        }
+        if !deadlines.is_empty() {
+            self.db.write(|tx| {
+                let mut st =
+                    tx.prepare_cached("UPDATE alert_history SET revived_until = ?2 WHERE id = ?1")?;
+                for (id, until) in &deadlines {
+                    st.execute([id, until])?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(revived)
+    }
+
+    /// Those of `alerts` whose history row is still open.
+    pub fn with_open_rows(&self, alerts: &[Alert]) -> Vec<Alert> {
+        if alerts.is_empty() {
+            return Vec::new();
+        }
+        let inner = self.inner.lock();
+        alerts
+            .iter()
+            .filter(|a| inner.open.contains_key(&a.fingerprint()))
+            .cloned()
+            .collect()
+    }
+
+    /// Closes the history rows of alerts whose resolve has been notified everywhere it was
+    /// due, unless they fired again meanwhile. Rows of alerts resolved by a sender are closed
+    /// when the resolve is put; this is for those resolved by their end passing (a sender that
+    /// stopped, an alert put back by `revive_orphans`), whose rows `gc` would close only much
+    /// later: a restart before that would put them back as firing and notify them again.
+    pub fn close_notified(&self, alerts: &[Alert], now_ms: i64) {
+        let mut inner = self.inner.lock();
+        let mut closes: Vec<(u64, i64, i64)> = Vec::new();
+        for a in alerts {
+            let fp = a.fingerprint();
+            if inner
+                .alerts
+                .get(&fp)
+                .is_some_and(|cur| !cur.resolved_at(now_ms))
+            {
+                continue;
+            }
+            if let Some(row) = inner.open.get(&fp) {
+                closes.push((fp, row.id, a.ends_at.max(row.starts_at)));
+            }
+        }
+        if closes.is_empty() {
+            return;
+        }
+        let res = self.db.write(|tx| {
+            let mut close =
+                tx.prepare_cached("UPDATE alert_history SET ends_at = ?2 WHERE id = ?1")?;
+            for (_, id, ends_at) in &closes {
+                close.execute([id, ends_at])?;
+            }
+            Ok(())
+        });
+        match res {
+            Ok(()) => {
+                for (fp, _, _) in closes {
+                    inner.open.remove(&fp);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "alert history not updated"),
+        }
     }
 
     pub fn set_resolve_timeout(&self, ms: i64) {
@@ -141,6 +317,8 @@ impl AlertStore {
         inner.first_seen.get_or_insert(now);
         let mut out = Vec::with_capacity(alerts.len());
         let mut transitions = Vec::with_capacity(alerts.len());
+        // Rows of put-back alerts a sender has re-sent: their deadline no longer holds.
+        let mut unrevive: Vec<i64> = Vec::new();
         for a in alerts {
             let fp = a.fingerprint();
             let old = inner.alerts.get(&fp).cloned();
@@ -162,6 +340,11 @@ impl AlertStore {
             }
             inner.alerts.insert(fp, merged.clone());
             inner.orphans.remove(&fp);
+            if inner.revived.remove(&fp) {
+                if let Some(row) = inner.open.get(&fp) {
+                    unrevive.push(row.id);
+                }
+            }
             transitions.push((fp, old, merged.clone()));
             out.push(merged);
         }
@@ -169,6 +352,10 @@ impl AlertStore {
         // The alerts are stored whatever happens to the history: losing a history row is
         // better than refusing alerts because the disk is full.
         let res = self.db.write(|tx| {
+            for id in &unrevive {
+                tx.prepare_cached("UPDATE alert_history SET revived_until = 0 WHERE id = ?1")?
+                    .execute([id])?;
+            }
             let mut overlay: HashMap<u64, Option<OpenRow>> = HashMap::new();
             for (fp, old, merged) in &transitions {
                 let row = match overlay.get(fp) {

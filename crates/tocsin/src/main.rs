@@ -70,6 +70,9 @@ enum BenchCmd {
     Query(bench::query::QueryArgs),
     /// GET one URL in a closed loop (keep-alive, optional basic auth and CA) and print req/s.
     Http(bench::http::HttpArgs),
+    /// Endurance run: mixed load, kill -9 and restart cycles, then a check of every acknowledged
+    /// sample and notification (`bench/soak`).
+    Soak(bench::soak::SoakArgs),
 }
 
 #[derive(Subcommand)]
@@ -191,6 +194,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Bench(BenchCmd::Lineproto(a)) => done(bench::lineproto::run(a)),
         Cmd::Bench(BenchCmd::Query(a)) => done(bench::query::run(a)),
         Cmd::Bench(BenchCmd::Http(a)) => done(bench::http::run(a)),
+        Cmd::Bench(BenchCmd::Soak(a)) => bench::soak::run(a),
     };
     res.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

@@ -9,4 +9,5 @@ pub mod http;
 pub mod lineproto;
 pub mod query;
 pub mod remote;
+pub mod soak;
 pub mod targets;

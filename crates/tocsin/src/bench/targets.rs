@@ -118,34 +118,34 @@ async fn metrics(State(t): State<Arc<Target>>) -> impl IntoResponse {
     )
 }
 
+/// Starts `targets` targets of `series` series each on the current runtime; returns their
+/// `host:port` addresses. They serve until the runtime ends.
+pub async fn serve(targets: usize, series: usize) -> anyhow::Result<Vec<String>> {
+    let start = Instant::now();
+    let mut addrs = Vec::with_capacity(targets);
+    for idx in 0..targets {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        addrs.push(l.local_addr()?.to_string());
+        let app = Router::new()
+            .route("/metrics", get(metrics))
+            .with_state(Arc::new(Target { idx, series, start }));
+        tokio::spawn(async move { axum::serve(l, app).await });
+    }
+    Ok(addrs)
+}
+
 pub fn run(a: TargetsArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let start = Instant::now();
-        let mut addrs = Vec::with_capacity(a.targets);
-        let mut tasks = Vec::with_capacity(a.targets);
-        for idx in 0..a.targets {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            addrs.push(l.local_addr()?.to_string());
-            let app = Router::new()
-                .route("/metrics", get(metrics))
-                .with_state(Arc::new(Target {
-                    idx,
-                    series: a.series,
-                    start,
-                }));
-            tasks.push(tokio::spawn(async move { axum::serve(l, app).await }));
-        }
+        let addrs = serve(a.targets, a.series).await?;
         let tmp = a.addr_file.with_extension("tmp");
         std::fs::write(&tmp, addrs.join("\n") + "\n")
             .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &a.addr_file)?;
-        for t in tasks {
-            t.await??;
-        }
+        std::future::pending::<()>().await;
         Ok(())
     })
 }
