@@ -121,11 +121,17 @@ alertmanager:
     group_wait: {GROUP_WAIT}
     group_interval: {GROUP_INTERVAL}
     repeat_interval: 24h
+    routes:
+      # The server's own self-monitoring alerts (Watchdog, ...) carry no lane: they go to a
+      # receiver without integrations, so the webhook sees only the soak's episodes.
+      - matchers: ['lane=""']
+        receiver: self-monitoring
   receivers:
     - name: soak
       webhook_configs:
         - url: {hook}
           send_resolved: true
+    - name: self-monitoring
 "#,
         block_range = a.block_range,
     )
