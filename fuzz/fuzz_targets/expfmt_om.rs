@@ -25,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
                     .into_iter()
                     .map(|(a, b)| (a.to_string(), b.to_string()))
                     .collect();
-                items.push((pairs, s.timestamp_ms.unwrap_or(tocsin_fuzz::NOW_MS), s.value));
+                items.push((
+                    pairs,
+                    s.timestamp_ms.unwrap_or(tocsin_fuzz::NOW_MS),
+                    s.value,
+                ));
             }
             Entry::Type { name, kind } => {
                 let _ = (name.len(), kind.as_str());
@@ -36,7 +40,11 @@ fuzz_target!(|data: &[u8]| {
         });
         if res.is_ok() {
             tocsin_fuzz::append_all(items.iter().map(|(p, t, v)| {
-                (p.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect(), *t, *v)
+                (
+                    p.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect(),
+                    *t,
+                    *v,
+                )
             }));
         }
     });

@@ -22,7 +22,11 @@ fn mapper() -> Option<&'static Mapper> {
         };
         Mapper::new(&[
             rule("servers.*.cpu.*", "server_cpu_${2}", &[("host", "${1}")]),
-            rule("app.*.*.latency", "app_latency", &[("app", "${1}"), ("op", "${2}")]),
+            rule(
+                "app.*.*.latency",
+                "app_latency",
+                &[("app", "${1}"), ("op", "${2}")],
+            ),
             rule("*.count", "${1}_total", &[]),
         ])
         .ok()

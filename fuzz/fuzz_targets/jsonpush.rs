@@ -9,7 +9,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, body)) = data.split_first() else {
         return;
     };
-    let project = if mode & 1 == 0 { None } else { Some("my-project") };
+    let project = if mode & 1 == 0 {
+        None
+    } else {
+        Some("my-project")
+    };
     let Ok(decoded) = tocsin_collect::jsonpush::decode_for_project(body, project) else {
         return;
     };

@@ -35,12 +35,12 @@ fuzz_target!(|data: &[u8]| {
     let res = DECODER.with(|cell| {
         let mut dec = cell.borrow_mut();
         dec.decode(body, &opts, &mut report, |pairs, t, v| {
-        let _ = precision_hint(t, opts.precision, opts.now_ms);
-        match app.append_pairs(pairs, t, v) {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_sample_rejection() => Ok(()),
-            Err(e) => Err(e),
-        }
+            let _ = precision_hint(t, opts.precision, opts.now_ms);
+            match app.append_pairs(pairs, t, v) {
+                Ok(_) => Ok(()),
+                Err(e) if e.is_sample_rejection() => Ok(()),
+                Err(e) => Err(e),
+            }
         })
     });
     if res.is_ok() {

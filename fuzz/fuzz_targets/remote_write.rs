@@ -29,10 +29,17 @@ fuzz_target!(|data: &[u8]| {
     };
     DECODED.with(|cell| {
         let mut req = cell.borrow_mut();
-        if req.decode_into(&body, DEFAULT_MAX_DECOMPRESSED_BYTES).is_err() {
+        if req
+            .decode_into(&body, DEFAULT_MAX_DECOMPRESSED_BYTES)
+            .is_err()
+        {
             return;
         }
-        let _ = (req.histogram_count(), req.exemplar_count(), req.metadata_count());
+        let _ = (
+            req.histogram_count(),
+            req.exemplar_count(),
+            req.metadata_count(),
+        );
         assert_eq!(req.series().len(), req.series_count());
         let mut items = Vec::new();
         for s in req.series() {

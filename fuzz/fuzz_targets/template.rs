@@ -18,8 +18,14 @@ fn query(q: &str) -> Result<Vec<(Labels, f64)>, String> {
         return Err("query failed".into());
     }
     Ok(vec![
-        (Labels::from_pairs(&[("__name__", "up"), ("instance", "a:1")]), 1.0),
-        (Labels::from_pairs(&[("__name__", "up"), ("instance", "b:2")]), 0.0),
+        (
+            Labels::from_pairs(&[("__name__", "up"), ("instance", "a:1")]),
+            1.0,
+        ),
+        (
+            Labels::from_pairs(&[("__name__", "up"), ("instance", "b:2")]),
+            0.0,
+        ),
     ])
 }
 
