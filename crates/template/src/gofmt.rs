@@ -65,7 +65,13 @@ pub fn format_float(v: f64, fmt: char, prec: i32) -> String {
                 let p = (d.nd() - d.dp).max(0);
                 d.fmt_f(&mut out, p);
             } else {
-                out.push_str(&format!("{:.*}", prec as usize, a));
+                // Rust's formatter refuses a precision over u16::MAX (it panics), while Go
+                // takes up to about 10^7. A double's exact value has at most 1074 digits after
+                // the point, so the digits past them are zeros: no rounding happens there.
+                let p = prec as usize;
+                let exact = p.min(MAX_FRACTION_DIGITS);
+                out.push_str(&format!("{:.*}", exact, a));
+                out.extend(std::iter::repeat_n('0', p - exact));
             }
         }
         'e' | 'E' => {
@@ -181,6 +187,12 @@ pub(crate) fn is_print(c: char) -> bool {
         | 0xE000..=0xF8FF | 0xF0000..=0x10FFFF | 0xFFFE | 0xFFFF)
 }
 
+/// More digits after the point than the exact decimal value of any `f64` has (1074, for the
+/// smallest subnormal).
+const MAX_FRACTION_DIGITS: usize = 1100;
+/// More significant digits than the exact decimal value of any `f64` has (767).
+const MAX_SIGNIFICANT_DIGITS: usize = 800;
+
 /// Decimal digits of a non-negative float: `d` without trailing zeros, the value being
 /// `0.d × 10^dp`; zero has no digits.
 struct Digits {
@@ -225,7 +237,10 @@ impl Digits {
                 dp: 0,
             };
         }
-        let n = n.max(1) as usize;
+        // A double's exact value has at most 767 significant digits; past them the digits
+        // are zeros, which `from_sci` trims anyway. Capping keeps Rust's formatter (which
+        // panics on a precision over u16::MAX) away from the precisions Go accepts.
+        let n = (n.max(1) as usize).min(MAX_SIGNIFICANT_DIGITS);
         Digits::from_sci(&format!("{:.*e}", n - 1, a))
     }
 
@@ -1070,5 +1085,31 @@ mod tests {
         assert_eq!(format_float(1234.5, 'f', -1), "1234.5");
         assert_eq!(format_float(0.000001234, 'f', -1), "0.000001234");
         assert_eq!(format_float(1e21, 'f', 0), "1000000000000000000000");
+    }
+
+    /// Found by the `template` fuzz target: `{{ printf "%.2043064f" 1.5 }}` panicked in Rust's
+    /// formatter (precision over u16::MAX); Go prints the digits, zeros past the exact value.
+    #[test]
+    fn printf_precision_over_u16_max_does_not_panic() {
+        let out = sprintf("%.2043064f", &[Value::Float(0.25)]);
+        assert_eq!(out.len(), 2 + 2_043_064);
+        assert!(out.starts_with("0.250"));
+        assert!(out[4..].bytes().all(|b| b == b'0'));
+
+        // The exact value of a third runs to 54 digits after the point, then zeros.
+        let third = sprintf("%.70000f", &[Value::Float(1.0 / 3.0)]);
+        let exact = format!("{:.1100}", 1.0f64 / 3.0);
+        assert_eq!(&third[..exact.len()], exact);
+        assert!(third[exact.len()..].bytes().all(|b| b == b'0'));
+        assert_eq!(third.len(), 2 + 70_000);
+
+        let e = sprintf("%.70000e", &[Value::Float(0.25)]);
+        assert_eq!(e.len(), "2.".len() + 70_000 + "e-01".len());
+        assert!(e.starts_with("2.500") && e.ends_with("0e-01"));
+        assert_eq!(sprintf("%.70000g", &[Value::Float(0.25)]), "0.25");
+        assert_eq!(
+            sprintf("%.*f", &[Value::Int(999_999), Value::Float(5e-324)]).len(),
+            1_000_001
+        );
     }
 }
