@@ -16,6 +16,7 @@
 mod builtins;
 mod error;
 mod exec;
+mod gofloat;
 pub mod gofmt;
 pub mod gotime;
 pub mod humanize;
