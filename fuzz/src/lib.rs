@@ -75,3 +75,47 @@ pub fn promql_store() -> MemoryStore {
     let _ = app.commit();
     store
 }
+
+thread_local! {
+    static EXPFMT_PARSER: std::cell::RefCell<tocsin_collect::expfmt::Parser> =
+        std::cell::RefCell::new(tocsin_collect::expfmt::Parser::new());
+}
+
+/// One exposition body as a scrape parses it: the scrape loop's reusable parser (kept across
+/// inputs, as a loop keeps it across scrapes), every entry looked at, and the samples of a body
+/// that parsed appended to the store.
+pub fn exposition(data: &[u8], format: tocsin_collect::expfmt::Format) {
+    use tocsin_collect::expfmt::Entry;
+    EXPFMT_PARSER.with(|cell| {
+        let mut parser = cell.borrow_mut();
+        let mut items = Vec::new();
+        let res = parser.parse(data, format, |e| match e {
+            Entry::Sample(s) => {
+                let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(s.labels.len() + 1);
+                pairs.push(("__name__", s.name));
+                pairs.extend_from_slice(s.labels);
+                pairs.sort_unstable();
+                let pairs: Vec<(String, String)> = pairs
+                    .into_iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect();
+                items.push((pairs, s.timestamp_ms.unwrap_or(NOW_MS), s.value));
+            }
+            Entry::Type { name, kind } => {
+                let _ = (name.len(), kind.as_str());
+            }
+            Entry::Help { name, text } | Entry::Unit { name, unit: text } => {
+                let _ = (name.len(), text.len());
+            }
+        });
+        if res.is_ok() {
+            append_all(items.iter().map(|(p, t, v)| {
+                (
+                    p.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect(),
+                    *t,
+                    *v,
+                )
+            }));
+        }
+    });
+}
