@@ -194,16 +194,7 @@ impl AlertStore {
             inner.orphans.remove(&fp);
             revived += 1;
         }
-        if !deadlines.is_empty() {
-            self.db.write(|tx| {
-                let mut st =
-                    tx.prepare_cached("UPDATE alert_history SET revived_until = ?2 WHERE id = ?1")?;
-                for (id, until) in &deadlines {
-                    st.execute([id, until])?;
-                }
-                Ok(())
-            })?;
-        }
+        set_per_row(&self.db, "revived_until", &deadlines)?;
         Ok(revived)
     }
 
@@ -720,17 +711,24 @@ fn load_open(db: &StateDb) -> Result<HashMap<u64, OpenRow>> {
             superseded.push((prev.id, starts_at.max(prev.starts_at)));
         }
     }
-    if !superseded.is_empty() {
-        db.write(|tx| {
-            let mut close =
-                tx.prepare_cached("UPDATE alert_history SET ends_at = ?2 WHERE id = ?1")?;
-            for (id, ends_at) in &superseded {
-                close.execute([id, ends_at])?;
-            }
-            Ok(())
-        })?;
-    }
+    set_per_row(db, "ends_at", &superseded)?;
     Ok(open)
+}
+
+/// Sets `column` of history rows: `(row id, value)` pairs, in one transaction.
+fn set_per_row(db: &StateDb, column: &'static str, rows: &[(i64, i64)]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    db.write(|tx| {
+        let mut st = tx.prepare_cached(&format!(
+            "UPDATE alert_history SET {column} = ?2 WHERE id = ?1"
+        ))?;
+        for (id, v) in rows {
+            st.execute([id, v])?;
+        }
+        Ok(())
+    })
 }
 
 fn encode_labels(labels: &Labels) -> String {
