@@ -50,6 +50,59 @@ const MIGRATIONS: &[&str] = &[
     // 2: when an alert put back at start-up resolves unless a sender re-sends it, kept so that
     // restarts in a row do not push it back each time (0: not put back).
     "ALTER TABLE alert_history ADD COLUMN revived_until INTEGER NOT NULL DEFAULT 0;",
+    // 3: the remediation actions' journal (one row per execution key, written before the
+    // call), its audit trail, and the tripped state of each policy.
+    "CREATE TABLE action_executions (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        key             TEXT NOT NULL UNIQUE,
+        policy          TEXT NOT NULL,
+        fingerprint     INTEGER NOT NULL,
+        alert_starts_at INTEGER NOT NULL,
+        labels          TEXT NOT NULL,
+        annotations     TEXT NOT NULL,
+        target          TEXT NOT NULL,
+        kind            TEXT NOT NULL,
+        mode            TEXT NOT NULL,
+        state           TEXT NOT NULL,
+        guard           TEXT NOT NULL DEFAULT '',
+        request         TEXT NOT NULL DEFAULT '',
+        status          INTEGER NOT NULL DEFAULT 0,
+        detail          TEXT NOT NULL DEFAULT '',
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        created_at      INTEGER NOT NULL,
+        due_at          INTEGER NOT NULL DEFAULT 0,
+        started_at      INTEGER NOT NULL DEFAULT 0,
+        finished_at     INTEGER NOT NULL DEFAULT 0,
+        duration_ms     INTEGER NOT NULL DEFAULT 0,
+        decided_by      TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX action_executions_policy ON action_executions (policy, created_at);
+    CREATE INDEX action_executions_state ON action_executions (state);
+    CREATE INDEX action_executions_target ON action_executions (policy, target, started_at);
+    CREATE INDEX action_executions_created ON action_executions (created_at);
+    CREATE TABLE action_events (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        execution INTEGER NOT NULL,
+        at        INTEGER NOT NULL,
+        event     TEXT NOT NULL,
+        detail    TEXT NOT NULL DEFAULT '',
+        actor     TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX action_events_execution ON action_events (execution, id);
+    CREATE TABLE action_policies (
+        policy     TEXT PRIMARY KEY,
+        tripped_at INTEGER NOT NULL DEFAULT 0,
+        guard      TEXT NOT NULL DEFAULT '',
+        reason     TEXT NOT NULL DEFAULT '',
+        reset_at   INTEGER NOT NULL DEFAULT 0
+    );",
+    // 4: Pub/Sub push messages already taken, so a redelivery is a no-op.
+    "CREATE TABLE pubsub_messages (
+        message_id   TEXT PRIMARY KEY,
+        subscription TEXT NOT NULL,
+        received_at  INTEGER NOT NULL
+    );
+    CREATE INDEX pubsub_messages_received ON pubsub_messages (received_at);",
 ];
 
 /// The schema version this binary writes.

@@ -156,6 +156,11 @@ pub struct ReceiverConfig {
     pub telegram_configs: Vec<TelegramConfig>,
     #[serde(default)]
     pub discord_configs: Vec<DiscordConfig>,
+    /// Remediation policies of the `actions:` section this receiver hands its alerts to. The
+    /// alert manager cannot build these itself: the server's receiver builder does (see
+    /// [`ActionRef`]).
+    #[serde(default)]
+    pub action_configs: Vec<ActionRef>,
     #[serde(flatten)]
     pub unsupported: BTreeMap<String, serde_norway::Value>,
     /// Templates and global defaults, set when the configuration is loaded; `None` (a receiver
@@ -187,7 +192,16 @@ impl ReceiverConfig {
             + self.msteamsv2_configs.len()
             + self.telegram_configs.len()
             + self.discord_configs.len()
+            + self.action_configs.len()
     }
+}
+
+/// One entry of a receiver's `action_configs`: every alert of a flushed group is handed to the
+/// named policy of tocsin.yml's `actions:` section, once per alert.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRef {
+    pub policy: String,
 }
 
 /// Builds the notifiers of one receiver. `base_dir` resolves relative paths (credential files,
@@ -197,6 +211,14 @@ pub fn build_receiver(
     base_dir: &std::path::Path,
 ) -> crate::Result<Vec<std::sync::Arc<dyn Notifier>>> {
     let what = |kind: &str, i: usize| format!("receiver {:?}: {kind}[{i}]", cfg.name);
+    if !cfg.action_configs.is_empty() {
+        // Policies live in tocsin.yml's `actions:` section, which only the server reads; a
+        // standalone alertmanager.yml cannot name one.
+        return Err(crate::Error::Config(format!(
+            "receiver {:?}: action_configs need the `actions:` section of tocsin.yml (the server's actions engine)",
+            cfg.name
+        )));
+    }
     let mut out: Vec<Arc<dyn Notifier>> = Vec::with_capacity(cfg.integration_count());
     for (i, c) in cfg.webhook_configs.iter().enumerate() {
         out.push(Arc::new(Webhook::new(
