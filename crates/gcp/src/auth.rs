@@ -81,19 +81,19 @@ impl ServiceAccountKey {
                 )));
             }
         }
-        let url = reqwest::Url::parse(&k.token_uri).map_err(|e| {
-            Error::Config(format!("service-account key {shown}: token_uri: {e}"))
-        })?;
+        let url = reqwest::Url::parse(&k.token_uri)
+            .map_err(|e| Error::Config(format!("service-account key {shown}: token_uri: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(Error::Config(format!(
                 "service-account key {shown}: token_uri must be http or https"
             )));
         }
-        let key = jsonwebtoken::EncodingKey::from_rsa_pem(k.private_key.as_bytes()).map_err(|e| {
-            Error::Config(format!(
-                "service-account key {shown}: private_key is not an RSA key in PEM form: {e}"
-            ))
-        })?;
+        let key =
+            jsonwebtoken::EncodingKey::from_rsa_pem(k.private_key.as_bytes()).map_err(|e| {
+                Error::Config(format!(
+                    "service-account key {shown}: private_key is not an RSA key in PEM form: {e}"
+                ))
+            })?;
         Ok(ServiceAccountKey {
             client_email: k.client_email,
             token_uri: k.token_uri,
@@ -325,7 +325,12 @@ impl Auth {
         read_ok(resp, &what).await
     }
 
-    async fn exchange(&self, k: &ServiceAccountKey, assertion: &str, what: &str) -> Result<TokenAnswer> {
+    async fn exchange(
+        &self,
+        k: &ServiceAccountKey,
+        assertion: &str,
+        what: &str,
+    ) -> Result<TokenAnswer> {
         let what = format!("{what} from {}", k.token_uri);
         let body = form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", JWT_BEARER)
@@ -425,7 +430,10 @@ mod tests {
         let user = dir.path().join("user.json");
         std::fs::write(&user, r#"{"type": "authorized_user", "client_id": "x"}"#).unwrap();
         let e = ServiceAccountKey::load(&user).unwrap_err().to_string();
-        assert!(e.contains("user.json") && e.contains("authorized_user"), "{e}");
+        assert!(
+            e.contains("user.json") && e.contains("authorized_user"),
+            "{e}"
+        );
         let bad = dir.path().join("bad.json");
         std::fs::write(
             &bad,

@@ -151,7 +151,14 @@ impl Google {
         request_id: &str,
     ) -> Result<reqwest::Url> {
         let mut segs = vec![
-            "compute", "v1", "projects", project, "zones", zone, "instances", instance,
+            "compute",
+            "v1",
+            "projects",
+            project,
+            "zones",
+            zone,
+            "instances",
+            instance,
         ];
         match op {
             InstanceOp::Delete => {}
@@ -181,7 +188,11 @@ impl Google {
         }
         check_request_id(request_id)?;
         let deadline = Instant::now() + timeout;
-        let what = format!("{} {}", op.as_str(), Self::instance_resource(project, zone, instance));
+        let what = format!(
+            "{} {}",
+            op.as_str(),
+            Self::instance_resource(project, zone, instance)
+        );
         let url = self.instance_url(op, project, zone, instance, request_id)?;
         let a = self.call(op.method(), url, None, timeout, &what).await?;
         if !a.ok() {
@@ -203,9 +214,8 @@ impl Google {
             }
             return Err(classify(&what, a.status, &a.headers, &a.body));
         }
-        let mut operation: Operation = serde_json::from_slice(&a.body).map_err(|e| {
-            Error::BadResponse(format!("{what}: answer is not an Operation: {e}"))
-        })?;
+        let mut operation: Operation = serde_json::from_slice(&a.body)
+            .map_err(|e| Error::BadResponse(format!("{what}: answer is not an Operation: {e}")))?;
         while !operation.done() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -215,7 +225,9 @@ impl Google {
                 )));
             }
             let started = Instant::now();
-            operation = self.wait(project, zone, &operation.name, left, &what).await?;
+            operation = self
+                .wait(project, zone, &operation.name, left, &what)
+                .await?;
             if !operation.done() && started.elapsed() < EARLY_WAIT_PAUSE {
                 tokio::time::sleep(EARLY_WAIT_PAUSE.min(left)).await;
             }
@@ -245,7 +257,15 @@ impl Google {
         let url = join(
             &self.compute_url,
             &[
-                "compute", "v1", "projects", project, "zones", zone, "operations", operation, "wait",
+                "compute",
+                "v1",
+                "projects",
+                project,
+                "zones",
+                zone,
+                "operations",
+                operation,
+                "wait",
             ],
         )?;
         let what = format!("{what}: waiting on operation {operation}");

@@ -262,7 +262,12 @@ mod tests {
     #[test]
     fn classification() {
         let h = reqwest::header::HeaderMap::new();
-        let rl = classify("x", 403, &h, &body(403, "rateLimitExceeded", "Rate Limit Exceeded"));
+        let rl = classify(
+            "x",
+            403,
+            &h,
+            &body(403, "rateLimitExceeded", "Rate Limit Exceeded"),
+        );
         assert!(rl.retryable());
         let after = rl.retry_after().unwrap();
         assert!(after >= Duration::from_secs(1) && after <= Duration::from_secs(60));

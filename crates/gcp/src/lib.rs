@@ -142,10 +142,11 @@ impl Google {
                     at("service_account_key_file")
                 )))
             }
-            Some(p) => auth::Source::Key(
-                auth::ServiceAccountKey::load(&base_dir.join(p))
-                    .map_err(|e| Error::Config(format!("{}: {e}", at("service_account_key_file"))))?,
-            ),
+            Some(p) => {
+                auth::Source::Key(auth::ServiceAccountKey::load(&base_dir.join(p)).map_err(
+                    |e| Error::Config(format!("{}: {e}", at("service_account_key_file"))),
+                )?)
+            }
             None => auth::Source::Metadata(metadata_url),
         };
         // The metadata server is link-local: never through a proxy, and TLS settings meant
@@ -199,7 +200,9 @@ impl Google {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(b.clone()),
                 // Compute Engine's POST methods take no body; a length is still required.
-                None if method == reqwest::Method::POST => req.header(reqwest::header::CONTENT_LENGTH, "0"),
+                None if method == reqwest::Method::POST => {
+                    req.header(reqwest::header::CONTENT_LENGTH, "0")
+                }
                 None => req,
             };
             let resp = req.send().await.map_err(|e| Error::transport(what, &e))?;
@@ -245,3 +248,6 @@ pub(crate) fn join(base: &reqwest::Url, segments: &[&str]) -> Result<reqwest::Ur
         .extend(segments);
     Ok(u)
 }
+
+#[cfg(test)]
+mod tests;

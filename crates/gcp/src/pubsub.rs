@@ -108,7 +108,12 @@ mod tests {
             parse_topic("projects/p/topics/t").unwrap(),
             ("p".to_string(), "t".to_string())
         );
-        for bad in ["p/t", "projects/p/topics/", "projects/p/subscriptions/s", ""] {
+        for bad in [
+            "p/t",
+            "projects/p/topics/",
+            "projects/p/subscriptions/s",
+            "",
+        ] {
             assert!(parse_topic(bad).is_err(), "{bad}");
         }
     }

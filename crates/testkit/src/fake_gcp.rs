@@ -459,7 +459,11 @@ async fn handle(AxState(st): AxState<Shared>, req: Request) -> Response {
         }
         return publish(&st, &parts.method, &path, &rec);
     }
-    google_error(StatusCode::NOT_FOUND, "notFound", &format!("no such path {path}"))
+    google_error(
+        StatusCode::NOT_FOUND,
+        "notFound",
+        &format!("no such path {path}"),
+    )
 }
 
 fn check_bearer(st: &Shared, h: &HeaderMap) -> Option<Response> {
@@ -469,10 +473,7 @@ fn check_bearer(st: &Shared, h: &HeaderMap) -> Option<Response> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     let mut s = lock(st);
-    let ok = s
-        .tokens
-        .get(token)
-        .is_some_and(|exp| Instant::now() < *exp);
+    let ok = s.tokens.get(token).is_some_and(|exp| Instant::now() < *exp);
     if ok {
         return None;
     }
@@ -593,10 +594,7 @@ fn token_endpoint(st: &Shared, rec: &GcpRequest) -> Response {
         Ok(k) => k,
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    let token_uri = format!(
-        "http://{}/token",
-        rec.header("host").unwrap_or("127.0.0.1")
-    );
+    let token_uri = format!("http://{}/token", rec.header("host").unwrap_or("127.0.0.1"));
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     v.set_audience(&[token_uri.as_str()]);
     v.set_issuer(&[CLIENT_EMAIL]);
@@ -649,7 +647,10 @@ fn publish(st: &Shared, method: &Method, path: &str, rec: &GcpRequest) -> Respon
         );
     }
     let body: Value = serde_json::from_slice(&rec.body).unwrap_or(Value::Null);
-    let Some(msgs) = body.get("messages").and_then(Value::as_array).filter(|m| !m.is_empty())
+    let Some(msgs) = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .filter(|m| !m.is_empty())
     else {
         return rpc_error(
             StatusCode::BAD_REQUEST,
