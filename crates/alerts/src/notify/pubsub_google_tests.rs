@@ -72,15 +72,15 @@ async fn pubsub_publish_errors_are_classified() -> R {
     let n = build_one(&yaml, Path::new("."));
     let (a, _) = group();
     // A topic that does not exist: not retried.
-    let e = n.notify(&cx(), &[a.clone()]).await.unwrap_err();
+    let e = n.notify(&cx(), std::slice::from_ref(&a)).await.unwrap_err();
     assert!(!e.retryable, "{e:?}");
     assert!(e.message.contains("NOT_FOUND"), "{}", e.message);
     f.add_topic("projects/p/topics/t");
     f.fail_next(1, Failure::Unavailable);
-    let e = n.notify(&cx(), &[a.clone()]).await.unwrap_err();
+    let e = n.notify(&cx(), std::slice::from_ref(&a)).await.unwrap_err();
     assert!(e.retryable, "{e:?}");
     f.fail_next(1, Failure::RateLimited);
-    assert!(n.notify(&cx(), &[a.clone()]).await.unwrap_err().retryable);
+    assert!(n.notify(&cx(), std::slice::from_ref(&a)).await.unwrap_err().retryable);
     n.notify(&cx(), &[a]).await?;
     assert_eq!(f.published().len(), 1);
     // One token served every call.
