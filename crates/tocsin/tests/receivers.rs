@@ -3,7 +3,8 @@
 //! configuration with only its SMTP smarthost (plus TLS trust for the test server's certificate)
 //! and the PagerDuty URL pointed at loopback servers; alerts posted to `/api/v2/alerts` arrive as
 //! mails and PagerDuty events at the receivers its routing tree names. Also: an unsupported
-//! integration stops `tocsin check config` and the server.
+//! integration stops `tocsin check config` and the server. And the Pub/Sub receiver's Google
+//! modes against the fake Google server: publishing to a topic and pushing with an ID token.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -11,6 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use tocsin_testkit::fake_gcp::FakeGcp;
 use tocsin_testkit::smtp::{SmtpOptions, SmtpServer, SmtpTls};
 use tocsin_testkit::webhook::WebhookCollector;
 use tocsin_testkit::{client, now_ms, TestServer};
@@ -230,5 +232,89 @@ fn an_unsupported_integration_fails_check_config_and_startup() {
         String::from_utf8_lossy(&out.stderr).contains("victorops_configs is not supported"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn pubsub_receiver_publishes_to_a_topic_and_pushes_with_an_id_token() {
+    let google = FakeGcp::start();
+    google.add_topic("projects/fleet/topics/incidents");
+    let handler = WebhookCollector::start();
+    let dir = tempfile::tempdir().unwrap();
+    google.write_key(dir.path(), "sa.json");
+    let push_url = handler.url("/push");
+    let cfg = dir.path().join("tocsin.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "alertmanager:
+  route:
+    receiver: google
+    group_wait: 0s
+  receivers:
+    - name: google
+      pubsub_configs:
+        - topic: projects/fleet/topics/incidents
+          google:
+{g1}            service_account_key_file: sa.json
+        - url: {push_url}
+          id_token: {{}}
+          google:
+{g2}",
+            g1 = google.google_yaml(12, None),
+            g2 = google.google_yaml(12, None),
+        ),
+    )
+    .unwrap();
+    let srv = TestServer::start_on(
+        bin(),
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    post_alerts(
+        &srv,
+        &[alert(
+            json!({"alertname": "HighCpu", "instance_id": "42", "zone": "europe-west1-b"}),
+        )],
+    );
+    google.wait_until(Duration::from_secs(30), "a published incident", |g| {
+        !g.published().is_empty()
+    });
+    let p = google.published();
+    let inc = &p[0].json()["incident"];
+    assert_eq!(inc["policy_name"], "HighCpu");
+    assert_eq!(inc["state"], "open");
+    assert_eq!(p[0].attributes["state"], "open");
+    // The key flow served the publish; the metadata server the push's ID token.
+    assert_eq!(google.requests_to("/token").len(), 1);
+    let pushes = handler.wait_for(Duration::from_secs(30), "a push", |r| !r.is_empty());
+    let auth = pushes[0].header("authorization").unwrap();
+    let claims = FakeGcp::verify_id_token(auth.strip_prefix("Bearer ").unwrap()).unwrap();
+    assert_eq!(claims["aud"], Value::from(push_url));
+}
+
+#[test]
+fn pubsub_receiver_with_an_unreadable_key_fails_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tocsin.yml");
+    std::fs::write(
+        &cfg,
+        "alertmanager:\n  route:\n    receiver: r\n  receivers:\n    - name: r\n      pubsub_configs:\n        - topic: projects/p/topics/t\n          google: {service_account_key_file: missing-key.json}\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["check", "config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("pubsub_configs[0].google.service_account_key_file")
+            && text.contains("missing-key.json"),
+        "{text}"
     );
 }
