@@ -1,0 +1,732 @@
+//! The actions engine: takes the alerts a receiver's `action_configs` hand it, claims one
+//! execution per (policy, alert fingerprint, alert start) in the journal, and decides each in
+//! order: wait out the delay, check the guards, then run it, queue it for approval or record a
+//! dry run. Timers (delays, approval expiry, verification) are driven by the `Clock` through
+//! [`Engine::tick`], which the background loop calls and tests call directly.
+//!
+//! Running an execution (intent, attempts, outcome, verification) is in `execute.rs`, the
+//! engine's own alerts in `builtin.rs`, the read and control side (API) in `control.rs`, picking
+//! up after a restart in `resume.rs`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::{Mutex, RwLock};
+use sha2::{Digest, Sha256};
+use tocsin_alerts::state::StateDb;
+use tocsin_model::{Alert, Clock, Labels};
+
+use crate::builtin::Builtin;
+use crate::config::{ActionsConfig, Mode, On, PolicyConfig};
+use crate::error::{Error, Result};
+use crate::guards::{Facts, Guard, PolicyGuards, Suppression};
+use crate::journal::{state, Journal, NewExec, Update};
+use crate::kinds::{self, Kind};
+use crate::metrics::Metrics;
+use crate::template::{ActionTemplate, RenderCx};
+
+/// The alert manager as the engine sees it (implemented by the server).
+pub trait AlertBridge: Send + Sync {
+    /// The alert manager's current copy of the alert with this fingerprint, if it has one.
+    fn get(&self, fingerprint: u64) -> Option<Alert>;
+    /// Takes the engine's own alerts (`RemediationSuppressed`, ...).
+    fn put(&self, alerts: Vec<Alert>);
+}
+
+/// PromQL instant queries (fleet size, target age), implemented by the server.
+pub trait Query: Send + Sync {
+    fn instant(&self, expr: &str, at_ms: i64) -> std::result::Result<Vec<(Labels, f64)>, String>;
+}
+
+/// One policy ready to run: its configuration, kind and parsed templates.
+pub struct Policy {
+    pub cfg: PolicyConfig,
+    pub kind: Arc<dyn Kind>,
+    target: Option<ActionTemplate>,
+    age: Option<ActionTemplate>,
+}
+
+/// Builds a policy's kind; [`kinds::build`] unless a test supplies its own.
+pub type KindBuilder =
+    Arc<dyn Fn(&PolicyConfig, &Path, &str) -> Result<Arc<dyn Kind>> + Send + Sync>;
+
+impl Policy {
+    fn build(cfg: &PolicyConfig, base_dir: &Path, what: &str, kb: &KindBuilder) -> Result<Policy> {
+        let kind = kb(cfg, base_dir, what)?;
+        let target = cfg
+            .target
+            .as_deref()
+            .map(|t| ActionTemplate::parse(&format!("{what}.target"), t))
+            .transpose()?;
+        let age = cfg
+            .guards
+            .age
+            .as_deref()
+            .map(|t| ActionTemplate::parse(&format!("{what}.guards.age"), t))
+            .transpose()?;
+        Ok(Policy {
+            cfg: cfg.clone(),
+            kind,
+            target,
+            age,
+        })
+    }
+}
+
+/// An execution the engine is holding (waiting for a timer or approval, or running).
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    pub id: i64,
+    pub policy: String,
+    pub alert: Alert,
+    pub target: String,
+    pub request_id: String,
+}
+
+/// What a timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Due {
+    Delay,
+    ApprovalExpiry,
+    Verify,
+}
+
+pub struct EngineOptions {
+    pub state: StateDb,
+    pub clock: Arc<dyn Clock>,
+    /// Relative paths in policies resolve against this (the config file's directory).
+    pub base_dir: PathBuf,
+    /// For links in the engine's own alerts.
+    pub external_url: String,
+}
+
+pub struct Engine {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) journal: Journal,
+    base_dir: RwLock<PathBuf>,
+    pub(crate) external_url: String,
+    pub(crate) bridge: OnceLock<Arc<dyn AlertBridge>>,
+    query: OnceLock<Arc<dyn Query>>,
+    pub(crate) policies: RwLock<HashMap<String, Arc<Policy>>>,
+    kind_builder: KindBuilder,
+    /// Guard state by policy name; kept across reloads.
+    pub(crate) guards: Mutex<HashMap<String, PolicyGuards>>,
+    /// Execution keys already claimed (a cache in front of the journal's unique key), with
+    /// the alert start, so old ones can be forgotten.
+    pub(crate) seen: Mutex<HashMap<String, i64>>,
+    /// Held executions by id, with what they wait for and until when.
+    pub(crate) waiting: Mutex<BTreeMap<i64, (Job, Due, i64)>>,
+    /// Fleet sizes by policy: (when asked, answer), reused for a few seconds in a storm.
+    fleet_cache: Mutex<HashMap<String, (i64, Answer)>>,
+    pub(crate) metrics: Metrics,
+    pub(crate) builtin: Builtin,
+    pub(crate) running: AtomicUsize,
+    pub(crate) idle: tokio::sync::Notify,
+    wake: tokio::sync::Notify,
+    /// Serialises decisions, so guards see actions in the order they were decided.
+    decide_lock: tokio::sync::Mutex<()>,
+}
+
+/// A query's one number, or why there is none.
+type Answer = std::result::Result<f64, String>;
+
+/// How long a fleet-size answer is reused.
+const FLEET_CACHE_MS: i64 = 5_000;
+/// Claimed keys are remembered in memory while their alert is younger than this; older ones
+/// are still refused by the journal.
+const SEEN_FOR_MS: i64 = 7 * 86_400_000;
+
+/// The execution key: policy, alert fingerprint and alert start.
+pub fn execution_key(policy: &str, fingerprint: u64, starts_at: i64) -> String {
+    format!("{policy}/{fingerprint:016x}/{starts_at}")
+}
+
+/// A UUID (version 4 layout, not all zeros) derived from the execution key, so every retry
+/// of one execution, also after a crash, carries the same id and an idempotent far side
+/// (Compute Engine's `requestId`) acts once.
+pub fn request_id(key: &str) -> String {
+    let h = Sha256::digest(key.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[..16]);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let x: String = b.iter().map(|v| format!("{v:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[0..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..32]
+    )
+}
+
+fn label_map(l: &Labels) -> BTreeMap<String, String> {
+    l.iter()
+        .map(|l| (l.name.to_string(), l.value.to_string()))
+        .collect()
+}
+
+impl Engine {
+    /// Builds the engine with the policies of `cfg` and resumes what the journal left open.
+    /// Call [`attach`](Self::attach) before alerts arrive and [`spawn`](Self::spawn) to run
+    /// its timers.
+    pub fn new(cfg: &ActionsConfig, opts: EngineOptions) -> Result<Arc<Engine>> {
+        Self::with_kind_builder(cfg, opts, Arc::new(kinds::build))
+    }
+
+    /// As `new`, with kinds built by `kb` (tests use kinds of their own).
+    pub fn with_kind_builder(
+        cfg: &ActionsConfig,
+        opts: EngineOptions,
+        kb: KindBuilder,
+    ) -> Result<Arc<Engine>> {
+        let policies = build_policies(cfg, &opts.base_dir, &kb)?;
+        let journal = Journal::new(opts.state);
+        let e = Arc::new(Engine {
+            clock: opts.clock,
+            journal,
+            base_dir: RwLock::new(opts.base_dir),
+            external_url: opts.external_url,
+            bridge: OnceLock::new(),
+            query: OnceLock::new(),
+            policies: RwLock::new(policies),
+            kind_builder: kb,
+            guards: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(BTreeMap::new()),
+            fleet_cache: Mutex::new(HashMap::new()),
+            metrics: Metrics::default(),
+            builtin: Builtin::default(),
+            running: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
+            wake: tokio::sync::Notify::new(),
+            decide_lock: tokio::sync::Mutex::new(()),
+        });
+        e.restore_guards()?;
+        for p in e.policies.read().keys() {
+            e.metrics.register(p);
+        }
+        Ok(e)
+    }
+
+    /// Connects the alert manager and the query engine (they are built after the engine,
+    /// since the alert manager's receivers hold it).
+    pub fn attach(&self, bridge: Arc<dyn AlertBridge>, query: Arc<dyn Query>) {
+        let _ = self.bridge.set(bridge);
+        let _ = self.query.set(query);
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn policy_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.policies.read().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Replaces the policies. Guard counters, trips, held executions and approvals stay: they
+    /// belong to policy names, and a policy that keeps its name keeps them.
+    pub fn reload(&self, cfg: &ActionsConfig, base_dir: &Path) -> Result<()> {
+        let policies = build_policies(cfg, base_dir, &self.kind_builder)?;
+        for p in policies.keys() {
+            self.metrics.register(p);
+        }
+        *self.policies.write() = policies;
+        *self.base_dir.write() = base_dir.to_path_buf();
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    pub(crate) fn policy(&self, name: &str) -> Option<Arc<Policy>> {
+        self.policies.read().get(name).cloned()
+    }
+
+    /// Takes the alerts of one flush for `policy`. Each alert that matches the policy's `on`
+    /// and has not been seen is claimed in the journal (one transaction) before this returns,
+    /// so a flush that succeeded has recorded its intents; deciding happens in the background.
+    pub fn submit(self: &Arc<Self>, policy: &str, alerts: &[Alert]) -> Result<usize> {
+        let p = self
+            .policy(policy)
+            .ok_or_else(|| Error::Config(format!("no action policy named {policy:?}")))?;
+        let now = self.clock.now_ms();
+        let mut fresh: Vec<(NewExec, Job)> = Vec::new();
+        {
+            let seen = self.seen.lock();
+            for a in alerts {
+                let resolved = a.resolved_at(now);
+                if resolved != (p.cfg.on == On::Resolved) {
+                    continue;
+                }
+                let fp = a.fingerprint();
+                let key = execution_key(policy, fp, a.starts_at);
+                if seen.contains_key(&key) {
+                    continue;
+                }
+                let rid = request_id(&key);
+                let (target, detail) = match &p.target {
+                    None => (a.fingerprint_hex(), String::new()),
+                    Some(t) => match t.render(&RenderCx {
+                        alert: a,
+                        policy,
+                        target: "",
+                        request_id: &rid,
+                        now_ms: now,
+                    }) {
+                        Ok(s) if !s.is_empty() => (s, String::new()),
+                        Ok(_) => (
+                            a.fingerprint_hex(),
+                            "target rendered empty; the alert fingerprint stands in".into(),
+                        ),
+                        Err(e) => (a.fingerprint_hex(), e.to_string()),
+                    },
+                };
+                let delayed = p.cfg.delay.ms() > 0;
+                fresh.push((
+                    NewExec {
+                        key,
+                        policy: policy.to_string(),
+                        fingerprint: fp,
+                        alert_starts_at: a.starts_at,
+                        labels: label_map(&a.labels),
+                        annotations: a.annotations.clone(),
+                        target: target.clone(),
+                        kind: p.kind.kind().to_string(),
+                        mode: p.cfg.mode.as_str().to_string(),
+                        state: if delayed {
+                            state::DELAYED
+                        } else {
+                            state::MATCHED
+                        },
+                        due_at: if delayed { now + p.cfg.delay.ms() } else { 0 },
+                        detail,
+                    },
+                    Job {
+                        id: 0,
+                        policy: policy.to_string(),
+                        alert: a.clone(),
+                        target,
+                        request_id: rid,
+                    },
+                ));
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        let news: Vec<NewExec> = fresh.iter().map(|(n, _)| n.clone()).collect();
+        let ids = self.journal.claim(&news, now)?;
+        let mut taken = 0;
+        {
+            let mut seen = self.seen.lock();
+            if seen.len() > 500_000 {
+                seen.retain(|_, s| *s > now - SEEN_FOR_MS);
+            }
+            let mut waiting = self.waiting.lock();
+            for ((n, mut job), id) in fresh.into_iter().zip(ids) {
+                seen.insert(n.key.clone(), n.alert_starts_at);
+                let Some(id) = id else { continue };
+                taken += 1;
+                job.id = id;
+                self.metrics.outcome(policy, "matched");
+                let due = if n.state == state::DELAYED {
+                    n.due_at
+                } else {
+                    now
+                };
+                waiting.insert(id, (job, Due::Delay, due));
+            }
+        }
+        self.wake.notify_one();
+        Ok(taken)
+    }
+
+    /// Processes everything due at the clock's now: delays that passed (decide), approvals
+    /// that expired, verifications that are due; trips that reset themselves; the engine's
+    /// own alerts. Returns when the decisions are made (executions run in the background).
+    pub async fn tick(self: &Arc<Self>) {
+        let now = self.clock.now_ms();
+        let due: Vec<(Job, Due)> = {
+            let mut w = self.waiting.lock();
+            let ids: Vec<i64> = w
+                .iter()
+                .filter(|(_, (_, _, at))| *at <= now)
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| w.remove(&id).map(|(j, d, _)| (j, d)))
+                .collect()
+        };
+        let _serial = self.decide_lock.lock().await;
+        for (job, what) in due {
+            match what {
+                Due::Delay => self.decide(job, now),
+                Due::ApprovalExpiry => self.expire(job, now),
+                Due::Verify => self.verify(job, now),
+            }
+        }
+        self.auto_resets(now);
+        self.builtin.refresh(self, now);
+    }
+
+    /// When the next timer is due, if any.
+    fn next_due(&self) -> Option<i64> {
+        self.waiting.lock().values().map(|(_, _, at)| *at).min()
+    }
+
+    /// Runs the timers until the task is aborted.
+    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let e = self.clone();
+        tokio::spawn(async move {
+            loop {
+                e.tick().await;
+                let now = e.clock.now_ms();
+                // Built-in alerts are refreshed at least every few seconds.
+                let wait = e.next_due().map_or(5_000, |at| (at - now).clamp(0, 5_000));
+                if wait > 0 {
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_millis(wait as u64),
+                        e.wake.notified(),
+                    )
+                    .await;
+                }
+            }
+        })
+    }
+
+    /// Waits until nothing is being decided or run (for tests and shutdown).
+    pub async fn wait_idle(&self) {
+        loop {
+            let n = self.idle.notified();
+            if self.running.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            n.await;
+        }
+    }
+
+    pub(crate) fn hold(&self, job: Job, what: Due, at: i64) {
+        self.waiting.lock().insert(job.id, (job, what, at));
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn record(&self, id: i64, u: Update, now: i64) {
+        if let Err(e) = self.journal.update(id, &u, now, false) {
+            tracing::error!(execution = id, error = %e, "action journal write failed");
+        }
+    }
+
+    /// Whether the alert is still as it was when the execution was claimed: firing with the
+    /// same start (for `on: firing`), or not firing again (for `on: resolved`).
+    pub(crate) fn alert_unchanged(&self, job: &Job, on: On, now: i64) -> bool {
+        let current = self
+            .bridge
+            .get()
+            .and_then(|b| b.get(job.alert.fingerprint()));
+        let firing_same = current
+            .as_ref()
+            .is_some_and(|a| a.starts_at == job.alert.starts_at && !a.resolved_at(now));
+        match on {
+            On::Firing => firing_same,
+            On::Resolved => current.is_none_or(|a| a.resolved_at(now)),
+        }
+    }
+
+    fn decide(self: &Arc<Self>, job: Job, now: i64) {
+        let Some(p) = self.policy(&job.policy) else {
+            self.finish_as(
+                &job,
+                state::SKIPPED,
+                "skipped",
+                "the policy is no longer configured",
+                now,
+            );
+            return;
+        };
+        if p.cfg.delay.ms() > 0 && !self.alert_unchanged(&job, p.cfg.on, now) {
+            let why = match p.cfg.on {
+                On::Firing => "the alert stopped firing before the delay passed",
+                On::Resolved => "the alert fired again before the delay passed",
+            };
+            self.finish_as(&job, state::SKIPPED, "skipped", why, now);
+            return;
+        }
+        let facts = self.facts(&p, &job, now);
+        let runs = p.cfg.mode == Mode::Auto;
+        let admitted = {
+            let mut g = self.guards.lock();
+            let pg = g.entry(job.policy.clone()).or_default();
+            let was_tripped = pg.trip().is_some();
+            let res = pg.admit(
+                &p.cfg.guards,
+                &job.target,
+                now,
+                &facts,
+                runs,
+                p.cfg.trip_reset.ms(),
+            );
+            let new_trip = if !was_tripped {
+                pg.trip().cloned()
+            } else {
+                None
+            };
+            (res, new_trip)
+        };
+        match admitted {
+            (Err(s), new_trip) => {
+                if let Some(t) = new_trip {
+                    self.on_trip(&job.policy, &t, now);
+                }
+                self.suppress(&job, &s, now);
+            }
+            (Ok(()), _) => match p.cfg.mode {
+                Mode::Auto => self.start(job, p, now, false),
+                Mode::DryRun => self.dry_run(&job, &p, now),
+                Mode::Approve => self.queue_approval(job, &p, now),
+            },
+        }
+    }
+
+    fn facts(&self, p: &Policy, job: &Job, now: i64) -> Facts {
+        let mut f = Facts::default();
+        let Some(q) = self.query.get() else {
+            let none = Err("no query engine attached".to_string());
+            if p.cfg.guards.min_age.is_some() {
+                f.age_s = Some(none.clone());
+            }
+            if p.cfg.guards.max_fraction.is_some() {
+                f.fleet = Some(none);
+            }
+            return f;
+        };
+        if let (Some(_), Some(t)) = (p.cfg.guards.min_age, &p.age) {
+            let expr = t.render(&RenderCx {
+                alert: &job.alert,
+                policy: &job.policy,
+                target: &job.target,
+                request_id: &job.request_id,
+                now_ms: now,
+            });
+            f.age_s = Some(match expr {
+                Err(e) => Err(e.to_string()),
+                Ok(expr) => single(q.instant(&expr, now), &expr),
+            });
+        }
+        if let (Some(_), Some(expr)) = (p.cfg.guards.max_fraction, &p.cfg.guards.fleet_size) {
+            let cached = self
+                .fleet_cache
+                .lock()
+                .get(&job.policy)
+                .filter(|(at, _)| now - *at < FLEET_CACHE_MS && *at <= now)
+                .map(|(_, v)| v.clone());
+            let v = cached.unwrap_or_else(|| {
+                let v = single(q.instant(expr, now), expr);
+                self.fleet_cache
+                    .lock()
+                    .insert(job.policy.clone(), (now, v.clone()));
+                v
+            });
+            f.fleet = Some(v);
+        }
+        f
+    }
+
+    fn on_trip(&self, policy: &str, t: &crate::guards::Trip, now: i64) {
+        tracing::warn!(policy, guard = t.guard.as_str(), reason = %t.reason, "action policy tripped");
+        if let Err(e) = self.journal.set_trip(
+            policy,
+            Some(t),
+            (
+                "tripped",
+                &format!("tripped by {}: {}", t.guard.as_str(), t.reason),
+                "",
+            ),
+            now,
+        ) {
+            tracing::error!(policy, error = %e, "recording the trip failed");
+        }
+        self.builtin.tripped(self, policy, t, now);
+    }
+
+    fn suppress(&self, job: &Job, s: &Suppression, now: i64) {
+        let guard = match s.guard {
+            Guard::Tripped => self
+                .guards
+                .lock()
+                .get(&job.policy)
+                .and_then(|g| g.trip().map(|t| t.guard))
+                .unwrap_or(Guard::Tripped),
+            g => g,
+        };
+        self.metrics.suppressed(&job.policy, guard.as_str());
+        self.metrics.outcome(&job.policy, state::SUPPRESSED);
+        self.builtin.count_suppressed(&job.policy);
+        self.record(
+            job.id,
+            Update {
+                state: Some(state::SUPPRESSED),
+                guard: Some(guard.as_str().to_string()),
+                detail: Some(s.reason.clone()),
+                finished_at: Some(now),
+                event: Some((
+                    "suppressed".into(),
+                    format!("suppressed by {}: {}", guard.as_str(), s.reason),
+                    String::new(),
+                )),
+                ..Default::default()
+            },
+            now,
+        );
+    }
+
+    pub(crate) fn finish_as(&self, job: &Job, st: &'static str, event: &str, why: &str, now: i64) {
+        self.metrics.outcome(&job.policy, st);
+        self.record(
+            job.id,
+            Update {
+                state: Some(st),
+                detail: Some(why.to_string()),
+                finished_at: Some(now),
+                event: Some((event.into(), why.into(), String::new())),
+                ..Default::default()
+            },
+            now,
+        );
+    }
+
+    pub(crate) fn render_cx<'a>(&self, job: &'a Job, now: i64) -> RenderCx<'a> {
+        RenderCx {
+            alert: &job.alert,
+            policy: &job.policy,
+            target: &job.target,
+            request_id: &job.request_id,
+            now_ms: now,
+        }
+    }
+
+    fn dry_run(&self, job: &Job, p: &Policy, now: i64) {
+        let (st, detail, request) = match p.kind.prepare(&self.render_cx(job, now)) {
+            Ok(prep) => (
+                state::DRY_RUN,
+                "dry run: recorded what would have been sent; nothing was sent".to_string(),
+                prep.request,
+            ),
+            Err(e) => (state::FAILED, e.to_string(), serde_json::Value::Null),
+        };
+        self.metrics.outcome(&job.policy, st);
+        self.record(
+            job.id,
+            Update {
+                state: Some(st),
+                request: Some(request),
+                started_at: Some(now),
+                finished_at: Some(now),
+                detail: Some(detail.clone()),
+                event: Some((st.into(), detail, String::new())),
+                ..Default::default()
+            },
+            now,
+        );
+    }
+
+    fn queue_approval(&self, job: Job, p: &Policy, now: i64) {
+        let request = match p.kind.prepare(&self.render_cx(&job, now)) {
+            Ok(prep) => prep.request,
+            Err(e) => {
+                self.finish_as(&job, state::FAILED, "failed", &e.to_string(), now);
+                return;
+            }
+        };
+        let until = now + p.cfg.approval_ttl.ms();
+        self.metrics.outcome(&job.policy, state::PENDING_APPROVAL);
+        self.record(
+            job.id,
+            Update {
+                state: Some(state::PENDING_APPROVAL),
+                request: Some(request),
+                started_at: Some(now),
+                due_at: Some(until),
+                event: Some((
+                    "queued".into(),
+                    format!(
+                        "waiting for approval until {}",
+                        crate::guards::fmt_ms(until)
+                    ),
+                    String::new(),
+                )),
+                ..Default::default()
+            },
+            now,
+        );
+        self.hold(job, Due::ApprovalExpiry, until);
+    }
+
+    fn expire(&self, job: Job, now: i64) {
+        self.finish_as(
+            &job,
+            state::EXPIRED,
+            "expired",
+            "no one approved or denied it before approval_ttl passed",
+            now,
+        );
+    }
+
+    fn auto_resets(&self, now: i64) {
+        let reset: Vec<String> = {
+            let mut g = self.guards.lock();
+            g.iter_mut()
+                .filter_map(|(p, pg)| pg.auto_reset(now).then(|| p.clone()))
+                .collect()
+        };
+        for p in reset {
+            if let Err(e) = self
+                .journal
+                .set_trip(&p, None, ("reset", "trip_reset passed", ""), now)
+            {
+                tracing::error!(policy = %p, error = %e, "recording the reset failed");
+            }
+            tracing::info!(policy = %p, "action policy reset itself (trip_reset)");
+            self.builtin.reset(self, &p, now);
+        }
+    }
+}
+
+/// The one number a query must give (fleet size, age).
+fn single(
+    r: std::result::Result<Vec<(Labels, f64)>, String>,
+    expr: &str,
+) -> std::result::Result<f64, String> {
+    match r {
+        Err(e) => Err(format!("query {expr:?} failed: {e}")),
+        Ok(v) if v.is_empty() => Err(format!("query {expr:?} returned nothing")),
+        Ok(v) if v.len() > 1 => Err(format!(
+            "query {expr:?} returned {} series; it must return one",
+            v.len()
+        )),
+        Ok(v) => Ok(v[0].1),
+    }
+}
+
+fn build_policies(
+    cfg: &ActionsConfig,
+    base_dir: &Path,
+    kb: &KindBuilder,
+) -> Result<HashMap<String, Arc<Policy>>> {
+    let mut out = HashMap::new();
+    for (i, p) in cfg.policies.iter().enumerate() {
+        let what = format!("actions.policies[{i}]");
+        out.insert(
+            p.name.clone(),
+            Arc::new(Policy::build(p, base_dir, &what, kb)?),
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;
