@@ -236,9 +236,8 @@ fn default_approval_ttl() -> Dur {
 pub type Problem = (String, String);
 
 impl ActionsConfig {
-    /// Every problem of the section, as (path below `actions`, message). Kinds are built to
-    /// check them (templates, credential files), so what loads here also runs.
-    pub fn problems(&self, base_dir: &std::path::Path) -> Vec<Problem> {
+    /// Every problem the text alone shows, as (path below `actions`, message).
+    pub fn problems(&self) -> Vec<Problem> {
         let mut p: Vec<Problem> = Vec::new();
         let mut names = std::collections::HashSet::new();
         for (i, pol) in self.policies.iter().enumerate() {
@@ -252,6 +251,16 @@ impl ActionsConfig {
                 ));
             }
             pol.check(&at, &mut p);
+        }
+        p
+    }
+
+    /// The problems of building each policy's action as the engine will (templates, clients,
+    /// credential files relative to `base_dir`, the config file's directory).
+    pub fn kind_problems(&self, base_dir: &std::path::Path) -> Vec<Problem> {
+        let mut p: Vec<Problem> = Vec::new();
+        for (i, pol) in self.policies.iter().enumerate() {
+            let at = format!("actions.policies[{i}]");
             if let Err(e) = crate::kinds::build(pol, base_dir, &at) {
                 p.push(split(&e.to_string(), &at));
             }
@@ -418,7 +427,7 @@ mod tests {
 ",
         );
         let got: Vec<String> = c
-            .problems(std::path::Path::new("."))
+            .problems()
             .into_iter()
             .map(|(p, m)| format!("{p}: {m}"))
             .collect();

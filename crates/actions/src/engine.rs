@@ -138,6 +138,14 @@ const FLEET_CACHE_MS: i64 = 5_000;
 /// are still refused by the journal.
 const SEEN_FOR_MS: i64 = 7 * 86_400_000;
 
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("policies", &self.policy_names())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The execution key: policy, alert fingerprint and alert start.
 pub fn execution_key(policy: &str, fingerprint: u64, starts_at: i64) -> String {
     format!("{policy}/{fingerprint:016x}/{starts_at}")

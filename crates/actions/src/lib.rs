@@ -6,6 +6,7 @@
 //! Guards (concurrency, rate, cooldown, blast radius, minimum age) stop runaways; modes run,
 //! queue for approval or only record (dry run); kinds live in `kinds/<kind>.rs`.
 
+pub mod backtest;
 mod builtin;
 pub mod config;
 mod control;
