@@ -1,6 +1,7 @@
 //! The `tocsin` command line: `server` runs the monitoring server, `query` evaluates PromQL on a
 //! running server, `tsdb` inspects and benchmarks the storage engine.
 
+mod backtest_cmd;
 mod bench;
 mod check_cmd;
 mod query_cmd;
