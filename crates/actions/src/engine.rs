@@ -127,6 +127,8 @@ pub struct Engine {
     wake: tokio::sync::Notify,
     /// Serialises decisions, so guards see actions in the order they were decided.
     decide_lock: tokio::sync::Mutex<()>,
+    /// Final decisions of the current tick, written together at its end.
+    batch: Mutex<Vec<(i64, Update)>>,
 }
 
 /// A query's one number, or why there is none.
@@ -212,6 +214,7 @@ impl Engine {
             idle: tokio::sync::Notify::new(),
             wake: tokio::sync::Notify::new(),
             decide_lock: tokio::sync::Mutex::new(()),
+            batch: Mutex::new(Vec::new()),
         });
         e.restore_guards()?;
         for p in e.policies.read().keys() {
@@ -377,6 +380,7 @@ impl Engine {
                 Due::Verify => self.verify(job, now),
             }
         }
+        self.flush_batch(now);
         self.auto_resets(now);
         self.builtin.refresh(self, now);
     }
@@ -420,6 +424,20 @@ impl Engine {
     pub(crate) fn hold(&self, job: Job, what: Due, at: i64) {
         self.waiting.lock().insert(job.id, (job, what, at));
         self.wake.notify_one();
+    }
+
+    /// Records a final decision (suppressed, skipped, dry run) to be written with the others
+    /// of this tick in one transaction: a storm of thousands of suppressions is one commit,
+    /// not thousands. Only for rows nothing else writes afterwards.
+    fn record_final(&self, id: i64, u: Update) {
+        self.batch.lock().push((id, u));
+    }
+
+    fn flush_batch(&self, now: i64) {
+        let b = std::mem::take(&mut *self.batch.lock());
+        if let Err(e) = self.journal.update_many(&b, now) {
+            tracing::error!(decisions = b.len(), error = %e, "action journal write failed");
+        }
     }
 
     pub(crate) fn record(&self, id: i64, u: Update, now: i64) {
@@ -573,7 +591,7 @@ impl Engine {
         self.metrics.suppressed(&job.policy, guard.as_str());
         self.metrics.outcome(&job.policy, state::SUPPRESSED);
         self.builtin.count_suppressed(&job.policy);
-        self.record(
+        self.record_final(
             job.id,
             Update {
                 state: Some(state::SUPPRESSED),
@@ -587,7 +605,6 @@ impl Engine {
                 )),
                 ..Default::default()
             },
-            now,
         );
     }
 
@@ -626,7 +643,7 @@ impl Engine {
             Err(e) => (state::FAILED, e.to_string(), serde_json::Value::Null),
         };
         self.metrics.outcome(&job.policy, st);
-        self.record(
+        self.record_final(
             job.id,
             Update {
                 state: Some(st),
@@ -637,7 +654,6 @@ impl Engine {
                 event: Some((st.into(), detail, String::new())),
                 ..Default::default()
             },
-            now,
         );
     }
 
