@@ -33,6 +33,11 @@ pub trait AlertBridge: Send + Sync {
     fn get(&self, fingerprint: u64) -> Option<Alert>;
     /// Takes the engine's own alerts (`RemediationSuppressed`, ...).
     fn put(&self, alerts: Vec<Alert>);
+    /// Why an alert with these labels is muted now (`silenced by ...`, `inhibited by ...`),
+    /// or None. Asked when a delay ends, so a silence made during the delay stops the action.
+    fn muted(&self, _labels: &Labels) -> Option<String> {
+        None
+    }
 }
 
 /// PromQL instant queries (fleet size, target age), implemented by the server.
@@ -473,6 +478,18 @@ impl Engine {
             );
             return;
         };
+        if p.cfg.delay.ms() > 0 {
+            if let Some(why) = self.bridge.get().and_then(|b| b.muted(&job.alert.labels)) {
+                self.finish_as(
+                    &job,
+                    state::SKIPPED,
+                    "skipped",
+                    &format!("{why} during the delay"),
+                    now,
+                );
+                return;
+            }
+        }
         if p.cfg.delay.ms() > 0 && !self.alert_unchanged(&job, p.cfg.on, now) {
             let why = match p.cfg.on {
                 On::Firing => "the alert stopped firing before the delay passed",

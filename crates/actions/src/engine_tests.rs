@@ -73,6 +73,8 @@ impl Kind for Recorder {
 struct FakeAm {
     alerts: Mutex<HashMap<u64, Alert>>,
     put: Mutex<Vec<Alert>>,
+    /// Values of `vm`... labels whose alerts are silenced.
+    silenced: Mutex<Vec<String>>,
 }
 
 impl AlertBridge for FakeAm {
@@ -81,6 +83,13 @@ impl AlertBridge for FakeAm {
     }
     fn put(&self, alerts: Vec<Alert>) {
         self.put.lock().extend(alerts);
+    }
+    fn muted(&self, labels: &Labels) -> Option<String> {
+        let id = labels.get("instance_id").unwrap_or("").to_string();
+        self.silenced
+            .lock()
+            .contains(&id)
+            .then(|| "silenced by s1".to_string())
     }
 }
 
@@ -269,6 +278,19 @@ async fn delay_acts_only_if_the_alert_still_fires() {
     r.settle().await;
     assert_eq!(*r.kind.calls.lock(), ["vm-1"]);
     assert_eq!(r.outcome("p"), ["succeeded", "skipped"]);
+
+    // A silence made during the delay stops the action.
+    let c = vm(3);
+    r.am.fire(&c);
+    r.engine.submit("p", &[c]).unwrap();
+    r.settle().await;
+    r.am.silenced.lock().push("vm-3".into());
+    r.clock.advance(2 * M);
+    r.settle().await;
+    assert_eq!(r.kind.calls.lock().len(), 1);
+    let row = &r.engine.journal.list(&Default::default()).unwrap()[0];
+    assert_eq!(row.state, "skipped");
+    assert_eq!(row.detail, "silenced by s1 during the delay");
 }
 
 #[tokio::test]

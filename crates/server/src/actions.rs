@@ -35,6 +35,17 @@ impl tocsin_actions::AlertBridge for AmBridge {
         self.am().and_then(|am| am.store().get(fingerprint))
     }
 
+    fn muted(&self, labels: &Labels) -> Option<String> {
+        let st = self.am()?.muted_by(labels);
+        if !st.silenced_by.is_empty() {
+            Some(format!("silenced by {}", st.silenced_by.join(", ")))
+        } else if !st.inhibited_by.is_empty() {
+            Some(format!("inhibited by {}", st.inhibited_by.join(", ")))
+        } else {
+            None
+        }
+    }
+
     fn put(&self, alerts: Vec<Alert>) {
         if let Some(am) = self.am() {
             if let Err(e) = am.put_alerts(alerts) {
