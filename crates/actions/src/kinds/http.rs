@@ -364,7 +364,7 @@ fn absolute_url(field: &str, s: &str) -> std::result::Result<Url, String> {
 }
 
 /// Whether a header or query parameter name looks like it carries a credential.
-fn secret_name(name: &str) -> bool {
+pub(crate) fn secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     n.contains("authorization")
         || n == "cookie"
