@@ -179,7 +179,7 @@ impl Program {
             }
         };
         let grace = Duration::from_millis(200);
-        let mut collect = async |r: &mut tokio::task::JoinHandle<Vec<u8>>| {
+        let collect = async |r: &mut tokio::task::JoinHandle<Vec<u8>>| {
             match tokio::time::timeout(grace, &mut *r).await {
                 Ok(Ok(v)) => v,
                 _ => {

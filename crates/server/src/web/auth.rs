@@ -293,6 +293,59 @@ mod tests {
         assert!(!bcrypt::verify("x", DUMMY_HASH).unwrap());
     }
 
+    /// Each way in gives handlers a principal: the basic-auth user, the token's name, the
+    /// allowed network, `anonymous` without authentication.
+    #[tokio::test]
+    async fn handlers_see_who_is_calling() {
+        use axum::body::Body;
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ops.token"), "tok-1\n").unwrap();
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let web = dir.path().join("web.yml");
+        std::fs::write(
+            &web,
+            format!(
+                "basic_auth_users:\n  alice: {hash}\nbearer_tokens:\n  - name: ops-bot\n    token_file: ops.token\n    roles: [read]\nallow:\n  - networks: [127.0.0.1]\n    roles: [read]\n"
+            ),
+        )
+        .unwrap();
+        let metrics = Arc::new(crate::metrics::ServerMetrics::default());
+        let who = |rt: Arc<WebRuntime>| {
+            let app = Router::new().route(
+                "/api/v1/actions",
+                axum::routing::get(|p: Option<axum::Extension<Principal>>| async move {
+                    p.map_or("none".to_string(), |p| p.0 .0)
+                }),
+            );
+            layer(app, rt)
+        };
+        let call = |rt: Arc<WebRuntime>, auth: Option<&str>| {
+            let mut req = Request::get("/api/v1/actions");
+            if let Some(a) = auth {
+                req = req.header(header::AUTHORIZATION, a);
+            }
+            let mut req = req.body(Body::empty()).unwrap();
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 5555))));
+            async move {
+                let resp = who(rt).oneshot(req).await.unwrap();
+                let b = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+                String::from_utf8(b.to_vec()).unwrap()
+            }
+        };
+        let rt = Arc::new(WebRuntime::load(&web, metrics.clone()).unwrap());
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("alice:pw")
+        );
+        assert_eq!(call(rt.clone(), Some(&basic)).await, "alice");
+        assert_eq!(call(rt.clone(), Some("Bearer tok-1")).await, "ops-bot");
+        assert_eq!(call(rt.clone(), None).await, "network 127.0.0.1");
+        let open = Arc::new(WebRuntime::disabled(metrics));
+        assert_eq!(call(open, None).await, "anonymous");
+    }
+
     #[test]
     fn cache_is_bounded() {
         let c = Cache::default();
