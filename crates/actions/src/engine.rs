@@ -134,6 +134,8 @@ pub struct Engine {
     decide_lock: tokio::sync::Mutex<()>,
     /// Final decisions of the current tick, written together at its end.
     batch: Mutex<Vec<(i64, Update)>>,
+    /// Policies already warned about being routed the engine's own alerts.
+    warned_own: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A query's one number, or why there is none.
@@ -220,6 +222,7 @@ impl Engine {
             wake: tokio::sync::Notify::new(),
             decide_lock: tokio::sync::Mutex::new(()),
             batch: Mutex::new(Vec::new()),
+            warned_own: Mutex::new(Default::default()),
         });
         e.restore_guards()?;
         for p in e.policies.read().keys() {
@@ -274,6 +277,18 @@ impl Engine {
         {
             let seen = self.seen.lock();
             for a in alerts {
+                if crate::builtin::is_own(a) {
+                    // Remediating the alerts about remediation would feed a storm back into
+                    // itself; they are for people.
+                    if self.warned_own.lock().insert(policy.to_string()) {
+                        tracing::warn!(
+                            policy,
+                            alertname = a.name(),
+                            "the actions engine's own alerts are routed to an action policy; they are not acted on (route them to people)"
+                        );
+                    }
+                    continue;
+                }
                 let resolved = a.resolved_at(now);
                 if resolved != (p.cfg.on == On::Resolved) {
                     continue;

@@ -432,5 +432,7 @@ actions:
     assert_eq!(a[0]["kind"], "exec");
     post_alerts(&srv, &[alert("Stuck", "vm7", start)]);
     std::thread::sleep(Duration::from_secs(2));
+    // Run once; and RemediationOutcomeUnknown, which this config routes to the same receiver,
+    // is not acted on (regression: it ran the command with an empty target).
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "vm7\n");
 }
