@@ -2,6 +2,7 @@
 //! running server, `tsdb` inspects and benchmarks the storage engine.
 
 mod bench;
+mod actions_cmd;
 mod check_cmd;
 mod query_cmd;
 mod routes_cmd;
@@ -95,6 +96,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: routes_cmd::RoutesCmd,
     },
+    /// Remediation actions of a running server: `actions list|show|approve|deny|reset|policies`.
+    Actions {
+        #[command(subcommand)]
+        cmd: actions_cmd::ActionsCmd,
+    },
     /// Run rule unit tests (`test rules FILE...`, promtool's test-file format).
     Test {
         #[command(subcommand)]
@@ -186,6 +192,7 @@ fn main() -> std::process::ExitCode {
         // These decide their own exit code (1 when a checked file or test fails).
         Cmd::Check { cmd } => check_cmd::run(cmd),
         Cmd::Routes { cmd } => routes_cmd::run(cmd),
+        Cmd::Actions { cmd } => actions_cmd::run(cmd),
         Cmd::Test { cmd } => test_cmd::run(cmd),
         Cmd::Server(a) => done(run_server(a)),
         Cmd::Query(a) => done(query_cmd::run(a)),
