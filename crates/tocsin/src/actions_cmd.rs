@@ -213,12 +213,20 @@ async fn run_async(cmd: ActionsCmd) -> anyhow::Result<()> {
                 }
             }
             let c = Client::new(&a.out.conn)?;
-            (&a.out, c.call(Method::GET, "/api/v1/actions", &q, None).await?, list_table)
+            (
+                &a.out,
+                c.call(Method::GET, "/api/v1/actions", &q, None).await?,
+                list_table,
+            )
         }
         ActionsCmd::Show(a) => {
             let c = Client::new(&a.out.conn)?;
             let path = format!("/api/v1/actions/{}", a.id);
-            (&a.out, c.call(Method::GET, &path, &[], None).await?, show_one)
+            (
+                &a.out,
+                c.call(Method::GET, &path, &[], None).await?,
+                show_one,
+            )
         }
         ActionsCmd::Approve(a) | ActionsCmd::Deny(a) => {
             let verb = if matches!(cmd, ActionsCmd::Approve(_)) {
@@ -237,10 +245,7 @@ async fn run_async(cmd: ActionsCmd) -> anyhow::Result<()> {
         }
         ActionsCmd::Reset(a) => {
             let c = Client::new(&a.out.conn)?;
-            let path = format!(
-                "/api/v1/actions/policies/{}/reset",
-                url_segment(&a.policy)
-            );
+            let path = format!("/api/v1/actions/policies/{}/reset", url_segment(&a.policy));
             (
                 &a.out,
                 c.call(Method::POST, &path, &[], Some(&[])).await?,
@@ -511,7 +516,10 @@ mod tests {
         }));
         assert!(s.contains("id: 7\n"), "{s}");
         assert!(s.contains("labels: {instance_id=4711}\n"), "{s}");
-        assert!(s.contains("request:\n  {\n    \"method\": \"POST\"\n  }\n"), "{s}");
+        assert!(
+            s.contains("request:\n  {\n    \"method\": \"POST\"\n  }\n"),
+            "{s}"
+        );
         assert!(
             s.contains("events:\n  2026-01-01T00:00:00.000Z approved who=alice\n"),
             "{s}"

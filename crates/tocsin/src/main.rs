@@ -1,8 +1,8 @@
 //! The `tocsin` command line: `server` runs the monitoring server, `query` evaluates PromQL on a
 //! running server, `tsdb` inspects and benchmarks the storage engine.
 
-mod bench;
 mod actions_cmd;
+mod bench;
 mod check_cmd;
 mod query_cmd;
 mod routes_cmd;

@@ -117,9 +117,24 @@ fn list_sends_filters_and_basic_auth_and_prints_a_table() {
     let pw = file(d.path(), "pw", "s3cret\n");
     let server = format!("http://{addr}");
     let (ok, out, err) = tocsin(&[
-        "actions", "list", "--server", &server, "--user", "alice", "--password-file", &pw,
-        "--policy", "delete-vm", "--outcome", "succeeded", "--target", "vm-1", "--start",
-        "2026-01-01T00:00:00Z", "--limit", "5",
+        "actions",
+        "list",
+        "--server",
+        &server,
+        "--user",
+        "alice",
+        "--password-file",
+        &pw,
+        "--policy",
+        "delete-vm",
+        "--outcome",
+        "succeeded",
+        "--target",
+        "vm-1",
+        "--start",
+        "2026-01-01T00:00:00Z",
+        "--limit",
+        "5",
     ]);
     assert!(ok, "{err}");
     assert_eq!(
@@ -145,15 +160,32 @@ fn approve_posts_the_comment_with_a_bearer_token() {
     let tok = file(d.path(), "tok", "tok-9\n");
     let server = format!("http://{addr}");
     let (ok, out, err) = tocsin(&[
-        "actions", "approve", "12", "--comment", "looks right", "--server", &server,
-        "--bearer-token-file", &tok,
+        "actions",
+        "approve",
+        "12",
+        "--comment",
+        "looks right",
+        "--server",
+        &server,
+        "--bearer-token-file",
+        &tok,
     ]);
     assert!(ok, "{err}");
     assert_eq!(out, "execution 12: approved\n");
     let s = log.lock().unwrap()[0].clone();
     assert_eq!(
-        (s.method.as_str(), s.uri.as_str(), s.auth.as_str(), s.body.as_str()),
-        ("POST", "/api/v1/actions/12/approve", "Bearer tok-9", "comment=looks+right")
+        (
+            s.method.as_str(),
+            s.uri.as_str(),
+            s.auth.as_str(),
+            s.body.as_str()
+        ),
+        (
+            "POST",
+            "/api/v1/actions/12/approve",
+            "Bearer tok-9",
+            "comment=looks+right"
+        )
     );
 }
 
@@ -164,7 +196,10 @@ fn show_reset_and_policies() {
     let (ok, out, err) = tocsin(&["actions", "show", "12", "--server", &server]);
     assert!(ok, "{err}");
     assert!(out.contains("id: 12\n"), "{out}");
-    assert!(out.contains("events:\n  2026-01-01T00:00:00.000Z sent\n"), "{out}");
+    assert!(
+        out.contains("events:\n  2026-01-01T00:00:00.000Z sent\n"),
+        "{out}"
+    );
     let (ok, out, err) = tocsin(&["actions", "reset", "delete-vm", "--server", &server]);
     assert!(ok, "{err}");
     assert_eq!(out, "policy delete-vm reset\n");
@@ -198,7 +233,12 @@ fn a_server_error_exits_non_zero_with_its_message() {
     assert!(err.contains("not_found: execution 99 not found"), "{err}");
     // A missing credentials file is named.
     let (ok, _, err) = tocsin(&[
-        "actions", "list", "--server", &server, "--bearer-token-file", "/nonexistent/tok",
+        "actions",
+        "list",
+        "--server",
+        &server,
+        "--bearer-token-file",
+        "/nonexistent/tok",
     ]);
     assert!(!ok);
     assert!(err.contains("/nonexistent/tok"), "{err}");

@@ -92,8 +92,14 @@ dir: work
     .unwrap();
     let a = alert();
     let p = k.prepare(&cx(&a)).unwrap();
-    assert_eq!(p.request["command"], base.join("act.sh").display().to_string());
-    assert_eq!(p.request["args"], json!(["4711", "zone=europe-west1-b", "two words"]));
+    assert_eq!(
+        p.request["command"],
+        base.join("act.sh").display().to_string()
+    );
+    assert_eq!(
+        p.request["args"],
+        json!(["4711", "zone=europe-west1-b", "two words"])
+    );
     assert_eq!(p.request["env"]["API_TOKEN"], "<secret>");
     assert_eq!(p.request["env"]["VM"], "4711");
     assert_eq!(p.request["dir"], base.join("work").display().to_string());
@@ -222,7 +228,10 @@ async fn a_missing_program_is_not_retried_and_names_the_path() {
         } => {
             assert!(!retryable);
             let path = base.join("bin/no-such-fix").display().to_string();
-            assert!(message.contains(&format!("program {path} does not exist")), "{message}");
+            assert!(
+                message.contains(&format!("program {path} does not exist")),
+                "{message}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -232,11 +241,26 @@ async fn a_missing_program_is_not_retried_and_names_the_path() {
 fn config_errors_name_the_field() {
     let base = Path::new("/tmp");
     for (yaml, want) in [
-        ("command: ''\n", "actions.policies[0].exec.command: must be set"),
-        ("command: '{{ nosuch }}'\n", "actions.policies[0].exec.command: "),
-        ("command: x\nargs: [a, '{{ .X ']\n", "actions.policies[0].exec.args[1]: "),
-        ("command: x\nenv: {'A=B': v}\n", "actions.policies[0].exec.env.A=B: "),
-        ("command: x\nenv: {A: '{{ end }}'}\n", "actions.policies[0].exec.env.A: "),
+        (
+            "command: ''\n",
+            "actions.policies[0].exec.command: must be set",
+        ),
+        (
+            "command: '{{ nosuch }}'\n",
+            "actions.policies[0].exec.command: ",
+        ),
+        (
+            "command: x\nargs: [a, '{{ .X ']\n",
+            "actions.policies[0].exec.args[1]: ",
+        ),
+        (
+            "command: x\nenv: {'A=B': v}\n",
+            "actions.policies[0].exec.env.A=B: ",
+        ),
+        (
+            "command: x\nenv: {A: '{{ end }}'}\n",
+            "actions.policies[0].exec.env.A: ",
+        ),
         ("command: x\ndir: ''\n", "actions.policies[0].exec.dir: "),
     ] {
         let e = match kind(yaml, base) {
@@ -255,7 +279,13 @@ fn command_rendering_empty_is_a_render_error_and_idempotent_is_read() {
     let a = alert();
     let e = k.prepare(&cx(&a)).unwrap_err();
     assert!(matches!(e, Error::Render(_)), "{e:?}");
-    assert!(e.to_string().starts_with("actions.policies[0].exec.command: "), "{e}");
-    assert!(kind("command: x\nidempotent: true\n", base).unwrap().idempotent());
+    assert!(
+        e.to_string()
+            .starts_with("actions.policies[0].exec.command: "),
+        "{e}"
+    );
+    assert!(kind("command: x\nidempotent: true\n", base)
+        .unwrap()
+        .idempotent());
     assert!(!kind("command: x\n", base).unwrap().idempotent());
 }

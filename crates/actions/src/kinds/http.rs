@@ -132,10 +132,8 @@ fn check_code(field: &str, c: u16) -> Result<()> {
 impl HttpKind {
     pub fn new(cfg: &HttpActionConfig, base_dir: &Path, what: &str) -> Result<HttpKind> {
         let field = |f: &str| format!("{what}.{f}");
-        let method = ActionTemplate::parse(
-            &field("method"),
-            cfg.method.as_deref().unwrap_or("POST"),
-        )?;
+        let method =
+            ActionTemplate::parse(&field("method"), cfg.method.as_deref().unwrap_or("POST"))?;
         if !method.is_templated() {
             check_method(&field("method"), method.source()).map_err(Error::Config)?;
         }
@@ -303,7 +301,10 @@ fn timed_out(url: &Url, timeout: Duration) -> Attempt {
     Attempt::Failed {
         retryable: true,
         status: None,
-        message: format!("{}: no answer within the timeout of {timeout:?}", redact_url(url)),
+        message: format!(
+            "{}: no answer within the timeout of {timeout:?}",
+            redact_url(url)
+        ),
         retry_after: None,
     }
 }
@@ -330,7 +331,9 @@ fn retry_after(h: &HeaderMap, now_ms: i64) -> Option<Duration> {
         return Some(Duration::from_secs(s));
     }
     let at = parse_http_date(v)?;
-    Some(Duration::from_millis(u64::try_from(at - now_ms).unwrap_or(0)))
+    Some(Duration::from_millis(
+        u64::try_from(at - now_ms).unwrap_or(0),
+    ))
 }
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT` in ms.
@@ -430,8 +433,8 @@ impl Kind for HttpKind {
         let what = &self.what;
         let method = check_method(&format!("{what}.method"), &self.method.render(cx)?)
             .map_err(Error::Render)?;
-        let url = absolute_url(&format!("{what}.url"), &self.url.render(cx)?)
-            .map_err(Error::Render)?;
+        let url =
+            absolute_url(&format!("{what}.url"), &self.url.render(cx)?).map_err(Error::Render)?;
         let mut headers = HeaderMap::new();
         for (n, t) in &self.headers {
             let v = t.render(cx)?;

@@ -26,7 +26,12 @@ struct Seen {
 
 /// One scripted answer: status, extra headers, body, delay before answering.
 #[derive(Clone)]
-struct Answer(u16, Vec<(&'static str, &'static str)>, &'static str, Duration);
+struct Answer(
+    u16,
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+    Duration,
+);
 
 fn ok() -> Answer {
     Answer(200, vec![], "done", Duration::ZERO)
@@ -189,7 +194,10 @@ http_config:
     assert_eq!(s.headers["x-api-key"], "s3cr3t");
     // base64("robot:hunter2")
     assert_eq!(s.headers["authorization"], "Basic cm9ib3Q6aHVudGVyMg==");
-    assert_eq!(s.body, r#"{"id":"4711","value":"0.97","request":"5f0c-req"}"#);
+    assert_eq!(
+        s.body,
+        r#"{"id":"4711","value":"0.97","request":"5f0c-req"}"#
+    );
 }
 
 #[tokio::test]
@@ -209,7 +217,10 @@ async fn bearer_credentials_from_http_config_and_default_post() {
     assert_eq!(p.request["headers"], json!({}));
     assert!(matches!(
         k.execute(&p, &exec_cx(5_000)).await,
-        Attempt::Done { status: Some(200), .. }
+        Attempt::Done {
+            status: Some(200),
+            ..
+        }
     ));
     let s = &far.seen()[0];
     assert_eq!(s.method, "POST");
@@ -348,11 +359,20 @@ async fn a_slow_answer_times_out_retryably() {
 #[test]
 fn config_errors_name_the_field() {
     let cases = [
-        ("url: http://x/\nmethod: FETCH\n", "actions.policies[0].http.method: "),
+        (
+            "url: http://x/\nmethod: FETCH\n",
+            "actions.policies[0].http.method: ",
+        ),
         ("url: /relative\n", "actions.policies[0].http.url: "),
         ("url: ''\n", "actions.policies[0].http.url: must be set"),
-        ("url: 'http://x/{{ nosuch }}'\n", "actions.policies[0].http.url: "),
-        ("url: http://x/\nbody: '{{ .Labels.x '\n", "actions.policies[0].http.body: "),
+        (
+            "url: 'http://x/{{ nosuch }}'\n",
+            "actions.policies[0].http.url: ",
+        ),
+        (
+            "url: http://x/\nbody: '{{ .Labels.x '\n",
+            "actions.policies[0].http.body: ",
+        ),
         (
             "url: http://x/\nheaders: {'bad name': v}\n",
             "actions.policies[0].http.headers.bad name: ",
@@ -401,7 +421,8 @@ fn rendered_url_must_be_absolute_http() {
     let e = k.prepare(&cx(&a)).unwrap_err();
     assert!(matches!(e, Error::Render(_)), "{e:?}");
     assert!(
-        e.to_string().starts_with("actions.policies[0].http.url: \"HighCpu/x\""),
+        e.to_string()
+            .starts_with("actions.policies[0].http.url: \"HighCpu/x\""),
         "{e}"
     );
     let k = kind("url: 'ftp://{{ .Labels.zone }}/x'\n").unwrap();
@@ -428,11 +449,16 @@ fn audit_strips_userinfo_and_secret_query_values() {
 
 #[test]
 fn idempotent_comes_from_config_and_retry_after_dates_parse() {
-    assert!(kind("url: http://x/\nidempotent: true\n").unwrap().idempotent());
+    assert!(kind("url: http://x/\nidempotent: true\n")
+        .unwrap()
+        .idempotent());
     assert!(!kind("url: http://x/\n").unwrap().idempotent());
     let at = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
     assert_eq!(at, 784_111_777_000);
     let mut h = HeaderMap::new();
-    h.insert("retry-after", "Sun, 06 Nov 1994 08:49:47 GMT".parse().unwrap());
+    h.insert(
+        "retry-after",
+        "Sun, 06 Nov 1994 08:49:47 GMT".parse().unwrap(),
+    );
     assert_eq!(retry_after(&h, at), Some(Duration::from_secs(10)));
 }

@@ -330,7 +330,9 @@ mod tests {
                 .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 5555))));
             async move {
                 let resp = who(rt).oneshot(req).await.unwrap();
-                let b = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+                let b = axum::body::to_bytes(resp.into_body(), 1 << 16)
+                    .await
+                    .unwrap();
                 String::from_utf8(b.to_vec()).unwrap()
             }
         };
