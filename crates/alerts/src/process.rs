@@ -179,13 +179,15 @@ impl Program {
             }
         };
         let grace = Duration::from_millis(200);
-        let collect = async |r: &mut tokio::task::JoinHandle<Vec<u8>>| {
-            match tokio::time::timeout(grace, &mut *r).await {
-                Ok(Ok(v)) => v,
-                _ => {
-                    r.abort();
-                    Vec::new()
-                }
+        let collect = async |r: &mut tokio::task::JoinHandle<Vec<u8>>| match tokio::time::timeout(
+            grace, &mut *r,
+        )
+        .await
+        {
+            Ok(Ok(v)) => v,
+            _ => {
+                r.abort();
+                Vec::new()
             }
         };
         let stdout = collect(&mut out_reader).await;
@@ -271,12 +273,24 @@ mod tests {
 
     #[test]
     fn relative_commands_resolve_against_the_base_dir() {
-        let p = Program::new(Path::new("bin/fix"), Path::new("/etc/tocsin"), Path::new("/tmp"));
+        let p = Program::new(
+            Path::new("bin/fix"),
+            Path::new("/etc/tocsin"),
+            Path::new("/tmp"),
+        );
         assert_eq!(p.program, PathBuf::from("/etc/tocsin/bin/fix"));
-        let p = Program::new(Path::new("./fix"), Path::new("/etc/tocsin"), Path::new("/tmp"));
+        let p = Program::new(
+            Path::new("./fix"),
+            Path::new("/etc/tocsin"),
+            Path::new("/tmp"),
+        );
         assert_eq!(p.program, PathBuf::from("/etc/tocsin/fix"));
         assert_eq!(p.dir, PathBuf::from("/tmp"));
-        let p = Program::new(Path::new("fix"), Path::new("/etc/tocsin"), Path::new("/tmp"));
+        let p = Program::new(
+            Path::new("fix"),
+            Path::new("/etc/tocsin"),
+            Path::new("/tmp"),
+        );
         assert_eq!(p.program, PathBuf::from("fix"));
     }
 }

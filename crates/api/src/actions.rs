@@ -73,10 +73,10 @@ fn err(e: ActionsApiError) -> Response {
     PromError::new(e.kind(), e.to_string()).into_response()
 }
 
-fn engine(st: &ApiState) -> Result<&dyn ActionsApi, Response> {
-    st.actions.as_deref().ok_or_else(|| {
-        PromError::new(ErrorKind::NotFound, "no actions engine is running").into_response()
-    })
+fn engine(st: &ApiState) -> Result<&dyn ActionsApi, PromError> {
+    st.actions
+        .as_deref()
+        .ok_or_else(|| PromError::new(ErrorKind::NotFound, "no actions engine is running"))
 }
 
 fn answer<T: serde::Serialize>(r: Result<T, ActionsApiError>) -> Response {
@@ -90,14 +90,12 @@ fn who(p: Option<Extension<Principal>>) -> String {
     p.map_or_else(|| Principal::ANONYMOUS.to_string(), |Extension(p)| p.0)
 }
 
-fn parse_id(s: &str) -> Result<i64, Response> {
-    s.parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| {
-            PromError::bad_data(format!("id: {s:?} is not an execution id (a positive integer)"))
-                .into_response()
-        })
+fn parse_id(s: &str) -> Result<i64, PromError> {
+    s.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        PromError::bad_data(format!(
+            "id: {s:?} is not an execution id (a positive integer)"
+        ))
+    })
 }
 
 /// The filters of a list request; the error names the parameter.
@@ -135,7 +133,7 @@ pub fn parse_query(q: Option<&str>) -> Result<ActionQuery, String> {
 pub async fn list(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
     let e = match engine(&st) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match parse_query(q.as_deref()) {
         Ok(q) => answer(e.list(&q)),
@@ -147,7 +145,7 @@ pub async fn list(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response
 pub async fn get(State(st): State<ApiState>, Path(id): Path<String>) -> Response {
     let (e, id) = match (engine(&st), parse_id(&id)) {
         (Ok(e), Ok(id)) => (e, id),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
     answer(e.get(id))
 }
@@ -158,7 +156,11 @@ fn comment(q: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<String, 
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/json"));
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
     if json && !body.iter().all(u8::is_ascii_whitespace) {
         let v: Value =
             serde_json::from_slice(body).map_err(|e| format!("body: invalid JSON: {e}"))?;
@@ -166,7 +168,9 @@ fn comment(q: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<String, 
             return Err("body: expected a JSON object such as {\"comment\": \"...\"}".into());
         };
         if let Some(k) = m.keys().find(|k| *k != "comment") {
-            return Err(format!("body: unknown field {k:?} (only \"comment\" is accepted)"));
+            return Err(format!(
+                "body: unknown field {k:?} (only \"comment\" is accepted)"
+            ));
         }
         return match m.get("comment") {
             None | Some(Value::Null) => Ok(String::new()),
@@ -191,7 +195,7 @@ async fn decide(
 ) -> Response {
     let (e, id) = match (engine(&st), parse_id(&id)) {
         (Ok(e), Ok(id)) => (e, id),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
     let c = match comment(q.as_deref(), &headers, &body) {
         Ok(c) => c,
@@ -237,7 +241,7 @@ pub async fn reset(
 ) -> Response {
     match engine(&st) {
         Ok(e) => answer(e.reset(&name, &who(principal))),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -245,7 +249,7 @@ pub async fn reset(
 pub async fn policies(State(st): State<ApiState>) -> Response {
     match engine(&st) {
         Ok(e) => answer(e.policies()),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use std::sync::Mutex;
 use serde_json::{json, Value};
+use std::sync::Mutex;
 use tower::ServiceExt;
 
 use super::*;
@@ -24,7 +24,10 @@ struct Fake {
 impl ActionsApi for Fake {
     fn list(&self, q: &ActionQuery) -> Result<Vec<Value>, ActionsApiError> {
         *self.last_query.lock().unwrap() = Some(q.clone());
-        Ok(vec![json!({"id": 2, "policy": "p"}), json!({"id": 1, "policy": "p"})])
+        Ok(vec![
+            json!({"id": 2, "policy": "p"}),
+            json!({"id": 1, "policy": "p"}),
+        ])
     }
     fn get(&self, id: i64) -> Result<Value, ActionsApiError> {
         if id == 404 {
@@ -33,7 +36,10 @@ impl ActionsApi for Fake {
         Ok(json!({"id": id, "events": []}))
     }
     fn approve(&self, id: i64, who: &str, comment: &str) -> Result<Value, ActionsApiError> {
-        self.calls.lock().unwrap().push(format!("approve {id} {who} {comment}"));
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("approve {id} {who} {comment}"));
         if id == 9 {
             return Err(ActionsApiError::BadData(
                 "execution 9 is not waiting for approval".into(),
@@ -42,11 +48,17 @@ impl ActionsApi for Fake {
         Ok(json!({"id": id, "outcome": "approved"}))
     }
     fn deny(&self, id: i64, who: &str, comment: &str) -> Result<Value, ActionsApiError> {
-        self.calls.lock().unwrap().push(format!("deny {id} {who} {comment}"));
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("deny {id} {who} {comment}"));
         Ok(json!({"id": id, "outcome": "denied"}))
     }
     fn reset(&self, policy: &str, who: &str) -> Result<Value, ActionsApiError> {
-        self.calls.lock().unwrap().push(format!("reset {policy} {who}"));
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("reset {policy} {who}"));
         if policy == "nope" {
             return Err(ActionsApiError::NotFound("no policy \"nope\"".into()));
         }
@@ -141,7 +153,10 @@ async fn bad_list_parameters_are_400_naming_the_parameter() {
         ("/api/v1/actions?limit=0", "limit:"),
         ("/api/v1/actions?limit=10001", "limit:"),
         ("/api/v1/actions?start=yesterday", "start:"),
-        ("/api/v1/actions?start=200&end=100", "end: must not be before start"),
+        (
+            "/api/v1/actions?start=200&end=100",
+            "end: must not be before start",
+        ),
     ] {
         let (s, v) = call(app(&fake), get_req(uri)).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {v}");
@@ -170,9 +185,8 @@ async fn get_one_and_not_found_and_bad_id() {
 #[tokio::test]
 async fn approve_and_deny_pass_principal_and_comment() {
     let fake = Arc::new(Fake::default());
-    let with_principal = |name: &str| {
-        app(&fake).layer(axum::Extension(crate::class::Principal(name.to_string())))
-    };
+    let with_principal =
+        |name: &str| app(&fake).layer(axum::Extension(crate::class::Principal(name.to_string())));
     let (s, v) = call(
         with_principal("alice"),
         Request::post("/api/v1/actions/3/approve")
@@ -261,7 +275,10 @@ async fn reset_and_policies() {
     assert_eq!(v["error"], "no policy \"nope\"");
     assert_eq!(
         *fake.calls.lock().unwrap(),
-        vec!["reset delete-vm ops".to_string(), "reset nope ops".to_string()]
+        vec![
+            "reset delete-vm ops".to_string(),
+            "reset nope ops".to_string()
+        ]
     );
     // `policies` is a static segment, not an execution id.
     let (s, v) = call(app(&fake), get_req("/api/v1/actions/policies")).await;

@@ -111,7 +111,12 @@ fn table() -> Vec<routes::Route<ApiState>> {
         r("/api/v1/actions", Get, Read, actions::list),
         r("/api/v1/actions/policies", Get, Read, actions::policies),
         r("/api/v1/actions/{id}", Get, Read, actions::get),
-        r("/api/v1/actions/{id}/approve", Post, Admin, actions::approve),
+        r(
+            "/api/v1/actions/{id}/approve",
+            Post,
+            Admin,
+            actions::approve,
+        ),
         r("/api/v1/actions/{id}/deny", Post, Admin, actions::deny),
         r(
             "/api/v1/actions/policies/{name}/reset",

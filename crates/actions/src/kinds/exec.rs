@@ -80,6 +80,13 @@ impl ExecKind {
             return Err(Error::Config(format!("{what}.command: must be set")));
         }
         let command = ActionTemplate::parse(&format!("{what}.command"), &cfg.command)?;
+        if !command.is_templated() && cfg.command.contains('/') {
+            // A typo in a fixed path is found now, not at the first remediation.
+            check_program(
+                &Program::new(Path::new(cfg.command.trim()), base_dir, base_dir).program,
+                &format!("{what}.command"),
+            )?;
+        }
         let args = cfg
             .args
             .iter()
@@ -177,6 +184,26 @@ impl ExecKind {
                 with_output(format!("{prog} was killed by a signal ({status})")),
             ),
         }
+    }
+}
+
+/// A fixed program path must be an executable file.
+fn check_program(p: &Path, field: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(p) {
+        Err(e) => Err(Error::Config(format!(
+            "{field}: {}: {e} (relative commands are resolved against the config file's directory)",
+            p.display()
+        ))),
+        Ok(m) if !m.is_file() => Err(Error::Config(format!(
+            "{field}: {} is not a file",
+            p.display()
+        ))),
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => Err(Error::Config(format!(
+            "{field}: {} is not executable",
+            p.display()
+        ))),
+        Ok(_) => Ok(()),
     }
 }
 

@@ -221,7 +221,8 @@ async fn timeout_kills_the_process_group_with_its_grandchild() {
 async fn a_missing_program_is_not_retried_and_names_the_path() {
     let d = tempfile::tempdir().unwrap();
     let base = d.path().canonicalize().unwrap();
-    let k = kind("command: ./bin/no-such-fix\n", &base).unwrap();
+    // A templated command can only be found missing when it runs.
+    let k = kind("command: ./bin/{{ \"no-such-fix\" }}\n", &base).unwrap();
     match run(&k, 5_000).await {
         Attempt::Failed {
             retryable, message, ..
@@ -270,6 +271,21 @@ fn config_errors_name_the_field() {
         assert!(e.starts_with(want), "{yaml}: {e}");
     }
     assert!(serde_norway::from_str::<ExecActionConfig>("command: x\ntimeout: 5s\n").is_err());
+    // A fixed path is checked at load.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("notexec.sh"), "#!/bin/sh\n").unwrap();
+    for (yaml, want) in [
+        ("command: ./missing.sh\n", "missing.sh: No such file"),
+        ("command: ./notexec.sh\n", "notexec.sh is not executable"),
+        ("command: /\n", "/ is not a file"),
+    ] {
+        let e = match kind(yaml, d.path()) {
+            Ok(_) => panic!("{yaml}: accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.starts_with("actions.policies[0].exec.command: "), "{e}");
+        assert!(e.contains(want), "{yaml}: {e}");
+    }
 }
 
 #[test]
