@@ -436,3 +436,115 @@ actions:
     // is not acted on (regression: it ran the command with an empty target).
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "vm7\n");
 }
+
+fn tocsin(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .output()
+        .unwrap();
+    let mut text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_cli_lists_and_approves_and_backtest_replays_the_history() {
+    let hook = WebhookCollector::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_config(tmp.path(), &config(&hook.url(""), "", ""));
+    let data = tmp.path().join("data");
+    let srv = TestServer::start_on(bin(), &data, &["--config", cfg.to_str().unwrap()]);
+    let server = format!("http://{}", srv.addr);
+    let start = now_ms() - 60_000;
+    post_alerts(
+        &srv,
+        &[
+            alert("Approve", "vm1", start),
+            alert("Approve", "vm2", start),
+            alert("Approve", "vm3", start),
+        ],
+    );
+    let pending = wait_until(Duration::from_secs(30), "approvals queued", || {
+        let a = actions(&srv, "policy=approve&outcome=pending_approval");
+        (a.len() == 3).then_some(a)
+    });
+    let (ok, out) = tocsin(&[
+        "actions", "list", "--server", &server, "--policy", "approve",
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("pending_approval") && out.contains("vm2"),
+        "{out}"
+    );
+    let id = pending[0]["id"].as_i64().unwrap().to_string();
+    let (ok, out) = tocsin(&[
+        "actions",
+        "approve",
+        &id,
+        "--server",
+        &server,
+        "--comment",
+        "go ahead",
+    ]);
+    assert!(ok, "{out}");
+    hook.wait_for(Duration::from_secs(30), "the approved call", |r| {
+        r.iter().any(|x| x.path.starts_with("/approved/"))
+    });
+    let (ok, out) = tocsin(&["actions", "approve", &id, "--server", &server]);
+    assert!(!ok, "approving twice must fail: {out}");
+    assert!(out.contains("not waiting for approval"), "{out}");
+
+    // What would a stricter policy have done with the same history? Only one of the three.
+    let strict = tmp.path().join("strict.yml");
+    std::fs::write(
+        &strict,
+        config(&hook.url(""), "", "").replace(
+            "mode: approve",
+            "mode: approve\n      guards: {rate: {limit: 1, window: 1h}}",
+        ),
+    )
+    .unwrap();
+    let (ok, out2) = tocsin(&[
+        "actions",
+        "backtest",
+        "--config",
+        strict.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--from",
+        "now-1h",
+        "-o",
+        "json",
+    ]);
+    assert!(ok, "{out2}");
+    let v: Value = serde_json::from_str(&out2).unwrap();
+    let approve: Vec<&Value> = v["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["policy"] == "approve")
+        .collect();
+    assert_eq!(approve.len(), 3, "{out2}");
+    let outcomes: Vec<&str> = approve
+        .iter()
+        .map(|d| d["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["queued", "suppressed", "suppressed"], "{out2}");
+    assert_eq!(approve[1]["guard"], "rate");
+    // The table form says the same.
+    let (ok, table) = tocsin(&[
+        "actions",
+        "backtest",
+        "--config",
+        strict.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--from",
+        "now-1h",
+    ]);
+    assert!(ok, "{table}");
+    assert!(
+        table.contains("approve: 1 queued, 1 suppressed (rate), 1 suppressed (tripped)"),
+        "{table}"
+    );
+}
