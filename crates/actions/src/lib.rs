@@ -10,6 +10,7 @@ pub mod backtest;
 mod builtin;
 pub mod config;
 mod control;
+mod decide;
 pub mod engine;
 pub mod error;
 mod execute;
