@@ -236,9 +236,8 @@ fn default_approval_ttl() -> Dur {
 pub type Problem = (String, String);
 
 impl ActionsConfig {
-    /// Every problem of the section, as (path below `actions`, message). Kinds are built to
-    /// check them (templates, credential files), so what loads here also runs.
-    pub fn problems(&self, base_dir: &std::path::Path) -> Vec<Problem> {
+    /// Every problem the text alone shows, as (path below `actions`, message).
+    pub fn problems(&self) -> Vec<Problem> {
         let mut p: Vec<Problem> = Vec::new();
         let mut names = std::collections::HashSet::new();
         for (i, pol) in self.policies.iter().enumerate() {
@@ -252,6 +251,16 @@ impl ActionsConfig {
                 ));
             }
             pol.check(&at, &mut p);
+        }
+        p
+    }
+
+    /// The problems of building each policy's action as the engine will (templates, clients,
+    /// credential files relative to `base_dir`, the config file's directory).
+    pub fn kind_problems(&self, base_dir: &std::path::Path) -> Vec<Problem> {
+        let mut p: Vec<Problem> = Vec::new();
+        for (i, pol) in self.policies.iter().enumerate() {
+            let at = format!("actions.policies[{i}]");
             if let Err(e) = crate::kinds::build(pol, base_dir, &at) {
                 p.push(split(&e.to_string(), &at));
             }
@@ -292,10 +301,7 @@ impl PolicyConfig {
             bad("retry.attempts", "must be at least 1".into());
         }
         if self.retry.backoff.0 < 0 || self.retry.max_backoff.0 < self.retry.backoff.0 {
-            bad(
-                "retry.max_backoff",
-                "must be at least retry.backoff".into(),
-            );
+            bad("retry.max_backoff", "must be at least retry.backoff".into());
         }
         if self.trip_reset.0 < 0 {
             bad("trip_reset", "must not be negative".into());
@@ -339,8 +345,7 @@ impl PolicyConfig {
             if g.fleet_size.as_deref().unwrap_or("").trim().is_empty() {
                 bad(
                     "guards.max_fraction",
-                    "needs guards.fleet_size, the PromQL expression giving the fleet's size"
-                        .into(),
+                    "needs guards.fleet_size, the PromQL expression giving the fleet's size".into(),
                 );
             }
         } else if g.fleet_size.is_some() {
@@ -422,7 +427,7 @@ mod tests {
 ",
         );
         let got: Vec<String> = c
-            .problems(std::path::Path::new("."))
+            .problems()
             .into_iter()
             .map(|(p, m)| format!("{p}: {m}"))
             .collect();
@@ -443,11 +448,9 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused() {
-        let e = serde_norway::from_str::<ActionsConfig>(
-            "policies:\n  - name: p\n    gaurds: {}\n",
-        )
-        .unwrap_err()
-        .to_string();
+        let e = serde_norway::from_str::<ActionsConfig>("policies:\n  - name: p\n    gaurds: {}\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("gaurds"), "{e}");
     }
 }

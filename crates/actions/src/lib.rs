@@ -6,10 +6,23 @@
 //! Guards (concurrency, rate, cooldown, blast radius, minimum age) stop runaways; modes run,
 //! queue for approval or only record (dry run); kinds live in `kinds/<kind>.rs`.
 
+pub mod backtest;
+mod builtin;
 pub mod config;
+mod control;
+mod decide;
+pub mod engine;
 pub mod error;
+mod execute;
+pub mod guards;
+pub mod journal;
 pub mod kinds;
+pub mod metrics;
+pub mod notifier;
+mod resume;
 pub mod template;
 
 pub use config::{ActionsConfig, Mode, On, PolicyConfig};
+pub use engine::{AlertBridge, Engine, EngineOptions, Query};
 pub use error::{Error, Result};
+pub use notifier::ActionNotifier;

@@ -51,6 +51,33 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
     Ok(total)
 }
 
+/// Formats milliseconds as Prometheus prints durations (`1h30m`, `10s`, `1d`, `500ms`; `0s` for
+/// zero). Weeks and years are not used, so the reader never has to convert them back.
+pub fn format_duration_ms(ms: i64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    let (sign, mut left) = if ms < 0 {
+        ("-", -(ms as i128))
+    } else {
+        ("", ms as i128)
+    };
+    let mut out = String::from(sign);
+    for (unit, size) in [
+        ("d", 86_400_000i128),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
+        if left >= size {
+            out.push_str(&format!("{}{unit}", left / size));
+            left %= size;
+        }
+    }
+    out
+}
+
 /// Parses a size such as `512MB` (units B, KB, MB, GB, TB, PB; base 1024, as Prometheus).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -79,6 +106,17 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_durations_prometheus_style() {
+        assert_eq!(format_duration_ms(0), "0s");
+        assert_eq!(format_duration_ms(5_400_000), "1h30m");
+        assert_eq!(format_duration_ms(90_061_500), "1d1h1m1s500ms");
+        assert_eq!(format_duration_ms(-10_000), "-10s");
+        for s in ["1h30m", "10s", "2d", "500ms"] {
+            assert_eq!(format_duration_ms(parse_duration_ms(s).unwrap_or(0)), s);
+        }
+    }
 
     #[test]
     fn durations() {

@@ -57,6 +57,9 @@ pub struct Config {
     /// The built-in alert manager, in Alertmanager's format (inline or `file:`).
     #[serde(default)]
     pub alertmanager: Option<serde_norway::Value>,
+    /// Remediation policies, reached through receivers' `action_configs`.
+    #[serde(default)]
+    pub actions: tocsin_actions::ActionsConfig,
     /// Heartbeats of external jobs (`POST /api/v1/heartbeat/<name>`) that alert when late.
     #[serde(default)]
     pub heartbeats: Vec<tocsin_alerts::heartbeat::HeartbeatConfig>,

@@ -60,6 +60,7 @@ pub(crate) fn sections(cfg: &mut Config, doc: &Doc, out: &mut Vec<Diagnostic>) {
         p.push((path, e.message));
     }
     cfg.alerting.problems(&mut p);
+    p.extend(cfg.actions.problems());
     if let Err(e) = tocsin_alerts::heartbeat::Heartbeats::new().configure(&cfg.heartbeats, 0) {
         p.push(split_path(&e.to_string()));
     }
@@ -158,14 +159,41 @@ pub(crate) fn files(
         .and_then(|m| m.get("file"))
         .and_then(|f| f.as_str())
         .map(|f| base.join(f).display().to_string());
+    let at = |path: String, msg: String| match &am_file {
+        None => doc.at(&format!("alertmanager.{path}"), msg),
+        Some(f) => Diagnostic::new(f, None, &path, msg),
+    };
     for (i, r) in cfg.am.receivers.iter().enumerate() {
         let base = cfg.am.base_dir.as_deref().unwrap_or(base);
-        if let Err(e) = tocsin_alerts::notify::build_receiver(r, base) {
-            let msg = e.to_string();
-            out.push(match &am_file {
-                None => doc.at(&format!("alertmanager.receivers[{i}]"), msg),
-                Some(f) => Diagnostic::new(f, None, &format!("receivers[{i}]"), msg),
-            });
+        // Action integrations are the server's (built with the actions engine); the alert
+        // manager's own builder checks the rest.
+        let mut own = r.clone();
+        own.action_configs.clear();
+        if let Err(e) = tocsin_alerts::notify::build_receiver(&own, base) {
+            out.push(at(format!("receivers[{i}]"), e.to_string()));
         }
+        for (j, a) in r.action_configs.iter().enumerate() {
+            if cfg.actions.policy(&a.policy).is_none() {
+                let known = cfg
+                    .actions
+                    .policies
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>();
+                let hint = match tocsin_confdiag::did_you_mean(&a.policy, &known) {
+                    Some(s) => format!("; did you mean {s:?}?"),
+                    None if known.is_empty() => "; the actions: section defines none".into(),
+                    None => String::new(),
+                };
+                out.push(at(
+                    format!("receivers[{i}].action_configs[{j}].policy"),
+                    format!("no action policy named {:?}{hint}", a.policy),
+                ));
+            }
+        }
+    }
+    // Kinds are built as the engine builds them (templates, clients, credential files).
+    for (path, m) in cfg.actions.kind_problems(base) {
+        out.push(doc.at(&path, m));
     }
 }

@@ -4,6 +4,7 @@
 //! storage maintenance, and shuts down cleanly on SIGTERM/SIGINT or `/-/quit` (stop accepting,
 //! finish in-flight requests, flush and close the WAL).
 
+pub mod actions;
 pub mod alerting;
 pub mod am;
 pub mod am_targets;
@@ -14,6 +15,7 @@ mod lazy_db;
 pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
+mod metrics_actions;
 mod metrics_compat;
 pub mod redact;
 pub mod self_alerts;
@@ -115,6 +117,7 @@ struct Reloader {
     relabel: Arc<alerting::RelabelSink>,
     external_url: String,
     am: Arc<am::AmRuntime>,
+    actions: Arc<tocsin_actions::Engine>,
     /// What the self-monitoring writer reads at each tick.
     self_monitor: Arc<parking_lot::RwLock<self_monitor::SelfMonitorConfig>>,
     /// False under `--self-monitoring=false`.
@@ -186,6 +189,10 @@ impl Reloader {
             ),
             external_url: self.external_url.clone(),
         };
+        // Policies first: the alert manager's new receivers name them.
+        if let Err(e) = self.actions.reload(&cfg.actions, &self.base_dir()) {
+            tracing::error!(error = %e, "actions reload failed; keeping the old policies");
+        }
         if let Err(e) = self.am.am.reload(cfg.am.clone()) {
             tracing::error!(error = %e, "alert manager reload failed; keeping its old configuration");
         }
@@ -348,7 +355,18 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let clock: Arc<dyn tocsin_model::Clock> = Arc::new(tocsin_model::SystemClock);
     let state = state_open::open(&state_path, clock.now_ms(), &server_metrics)?;
     let base_dir = config_dir(opts.config_file.as_deref());
-    let alert_manager = tocsin_alerts::AlertManager::new(
+    // The actions engine comes first: the alert manager's receivers hold it.
+    let action_engine = tocsin_actions::Engine::new(
+        &cfg.actions,
+        tocsin_actions::EngineOptions {
+            state: state.db.clone(),
+            clock: clock.clone(),
+            base_dir: base_dir.clone(),
+            external_url: external_url.clone(),
+        },
+    )
+    .map_err(|e| Error::Internal(format!("starting the actions engine: {e}")))?;
+    let alert_manager = tocsin_alerts::AlertManager::with_receiver_builder(
         cfg.am.clone(),
         tocsin_alerts::ManagerOptions {
             state: Some(state.db),
@@ -356,8 +374,18 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             external_url: external_url.clone(),
             clock: clock.clone(),
         },
+        actions::receiver_builder(action_engine.clone()),
     )
     .map_err(|e| Error::Internal(format!("starting the alert manager: {e}")))?;
+    let am_bridge = Arc::new(actions::AmBridge::default());
+    am_bridge.set(&alert_manager);
+    action_engine.attach(
+        am_bridge,
+        Arc::new(actions::PromQuery {
+            engine: Arc::new(tocsin_promql::Engine::new(query_settings.engine.clone())),
+            queryable: Arc::new(LazyDb(db_cell.clone())),
+        }),
+    );
     let am_task = alert_manager.spawn();
     let heartbeats = Arc::new(tocsin_alerts::heartbeat::Heartbeats::new());
     heartbeats
@@ -401,6 +429,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         server: server_metrics.clone(),
         data_dir: opts.data_dir.clone(),
         guard: guards.refused.clone(),
+        actions: action_engine.clone(),
     }));
     let self_monitor = Arc::new(parking_lot::RwLock::new(cfg.self_monitoring.clone()));
     let (self_alert_task, self_alert_kick) = self_alerts::spawn_builtin(
@@ -445,6 +474,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         relabel,
         external_url,
         am: am_rt.clone(),
+        actions: action_engine.clone(),
         self_monitor: self_monitor.clone(),
         self_monitoring_allowed: opts.self_monitoring,
     });
@@ -475,6 +505,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         admin: opts
             .enable_admin_api
             .then(|| Arc::new(LazyDb(db_cell.clone())) as Arc<dyn tocsin_api::admin::TsdbAdmin>),
+        actions: Some(Arc::new(actions::ActionsApiImpl(action_engine.clone()))),
     });
     let quit = lifecycle::Quit::new();
     let app = lifecycle::own_router(AppState {
@@ -533,6 +564,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let mut maintenance = None;
     let mut heartbeat_task = None;
     let mut self_monitor_task = None;
+    let mut actions_task = None;
     let mut fatal = None;
     let ready_wait = async {
         while db_cell.get().is_none() {
@@ -562,6 +594,14 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             if let Err(e) = reloader.start() {
                 tracing::error!("starting scrapes: {e}");
             }
+            // Decisions wait for storage: guards query it (fleet size, target age). Alerts
+            // that reached the engine meanwhile are claimed and held.
+            match action_engine.resume() {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(executions = n, "open action executions resumed"),
+                Err(e) => tracing::error!(error = %e, "resuming action executions failed"),
+            }
+            actions_task = Some(action_engine.spawn());
             lifecycle::shutdown_signal(quit.clone()).await;
         } => {}
     }
@@ -578,6 +618,17 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     }
     alert_manager.shutdown();
     am_task.abort();
+    if let Some(t) = actions_task {
+        t.abort();
+    }
+    // An action in flight is given a moment to record its outcome; one that does not make it
+    // is resumed (or marked unknown) at the next start.
+    if tokio::time::timeout(Duration::from_secs(10), action_engine.wait_idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!("actions still running at shutdown; they are resumed at the next start");
+    }
     let _ = stop_tx.send(());
     self_alert_task.abort();
     if let Err(e) = server.await {

@@ -26,6 +26,7 @@ pub struct Sources {
     /// For the free-space gauges of the file system holding it.
     pub data_dir: std::path::PathBuf,
     pub guard: Arc<tocsin_api::guard::GuardMetrics>,
+    pub actions: Arc<tocsin_actions::Engine>,
 }
 
 /// The HTTP listener and start-up, for `tocsin_http_connections*` and
@@ -246,6 +247,7 @@ impl Collector for Sources {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         crate::metrics_compat::encode_prometheus(self, &mut e)?;
         crate::metrics_compat::encode_alertmanager(self, &mut e)?;
+        crate::metrics_actions::encode(&self.actions, &mut e)?;
         if let Some((avail, size)) = crate::self_monitor::filesystem_bytes(&self.data_dir) {
             let path = vec![("path".to_string(), self.data_dir.display().to_string())];
             family(

@@ -1,6 +1,8 @@
 //! The `tocsin` command line: `server` runs the monitoring server, `query` evaluates PromQL on a
 //! running server, `tsdb` inspects and benchmarks the storage engine.
 
+mod actions_cmd;
+mod backtest_cmd;
 mod bench;
 mod check_cmd;
 mod query_cmd;
@@ -95,6 +97,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: routes_cmd::RoutesCmd,
     },
+    /// Remediation actions of a running server: `actions list|show|approve|deny|reset|policies`.
+    Actions {
+        #[command(subcommand)]
+        cmd: actions_cmd::ActionsCmd,
+    },
     /// Run rule unit tests (`test rules FILE...`, promtool's test-file format).
     Test {
         #[command(subcommand)]
@@ -186,6 +193,7 @@ fn main() -> std::process::ExitCode {
         // These decide their own exit code (1 when a checked file or test fails).
         Cmd::Check { cmd } => check_cmd::run(cmd),
         Cmd::Routes { cmd } => routes_cmd::run(cmd),
+        Cmd::Actions { cmd } => actions_cmd::run(cmd),
         Cmd::Test { cmd } => test_cmd::run(cmd),
         Cmd::Server(a) => done(run_server(a)),
         Cmd::Query(a) => done(query_cmd::run(a)),
