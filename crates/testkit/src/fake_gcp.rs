@@ -300,6 +300,16 @@ impl FakeGcp {
         self.with(|s| s.op_duration = d);
     }
 
+    /// Makes every operation started so far `DONE` now (e.g. after a test killed the caller
+    /// while it waited).
+    pub fn complete_operations(&self) {
+        self.with(|s| {
+            for o in s.ops.values_mut() {
+                o.finish_now();
+            }
+        });
+    }
+
     /// The longest an operation wait blocks before answering with a not-DONE operation
     /// (Google's is about 2 minutes; the fake's default is 2 s).
     pub fn set_wait_max(&self, d: Duration) {

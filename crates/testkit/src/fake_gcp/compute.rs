@@ -38,6 +38,10 @@ impl Op {
         }
     }
 
+    pub(crate) fn finish_now(&mut self) {
+        self.duration = self.created.elapsed();
+    }
+
     fn done_in(&self) -> Duration {
         self.duration.saturating_sub(self.created.elapsed())
     }
