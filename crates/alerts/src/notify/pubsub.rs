@@ -68,9 +68,8 @@ use super::common::{self, de_http_config, de_opt_duration, yes};
 use super::webhook::label_map;
 use super::{BoxFuture, Notifier, NotifyCx, NotifyError};
 
-fn default_subscription() -> String {
-    "projects/tocsin/subscriptions/tocsin".to_string()
-}
+/// The envelope's `subscription` when none is configured.
+pub const DEFAULT_SUBSCRIPTION: &str = "projects/tocsin/subscriptions/tocsin";
 
 /// One entry of `pubsub_configs`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -94,9 +93,9 @@ pub struct PubsubConfig {
     /// Google credentials and API base URLs, for `topic` and `id_token`.
     #[serde(default)]
     pub google: Option<tocsin_gcp::GoogleConfig>,
-    /// `subscription` of the envelope.
-    #[serde(default = "default_subscription")]
-    pub subscription: String,
+    /// `subscription` of the push envelope; default [`DEFAULT_SUBSCRIPTION`].
+    #[serde(default)]
+    pub subscription: Option<String>,
     /// Project named in `scoping_project_id`, `condition.name` and `resource.labels.project_id`.
     #[serde(default)]
     pub project_id: Option<String>,
@@ -201,6 +200,13 @@ impl PubsubConfig {
 }
 
 impl PubsubConfig {
+    /// The envelope's `subscription`, configured or default.
+    pub fn subscription(&self) -> String {
+        self.subscription
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SUBSCRIPTION.to_string())
+    }
+
     fn check_delivery(&self, errs: &mut Vec<String>) {
         let h = &self.http_config;
         let http_auth = h.basic_auth.is_some()
@@ -223,6 +229,12 @@ impl PubsubConfig {
                 if self.id_token.is_some() {
                     errs.push(
                         "id_token: only for url pushes; publishing to a topic authenticates with an access token"
+                            .into(),
+                    );
+                }
+                if self.subscription.is_some() {
+                    errs.push(
+                        "subscription: only used in the envelope of url pushes; a topic's subscriptions are Pub/Sub's"
                             .into(),
                     );
                 }
@@ -597,7 +609,7 @@ impl Pubsub {
         };
         Ok(Pubsub {
             send_resolved: cfg.send_resolved,
-            subscription: cfg.subscription.clone(),
+            subscription: cfg.subscription(),
             shape: IncidentShape {
                 project_id: cfg.project_id.clone(),
                 resource_type: cfg.resource_type.clone(),

@@ -80,7 +80,12 @@ async fn pubsub_publish_errors_are_classified() -> R {
     let e = n.notify(&cx(), std::slice::from_ref(&a)).await.unwrap_err();
     assert!(e.retryable, "{e:?}");
     f.fail_next(1, Failure::RateLimited);
-    assert!(n.notify(&cx(), std::slice::from_ref(&a)).await.unwrap_err().retryable);
+    assert!(
+        n.notify(&cx(), std::slice::from_ref(&a))
+            .await
+            .unwrap_err()
+            .retryable
+    );
     n.notify(&cx(), &[a]).await?;
     assert_eq!(f.published().len(), 1);
     // One token served every call.
@@ -194,6 +199,10 @@ fn pubsub_delivery_config_errors() {
             "give only one",
         ),
         ("- url: http://x/\n  id_token: {audience: ''}\n", "audience"),
+        (
+            "- topic: projects/p/topics/t\n  subscription: projects/p/subscriptions/s\n",
+            "subscription: only used",
+        ),
         (
             "- url: http://x/\n  google: {metadata_url: 'http://127.0.0.1:9'}\n",
             "google: only used with topic or id_token",

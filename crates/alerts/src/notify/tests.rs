@@ -388,7 +388,7 @@ victorops_configs: []
     assert_eq!(w.timeout, Some(Duration::from_secs(10)));
     let p = &r.pubsub_configs[0];
     assert!(p.send_resolved);
-    assert_eq!(p.subscription, "projects/tocsin/subscriptions/tocsin");
+    assert_eq!(p.subscription(), "projects/tocsin/subscriptions/tocsin");
     let a = &r.alerta_configs[0];
     assert_eq!(a.environment, "Production");
     assert_eq!(a.origin, "tocsin");
