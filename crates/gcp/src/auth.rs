@@ -205,6 +205,7 @@ impl Auth {
         }
         let (token, ttl) = self.fetch_access().await?;
         self.fetches.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(source = self.source_name(), expires_in = ?ttl, "fetched a Google access token");
         *g = Some(Cached {
             token: token.clone(),
             refresh_at: refresh_at(ttl),
@@ -245,6 +246,13 @@ impl Auth {
             }
         }
         Ok(token)
+    }
+
+    fn source_name(&self) -> &'static str {
+        match self.source {
+            Source::Metadata(_) => "metadata server",
+            Source::Key(_) => "service-account key",
+        }
     }
 
     async fn fetch_access(&self) -> Result<(String, Duration)> {
