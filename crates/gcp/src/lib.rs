@@ -10,11 +10,10 @@ pub mod compute;
 pub mod error;
 pub mod pubsub;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use tocsin_httpclient::{Client, HttpClientConfig};
 
 pub use auth::DEFAULT_SCOPE;
@@ -50,27 +49,8 @@ pub struct GoogleConfig {
     pub scopes: Vec<String>,
     /// TLS and proxy settings of the calls to Google (prometheus.yml `http_config` without its
     /// authentication settings: Google's calls carry their own bearer token).
-    #[serde(default, deserialize_with = "de_http_config")]
+    #[serde(default, deserialize_with = "tocsin_httpclient::de_strict_opt")]
     pub http_config: Option<HttpClientConfig>,
-}
-
-/// `http_config` with unknown keys refused (the type itself accepts them, being flattened
-/// into scrape configs elsewhere).
-fn de_http_config<'de, D: Deserializer<'de>>(d: D) -> Result<Option<HttpClientConfig>, D::Error> {
-    #[derive(Deserialize)]
-    struct Strict {
-        #[serde(flatten)]
-        cfg: HttpClientConfig,
-        #[serde(flatten)]
-        rest: BTreeMap<String, serde::de::IgnoredAny>,
-    }
-    let s = Strict::deserialize(d)?;
-    if let Some(k) = s.rest.keys().next() {
-        return Err(serde::de::Error::custom(format!(
-            "http_config: unknown field `{k}`"
-        )));
-    }
-    Ok(Some(s.cfg))
 }
 
 /// Time allowed for one API request, a little over the 2 minutes an operation wait can take.

@@ -180,6 +180,34 @@ fn read_bytes(base: &Path, field: &str, p: &Path) -> Result<Vec<u8>, HttpConfigE
     })
 }
 
+/// Deserializes an `http_config:` written as a nested object, refusing unknown keys.
+/// `HttpClientConfig` itself accepts them because scrape configs flatten it among their own
+/// fields; nested (receivers, actions, Google settings), a typo would silently drop a
+/// credential.
+pub fn de_strict<'de, D: serde::Deserializer<'de>>(d: D) -> Result<HttpClientConfig, D::Error> {
+    #[derive(Deserialize)]
+    struct Strict {
+        #[serde(flatten)]
+        cfg: HttpClientConfig,
+        #[serde(flatten)]
+        rest: BTreeMap<String, serde::de::IgnoredAny>,
+    }
+    let s = Strict::deserialize(d)?;
+    if let Some(k) = s.rest.keys().next() {
+        return Err(serde::de::Error::custom(format!(
+            "http_config: unknown field `{k}`"
+        )));
+    }
+    Ok(s.cfg)
+}
+
+/// [`de_strict`] for an optional field.
+pub fn de_strict_opt<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<HttpClientConfig>, D::Error> {
+    de_strict(d).map(Some)
+}
+
 /// An error and its causes as one line, each cause said once: reqwest's "error sending request
 /// for url (...)" becomes "error sending request for url (...): client error (Connect): tcp
 /// connect error: Connection refused (os error 111)". A cause whose text the previous message

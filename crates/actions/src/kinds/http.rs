@@ -15,7 +15,7 @@ use std::time::Duration;
 use regex::Regex;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::json;
 use tocsin_httpclient::HttpClientConfig;
 
@@ -34,7 +34,7 @@ pub struct HttpActionConfig {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub body: Option<String>,
-    #[serde(default, deserialize_with = "strict_http_config")]
+    #[serde(default, deserialize_with = "tocsin_httpclient::de_strict_opt")]
     pub http_config: Option<HttpClientConfig>,
     /// Statuses that mean success; default any 2xx.
     #[serde(default)]
@@ -55,27 +55,6 @@ pub struct AlreadyDone {
     /// A regular expression the body must contain a match of; empty: any body.
     #[serde(default)]
     pub body: String,
-}
-
-/// `HttpClientConfig` accepts unknown keys because scrape configs flatten it; nested here, a
-/// typo would silently drop a credential, so leftovers are refused.
-fn strict_http_config<'de, D: Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<HttpClientConfig>, D::Error> {
-    #[derive(Deserialize)]
-    struct Strict {
-        #[serde(flatten)]
-        cfg: HttpClientConfig,
-        #[serde(flatten)]
-        rest: BTreeMap<String, serde_norway::Value>,
-    }
-    let s = Strict::deserialize(d)?;
-    if let Some(k) = s.rest.keys().next() {
-        return Err(serde::de::Error::custom(format!(
-            "http_config: unknown field `{k}`"
-        )));
-    }
-    Ok(Some(s.cfg))
 }
 
 /// Methods a remediation can use; anything else is most likely a typo.

@@ -3,7 +3,6 @@
 //! Alerta's millisecond ISO 8601), Go-compatible JSON encoding, and turning HTTP outcomes into
 //! `NotifyError`s with Alertmanager's retry rules.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,27 +32,7 @@ pub(crate) fn de_opt_duration<'de, D: Deserializer<'de>>(
     de_duration(d).map(Some)
 }
 
-/// `http_config` as a nested object. `HttpClientConfig` accepts unknown keys because scrape
-/// configs flatten it; nested here, a typo would silently drop a credential, so leftovers are
-/// refused like everywhere else in the receiver configs.
-pub(crate) fn de_http_config<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<HttpClientConfig, D::Error> {
-    #[derive(Deserialize)]
-    struct Strict {
-        #[serde(flatten)]
-        cfg: HttpClientConfig,
-        #[serde(flatten)]
-        rest: BTreeMap<String, serde_norway::Value>,
-    }
-    let s = Strict::deserialize(d)?;
-    if let Some(k) = s.rest.keys().next() {
-        return Err(serde::de::Error::custom(format!(
-            "http_config: unknown field `{k}`"
-        )));
-    }
-    Ok(s.cfg)
-}
+pub(crate) use tocsin_httpclient::de_strict as de_http_config;
 
 pub(crate) fn yes() -> bool {
     true
