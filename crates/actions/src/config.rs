@@ -292,10 +292,7 @@ impl PolicyConfig {
             bad("retry.attempts", "must be at least 1".into());
         }
         if self.retry.backoff.0 < 0 || self.retry.max_backoff.0 < self.retry.backoff.0 {
-            bad(
-                "retry.max_backoff",
-                "must be at least retry.backoff".into(),
-            );
+            bad("retry.max_backoff", "must be at least retry.backoff".into());
         }
         if self.trip_reset.0 < 0 {
             bad("trip_reset", "must not be negative".into());
@@ -339,8 +336,7 @@ impl PolicyConfig {
             if g.fleet_size.as_deref().unwrap_or("").trim().is_empty() {
                 bad(
                     "guards.max_fraction",
-                    "needs guards.fleet_size, the PromQL expression giving the fleet's size"
-                        .into(),
+                    "needs guards.fleet_size, the PromQL expression giving the fleet's size".into(),
                 );
             }
         } else if g.fleet_size.is_some() {
@@ -443,11 +439,9 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused() {
-        let e = serde_norway::from_str::<ActionsConfig>(
-            "policies:\n  - name: p\n    gaurds: {}\n",
-        )
-        .unwrap_err()
-        .to_string();
+        let e = serde_norway::from_str::<ActionsConfig>("policies:\n  - name: p\n    gaurds: {}\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("gaurds"), "{e}");
     }
 }

@@ -16,8 +16,7 @@ use tocsin_template::{Elem, Funcs, Map, MissingKey, Template, Value};
 
 use crate::error::{Error, Result};
 
-const DEFS: &str =
-    "{{$labels := .Labels}}{{$annotations := .Annotations}}{{$value := .Value}}";
+const DEFS: &str = "{{$labels := .Labels}}{{$annotations := .Annotations}}{{$value := .Value}}";
 
 /// What one rendering sees besides the alert.
 #[derive(Debug, Clone, Copy)]

@@ -8,6 +8,7 @@ pub mod class;
 pub mod error;
 pub mod guard;
 pub mod prom;
+pub mod pubsub;
 pub mod push;
 pub mod routes;
 pub mod targets;
@@ -104,6 +105,7 @@ fn table() -> Vec<routes::Route<ApiState>> {
         r("/api/v2/receivers", Get, Read, am::get_receivers),
         r("/api/v1/heartbeat/{name}", Post, Alert, am::post_heartbeat),
         r("/api/v1/heartbeats", Get, Read, am::get_heartbeats),
+        r("/api/v1/pubsub/push", Post, Alert, pubsub::post_push),
         r("/api/v1/status/buildinfo", Get, Read, status::buildinfo),
         r("/api/v1/status/runtimeinfo", Get, Read, status::runtimeinfo),
         r("/api/v1/status/flags", Get, Read, status::flags),

@@ -3,6 +3,7 @@
 
 pub mod expo;
 pub mod loopback;
+pub mod oidc;
 pub mod smtp;
 pub mod webhook;
 
