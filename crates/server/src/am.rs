@@ -32,7 +32,7 @@ pub struct AmRuntime {
     pub clock: Arc<dyn Clock>,
     pub silence_limits: tocsin_api::am::SilenceLimits,
     /// The Cloud Monitoring intake (`POST /api/v1/pubsub/push`).
-    pub pubsub: crate::pubsub_push::PubsubIntake,
+    pub pubsub: Arc<crate::pubsub_push::PubsubIntake>,
 }
 
 /// The rule engine's sink into the built-in alert manager.

@@ -352,12 +352,13 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let clock: Arc<dyn tocsin_model::Clock> = Arc::new(tocsin_model::SystemClock);
     let state = state_open::open(&state_path, clock.now_ms(), &server_metrics)?;
     let base_dir = config_dir(opts.config_file.as_deref());
-    let pubsub = pubsub_push::PubsubIntake::new(
+    let pubsub = Arc::new(pubsub_push::PubsubIntake::new(
         tocsin_alerts::pubsub_log::PubsubLog::new(state.db.clone()),
         cfg.pubsub_push
             .verifier(&base_dir)
             .map_err(Error::Internal)?,
-    );
+    ));
+    let _ = web_rt.pubsub.set(pubsub.clone());
     let alert_manager = tocsin_alerts::AlertManager::new(
         cfg.am.clone(),
         tocsin_alerts::ManagerOptions {

@@ -321,6 +321,11 @@ impl PubsubIntake {
         *self.verifier.write() = v;
     }
 
+    /// Whether pushes must carry a verified token.
+    pub fn has_verifier(&self) -> bool {
+        self.verifier.read().is_some()
+    }
+
     pub fn authorize(&self, authorization: Option<&str>) -> Result<(), AuthError> {
         let v = self.verifier.read().clone();
         match v {

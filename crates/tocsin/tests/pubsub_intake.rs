@@ -355,3 +355,49 @@ fn check_config_refuses_a_bad_pubsub_push_section_with_its_line() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// With a web configuration that has credentials, Pub/Sub (which cannot send basic auth) gets
+/// in on the OIDC token alone, on the push route only; a forged token or none stays out.
+#[test]
+fn with_web_auth_the_oidc_token_stands_for_the_alert_role_on_the_push_route_only() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("google-certs.json"), oidc::JWKS).unwrap();
+    std::fs::write(dir.path().join("reader.token"), "reader-token\n").unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        "bearer_tokens:\n  - name: reader\n    token_file: reader.token\n    roles: [read]\n",
+    )
+    .unwrap();
+    let hook = WebhookCollector::start();
+    let extra =
+        format!("pubsub_push:\n  oidc:\n    jwks_file: google-certs.json\n    audience: {AUD}\n");
+    let cfg = config(dir.path(), &hook.url("/hook"), &extra);
+    let srv = TestServer::start_on(
+        bin(),
+        &dir.path().join("data"),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--web.config.file",
+            web.to_str().unwrap(),
+        ],
+    );
+    let started = now_s() - 60;
+    let (code, body) = push(&srv, push_body("1", "open", started, None), None);
+    assert_eq!(code, 401, "{body}");
+    let forged = oidc::sign_with(&oidc::claims(AUD), oidc::OTHER_KEY_PEM, oidc::KID);
+    let (code, body) = push(&srv, push_body("1", "open", started, None), Some(&forged));
+    assert_eq!(code, 401, "{body}");
+    let good = oidc::sign(&oidc::claims(AUD));
+    let (code, body) = push(&srv, push_body("1", "open", started, None), Some(&good));
+    assert_eq!((code, status_of(&body).as_str()), (200, "taken"), "{body}");
+    // The token is no credential anywhere else.
+    let r = client()
+        .post(srv.url("/api/v2/silences"))
+        .header("Authorization", format!("Bearer {good}"))
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
