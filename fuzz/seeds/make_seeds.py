@@ -8,7 +8,13 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CORPUS = os.path.join(ROOT, "fuzz", "corpus")
 
 
+# `make_seeds.py TARGET...` writes only those targets' seeds.
+ONLY = set(sys.argv[1:])
+
+
 def put(target, data):
+    if ONLY and target not in ONLY:
+        return
     if isinstance(data, str):
         data = data.encode()
     d = os.path.join(CORPUS, target)
@@ -147,6 +153,48 @@ tmpls = [
 for t in tmpls:
     for mode in (0, 1, 3):
         put("template", bytes([mode]) + t.encode())
+
+# --- Pub/Sub push of a Cloud Monitoring incident: mode 0 the envelope as sent, mode 1 the
+# decoded notification (the target wraps it)
+import base64, json
+incidents = [
+    {"version": "1.2", "incident": {"incident_id": "0.mtdi83m6w8ao", "scoping_project_id": "fleet-prod",
+        "scoping_project_number": 286919713412, "url": "https://console.cloud.google.com/monitoring/alerting/incidents/0.mtdi83m6w8ao",
+        "started_at": 1767225000, "ended_at": None, "state": "open",
+        "summary": "CPU utilization for fleet-prod vm-17 is above the threshold of 0.950 with a value of 0.991.",
+        "apigee_url": "https://apigee.google.com", "observed_value": "0.991", "threshold_value": "0.95",
+        "resource": {"type": "gce_instance", "labels": {"project_id": "fleet-prod", "instance_id": "4721895234567", "zone": "europe-west1-b"}},
+        "resource_type_display_name": "VM Instance", "resource_id": "", "resource_display_name": "vm-17", "resource_name": "fleet-prod vm-17",
+        "metric": {"type": "compute.googleapis.com/instance/cpu/utilization", "displayName": "CPU utilization", "labels": {"instance_name": "vm-17"}},
+        "metadata": {"system_labels": {"state": "ACTIVE"}, "user_labels": {"team": "fleet"}},
+        "policy_name": "VM CPU above 95%", "policy_user_labels": {"action": "delete_vm", "cloud.region": "eu"},
+        "condition_name": "CPU above 95% for 5m",
+        "condition": {"name": "projects/fleet-prod/alertPolicies/1098/conditions/1099", "displayName": "CPU above 95% for 5m",
+            "conditionThreshold": {"filter": "metric.type = \"compute.googleapis.com/instance/cpu/utilization\"",
+                "aggregations": [{"alignmentPeriod": "60s", "perSeriesAligner": "ALIGN_MEAN"}],
+                "comparison": "COMPARISON_GT", "thresholdValue": 0.95, "duration": "300s", "trigger": {"count": 1}}},
+        "documentation": {"content": "Delete ${resource.label.instance_id}", "mime_type": "text/markdown", "subject": "VM hot"},
+        "severity": "CRITICAL"}},
+    {"version": "1.2", "incident": {"incident_id": "0.abc", "state": "closed", "policy_name": "Absent antivirus",
+        "started_at": 1767225000, "ended_at": 1767225300, "condition_name": "antivirus absent",
+        "condition": {"name": "projects/p/alertPolicies/1/conditions/2", "displayName": "antivirus absent", "conditionAbsent": {"filter": "x", "duration": "180s"}},
+        "resource": {"type": "gce_instance", "labels": {"instance_id": "1", "zone": "z"}}, "metric": {"labels": {}}}},
+    {"version": "test", "incident": {"incident_id": "12345", "started_at": 0, "ended_at": 0, "state": "OPEN",
+        "policy_name": "Test", "severity": "No severity", "resource": {"type": "example_resource", "labels": {"example": "label"}}}},
+    {"version": "1.2", "incident": {"incident_id": "i", "state": "Closed", "policy_name": "P", "started_at": "1767225000",
+        "metric": {"labels": {"1st": 1, "a.b": True, "z": None}}}},
+]
+for inc in incidents:
+    raw = json.dumps(inc)
+    put("pubsub_push", b"\x01" + raw.encode())
+    data = base64.b64encode(raw.encode()).decode()
+    env = {"message": {"attributes": {"incident_id": inc["incident"]["incident_id"]}, "data": data,
+        "messageId": "8123456789", "message_id": "8123456789",
+        "publishTime": "2026-01-01T00:00:00.123Z", "publish_time": "2026-01-01T00:00:00.123Z"},
+        "subscription": "projects/fleet-prod/subscriptions/tocsin", "deliveryAttempt": 1}
+    put("pubsub_push", b"\x00" + json.dumps(env).encode())
+put("pubsub_push", b'\x00{"message":{"message_id":"1","data":"e30"}}')
+put("pubsub_push", b'\x00{"message":{"messageId":"1","data":"%%"},"subscription":1}')
 
 # --- PromQL
 with open(os.path.join(ROOT, "crates/promql/testdata/differential/queries.txt")) as f:

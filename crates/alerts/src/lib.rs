@@ -16,6 +16,7 @@ pub mod nflog;
 pub mod notify;
 mod pipeline;
 pub mod process;
+pub mod pubsub_log;
 pub mod route;
 pub mod silence;
 pub mod state;

@@ -1,7 +1,8 @@
 //! Alertmanager's API v2 (`/api/v2/alerts`, `/alerts/groups`, `/silences`, `/silence/{id}`,
 //! `/status`, `/receivers`) in its JSON shapes, so Prometheus servers, amtool and Grafana talk to
 //! the built-in alert manager as to an Alertmanager; plus the inbound heartbeat endpoint
-//! (`POST /api/v1/heartbeat/{name}`) and the alert history (`GET /api/v1/alerts/history`). Handlers reach the manager only through `AlertmanagerApi`.
+//! (`POST /api/v1/heartbeat/{name}`) and the alert history (`GET /api/v1/alerts/history`).
+//! Handlers (these and the Pub/Sub intake's) reach the manager only through `AlertmanagerApi`.
 
 use std::collections::BTreeMap;
 
@@ -38,6 +39,16 @@ pub trait AlertmanagerApi: Send + Sync {
     fn heartbeat(&self, name: &str) -> tocsin_alerts::Result<()>;
     fn heartbeats(&self) -> Vec<HeartbeatStatus>;
     fn history(&self, q: &HistoryQuery) -> tocsin_alerts::Result<Vec<HistoryEntry>>;
+    /// Checks the `Authorization` header of a Pub/Sub push (the OIDC token Pub/Sub attaches)
+    /// against the configured verification; `Ok` when none is configured.
+    fn pubsub_authorize(&self, authorization: Option<&str>)
+        -> Result<(), crate::pubsub::AuthError>;
+    /// Takes one decoded Pub/Sub push in one go: a known message id does nothing; otherwise the
+    /// alert is stored and the id recorded, both before this returns.
+    fn pubsub_push(
+        &self,
+        msg: &crate::pubsub::PushMessage,
+    ) -> tocsin_alerts::Result<crate::pubsub::PushOutcome>;
     /// Size limits on one posted silence.
     fn silence_limits(&self) -> SilenceLimits {
         SilenceLimits::default()
@@ -129,6 +140,15 @@ impl AlertmanagerApi for NoAlertmanager {
     }
     fn history(&self, _: &HistoryQuery) -> tocsin_alerts::Result<Vec<HistoryEntry>> {
         Ok(Vec::new())
+    }
+    fn pubsub_authorize(&self, _: Option<&str>) -> Result<(), crate::pubsub::AuthError> {
+        Ok(())
+    }
+    fn pubsub_push(
+        &self,
+        _: &crate::pubsub::PushMessage,
+    ) -> tocsin_alerts::Result<crate::pubsub::PushOutcome> {
+        Err(tocsin_alerts::Error::Internal("no alert manager".into()))
     }
 }
 

@@ -15,7 +15,8 @@ pub enum Class {
     Read,
     /// Ingest endpoints: remote write, line protocol, JSON push.
     Write,
-    /// Changing alert state: posting alerts, silences, heartbeats, acknowledgements.
+    /// Changing alert state: posting alerts (also as Pub/Sub pushes), silences, heartbeats,
+    /// acknowledgements.
     Alert,
     /// Destructive or process-wide: delete series, snapshots, reload, quit, action approval.
     Admin,
@@ -95,6 +96,7 @@ pub fn classify(method: &Method, path: &str) -> Class {
         || path.starts_with("/api/v2/silence")
         || path.starts_with("/api/v1/heartbeat/")
         || path.starts_with("/api/v1/alerts")
+        || path == "/api/v1/pubsub/push"
     {
         return Class::Alert;
     }
@@ -116,6 +118,7 @@ mod tests {
         assert_eq!(c(Method::POST, "/api/v2/silences"), Class::Alert);
         assert_eq!(c(Method::DELETE, "/api/v2/silence/x"), Class::Alert);
         assert_eq!(c(Method::POST, "/api/v1/heartbeat/x"), Class::Alert);
+        assert_eq!(c(Method::POST, "/api/v1/pubsub/push"), Class::Alert);
         assert_eq!(c(Method::POST, "/-/reload"), Class::Admin);
         assert_eq!(c(Method::GET, "/-/reload"), Class::Admin);
         assert_eq!(

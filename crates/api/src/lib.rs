@@ -9,6 +9,7 @@ pub mod class;
 pub mod error;
 pub mod guard;
 pub mod prom;
+pub mod pubsub;
 pub mod push;
 pub mod routes;
 pub mod targets;
@@ -124,6 +125,7 @@ fn table() -> Vec<routes::Route<ApiState>> {
             Admin,
             actions::reset,
         ),
+        r("/api/v1/pubsub/push", Post, Alert, pubsub::post_push),
         r("/api/v1/status/buildinfo", Get, Read, status::buildinfo),
         r("/api/v1/status/runtimeinfo", Get, Read, status::runtimeinfo),
         r("/api/v1/status/flags", Get, Read, status::flags),

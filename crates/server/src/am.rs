@@ -1,7 +1,7 @@
 //! Wiring of the built-in alert manager: its state db under the data dir, the sink the rule
 //! engine sends to, the `AlertmanagerApi` the HTTP API reads, and inbound heartbeats (last-seen
 //! times written to the TSDB as `tocsin_heartbeat_last_seen_timestamp_seconds`, read back at
-//! start, and `HeartbeatMissing` alerts when late).
+//! start, and `HeartbeatMissing` alerts when late). Pub/Sub pushes reach `pubsub_push.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +31,8 @@ pub struct AmRuntime {
     pub appendable: Arc<dyn Appendable>,
     pub clock: Arc<dyn Clock>,
     pub silence_limits: tocsin_api::am::SilenceLimits,
+    /// The Cloud Monitoring intake (`POST /api/v1/pubsub/push`).
+    pub pubsub: Arc<crate::pubsub_push::PubsubIntake>,
 }
 
 /// The rule engine's sink into the built-in alert manager.
@@ -165,5 +167,19 @@ impl tocsin_api::am::AlertmanagerApi for AmRuntime {
         q: &tocsin_alerts::store::HistoryQuery,
     ) -> tocsin_alerts::Result<Vec<tocsin_alerts::store::HistoryEntry>> {
         self.am.history(q)
+    }
+
+    fn pubsub_authorize(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<(), tocsin_api::pubsub::AuthError> {
+        self.pubsub.authorize(authorization)
+    }
+
+    fn pubsub_push(
+        &self,
+        msg: &tocsin_api::pubsub::PushMessage,
+    ) -> tocsin_alerts::Result<tocsin_api::pubsub::PushOutcome> {
+        self.pubsub.push(&self.am, msg, self.clock.now_ms())
     }
 }

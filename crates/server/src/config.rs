@@ -2,7 +2,8 @@
 //! file:line:col in every message, every problem at once; the checks are in `config_check.rs`),
 //! the embedded default, and the `storage:` and `query:` sections (`limits:` and `web:` are typed
 //! in `limits.rs`). `global` and `scrape_configs` are typed by the collect crate, as is the
-//! optional `graphite:` section; `rule_files`, `alerting` and `rules` are typed in `alerting.rs`.
+//! optional `graphite:` section; `rule_files`, `alerting` and `rules` are typed in `alerting.rs`;
+//! `pubsub_push` in `pubsub_push.rs`.
 //! `remote_write` and `remote_read` are refused until they are implemented.
 
 use std::path::Path;
@@ -65,6 +66,9 @@ pub struct Config {
     pub heartbeats: Vec<tocsin_alerts::heartbeat::HeartbeatConfig>,
     #[serde(default)]
     pub storage: StorageConfig,
+    /// The Cloud Monitoring intake (`POST /api/v1/pubsub/push`): OIDC verification of pushes.
+    #[serde(default)]
+    pub pubsub_push: crate::pubsub_push::PubsubPushConfig,
     /// Graphite plaintext listener; absent = disabled.
     #[serde(default)]
     pub graphite: Option<tocsin_collect::graphite::GraphiteConfig>,

@@ -61,6 +61,7 @@ pub(crate) fn sections(cfg: &mut Config, doc: &Doc, out: &mut Vec<Diagnostic>) {
     }
     cfg.alerting.problems(&mut p);
     p.extend(cfg.actions.problems());
+    cfg.pubsub_push.problems(&mut p);
     if let Err(e) = tocsin_alerts::heartbeat::Heartbeats::new().configure(&cfg.heartbeats, 0) {
         p.push(split_path(&e.to_string()));
     }
@@ -140,6 +141,15 @@ pub(crate) fn files(
             r.cfg.enable_compression,
         ) {
             out.push(doc.at(&format!("scrape_configs[{i}]"), e.to_string()));
+        }
+    }
+    // The push verifier's key file is read as the server reads it at start and reload.
+    let mut p = Problems::new();
+    cfg.pubsub_push.problems(&mut p);
+    if p.is_empty() {
+        if let Err(e) = cfg.pubsub_push.verifier(base) {
+            let (path, m) = split_path(&e);
+            out.push(doc.at(&path, m));
         }
     }
     let mut p = Problems::new();

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod metrics;
 mod metrics_actions;
 mod metrics_compat;
+pub mod pubsub_push;
 pub mod redact;
 pub mod self_alerts;
 pub mod self_monitor;
@@ -227,14 +228,17 @@ impl Reloader {
         let _serial = self.lock.lock().await;
         let res = self.load().map_err(|e| e.to_string()).and_then(|cfg| {
             let old = self.current.lock().clone();
-            // Rule files are read and checked before anything changes.
+            // Rule files (and the push verifier's key file) are read and checked before
+            // anything changes.
             let setup = self.rules_setup(&cfg)?;
+            let verifier = cfg.pubsub_push.verifier(&self.base_dir())?;
             if self.started.load(Ordering::SeqCst) {
                 self.scrape
                     .apply(&cfg.global, &cfg.scrape_configs, &self.base_dir())
                     .map_err(|e| e.to_string())?;
                 self.apply_rules(&cfg, setup);
             }
+            self.am.pubsub.set_verifier(verifier);
             if format!("{:?}", old.storage) != format!("{:?}", cfg.storage) {
                 tracing::warn!("storage settings changed; they take effect at the next restart");
             }
@@ -355,6 +359,13 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let clock: Arc<dyn tocsin_model::Clock> = Arc::new(tocsin_model::SystemClock);
     let state = state_open::open(&state_path, clock.now_ms(), &server_metrics)?;
     let base_dir = config_dir(opts.config_file.as_deref());
+    let pubsub = Arc::new(pubsub_push::PubsubIntake::new(
+        tocsin_alerts::pubsub_log::PubsubLog::new(state.db.clone()),
+        cfg.pubsub_push
+            .verifier(&base_dir)
+            .map_err(Error::Internal)?,
+    ));
+    let _ = web_rt.pubsub.set(pubsub.clone());
     // The actions engine comes first: the alert manager's receivers hold it.
     let action_engine = tocsin_actions::Engine::new(
         &cfg.actions,
@@ -397,6 +408,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         appendable: appendable.clone(),
         clock: clock.clone(),
         silence_limits,
+        pubsub,
     });
     let relabel = Arc::new(alerting::RelabelSink {
         configs: parking_lot::RwLock::new(Vec::new()),

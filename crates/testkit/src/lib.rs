@@ -4,6 +4,7 @@
 pub mod expo;
 pub mod fake_gcp;
 pub mod loopback;
+pub mod oidc;
 pub mod smtp;
 pub mod webhook;
 

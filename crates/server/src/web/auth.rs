@@ -159,6 +159,11 @@ async fn check(rt: &WebRuntime, active: &Arc<Active>, req: Asked) -> Result<Prin
         },
         Some(h) => match authenticate(rt, active, h).await {
             Ok(x) => x,
+            Err((Failure::InvalidToken, _)) if pubsub_push_token(rt, &req) => (
+                "a Pub/Sub OIDC token".into(),
+                "pubsub".into(),
+                Roles([Class::Alert].into_iter().collect()),
+            ),
             Err((reason, user)) => {
                 rt.metrics.auth_failures[reason as usize].fetch_add(1, Ordering::Relaxed);
                 let source = peer.map(|p| p.ip().to_string()).unwrap_or_default();
@@ -185,6 +190,22 @@ async fn check(rt: &WebRuntime, active: &Arc<Active>, req: Asked) -> Result<Prin
             .into_response());
     }
     Ok(Principal(principal))
+}
+
+/// A bearer token that is no configured token may be the Google-signed OIDC token Pub/Sub puts
+/// on its pushes: with `pubsub_push.oidc` configured, on `POST /api/v1/pubsub/push` only, a
+/// token that passes that verification (signature, audience, issuer, expiry) stands for the
+/// `alert` role. The handler verifies it again; without the section such a token is refused
+/// here like any unknown token.
+fn pubsub_push_token(rt: &WebRuntime, req: &Asked) -> bool {
+    if req.method != axum::http::Method::POST || req.path != "/api/v1/pubsub/push" {
+        return false;
+    }
+    let Some(intake) = rt.pubsub.get().filter(|i| i.has_verifier()) else {
+        return false;
+    };
+    let auth = req.authorization.as_ref().and_then(|h| h.to_str().ok());
+    intake.authorize(auth).is_ok()
 }
 
 /// The caller's description (for messages), name (the [`Principal`]) and roles, or why the

@@ -79,6 +79,9 @@ pub struct WebRuntime {
     active: parking_lot::RwLock<Arc<Active>>,
     watch: parking_lot::Mutex<Watch>,
     pub metrics: Arc<ServerMetrics>,
+    /// The Cloud Monitoring intake, set once the server has built it: with `pubsub_push.oidc`
+    /// configured, a push's Google-signed bearer token authenticates it (see `auth.rs`).
+    pub(crate) pubsub: std::sync::OnceLock<Arc<crate::pubsub_push::PubsubIntake>>,
 }
 
 impl WebRuntime {
@@ -145,6 +148,7 @@ impl WebRuntime {
                 files: Vec::new(),
             }),
             metrics,
+            pubsub: std::sync::OnceLock::new(),
         }
     }
 
@@ -173,6 +177,7 @@ impl WebRuntime {
                 files,
             }),
             metrics,
+            pubsub: std::sync::OnceLock::new(),
         })
     }
 
