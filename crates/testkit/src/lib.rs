@@ -2,6 +2,7 @@
 //! directory, waits on `/-/ready`, and stops it when dropped.
 
 pub mod expo;
+pub mod fake_gcp;
 pub mod loopback;
 pub mod smtp;
 pub mod webhook;

@@ -24,6 +24,8 @@ mod exec_file_tests;
 #[cfg(test)]
 mod pubsub_alerta_tests;
 #[cfg(test)]
+mod pubsub_google_tests;
+#[cfg(test)]
 mod templated_tests;
 #[cfg(test)]
 mod tests;

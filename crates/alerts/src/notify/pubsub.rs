@@ -1,6 +1,14 @@
-//! A Pub/Sub push receiver: each alert is POSTed in a push-subscription envelope carrying a Cloud
-//! Monitoring incident (schema "1.2"), so handlers written for Cloud Monitoring's Pub/Sub
-//! notification channel (typically Cloud Run services) work unchanged.
+//! A Pub/Sub receiver: each alert becomes a Cloud Monitoring incident (schema "1.2"), so
+//! handlers written for Cloud Monitoring's Pub/Sub notification channel (typically Cloud Run
+//! services) work unchanged. Two ways to deliver it:
+//! - `url`: POSTed in a push-subscription envelope straight to the handler, optionally with a
+//!   Google-signed ID token (`id_token: {audience}`) as `Authorization: Bearer`, which an
+//!   IAM-protected Cloud Run service requires;
+//! - `topic: projects/P/topics/T`: published with `projects.topics.publish` (as Cloud
+//!   Monitoring does), `data` the incident JSON, `attributes` `incident_id` and `state`.
+//!
+//! Google credentials for both (metadata server or service-account key) are the `google:`
+//! settings of the `gcp` crate.
 //!
 //! Cloud Monitoring sends one incident per notification, so one push is made per alert. Envelope:
 //! `{"message": {"data", "attributes", "messageId", "message_id", "publishTime", "publish_time"},
@@ -38,9 +46,12 @@
 //!   `threshold_value` or `threshold`; omitted when absent. `severity`: label `severity`.
 //! - `scoping_project_id`: `project_id` when configured.
 //!
-//! Like Pub/Sub, any non-2xx answer means "redeliver": every failure is retryable (the flush
-//! deadline bounds the retries). When one push of a flush fails the others are still made, and a
-//! retry sends all of them again, which is the at-least-once contract handlers already expect.
+//! Like Pub/Sub, any non-2xx answer to a push means "redeliver": every push failure is
+//! retryable (the flush deadline bounds the retries). When one push of a flush fails the others
+//! are still made, and a retry sends all of them again, which is the at-least-once contract
+//! handlers already expect. Publishing sends a flush's incidents in one request (up to 1000
+//! messages each, Pub/Sub's limit); a missing topic or a refused permission is not retried,
+//! quota errors and 5xx are.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -67,12 +78,22 @@ fn default_subscription() -> String {
 pub struct PubsubConfig {
     #[serde(default = "yes")]
     pub send_resolved: bool,
-    /// The push endpoint.
-    pub url: String,
-    /// Authentication goes here, e.g. `authorization: {credentials_file: ...}` for the bearer
-    /// token Cloud Run checks.
+    /// The push endpoint; exactly one of `url` and `topic` is given.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A topic to publish to, `projects/P/topics/T`.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Authentication of pushes goes here, e.g. `authorization: {credentials_file: ...}`,
+    /// unless `id_token` is set.
     #[serde(default, deserialize_with = "de_http_config")]
     pub http_config: HttpClientConfig,
+    /// Push with a Google-signed ID token for this audience (default: the URL).
+    #[serde(default)]
+    pub id_token: Option<IdTokenConfig>,
+    /// Google credentials and API base URLs, for `topic` and `id_token`.
+    #[serde(default)]
+    pub google: Option<tocsin_gcp::GoogleConfig>,
     /// `subscription` of the envelope.
     #[serde(default = "default_subscription")]
     pub subscription: String,
@@ -90,6 +111,18 @@ pub struct PubsubConfig {
     #[serde(default)]
     pub resource_labels: Option<Vec<String>>,
 }
+
+/// `id_token` of a push: the audience the ID token is for.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdTokenConfig {
+    /// Default: the push URL (what Cloud Run expects: the service URL or the full URL).
+    #[serde(default)]
+    pub audience: Option<String>,
+}
+
+/// Pub/Sub's limit of messages in one publish request.
+const PUBLISH_BATCH: usize = 1000;
 
 /// The labels of the monitored-resource types alert handlers most often see, as Google defines
 /// them (`project_id` comes from the configuration when it is not a label).
@@ -146,6 +179,7 @@ impl PubsubConfig {
     /// Configuration errors the server refuses at load, each as `field: reason`.
     pub fn check(&self) -> Vec<String> {
         let mut errs = Vec::new();
+        self.check_delivery(&mut errs);
         if let Some(t) = &self.resource_type {
             if t.is_empty() {
                 errs.push("resource_type: must not be empty".to_string());
@@ -163,6 +197,60 @@ impl PubsubConfig {
             }
         }
         errs
+    }
+}
+
+impl PubsubConfig {
+    fn check_delivery(&self, errs: &mut Vec<String>) {
+        let h = &self.http_config;
+        let http_auth = h.basic_auth.is_some()
+            || h.authorization.is_some()
+            || h.bearer_token.is_some()
+            || h.bearer_token_file.is_some()
+            || h.oauth2.is_some();
+        match (&self.url, &self.topic) {
+            (Some(_), Some(_)) => errs.push(
+                "topic: give only one of url (push to an endpoint) and topic (publish to a Pub/Sub topic)"
+                    .into(),
+            ),
+            (None, None) => errs.push(
+                "url: one of url (push endpoint) or topic (projects/P/topics/T) is required".into(),
+            ),
+            (None, Some(t)) => {
+                if let Err(e) = tocsin_gcp::parse_topic(t) {
+                    errs.push(format!("topic: {e}"));
+                }
+                if self.id_token.is_some() {
+                    errs.push(
+                        "id_token: only for url pushes; publishing to a topic authenticates with an access token"
+                            .into(),
+                    );
+                }
+                if *h != HttpClientConfig::default() {
+                    errs.push(
+                        "http_config: not used with topic; put TLS and proxy settings in google.http_config"
+                            .into(),
+                    );
+                }
+            }
+            (Some(_), None) => {
+                if let Some(t) = &self.id_token {
+                    if t.audience.as_deref().is_some_and(|a| a.trim().is_empty()) {
+                        errs.push("id_token.audience: must not be empty".into());
+                    }
+                    if http_auth {
+                        errs.push(
+                            "id_token: http_config already sets the Authorization header; give only one"
+                                .into(),
+                        );
+                    }
+                } else if self.google.is_some() {
+                    errs.push(
+                        "google: only used with topic or id_token, and neither is set".into(),
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -394,9 +482,9 @@ fn next_message_id() -> String {
     NEXT_MESSAGE_ID.fetch_add(1, Ordering::Relaxed).to_string()
 }
 
-/// The push body for one incident.
-fn envelope(inc: &Incident, subscription: &str) -> Result<Vec<u8>, NotifyError> {
-    let data = serde_json::to_vec(&Notification {
+/// The message data for one incident: the notification JSON Cloud Monitoring sends.
+pub(crate) fn notification(inc: &Incident) -> Result<Vec<u8>, NotifyError> {
+    serde_json::to_vec(&Notification {
         version: "1.2",
         incident: inc,
     })
@@ -404,12 +492,23 @@ fn envelope(inc: &Incident, subscription: &str) -> Result<Vec<u8>, NotifyError> 
         retryable: false,
         reason: super::Reason::Other,
         message: format!("encoding incident: {e}"),
-    })?;
-    let id = next_message_id();
-    let published = common::proto_time(std::time::SystemTime::now());
+    })
+}
+
+/// The message attributes of one incident, for push filters and subscription filters.
+fn attributes(inc: &Incident) -> BTreeMap<&'static str, String> {
     let mut attributes = BTreeMap::new();
     attributes.insert("incident_id", inc.incident_id.clone());
     attributes.insert("state", inc.state.to_string());
+    attributes
+}
+
+/// The push body for one incident.
+fn envelope(inc: &Incident, subscription: &str) -> Result<Vec<u8>, NotifyError> {
+    let data = notification(inc)?;
+    let id = next_message_id();
+    let published = common::proto_time(std::time::SystemTime::now());
+    let attributes = attributes(inc);
     let env = PushEnvelope {
         message: PushMessage {
             data: base64::engine::general_purpose::STANDARD.encode(data),
@@ -428,13 +527,40 @@ fn envelope(inc: &Incident, subscription: &str) -> Result<Vec<u8>, NotifyError> 
     })
 }
 
-/// A configured Pub/Sub push target.
+/// Where incidents go.
+enum Delivery {
+    Push {
+        url: reqwest::Url,
+        client: tocsin_httpclient::Client,
+        /// The Google user and audience of the ID token attached to each push.
+        id_token: Option<(tocsin_gcp::Google, String)>,
+    },
+    Publish {
+        topic: String,
+        google: tocsin_gcp::Google,
+    },
+}
+
+/// A configured Pub/Sub target.
 pub struct Pubsub {
     send_resolved: bool,
-    url: reqwest::Url,
     subscription: String,
     shape: IncidentShape,
-    client: tocsin_httpclient::Client,
+    delivery: Delivery,
+    timeout: Duration,
+}
+
+fn gcp_error(e: tocsin_gcp::Error) -> NotifyError {
+    let reason = match e.status() {
+        Some(400..=499) => super::Reason::ClientError,
+        Some(500..=599) => super::Reason::ServerError,
+        _ => super::Reason::Other,
+    };
+    NotifyError {
+        retryable: e.retryable(),
+        reason,
+        message: e.to_string(),
+    }
 }
 
 impl Pubsub {
@@ -443,27 +569,97 @@ impl Pubsub {
             return Err(crate::Error::Config(format!("{what}: {e}")));
         }
         let timeout = cfg.timeout.unwrap_or(common::UNBOUNDED_HTTP_TIMEOUT);
+        let google = || {
+            tocsin_gcp::Google::new(&cfg.google.clone().unwrap_or_default(), base_dir, what)
+                .map_err(|e| crate::Error::Config(e.to_string()))
+        };
+        let delivery = match (&cfg.url, &cfg.topic) {
+            (Some(u), _) => Delivery::Push {
+                url: common::parse_url(u, what)?,
+                client: common::build_client(&cfg.http_config, base_dir, timeout, what)?,
+                id_token: match &cfg.id_token {
+                    Some(t) => Some((
+                        google()?,
+                        t.audience.clone().unwrap_or_else(|| u.trim().to_string()),
+                    )),
+                    None => None,
+                },
+            },
+            (None, Some(t)) => Delivery::Publish {
+                topic: t.clone(),
+                google: google()?,
+            },
+            (None, None) => {
+                return Err(crate::Error::Config(format!(
+                    "{what}: url: one of url or topic is required"
+                )))
+            }
+        };
         Ok(Pubsub {
             send_resolved: cfg.send_resolved,
-            url: common::parse_url(&cfg.url, what)?,
             subscription: cfg.subscription.clone(),
             shape: IncidentShape {
                 project_id: cfg.project_id.clone(),
                 resource_type: cfg.resource_type.clone(),
                 resource_labels: cfg.resource_labels.clone(),
             },
-            client: common::build_client(&cfg.http_config, base_dir, timeout, what)?,
+            delivery,
+            timeout,
         })
     }
 
-    async fn push(&self, inc: &Incident) -> Result<(), NotifyError> {
+    async fn push(
+        &self,
+        url: &reqwest::Url,
+        client: &tocsin_httpclient::Client,
+        id_token: &Option<(tocsin_gcp::Google, String)>,
+        inc: &Incident,
+    ) -> Result<(), NotifyError> {
         let body = envelope(inc, &self.subscription)?;
-        common::post_json(&self.client, self.url.clone(), body, None)
+        let auth = match id_token {
+            Some((g, audience)) => {
+                let t = g.id_token(audience).await.map_err(gcp_error)?;
+                let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+                    .map_err(|_| NotifyError {
+                        retryable: false,
+                        reason: super::Reason::Other,
+                        message: "the ID token is not a valid header value".into(),
+                    })?;
+                v.set_sensitive(true);
+                Some((reqwest::header::AUTHORIZATION, v))
+            }
+            None => None,
+        };
+        common::post_json(client, url.clone(), body, auth)
             .await
             .map_err(|mut e| {
                 e.retryable = true;
                 e
             })
+    }
+
+    async fn publish(
+        &self,
+        topic: &str,
+        google: &tocsin_gcp::Google,
+        incidents: &[Incident],
+    ) -> Result<(), NotifyError> {
+        let mut out = common::Failures::default();
+        for chunk in incidents.chunks(PUBLISH_BATCH) {
+            let mut msgs = Vec::with_capacity(chunk.len());
+            for inc in chunk {
+                msgs.push(tocsin_gcp::PubsubMessage {
+                    data: notification(inc)?,
+                    attributes: attributes(inc)
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
+                });
+            }
+            let r = google.publish(topic, &msgs, self.timeout).await;
+            out.record(r.map(|_| ()).map_err(gcp_error));
+        }
+        out.finish("publish requests")
     }
 }
 
@@ -482,15 +678,30 @@ impl Notifier for Pubsub {
         alerts: &'a [Alert],
     ) -> BoxFuture<'a, Result<(), NotifyError>> {
         Box::pin(async move {
-            let mut out = common::Failures::default();
-            for a in alerts {
-                if !self.send_resolved && a.resolved_at(cx.now_ms) {
-                    continue;
+            let incidents: Vec<Incident> = alerts
+                .iter()
+                .filter(|a| self.send_resolved || !a.resolved_at(cx.now_ms))
+                .map(|a| incident(a, cx, &self.shape))
+                .collect();
+            match &self.delivery {
+                Delivery::Push {
+                    url,
+                    client,
+                    id_token,
+                } => {
+                    let mut out = common::Failures::default();
+                    for inc in &incidents {
+                        out.record(self.push(url, client, id_token, inc).await);
+                    }
+                    out.finish("pushes")
                 }
-                let inc = incident(a, cx, &self.shape);
-                out.record(self.push(&inc).await);
+                Delivery::Publish { topic, google } => {
+                    if incidents.is_empty() {
+                        return Ok(());
+                    }
+                    self.publish(topic, google, &incidents).await
+                }
             }
-            out.finish("pushes")
         })
     }
 }
