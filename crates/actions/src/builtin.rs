@@ -17,6 +17,18 @@ use crate::engine::{Engine, Job};
 use crate::guards::{fmt_ms, Trip};
 use crate::journal::{state, ExecRow};
 
+/// The names of the engine's own alerts.
+pub const OWN_ALERTS: [&str; 3] = [
+    "RemediationSuppressed",
+    "RemediationIneffective",
+    "RemediationOutcomeUnknown",
+];
+
+/// Whether an alert is one of the engine's own (by name, with the `policy` label it sets).
+pub fn is_own(a: &Alert) -> bool {
+    OWN_ALERTS.contains(&a.name()) && a.labels.get("policy").is_some()
+}
+
 /// How far ahead the end of a held alert is set.
 const HOLD_MS: i64 = 3 * 60_000;
 /// How often a held alert is sent again.

@@ -33,6 +33,11 @@ pub trait AlertBridge: Send + Sync {
     fn get(&self, fingerprint: u64) -> Option<Alert>;
     /// Takes the engine's own alerts (`RemediationSuppressed`, ...).
     fn put(&self, alerts: Vec<Alert>);
+    /// Why an alert with these labels is muted now (`silenced by ...`, `inhibited by ...`),
+    /// or None. Asked when a delay ends, so a silence made during the delay stops the action.
+    fn muted(&self, _labels: &Labels) -> Option<String> {
+        None
+    }
 }
 
 /// PromQL instant queries (fleet size, target age), implemented by the server.
@@ -127,6 +132,10 @@ pub struct Engine {
     wake: tokio::sync::Notify,
     /// Serialises decisions, so guards see actions in the order they were decided.
     decide_lock: tokio::sync::Mutex<()>,
+    /// Final decisions of the current tick, written together at its end.
+    batch: Mutex<Vec<(i64, Update)>>,
+    /// Policies already warned about being routed the engine's own alerts.
+    warned_own: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A query's one number, or why there is none.
@@ -212,6 +221,8 @@ impl Engine {
             idle: tokio::sync::Notify::new(),
             wake: tokio::sync::Notify::new(),
             decide_lock: tokio::sync::Mutex::new(()),
+            batch: Mutex::new(Vec::new()),
+            warned_own: Mutex::new(Default::default()),
         });
         e.restore_guards()?;
         for p in e.policies.read().keys() {
@@ -266,6 +277,18 @@ impl Engine {
         {
             let seen = self.seen.lock();
             for a in alerts {
+                if crate::builtin::is_own(a) {
+                    // Remediating the alerts about remediation would feed a storm back into
+                    // itself; they are for people.
+                    if self.warned_own.lock().insert(policy.to_string()) {
+                        tracing::warn!(
+                            policy,
+                            alertname = a.name(),
+                            "the actions engine's own alerts are routed to an action policy; they are not acted on (route them to people)"
+                        );
+                    }
+                    continue;
+                }
                 let resolved = a.resolved_at(now);
                 if resolved != (p.cfg.on == On::Resolved) {
                     continue;
@@ -377,6 +400,7 @@ impl Engine {
                 Due::Verify => self.verify(job, now),
             }
         }
+        self.flush_batch(now);
         self.auto_resets(now);
         self.builtin.refresh(self, now);
     }
@@ -422,6 +446,20 @@ impl Engine {
         self.wake.notify_one();
     }
 
+    /// Records a final decision (suppressed, skipped, dry run) to be written with the others
+    /// of this tick in one transaction: a storm of thousands of suppressions is one commit,
+    /// not thousands. Only for rows nothing else writes afterwards.
+    fn record_final(&self, id: i64, u: Update) {
+        self.batch.lock().push((id, u));
+    }
+
+    fn flush_batch(&self, now: i64) {
+        let b = std::mem::take(&mut *self.batch.lock());
+        if let Err(e) = self.journal.update_many(&b, now) {
+            tracing::error!(decisions = b.len(), error = %e, "action journal write failed");
+        }
+    }
+
     pub(crate) fn record(&self, id: i64, u: Update, now: i64) {
         if let Err(e) = self.journal.update(id, &u, now, false) {
             tracing::error!(execution = id, error = %e, "action journal write failed");
@@ -455,6 +493,18 @@ impl Engine {
             );
             return;
         };
+        if p.cfg.delay.ms() > 0 {
+            if let Some(why) = self.bridge.get().and_then(|b| b.muted(&job.alert.labels)) {
+                self.finish_as(
+                    &job,
+                    state::SKIPPED,
+                    "skipped",
+                    &format!("{why} during the delay"),
+                    now,
+                );
+                return;
+            }
+        }
         if p.cfg.delay.ms() > 0 && !self.alert_unchanged(&job, p.cfg.on, now) {
             let why = match p.cfg.on {
                 On::Firing => "the alert stopped firing before the delay passed",
@@ -573,7 +623,7 @@ impl Engine {
         self.metrics.suppressed(&job.policy, guard.as_str());
         self.metrics.outcome(&job.policy, state::SUPPRESSED);
         self.builtin.count_suppressed(&job.policy);
-        self.record(
+        self.record_final(
             job.id,
             Update {
                 state: Some(state::SUPPRESSED),
@@ -587,7 +637,6 @@ impl Engine {
                 )),
                 ..Default::default()
             },
-            now,
         );
     }
 
@@ -626,7 +675,7 @@ impl Engine {
             Err(e) => (state::FAILED, e.to_string(), serde_json::Value::Null),
         };
         self.metrics.outcome(&job.policy, st);
-        self.record(
+        self.record_final(
             job.id,
             Update {
                 state: Some(st),
@@ -637,7 +686,6 @@ impl Engine {
                 event: Some((st.into(), detail, String::new())),
                 ..Default::default()
             },
-            now,
         );
     }
 

@@ -73,6 +73,8 @@ impl Kind for Recorder {
 struct FakeAm {
     alerts: Mutex<HashMap<u64, Alert>>,
     put: Mutex<Vec<Alert>>,
+    /// Values of `vm`... labels whose alerts are silenced.
+    silenced: Mutex<Vec<String>>,
 }
 
 impl AlertBridge for FakeAm {
@@ -81,6 +83,13 @@ impl AlertBridge for FakeAm {
     }
     fn put(&self, alerts: Vec<Alert>) {
         self.put.lock().extend(alerts);
+    }
+    fn muted(&self, labels: &Labels) -> Option<String> {
+        let id = labels.get("instance_id").unwrap_or("").to_string();
+        self.silenced
+            .lock()
+            .contains(&id)
+            .then(|| "silenced by s1".to_string())
     }
 }
 
@@ -269,6 +278,19 @@ async fn delay_acts_only_if_the_alert_still_fires() {
     r.settle().await;
     assert_eq!(*r.kind.calls.lock(), ["vm-1"]);
     assert_eq!(r.outcome("p"), ["succeeded", "skipped"]);
+
+    // A silence made during the delay stops the action.
+    let c = vm(3);
+    r.am.fire(&c);
+    r.engine.submit("p", &[c]).unwrap();
+    r.settle().await;
+    r.am.silenced.lock().push("vm-3".into());
+    r.clock.advance(2 * M);
+    r.settle().await;
+    assert_eq!(r.kind.calls.lock().len(), 1);
+    let row = &r.engine.journal.list(&Default::default()).unwrap()[0];
+    assert_eq!(row.state, "skipped");
+    assert_eq!(row.detail, "silenced by s1 during the delay");
 }
 
 #[tokio::test]
@@ -524,4 +546,53 @@ fn request_ids_are_uuids_fixed_by_the_key() {
     assert_eq!(a.len(), 36);
     assert_eq!(&a[14..15], "4");
     assert!(a.chars().all(|c| c.is_ascii_hexdigit() || c == '-'));
+}
+
+#[tokio::test]
+async fn a_storm_of_ten_thousand_alerts_is_decided_once_each() {
+    let kind = Arc::new(Recorder::default());
+    let k = kind.clone();
+    let clock = ManualClock::new(T0);
+    let engine = Engine::with_kind_builder(
+        &cfg("policies:
+  - name: p
+    target: '{{ $labels.instance_id }}'
+    guards: {max_fraction: 0.01, fleet_size: 'count(up)'}
+"),
+        EngineOptions {
+            state: StateDb::in_memory().unwrap(),
+            clock: Arc::new(clock.clone()),
+            base_dir: Path::new(".").to_path_buf(),
+            external_url: String::new(),
+        },
+        Arc::new(move |_, _, _| Ok(k.clone() as Arc<dyn Kind>)),
+    )
+    .unwrap();
+    let am = Arc::new(FakeAm::default());
+    let fleet = Arc::new(Fleet(10_000.0, AtomicUsize::new(0)));
+    engine.attach(am.clone(), fleet.clone());
+    let storm: Vec<Alert> = (0..10_000).map(vm).collect();
+    assert_eq!(engine.submit("p", &storm).unwrap(), 10_000);
+    // The next flushes repeat the group: nothing new.
+    assert_eq!(engine.submit("p", &storm).unwrap(), 0);
+    engine.tick().await;
+    engine.wait_idle().await;
+    let calls = kind.calls.lock().clone();
+    assert_eq!(calls.len(), 100);
+    let distinct: std::collections::HashSet<&String> = calls.iter().collect();
+    assert_eq!(distinct.len(), 100);
+    let m = engine.metrics();
+    assert_eq!(m.count("p", "succeeded"), 100);
+    assert_eq!(m.count("p", "suppressed"), 9_900);
+    // The fleet size is asked once for the storm, not once per alert.
+    assert!(fleet.1.load(Ordering::SeqCst) <= 2);
+    let rows = engine
+        .journal
+        .list(&crate::journal::ListQuery {
+            outcome: Some("suppressed".into()),
+            limit: 100_000,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 9_900);
 }

@@ -15,6 +15,7 @@ pub mod matchers;
 pub mod nflog;
 pub mod notify;
 mod pipeline;
+pub mod process;
 pub mod route;
 pub mod silence;
 pub mod state;

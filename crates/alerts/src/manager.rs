@@ -499,6 +499,15 @@ impl AlertManager {
         }
     }
 
+    /// What mutes an alert with these labels now: silences (by id) and inhibiting alerts (by
+    /// fingerprint); both empty when nothing does. For decisions taken after a flush (an
+    /// action's delay), which must see a silence made meanwhile.
+    pub fn muted_by(&self, labels: &Labels) -> AlertStatus {
+        let now = self.clock.now_ms();
+        let rt = self.runtime.read().clone();
+        self.status(&rt, labels, true, now)
+    }
+
     fn view(&self, rt: &Runtime, a: Alert, processed: bool, now: i64) -> AlertView {
         let status = self.status(rt, &a.labels, processed, now);
         let receivers = rt.routes.receivers_for(&a.labels);

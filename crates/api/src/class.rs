@@ -46,6 +46,18 @@ impl Class {
     pub const ROLES: [&'static str; 4] = ["read", "write", "alert", "admin"];
 }
 
+/// Who made a request, as the auth layer established it: a basic-auth user name, a bearer
+/// token's configured name, `network <address>` for a caller let in by an `allow` network,
+/// `anonymous` when no authentication is configured. The auth layer puts it in the request's
+/// extensions; handlers that record who did something (approving an action) read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal(pub String);
+
+impl Principal {
+    /// The name when authentication is off.
+    pub const ANONYMOUS: &'static str = "anonymous";
+}
+
 /// Ingest paths, whatever the method.
 const WRITE_PATHS: &[&str] = &["/api/v1/write", "/write", "/api/v2/write", "/api/v1/push"];
 
@@ -112,5 +124,14 @@ mod tests {
         );
         assert_eq!(c(Method::POST, "/something/new"), Class::Admin);
         assert_eq!(c(Method::GET, "/metrics"), Class::Read);
+        assert_eq!(c(Method::GET, "/api/v1/actions"), Class::Read);
+        assert_eq!(c(Method::GET, "/api/v1/actions/7"), Class::Read);
+        assert_eq!(c(Method::GET, "/api/v1/actions/policies"), Class::Read);
+        assert_eq!(c(Method::POST, "/api/v1/actions/7/approve"), Class::Admin);
+        assert_eq!(c(Method::POST, "/api/v1/actions/7/deny"), Class::Admin);
+        assert_eq!(
+            c(Method::POST, "/api/v1/actions/policies/p/reset"),
+            Class::Admin
+        );
     }
 }

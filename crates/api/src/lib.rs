@@ -2,6 +2,7 @@
 //! writes, `Queryable` and the PromQL engine for reads, read-view traits for status) and answered
 //! in the peers' formats. Error kinds map to HTTP codes in `error.rs`.
 
+pub mod actions;
 pub mod admin;
 pub mod am;
 pub mod class;
@@ -44,6 +45,9 @@ pub struct ApiState {
     /// Snapshots and tombstone cleaning; `None` unless `--web.enable-admin-api`, which also
     /// gates `delete_series`.
     pub admin: Option<Arc<dyn admin::TsdbAdmin>>,
+    /// The remediation actions engine; the server always gives one (`None` in tests of other
+    /// endpoints: the actions endpoints then answer 404).
+    pub actions: Option<Arc<dyn actions::ActionsApi>>,
 }
 
 /// Default largest request body on write endpoints (`web.max_body_size.write`).
@@ -104,6 +108,17 @@ fn table() -> Vec<routes::Route<ApiState>> {
         r("/api/v2/receivers", Get, Read, am::get_receivers),
         r("/api/v1/heartbeat/{name}", Post, Alert, am::post_heartbeat),
         r("/api/v1/heartbeats", Get, Read, am::get_heartbeats),
+        r("/api/v1/actions", Get, Read, actions::list),
+        r("/api/v1/actions/policies", Get, Read, actions::policies),
+        r("/api/v1/actions/{id}", Get, Read, actions::get),
+        r("/api/v1/actions/{id}/approve", Post, Admin, actions::approve),
+        r("/api/v1/actions/{id}/deny", Post, Admin, actions::deny),
+        r(
+            "/api/v1/actions/policies/{name}/reset",
+            Post,
+            Admin,
+            actions::reset,
+        ),
         r("/api/v1/status/buildinfo", Get, Read, status::buildinfo),
         r("/api/v1/status/runtimeinfo", Get, Read, status::runtimeinfo),
         r("/api/v1/status/flags", Get, Read, status::flags),

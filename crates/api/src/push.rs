@@ -524,6 +524,7 @@ mod tests {
             rules: Arc::new(crate::prom::NoRules),
             alertmanager: Arc::new(crate::am::NoAlertmanager),
             admin: None,
+            actions: None,
         }
     }
 

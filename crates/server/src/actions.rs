@@ -35,6 +35,17 @@ impl tocsin_actions::AlertBridge for AmBridge {
         self.am().and_then(|am| am.store().get(fingerprint))
     }
 
+    fn muted(&self, labels: &Labels) -> Option<String> {
+        let st = self.am()?.muted_by(labels);
+        if !st.silenced_by.is_empty() {
+            Some(format!("silenced by {}", st.silenced_by.join(", ")))
+        } else if !st.inhibited_by.is_empty() {
+            Some(format!("inhibited by {}", st.inhibited_by.join(", ")))
+        } else {
+            None
+        }
+    }
+
     fn put(&self, alerts: Vec<Alert>) {
         if let Some(am) = self.am() {
             if let Err(e) = am.put_alerts(alerts) {
@@ -85,4 +96,70 @@ pub fn receiver_builder(engine: Arc<Engine>) -> ReceiverBuilder {
         }
         Ok(out)
     })
+}
+
+/// The engine behind `/api/v1/actions*`.
+pub struct ActionsApiImpl(pub Arc<Engine>);
+
+fn api_err(e: tocsin_actions::Error) -> tocsin_api::actions::ActionsApiError {
+    use tocsin_api::actions::ActionsApiError as E;
+    match e {
+        tocsin_actions::Error::NotFound(m) => E::NotFound(m),
+        tocsin_actions::Error::BadData(m)
+        | tocsin_actions::Error::Config(m)
+        | tocsin_actions::Error::Render(m) => E::BadData(m),
+        e => E::Internal(e.to_string()),
+    }
+}
+
+impl tocsin_api::actions::ActionsApi for ActionsApiImpl {
+    fn list(
+        &self,
+        q: &tocsin_api::actions::ActionQuery,
+    ) -> Result<Vec<serde_json::Value>, tocsin_api::actions::ActionsApiError> {
+        self.0
+            .list(&tocsin_actions::journal::ListQuery {
+                policy: q.policy.clone(),
+                outcome: q.outcome.clone(),
+                target: q.target.clone(),
+                from_ms: q.from_ms,
+                to_ms: q.to_ms,
+                limit: q.limit,
+            })
+            .map_err(api_err)
+    }
+
+    fn get(&self, id: i64) -> Result<serde_json::Value, tocsin_api::actions::ActionsApiError> {
+        self.0.get(id).map_err(api_err)
+    }
+
+    fn approve(
+        &self,
+        id: i64,
+        who: &str,
+        comment: &str,
+    ) -> Result<serde_json::Value, tocsin_api::actions::ActionsApiError> {
+        self.0.approve(id, who, comment).map_err(api_err)
+    }
+
+    fn deny(
+        &self,
+        id: i64,
+        who: &str,
+        comment: &str,
+    ) -> Result<serde_json::Value, tocsin_api::actions::ActionsApiError> {
+        self.0.deny(id, who, comment).map_err(api_err)
+    }
+
+    fn reset(
+        &self,
+        policy: &str,
+        who: &str,
+    ) -> Result<serde_json::Value, tocsin_api::actions::ActionsApiError> {
+        self.0.reset(policy, who).map_err(api_err)
+    }
+
+    fn policies(&self) -> Result<Vec<serde_json::Value>, tocsin_api::actions::ActionsApiError> {
+        Ok(self.0.policies_json())
+    }
 }

@@ -505,6 +505,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         admin: opts
             .enable_admin_api
             .then(|| Arc::new(LazyDb(db_cell.clone())) as Arc<dyn tocsin_api::admin::TsdbAdmin>),
+        actions: Some(Arc::new(actions::ActionsApiImpl(action_engine.clone()))),
     });
     let quit = lifecycle::Quit::new();
     let app = lifecycle::own_router(AppState {

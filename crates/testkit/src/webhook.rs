@@ -44,6 +44,8 @@ impl Recorded {
 struct Shared {
     status: u16,
     requests: Vec<Recorded>,
+    /// How long answers are held back (a far side that is slow, or a call to catch in flight).
+    hold: Option<Duration>,
 }
 
 pub struct WebhookCollector {
@@ -61,6 +63,7 @@ impl WebhookCollector {
         let shared = Arc::new(Mutex::new(Shared {
             status: 200,
             requests: Vec::new(),
+            hold: None,
         }));
         let sh = shared.clone();
         let server = crate::loopback::Loopback::start(move |sock| {
@@ -95,11 +98,14 @@ impl WebhookCollector {
                             body,
                             at: SystemTime::now(),
                         };
-                        let status = {
+                        let (status, hold) = {
                             let mut g = lock(&sh);
                             g.requests.push(rec);
-                            g.status
+                            (g.status, g.hold)
                         };
+                        if let Some(h) = hold {
+                            tokio::time::sleep(h).await;
+                        }
                         let mut resp = Response::new(Full::new(Bytes::new()));
                         *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
                         Ok::<_, std::convert::Infallible>(resp)
@@ -123,6 +129,11 @@ impl WebhookCollector {
     /// The status later requests are answered with.
     pub fn set_status(&self, status: u16) {
         lock(&self.shared).status = status;
+    }
+
+    /// Holds every answer back this long (the request is recorded when it arrives).
+    pub fn set_hold(&self, hold: Option<Duration>) {
+        lock(&self.shared).hold = hold;
     }
 
     pub fn requests(&self) -> Vec<Recorded> {

@@ -48,6 +48,7 @@ fn app() -> axum::Router {
         rules: Arc::new(crate::prom::NoRules),
         alertmanager: Arc::new(crate::am::NoAlertmanager),
         admin: None,
+            actions: None,
     })
 }
 

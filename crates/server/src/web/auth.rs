@@ -1,6 +1,7 @@
 //! The authentication and authorization layer in front of every route: who the caller is
 //! (basic-auth user, bearer token, or an `allow` network when no credentials are sent), whether
-//! their roles cover the route's class (`tocsin_api::class::classify`), and the response headers
+//! their roles cover the route's class (`tocsin_api::class::classify`), who they are for handlers
+//! (a `Principal` in the request's extensions), and the response headers
 //! the web config sets. Failed logins are counted and logged with the user and source address,
 //! never the secret. Successful bcrypt checks are cached under a SHA-256 of the password so a
 //! client sending the same credentials on every request pays bcrypt's cost once.
@@ -18,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
-use tocsin_api::class::{classify, Class};
+use tocsin_api::class::{classify, Class, Principal};
 
 use super::config::Roles;
 use super::{Active, WebRuntime};
@@ -84,14 +85,20 @@ pub fn layer(app: Router, rt: Arc<WebRuntime>) -> Router {
     app.layer(axum::middleware::from_fn_with_state(rt, middleware))
 }
 
-async fn middleware(State(rt): State<Arc<WebRuntime>>, req: Request, next: Next) -> Response {
+async fn middleware(State(rt): State<Arc<WebRuntime>>, mut req: Request, next: Next) -> Response {
     let active = rt.current();
     let mut resp = if active.cfg.auth_enabled() {
         match check(&rt, &active, asked(&req)).await {
-            Ok(()) => next.run(req).await,
+            Ok(p) => {
+                // Handlers that record who did something (action approvals) read it here.
+                req.extensions_mut().insert(p);
+                next.run(req).await
+            }
             Err(r) => r,
         }
     } else {
+        req.extensions_mut()
+            .insert(Principal(Principal::ANONYMOUS.to_string()));
         next.run(req).await
     };
     let h = resp.headers_mut();
@@ -134,15 +141,20 @@ fn asked(req: &Request) -> Asked {
     }
 }
 
-async fn check(rt: &WebRuntime, active: &Arc<Active>, req: Asked) -> Result<(), Response> {
+/// The caller, when they may make the request.
+async fn check(rt: &WebRuntime, active: &Arc<Active>, req: Asked) -> Result<Principal, Response> {
     let class = classify(&req.method, &req.path);
     if class == Class::Public {
-        return Ok(());
+        return Ok(Principal(Principal::ANONYMOUS.to_string()));
     }
     let peer = req.peer;
-    let (who, roles) = match &req.authorization {
-        None => match peer.and_then(|p| active.cfg.network_roles(p.ip())) {
-            Some(r) => ("allowed network".to_string(), r.clone()),
+    let (who, principal, roles) = match &req.authorization {
+        None => match peer.and_then(|p| active.cfg.network_roles(p.ip()).map(|r| (p, r))) {
+            Some((p, r)) => (
+                "allowed network".to_string(),
+                format!("network {}", p.ip()),
+                r.clone(),
+            ),
             None => return Err(unauthorized("credentials required")),
         },
         Some(h) => match authenticate(rt, active, h).await {
@@ -172,16 +184,16 @@ async fn check(rt: &WebRuntime, active: &Arc<Active>, req: Asked) -> Result<(), 
         )
             .into_response());
     }
-    Ok(())
+    Ok(Principal(principal))
 }
 
-/// The caller's name (for messages) and roles, or why the credentials were refused and the
-/// user name they claimed.
+/// The caller's description (for messages), name (the [`Principal`]) and roles, or why the
+/// credentials were refused and the user name they claimed.
 async fn authenticate(
     rt: &WebRuntime,
     active: &Arc<Active>,
     h: &HeaderValue,
-) -> Result<(String, Roles), (Failure, String)> {
+) -> Result<(String, String, Roles), (Failure, String)> {
     let bad = || (Failure::Malformed, String::new());
     let s = h.to_str().map_err(|_| bad())?;
     let (scheme, rest) = s.split_once(' ').ok_or_else(bad)?;
@@ -190,6 +202,7 @@ async fn authenticate(
         if !rt.self_token.is_empty() && ct_eq(rt.self_token.as_bytes(), rest.as_bytes()) {
             return Ok((
                 "the self-scrape".into(),
+                "self-scrape".into(),
                 Roles([Class::Read].into_iter().collect()),
             ));
         }
@@ -199,7 +212,15 @@ async fn authenticate(
             .iter()
             .find(|t| ct_eq(t.secret.as_bytes(), rest.as_bytes()))
         {
-            Some(t) => Ok((format!("token {:?}", t.name), t.roles.clone())),
+            Some(t) => Ok((
+                format!("token {:?}", t.name),
+                if t.name.is_empty() {
+                    "bearer".to_string()
+                } else {
+                    t.name.clone()
+                },
+                t.roles.clone(),
+            )),
             None => Err((Failure::InvalidToken, String::new())),
         };
     }
@@ -215,7 +236,7 @@ async fn authenticate(
     let found = active.cfg.users.get(user);
     if let Some(u) = found {
         if active.cache.hit(&key) {
-            return Ok((format!("user {user:?}"), u.roles.clone()));
+            return Ok((format!("user {user:?}"), user.to_string(), u.roles.clone()));
         }
     }
     let hash = found.map_or(DUMMY_HASH.to_string(), |u| u.hash.clone());
@@ -231,7 +252,7 @@ async fn authenticate(
         Some(_) if !ok => Err((Failure::WrongPassword, user.to_string())),
         Some(u) => {
             active.cache.insert(key);
-            Ok((format!("user {user:?}"), u.roles.clone()))
+            Ok((format!("user {user:?}"), user.to_string(), u.roles.clone()))
         }
     }
 }
@@ -270,6 +291,61 @@ mod tests {
         assert!(DUMMY_HASH.parse::<bcrypt::HashParts>().is_ok());
         // It must be checkable (an error would answer at once and tell unknown users apart).
         assert!(!bcrypt::verify("x", DUMMY_HASH).unwrap());
+    }
+
+    /// Each way in gives handlers a principal: the basic-auth user, the token's name, the
+    /// allowed network, `anonymous` without authentication.
+    #[tokio::test]
+    async fn handlers_see_who_is_calling() {
+        use axum::body::Body;
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ops.token"), "tok-1\n").unwrap();
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let web = dir.path().join("web.yml");
+        std::fs::write(
+            &web,
+            format!(
+                "basic_auth_users:\n  alice: {hash}\nbearer_tokens:\n  - name: ops-bot\n    token_file: ops.token\n    roles: [read]\nallow:\n  - networks: [127.0.0.1]\n    roles: [read]\n"
+            ),
+        )
+        .unwrap();
+        let metrics = Arc::new(crate::metrics::ServerMetrics::default());
+        let who = |rt: Arc<WebRuntime>| {
+            let app = Router::new().route(
+                "/api/v1/actions",
+                axum::routing::get(|p: Option<axum::Extension<Principal>>| async move {
+                    p.map_or("none".to_string(), |p| p.0 .0)
+                }),
+            );
+            layer(app, rt)
+        };
+        let call = |rt: Arc<WebRuntime>, auth: Option<&str>| {
+            let mut req = Request::get("/api/v1/actions");
+            if let Some(a) = auth {
+                req = req.header(header::AUTHORIZATION, a);
+            }
+            let mut req = req.body(Body::empty()).unwrap();
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 5555))));
+            async move {
+                let resp = who(rt).oneshot(req).await.unwrap();
+                let b = axum::body::to_bytes(resp.into_body(), 1 << 16)
+                    .await
+                    .unwrap();
+                String::from_utf8(b.to_vec()).unwrap()
+            }
+        };
+        let rt = Arc::new(WebRuntime::load(&web, metrics.clone()).unwrap());
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("alice:pw")
+        );
+        assert_eq!(call(rt.clone(), Some(&basic)).await, "alice");
+        assert_eq!(call(rt.clone(), Some("Bearer tok-1")).await, "ops-bot");
+        assert_eq!(call(rt.clone(), None).await, "network 127.0.0.1");
+        let open = Arc::new(WebRuntime::disabled(metrics));
+        assert_eq!(call(open, None).await, "anonymous");
     }
 
     #[test]
