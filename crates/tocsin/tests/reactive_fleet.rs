@@ -314,12 +314,8 @@ fn bad_vms_are_deleted_once_and_a_storm_stops_at_the_blast_radius() {
             rows.iter().all(|r| r["guard"] == "max_fraction"),
             "{t}: {rows:?}"
         );
-        assert!(!d.contains_key(
-            &rows[0]["labels"]["instance_name"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        ));
+        let name = rows[0]["labels"]["instance_name"].as_str().unwrap();
+        assert!(!d.contains_key(name), "{name} was held back and deleted");
     }
     // A person hears about it.
     let page = wait_until(
@@ -381,7 +377,11 @@ fn the_example_config_checks_and_its_rule_tests_pass() {
         run_ok(&args)
     };
     assert_eq!(
-        route(&["alertname=VmCpuPegged", "remediation=delete", "severity=page"]),
+        route(&[
+            "alertname=VmCpuPegged",
+            "remediation=delete",
+            "severity=page"
+        ]),
         "remediate,sre\n"
     );
     assert_eq!(
