@@ -124,3 +124,47 @@ async fn list(
     }
     axum::Json(body).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn lists_a_zone_in_pages() {
+        let fake = Arc::new(FakeGcp::start());
+        let mut known = Vec::new();
+        for n in ["a", "b", "c"] {
+            fake.add_instance("p", "z1", n);
+            known.push(("p".to_string(), "z1".to_string(), n.to_string()));
+        }
+        fake.add_instance("p", "z2", "d");
+        known.push(("p".into(), "z2".into(), "d".into()));
+        let inv = GceInventory::start(fake, known);
+        let get = |q: &str| -> serde_json::Value {
+            reqwest::blocking::get(format!(
+                "{}/compute/v1/projects/p/zones/z1/instances{q}",
+                inv.url()
+            ))
+            .unwrap()
+            .text()
+            .map(|t| serde_json::from_str(&t).unwrap())
+            .unwrap()
+        };
+        let names = |v: &serde_json::Value| -> Vec<String> {
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let first = get("?maxResults=2");
+        assert_eq!(names(&first), ["a", "b"]);
+        let tok = first["nextPageToken"].as_str().unwrap();
+        let second = get(&format!("?maxResults=2&pageToken={tok}"));
+        assert_eq!(names(&second), ["c"]);
+        assert!(second.get("nextPageToken").is_none());
+        assert_eq!(names(&get("")), ["a", "b", "c"]);
+    }
+}
