@@ -3,6 +3,7 @@
 
 pub mod expo;
 pub mod fake_gcp;
+pub mod gce_inventory;
 pub mod loopback;
 pub mod oidc;
 pub mod smtp;

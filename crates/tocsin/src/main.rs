@@ -75,6 +75,9 @@ enum BenchCmd {
     /// Endurance run: mixed load, kill -9 and restart cycles, then a check of every acknowledged
     /// sample and notification (`bench/soak`).
     Soak(bench::soak::SoakArgs),
+    /// A simulated fleet of Compute Engine VMs pushing uptime, CPU and processes, some of them
+    /// misbehaving; VMs deleted at the Compute API stop reporting (`examples/reactive-fleet`).
+    Fleet(bench::vm_fleet::FleetArgs),
 }
 
 #[derive(Subcommand)]
@@ -203,6 +206,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Bench(BenchCmd::Query(a)) => done(bench::query::run(a)),
         Cmd::Bench(BenchCmd::Http(a)) => done(bench::http::run(a)),
         Cmd::Bench(BenchCmd::Soak(a)) => bench::soak::run(a),
+        Cmd::Bench(BenchCmd::Fleet(a)) => done(bench::vm_fleet::run(a)),
     };
     res.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");

@@ -11,3 +11,4 @@ pub mod query;
 pub mod remote;
 pub mod soak;
 pub mod targets;
+pub mod vm_fleet;
