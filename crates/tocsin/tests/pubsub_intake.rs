@@ -401,3 +401,75 @@ fn with_web_auth_the_oidc_token_stands_for_the_alert_role_on_the_push_route_only
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
 }
+
+/// The Cloud Run handler this replaces deleted the VM on every delivery. Here a redelivered
+/// push, the same incident re-published under a new id, and a restart in between all lead to
+/// one action at the far side.
+#[test]
+fn redeliveries_of_an_incident_run_its_action_once_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = WebhookCollector::start();
+    let cfg = dir.path().join("tocsin.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"alertmanager:
+  route:
+    receiver: fix
+    group_by: [alertname]
+    group_wait: 0s
+    group_interval: 1s
+    repeat_interval: 1s
+  receivers:
+    - name: fix
+      action_configs: [{{policy: delete-vm}}]
+actions:
+  policies:
+    - name: delete-vm
+      target: '{{{{ $labels.instance_id }}}}'
+      http:
+        method: DELETE
+        url: '{}/{{{{ $labels.zone }}}}/{{{{ $labels.instance_name }}}}'
+"#,
+            hook.url("/vm")
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let args = ["--config", cfg.to_str().unwrap()];
+    let mut srv = TestServer::start_on(bin(), &data, &args);
+    let started = now_s() - 300;
+    let (code, body) = push(&srv, push_body("7001", "open", started, None), None);
+    assert_eq!((code, status_of(&body).as_str()), (200, "taken"), "{body}");
+    hook.wait_for(Duration::from_secs(20), "the action", |r| !r.is_empty());
+    for id in ["7001", "7002"] {
+        let (code, body) = push(&srv, push_body(id, "open", started, None), None);
+        assert_eq!(code, 200, "{body}");
+    }
+    srv.kill9();
+    let srv = TestServer::start_on(bin(), &data, &args);
+    for id in ["7001", "7003"] {
+        let (code, body) = push(&srv, push_body(id, "open", started, None), None);
+        assert_eq!(code, 200, "{body}");
+    }
+    // Proving an absence takes time: three repeat intervals (1 s) after the restart, the
+    // flushes that re-send the alert to the policy have happened and were no-ops.
+    std::thread::sleep(Duration::from_secs(3));
+    let r = client()
+        .get(srv.url("/api/v1/actions?policy=delete-vm"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+    let execs = v["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(execs.len(), 1, "{v}");
+    let got = hook.requests();
+    assert_eq!(
+        got.len(),
+        1,
+        "{:?}",
+        got.iter().map(|r| r.path.clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(got[0].path, "/vm/europe-west1-b/vm-17");
+    assert_eq!(got[0].method, "DELETE");
+}
