@@ -354,19 +354,10 @@ impl Journal {
 
     pub fn events(&self, id: i64) -> Result<Vec<Event>> {
         Ok(self.db.with_conn(|c| {
-            let mut st = c.prepare(
-                "SELECT id, execution, at, event, detail, actor FROM action_events WHERE execution = ?1 ORDER BY id",
-            )?;
-            let rows = st.query_map([id], |r| {
-                Ok(Event {
-                    id: r.get(0)?,
-                    execution: r.get(1)?,
-                    at: r.get(2)?,
-                    event: r.get(3)?,
-                    detail: r.get(4)?,
-                    actor: r.get(5)?,
-                })
-            })?;
+            let mut st = c.prepare(&format!(
+                "SELECT {EVENT_COLS} FROM action_events WHERE execution = ?1 ORDER BY id"
+            ))?;
+            let rows = st.query_map([id], event_row)?;
             rows.collect()
         })?)
     }
@@ -499,20 +490,25 @@ impl Journal {
     pub fn policy_events(&self, limit: usize) -> Result<Vec<Event>> {
         Ok(self.db.with_conn(|c| {
             let mut st = c.prepare(&format!(
-                "SELECT id, execution, at, event, detail, actor FROM action_events WHERE execution = 0 ORDER BY id DESC LIMIT {}",
+                "SELECT {EVENT_COLS} FROM action_events WHERE execution = 0 ORDER BY id DESC LIMIT {}",
                 limit.clamp(1, 10_000)
             ))?;
-            let rows = st.query_map([], |r| {
-                Ok(Event {
-                    id: r.get(0)?,
-                    execution: r.get(1)?,
-                    at: r.get(2)?,
-                    event: r.get(3)?,
-                    detail: r.get(4)?,
-                    actor: r.get(5)?,
-                })
-            })?;
+            let rows = st.query_map([], event_row)?;
             rows.collect()
         })?)
     }
+}
+
+const EVENT_COLS: &str = "id, execution, at, event, detail, actor";
+
+/// One `action_events` row selected as [`EVENT_COLS`].
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event {
+        id: r.get(0)?,
+        execution: r.get(1)?,
+        at: r.get(2)?,
+        event: r.get(3)?,
+        detail: r.get(4)?,
+        actor: r.get(5)?,
+    })
 }
