@@ -5,6 +5,7 @@ mod actions_cmd;
 mod backtest_cmd;
 mod bench;
 mod check_cmd;
+mod lint_cmd;
 mod query_cmd;
 mod routes_cmd;
 mod test_cmd;
@@ -94,6 +95,10 @@ enum Cmd {
         #[command(subcommand)]
         cmd: check_cmd::CheckCmd,
     },
+    /// Diagnose the configuration and rule files: alerts that can never reach anyone, template
+    /// labels the expression drops, duplicate rules... (see README "Lint"). Exit 0 nothing failed,
+    /// 1 an ERR or SEC rule failed, 2 lint could not run.
+    Lint(lint_cmd::LintArgs),
     /// Show the alert manager's routing tree, or test where an alert goes (`routes show`,
     /// `routes test name=value...`), as amtool's `config routes` does.
     Routes {
@@ -196,6 +201,7 @@ fn main() -> std::process::ExitCode {
         // These decide their own exit code (1 when a checked file or test fails).
         Cmd::Check { cmd } => check_cmd::run(cmd),
         Cmd::Routes { cmd } => routes_cmd::run(cmd),
+        Cmd::Lint(a) => Ok(lint_cmd::run(a)),
         Cmd::Actions { cmd } => actions_cmd::run(cmd),
         Cmd::Test { cmd } => test_cmd::run(cmd),
         Cmd::Server(a) => done(run_server(a)),

@@ -1,0 +1,77 @@
+//! The inputs of a lint run and the cached query modules over them. A rule asks the context
+//! (`ctx.rule_files()`, `ctx.routing()`); the first ask reads and parses, later ones share the
+//! result. [`Context::prefetch`] asks every query module at once on its own thread, so the run
+//! costs what its slowest query costs.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use tocsin_alerts::AmConfig;
+
+use crate::live::LiveSource;
+use crate::queries::{routing::Routing, rule_files::RuleFiles};
+
+/// The loaded configuration pieces lint looks at.
+pub struct Inputs {
+    /// The built-in alert manager's configuration; None when alerts go to an external
+    /// Alertmanager (rules about routing are then skipped).
+    pub alertmanager: Option<AmConfig>,
+    /// Rule files, already expanded from the config's globs.
+    pub rule_files: Vec<PathBuf>,
+    /// `global.evaluation_interval`, the interval of groups that set none.
+    pub evaluation_interval_ms: i64,
+    /// A live source (server or data directory) for live rules; None runs offline rules only.
+    pub live: Option<Box<dyn LiveSource>>,
+}
+
+impl Default for Inputs {
+    fn default() -> Self {
+        Inputs {
+            alertmanager: None,
+            rule_files: Vec::new(),
+            evaluation_interval_ms: 60_000,
+            live: None,
+        }
+    }
+}
+
+pub struct Context {
+    pub inputs: Inputs,
+    rule_files: OnceLock<RuleFiles>,
+    routing: OnceLock<Option<Routing>>,
+}
+
+impl Context {
+    pub fn new(inputs: Inputs) -> Context {
+        Context {
+            inputs,
+            rule_files: OnceLock::new(),
+            routing: OnceLock::new(),
+        }
+    }
+
+    /// Every rule file read and every expression parsed, with what failed to load.
+    pub fn rule_files(&self) -> &RuleFiles {
+        self.rule_files
+            .get_or_init(|| RuleFiles::load(&self.inputs.rule_files))
+    }
+
+    /// The built-in alert manager's routing; None when there is none.
+    pub fn routing(&self) -> Option<&Routing> {
+        self.routing
+            .get_or_init(|| self.inputs.alertmanager.as_ref().map(Routing::build))
+            .as_ref()
+    }
+
+    /// Runs every query module in parallel so the rules then find their data cached.
+    pub fn prefetch(&self) {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                self.rule_files();
+            });
+            s.spawn(|| {
+                self.routing();
+            });
+        });
+    }
+}

@@ -1,0 +1,50 @@
+//! `tocsin lint`: a diagnostics linter for the configuration, the rule files and (next) the live
+//! estate, built like gcpdiag. Each lint rule is one small module under `rules/<product>/`
+//! declaring its id, class, title and description ([`rule::RuleMeta`]) and checking one thing
+//! against a [`context::Context`]; rules never read files or a server themselves. The shared
+//! query modules in `queries/` do, caching for the run, and [`context::Context::prefetch`] runs
+//! them in parallel before the rules run in registry order ([`run`]). Results go to a
+//! [`report::Report`] of ok / failed / skipped per resource, rendered by `output/`.
+//!
+//! The crate takes already-loaded configuration pieces (the binary loads `tocsin.yml` with the
+//! server's own parser, as `tocsin check config` does) so what lint sees is what the server runs.
+
+pub mod context;
+pub mod live;
+pub mod output;
+pub mod promql_labels;
+pub mod queries;
+pub mod registry;
+pub mod report;
+pub mod rule;
+pub mod rules;
+pub mod select;
+
+pub use context::{Context, Inputs};
+pub use report::{Entry, Outcome, Report, Resource, RuleResult};
+pub use rule::{Class, LintRule, Product, RuleMeta};
+
+/// Runs `rules` (already selected) in order after prefetching every query module.
+pub fn run(ctx: &Context, rules: &[&'static dyn LintRule]) -> Vec<RuleResult> {
+    ctx.prefetch();
+    rules
+        .iter()
+        .map(|r| {
+            let mut rep = Report::default();
+            r.run(ctx, &mut rep);
+            RuleResult {
+                meta: r.meta(),
+                entries: rep.into_entries(),
+            }
+        })
+        .collect()
+}
+
+/// The process exit code for a finished run: 1 when an `ERR` or `SEC` rule failed, else 0.
+pub fn exit_code(results: &[RuleResult]) -> u8 {
+    let bad = results.iter().any(|r| {
+        matches!(r.meta.class, Class::Err | Class::Sec)
+            && r.entries.iter().any(|e| e.outcome == Outcome::Failed)
+    });
+    u8::from(bad)
+}

@@ -1,0 +1,5 @@
+//! Query modules: the only code that reads inputs (files now, a live source next). Each is built
+//! once per run by [`crate::Context`] and shared by every rule.
+
+pub mod routing;
+pub mod rule_files;

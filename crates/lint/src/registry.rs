@@ -1,0 +1,21 @@
+//! Every lint rule, in the order they run and are reported.
+
+use crate::rule::LintRule;
+use crate::rules::{alerting, config, rules};
+
+/// All rules. A new rule module is listed here once.
+pub static ALL: &[&dyn LintRule] = &[
+    &config::err_001::Rule,
+    &rules::err_001::Rule,
+    &rules::warn_001::Rule,
+    &rules::warn_002::Rule,
+    &rules::warn_003::Rule,
+    &rules::bp_001::Rule,
+    &alerting::err_001::Rule,
+    &alerting::warn_001::Rule,
+];
+
+/// The rule with this id.
+pub fn by_id(id: &str) -> Option<&'static dyn LintRule> {
+    ALL.iter().copied().find(|r| r.meta().id == id)
+}

@@ -1,0 +1,3 @@
+//! Rules about the configuration files themselves.
+
+pub mod err_001;

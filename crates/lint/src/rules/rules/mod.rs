@@ -1,0 +1,7 @@
+//! Rules about recording and alerting rules.
+
+pub mod bp_001;
+pub mod err_001;
+pub mod warn_001;
+pub mod warn_002;
+pub mod warn_003;
