@@ -1,0 +1,58 @@
+//! Every lint rule against its fixtures: `testdata/<id, slashes as dashes>/ok/` must give at least
+//! one ok and no failure; `fail/` must give a failure whose reason contains `fail/expected.txt`.
+//! A fixture directory holds `rules.yml` and optionally `alertmanager.yml`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use tocsin_lint::{registry, Context, Inputs, Outcome};
+
+fn run(id: &str, dir: &Path) -> Vec<tocsin_lint::Entry> {
+    let am = dir.join("alertmanager.yml");
+    let rules = dir.join("rules.yml");
+    let ctx = Context::new(Inputs {
+        alertmanager: am
+            .exists()
+            .then(|| tocsin_alerts::AmConfig::load_file(&am).expect("fixture alertmanager.yml")),
+        rule_files: if rules.exists() { vec![rules] } else { vec![] },
+        evaluation_interval_ms: 60_000,
+        live: None,
+    });
+    let rule = registry::by_id(id).unwrap();
+    tocsin_lint::run(&ctx, &[rule]).remove(0).entries
+}
+
+#[test]
+fn every_rule_passes_its_ok_fixture_and_fails_its_fail_fixture() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    for rule in registry::ALL {
+        let id = rule.meta().id;
+        let dir = root.join(id.replace('/', "-"));
+        let ok = run(id, &dir.join("ok"));
+        assert!(
+            ok.iter().any(|e| e.outcome == Outcome::Ok)
+                && !ok.iter().any(|e| e.outcome == Outcome::Failed),
+            "{id} ok fixture: {ok:?}"
+        );
+        let expected = std::fs::read_to_string(dir.join("fail/expected.txt"))
+            .unwrap_or_else(|e| panic!("{id}: fail/expected.txt: {e}"));
+        let fail = run(id, &dir.join("fail"));
+        assert!(
+            fail.iter()
+                .any(|e| e.outcome == Outcome::Failed && e.reason.contains(expected.trim())),
+            "{id} fail fixture, expected {:?}: {fail:?}",
+            expected.trim()
+        );
+    }
+}
+
+#[test]
+fn ids_are_unique_and_match_product_and_class() {
+    let mut seen = std::collections::BTreeSet::new();
+    for rule in registry::ALL {
+        let m = rule.meta();
+        assert!(seen.insert(m.id), "{} twice", m.id);
+        let want = format!("{}/{}/", m.product.as_str(), m.class.as_str());
+        assert!(m.id.starts_with(&want), "{} is not under {want}", m.id);
+    }
+}
