@@ -1,0 +1,119 @@
+//! `tocsin lint` as users run it: the repository's examples report no ERR, exit codes (0 / 1 / 2),
+//! rule selection, and the shape of the JSON and SARIF outputs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn lint(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .arg("lint")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A config with an alert routed only to a receiver without notifiers (alerting/ERR/001) and a
+/// template referencing a label the aggregation drops (rules/ERR/001).
+fn broken(dir: &Path) -> PathBuf {
+    std::fs::write(
+        dir.join("rules.yml"),
+        "groups:\n  - name: g\n    rules:\n      - alert: JobErrors\n        expr: sum by (job) (rate(errors_total[5m])) > 1\n        labels: {severity: critical}\n        annotations:\n          summary: \"{{ $labels.instance }}\"\n",
+    )
+    .unwrap();
+    let cfg = dir.join("tocsin.yml");
+    std::fs::write(
+        &cfg,
+        "rule_files: [rules.yml]\nalertmanager:\n  route:\n    receiver: nobody\n  receivers:\n    - name: nobody\n",
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn examples_report_no_err() {
+    for cfg in ["examples/tocsin.yml", "examples/reactive-fleet/tocsin.yml"] {
+        let path = repo().join(cfg);
+        let (code, out, err) = lint(&["--config", path.to_str().unwrap(), "--output", "json"]);
+        assert_eq!(code, 0, "{cfg}: {out}{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        for r in v["rules"].as_array().unwrap() {
+            if r["class"] == "ERR" || r["class"] == "SEC" {
+                assert_eq!(r["failed"], 0, "{cfg}: {r:#}");
+            }
+        }
+    }
+}
+
+#[test]
+fn failures_exit_1_with_reasons_and_locations() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = broken(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    let (code, out, _) = lint(&["--config", cfg, "--hide-ok"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("[FAIL] alerting/ERR/001"), "{out}");
+    assert!(out.contains("routed only to receiver(s) nobody"), "{out}");
+    assert!(
+        out.contains("$labels.instance (in summary) always empty"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("\x1b["),
+        "no colour when stdout is not a TTY: {out}"
+    );
+
+    let (code, out, _) = lint(&["--config", cfg, "--output", "sarif"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    let results = v["runs"][0]["results"].as_array().unwrap();
+    let r = results
+        .iter()
+        .find(|r| r["ruleId"] == "rules/ERR/001")
+        .expect("a rules/ERR/001 result");
+    assert_eq!(r["level"], "error");
+    let loc = &r["locations"][0]["physicalLocation"];
+    assert!(loc["artifactLocation"]["uri"]
+        .as_str()
+        .unwrap()
+        .ends_with("rules.yml"));
+    assert_eq!(loc["region"]["startLine"], 4, "the rule's line: {r:#}");
+    let rules = v["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
+    let idx = r["ruleIndex"].as_u64().unwrap() as usize;
+    assert_eq!(rules[idx]["id"], "rules/ERR/001");
+
+    // Excluding the failing ERR rules leaves nothing that makes lint exit 1.
+    let (code, out, _) = lint(&["--config", cfg, "--exclude", "*/ERR/*"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = lint(&["--config", cfg, "--include", "rules/*", "--output", "json"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["product"] == "rules"));
+}
+
+#[test]
+fn lint_that_cannot_run_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.yml");
+    let (code, _, err) = lint(&["--config", missing.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("lint could not run"), "{err}");
+    let cfg = broken(dir.path());
+    let (code, _, err) = lint(&["--config", cfg.to_str().unwrap(), "--include", "nothing/*"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("leave no rule to run"), "{err}");
+}
