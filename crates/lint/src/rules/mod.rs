@@ -4,4 +4,6 @@
 
 pub mod alerting;
 pub mod config;
+// The product is called `rules` (ids `rules/...`), like its directory.
+#[allow(clippy::module_inception)]
 pub mod rules;

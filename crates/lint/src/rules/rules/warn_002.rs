@@ -6,6 +6,9 @@ use crate::{Class, Context, LintRule, Product, Report, Resource, RuleMeta};
 
 pub struct Rule;
 
+/// Name, whitespace-normalised expression, static labels.
+type Key = (String, String, BTreeMap<String, String>);
+
 static META: RuleMeta = RuleMeta {
     id: "rules/WARN/002",
     product: Product::Rules,
@@ -24,8 +27,7 @@ impl LintRule for Rule {
     fn run(&self, ctx: &Context, report: &mut Report) {
         let rf = ctx.rule_files();
         // Keyed on what makes two rules produce the same output, whitespace in the expression aside.
-        let mut first: BTreeMap<(String, String, BTreeMap<String, String>), (String, usize)> =
-            BTreeMap::new();
+        let mut first: BTreeMap<Key, (String, usize)> = BTreeMap::new();
         for r in &rf.rules {
             let expr: String = r
                 .rule
