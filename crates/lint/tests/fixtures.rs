@@ -56,3 +56,17 @@ fn ids_are_unique_and_match_product_and_class() {
         assert!(m.id.starts_with(&want), "{} is not under {want}", m.id);
     }
 }
+
+#[test]
+fn every_rule_has_a_readme_entry() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    for rule in registry::ALL {
+        let id = rule.meta().id;
+        assert!(
+            readme.lines().any(|l| l == format!("#### {id}")),
+            "README has no `#### {id}` heading (the rule's doc anchor)"
+        );
+    }
+}
