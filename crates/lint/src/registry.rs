@@ -1,7 +1,7 @@
 //! Every lint rule, in the order they run and are reported.
 
 use crate::rule::LintRule;
-use crate::rules::{alerting, config, rules};
+use crate::rules::{actions, alerting, config, rules};
 
 /// All rules. A new rule module is listed here once.
 pub static ALL: &[&dyn LintRule] = &[
@@ -13,6 +13,7 @@ pub static ALL: &[&dyn LintRule] = &[
     &rules::bp_001::Rule,
     &alerting::err_001::Rule,
     &alerting::warn_001::Rule,
+    &actions::sec_001::Rule,
 ];
 
 /// The rule with this id.

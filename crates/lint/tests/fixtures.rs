@@ -1,6 +1,7 @@
 //! Every lint rule against its fixtures: `testdata/<id, slashes as dashes>/ok/` must give at least
 //! one ok and no failure; `fail/` must give a failure whose reason contains `fail/expected.txt`.
-//! A fixture directory holds `rules.yml` and optionally `alertmanager.yml`.
+//! A fixture directory holds any of `rules.yml`, `alertmanager.yml` and `actions.yml` (the
+//! `actions:` section's value).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -16,6 +17,9 @@ fn run(id: &str, dir: &Path) -> Vec<tocsin_lint::Entry> {
             .then(|| tocsin_alerts::AmConfig::load_file(&am).expect("fixture alertmanager.yml")),
         rule_files: if rules.exists() { vec![rules] } else { vec![] },
         evaluation_interval_ms: 60_000,
+        actions: std::fs::read_to_string(dir.join("actions.yml"))
+            .map(|t| serde_norway::from_str(&t).expect("fixture actions.yml"))
+            .unwrap_or_default(),
         live: None,
     });
     let rule = registry::by_id(id).unwrap();

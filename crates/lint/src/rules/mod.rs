@@ -2,6 +2,7 @@
 //! `rules/<product>/<class>_<nnn>.rs`, list it in its product's `mod.rs` and in
 //! [`crate::registry::ALL`], add `testdata/<id with dashes>/{ok,fail}/` and a README entry.
 
+pub mod actions;
 pub mod alerting;
 pub mod config;
 // The product is called `rules` (ids `rules/...`), like its directory.

@@ -1,0 +1,3 @@
+//! Rules about remediation action policies (`actions:`).
+
+pub mod sec_001;
