@@ -20,6 +20,8 @@ pub struct Inputs {
     pub rule_files: Vec<PathBuf>,
     /// `global.evaluation_interval`, the interval of groups that set none.
     pub evaluation_interval_ms: i64,
+    /// `global.scrape_interval`.
+    pub scrape_interval_ms: i64,
     /// Remediation action policies (`actions:`).
     pub actions: tocsin_actions::ActionsConfig,
     /// A live source (server or data directory) for live rules; None runs offline rules only.
@@ -32,6 +34,7 @@ impl Default for Inputs {
             alertmanager: None,
             rule_files: Vec::new(),
             evaluation_interval_ms: 60_000,
+            scrape_interval_ms: 60_000,
             actions: tocsin_actions::ActionsConfig::default(),
             live: None,
         }

@@ -10,6 +10,7 @@ pub static ALL: &[&dyn LintRule] = &[
     &rules::warn_001::Rule,
     &rules::warn_002::Rule,
     &rules::warn_003::Rule,
+    &rules::warn_004::Rule,
     &rules::bp_001::Rule,
     &alerting::err_001::Rule,
     &alerting::warn_001::Rule,

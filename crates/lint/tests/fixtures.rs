@@ -17,6 +17,7 @@ fn run(id: &str, dir: &Path) -> Vec<tocsin_lint::Entry> {
             .then(|| tocsin_alerts::AmConfig::load_file(&am).expect("fixture alertmanager.yml")),
         rule_files: if rules.exists() { vec![rules] } else { vec![] },
         evaluation_interval_ms: 60_000,
+        scrape_interval_ms: 60_000,
         actions: std::fs::read_to_string(dir.join("actions.yml"))
             .map(|t| serde_norway::from_str(&t).expect("fixture actions.yml"))
             .unwrap_or_default(),

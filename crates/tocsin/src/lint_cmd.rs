@@ -64,6 +64,7 @@ fn lint(a: LintArgs) -> anyhow::Result<u8> {
         alertmanager: cfg.alertmanager.is_some().then(|| cfg.am.clone()),
         rule_files,
         evaluation_interval_ms: cfg.global.evaluation_interval.0,
+        scrape_interval_ms: cfg.global.scrape_interval.0,
         actions: cfg.actions.clone(),
         live: None,
     });

@@ -5,3 +5,4 @@ pub mod err_001;
 pub mod warn_001;
 pub mod warn_002;
 pub mod warn_003;
+pub mod warn_004;
