@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use tocsin_alerts::AmConfig;
 
 use crate::live::LiveSource;
-use crate::queries::{routing::Routing, rule_files::RuleFiles};
+use crate::queries::{config_yaml::ConfigFile, routing::Routing, rule_files::RuleFiles};
 
 /// The loaded configuration pieces lint looks at.
 pub struct Inputs {
@@ -24,6 +24,9 @@ pub struct Inputs {
     pub scrape_interval_ms: i64,
     /// Remediation action policies (`actions:`).
     pub actions: tocsin_actions::ActionsConfig,
+    /// The configuration files' text as (file, text): tocsin.yml and, when the
+    /// `alertmanager:` section names one, the alertmanager file.
+    pub config_texts: Vec<(String, String)>,
     /// A live source (server or data directory) for live rules; None runs offline rules only.
     pub live: Option<Box<dyn LiveSource>>,
 }
@@ -36,6 +39,7 @@ impl Default for Inputs {
             evaluation_interval_ms: 60_000,
             scrape_interval_ms: 60_000,
             actions: tocsin_actions::ActionsConfig::default(),
+            config_texts: Vec::new(),
             live: None,
         }
     }
@@ -45,6 +49,7 @@ pub struct Context {
     pub inputs: Inputs,
     rule_files: OnceLock<RuleFiles>,
     routing: OnceLock<Option<Routing>>,
+    config_files: OnceLock<Vec<ConfigFile>>,
 }
 
 impl Context {
@@ -53,6 +58,7 @@ impl Context {
             inputs,
             rule_files: OnceLock::new(),
             routing: OnceLock::new(),
+            config_files: OnceLock::new(),
         }
     }
 
@@ -69,6 +75,17 @@ impl Context {
             .as_ref()
     }
 
+    /// The configuration files as YAML trees.
+    pub fn config_files(&self) -> &[ConfigFile] {
+        self.config_files.get_or_init(|| {
+            self.inputs
+                .config_texts
+                .iter()
+                .map(|(f, t)| ConfigFile::parse(f, t))
+                .collect()
+        })
+    }
+
     /// Runs every query module in parallel so the rules then find their data cached.
     pub fn prefetch(&self) {
         std::thread::scope(|s| {
@@ -77,6 +94,9 @@ impl Context {
             });
             s.spawn(|| {
                 self.routing();
+            });
+            s.spawn(|| {
+                self.config_files();
             });
         });
     }

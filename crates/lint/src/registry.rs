@@ -6,6 +6,7 @@ use crate::rules::{actions, alerting, config, rules};
 /// All rules. A new rule module is listed here once.
 pub static ALL: &[&dyn LintRule] = &[
     &config::err_001::Rule,
+    &config::sec_001::Rule,
     &rules::err_001::Rule,
     &rules::warn_001::Rule,
     &rules::warn_002::Rule,

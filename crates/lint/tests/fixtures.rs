@@ -1,6 +1,6 @@
 //! Every lint rule against its fixtures: `testdata/<id, slashes as dashes>/ok/` must give at least
 //! one ok and no failure; `fail/` must give a failure whose reason contains `fail/expected.txt`.
-//! A fixture directory holds any of `rules.yml`, `alertmanager.yml` and `actions.yml` (the
+//! A fixture directory holds any of `rules.yml`, `alertmanager.yml`, `actions.yml` and `tocsin.yml` (the
 //! `actions:` section's value).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,6 +20,9 @@ fn run(id: &str, dir: &Path) -> Vec<tocsin_lint::Entry> {
         scrape_interval_ms: 60_000,
         actions: std::fs::read_to_string(dir.join("actions.yml"))
             .map(|t| serde_norway::from_str(&t).expect("fixture actions.yml"))
+            .unwrap_or_default(),
+        config_texts: std::fs::read_to_string(dir.join("tocsin.yml"))
+            .map(|t| vec![("tocsin.yml".to_string(), t)])
             .unwrap_or_default(),
         live: None,
     });

@@ -59,6 +59,16 @@ fn lint(a: LintArgs) -> anyhow::Result<u8> {
     if rules.is_empty() {
         bail!("--include/--exclude leave no rule to run");
     }
+    let mut config_texts = vec![(a.config.display().to_string(), cfg.source.clone())];
+    // `alertmanager: {file: F}`: the alert manager kept the text it parsed.
+    if let Some(f) = cfg
+        .alertmanager
+        .as_ref()
+        .and_then(|v| v.get("file"))
+        .and_then(|v| v.as_str())
+    {
+        config_texts.push((base.join(f).display().to_string(), cfg.am.source.clone()));
+    }
     let ctx = Context::new(Inputs {
         // Without an `alertmanager:` section alerts go to external Alertmanagers lint cannot see.
         alertmanager: cfg.alertmanager.is_some().then(|| cfg.am.clone()),
@@ -66,6 +76,7 @@ fn lint(a: LintArgs) -> anyhow::Result<u8> {
         evaluation_interval_ms: cfg.global.evaluation_interval.0,
         scrape_interval_ms: cfg.global.scrape_interval.0,
         actions: cfg.actions.clone(),
+        config_texts,
         live: None,
     });
     let results = tocsin_lint::run(&ctx, &rules);

@@ -1,5 +1,6 @@
 //! Query modules: the only code that reads inputs (files now, a live source next). Each is built
 //! once per run by [`crate::Context`] and shared by every rule.
 
+pub mod config_yaml;
 pub mod routing;
 pub mod rule_files;

@@ -1,3 +1,4 @@
 //! Rules about the configuration files themselves.
 
 pub mod err_001;
+pub mod sec_001;
