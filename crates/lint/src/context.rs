@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use tocsin_alerts::AmConfig;
 
 use crate::live::LiveSource;
+use crate::queries::suppress::Suppressions;
 use crate::queries::{config_yaml::ConfigFile, routing::Routing, rule_files::RuleFiles};
 
 /// The loaded configuration pieces lint looks at.
@@ -50,6 +51,7 @@ pub struct Context {
     rule_files: OnceLock<RuleFiles>,
     routing: OnceLock<Option<Routing>>,
     config_files: OnceLock<Vec<ConfigFile>>,
+    suppressions: OnceLock<Suppressions>,
 }
 
 impl Context {
@@ -59,6 +61,7 @@ impl Context {
             rule_files: OnceLock::new(),
             routing: OnceLock::new(),
             config_files: OnceLock::new(),
+            suppressions: OnceLock::new(),
         }
     }
 
@@ -86,6 +89,12 @@ impl Context {
         })
     }
 
+    /// `# tocsin lint ignore|snooze` comments of the rule files.
+    pub fn suppressions(&self) -> &Suppressions {
+        self.suppressions
+            .get_or_init(|| Suppressions::load(&self.inputs.rule_files))
+    }
+
     /// Runs every query module in parallel so the rules then find their data cached.
     pub fn prefetch(&self) {
         std::thread::scope(|s| {
@@ -97,6 +106,9 @@ impl Context {
             });
             s.spawn(|| {
                 self.config_files();
+            });
+            s.spawn(|| {
+                self.suppressions();
             });
         });
     }

@@ -27,14 +27,32 @@ pub use rule::{Class, LintRule, Product, RuleMeta};
 /// Runs `rules` (already selected) in order after prefetching every query module.
 pub fn run(ctx: &Context, rules: &[&'static dyn LintRule]) -> Vec<RuleResult> {
     ctx.prefetch();
+    let today = queries::suppress::today_utc();
     rules
         .iter()
         .map(|r| {
             let mut rep = Report::default();
             r.run(ctx, &mut rep);
+            let mut entries = rep.into_entries();
+            for e in entries.iter_mut().filter(|e| e.outcome == Outcome::Failed) {
+                let (Some(file), Some(line)) = (&e.resource.file, e.resource.line) else {
+                    continue;
+                };
+                match ctx.suppressions().verdict(r.meta().id, file, line, today) {
+                    queries::suppress::Verdict::Suppressed(why) => {
+                        e.outcome = Outcome::Skipped;
+                        e.reason = format!("{} ({why})", e.reason);
+                    }
+                    // A comment that does not parse suppresses nothing, and says so.
+                    queries::suppress::Verdict::Malformed(why) => {
+                        e.reason = format!("{} (comment not applied: {why})", e.reason);
+                    }
+                    queries::suppress::Verdict::None => {}
+                }
+            }
             RuleResult {
                 meta: r.meta(),
-                entries: rep.into_entries(),
+                entries,
             }
         })
         .collect()

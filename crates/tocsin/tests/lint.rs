@@ -117,3 +117,29 @@ fn lint_that_cannot_run_exits_2() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("leave no rule to run"), "{err}");
 }
+
+#[test]
+fn comments_ignore_and_snooze_a_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = broken(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: g\n    rules:\n      # tocsin lint ignore alerting/ERR/001\n      # tocsin lint snooze rules/ERR/001 until 2999-12-31\n      - alert: JobErrors\n        expr: sum by (job) (rate(errors_total[5m])) > 1\n        labels: {severity: critical}\n        annotations:\n          summary: \"{{ $labels.instance }}\"\n",
+    )
+    .unwrap();
+    let (code, out, _) = lint(&["--config", cfg, "--show-skipped"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ignored by the comment at"), "{out}");
+    assert!(out.contains("snoozed until 2999-12-31"), "{out}");
+
+    // An expired snooze no longer hides the failure.
+    let text = std::fs::read_to_string(dir.path().join("rules.yml")).unwrap();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        text.replace("2999-12-31", "2000-01-01"),
+    )
+    .unwrap();
+    let (code, out, _) = lint(&["--config", cfg, "--include", "rules/*"]);
+    assert_eq!(code, 1, "{out}");
+}

@@ -4,3 +4,4 @@
 pub mod config_yaml;
 pub mod routing;
 pub mod rule_files;
+pub mod suppress;
