@@ -15,6 +15,7 @@ pub enum Format {
     Terminal,
     Json,
     Sarif,
+    Html,
 }
 
 #[derive(Args)]
@@ -91,6 +92,7 @@ fn lint(a: LintArgs) -> anyhow::Result<u8> {
         }
         Format::Json => println!("{:#}", output::json::render(&results)),
         Format::Sarif => println!("{:#}", output::sarif::render(&results)),
+        Format::Html => print!("{}", output::html::render(&results)),
     }
     Ok(tocsin_lint::exit_code(&results))
 }

@@ -92,6 +92,12 @@ fn failures_exit_1_with_reasons_and_locations() {
     let idx = r["ruleIndex"].as_u64().unwrap() as usize;
     assert_eq!(rules[idx]["id"], "rules/ERR/001");
 
+    let (code, out, _) = lint(&["--config", cfg, "--output", "html"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("<!DOCTYPE html>") && out.contains("routed only to receiver(s) nobody")
+    );
+
     // Excluding the failing ERR rules leaves nothing that makes lint exit 1.
     let (code, out, _) = lint(&["--config", cfg, "--exclude", "*/ERR/*"]);
     assert_eq!(code, 0, "{out}");

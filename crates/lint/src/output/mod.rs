@@ -1,5 +1,6 @@
-//! Renderings of a run's results: terminal text, JSON and SARIF 2.1.0.
+//! Renderings of a run's results: terminal text, JSON, SARIF 2.1.0 and a self-contained HTML page.
 
+pub mod html;
 pub mod json;
 pub mod sarif;
 pub mod terminal;
