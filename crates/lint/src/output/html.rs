@@ -50,9 +50,9 @@ pub fn render(results: &[RuleResult]) -> String {
         } else {
             "skipped"
         };
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<div class=\"rule\" id=\"{}\"><span class=\"{status}\">{}</span> <span class=\"id\">{}</span> {}\n",
+            "<div class=\"rule\" id=\"{}\"><span class=\"{status}\">{}</span> <span class=\"id\">{}</span> {}",
             esc(&r.meta.anchor()),
             status.to_uppercase(),
             esc(r.meta.id),
