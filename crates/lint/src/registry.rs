@@ -8,6 +8,7 @@ pub static ALL: &[&dyn LintRule] = &[
     &config::err_001::Rule,
     &config::sec_001::Rule,
     &rules::err_001::Rule,
+    &rules::err_002::Rule,
     &rules::warn_001::Rule,
     &rules::warn_002::Rule,
     &rules::warn_003::Rule,

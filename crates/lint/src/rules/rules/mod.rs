@@ -2,6 +2,7 @@
 
 pub mod bp_001;
 pub mod err_001;
+pub mod err_002;
 pub mod warn_001;
 pub mod warn_002;
 pub mod warn_003;
