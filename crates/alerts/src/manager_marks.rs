@@ -171,7 +171,7 @@ impl AlertManager {
         };
         let alert = match self.store.get(fp).or(held) {
             Some(a) => a,
-            None => self.from_history(fp)?.ok_or_else(|| not_found(fp))?,
+            None => self.latest_in_history(fp)?.ok_or_else(|| not_found(fp))?,
         };
         let firing = !alert.resolved_at(now);
         let view = self.view(&rt, alert, grouped, now);
@@ -187,7 +187,7 @@ impl AlertManager {
     }
 
     /// The latest history row of `fp` as an alert.
-    fn from_history(&self, fp: u64) -> Result<Option<Alert>> {
+    fn latest_in_history(&self, fp: u64) -> Result<Option<Alert>> {
         let rows = self.store.history_of(fp, 1)?;
         Ok(rows.into_iter().next().map(|h| Alert {
             labels: h.labels,

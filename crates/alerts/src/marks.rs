@@ -79,6 +79,9 @@ pub struct Marks {
     inner: Mutex<Inner>,
 }
 
+/// Acknowledgements and shelves in force, by fingerprint.
+pub type MarkList = (Vec<(u64, Ack)>, Vec<(u64, Shelve)>);
+
 /// Why the manager ended an acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AckEnd {
@@ -348,7 +351,7 @@ impl Marks {
     }
 
     /// Every acknowledgement and shelf in force at `now_ms`, by fingerprint.
-    pub fn all(&self, now_ms: i64) -> (Vec<(u64, Ack)>, Vec<(u64, Shelve)>) {
+    pub fn all(&self, now_ms: i64) -> MarkList {
         let inner = self.inner.lock();
         let mut acks: Vec<(u64, Ack)> = inner
             .acks
@@ -407,7 +410,8 @@ impl Marks {
     /// stands: `None` if the manager no longer has it, else its end when it is resolved at
     /// `now_ms` (`Some(Some(end))`) or `Some(None)` while it fires.
     pub fn sweep(&self, now_ms: i64, alert: impl Fn(u64) -> Option<Option<i64>>) {
-        let (acks, shelves): (Vec<(u64, i64, AckEnd)>, Vec<(u64, i64)>) = {
+        type Due = (Vec<(u64, i64, AckEnd)>, Vec<(u64, i64)>);
+        let (acks, shelves): Due = {
             let inner = self.inner.lock();
             let acks = inner
                 .acks

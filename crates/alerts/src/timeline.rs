@@ -197,7 +197,7 @@ pub fn timeline(db: &StateDb, fp: u64, limit: usize) -> Result<Vec<TimelineEvent
         }
         Ok(out)
     })?;
-    all.sort_by(|a, b| (b.0, b.1, b.2).cmp(&(a.0, a.1, a.2)));
+    all.sort_by_key(|e| std::cmp::Reverse((e.0, e.1, e.2)));
     all.truncate(limit);
     Ok(all.into_iter().map(|(_, _, _, e)| e).collect())
 }

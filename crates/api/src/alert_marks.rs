@@ -190,8 +190,8 @@ fn who(p: Option<Extension<Principal>>, f: &Fields) -> Result<String, String> {
     }
 }
 
-fn fingerprint(s: &str) -> Result<u64, Response> {
-    parse_fingerprint(s).map_err(error)
+fn fingerprint(s: &str) -> Result<u64, Box<Response>> {
+    parse_fingerprint(s).map_err(|e| Box::new(error(e)))
 }
 
 /// Answers with the alert's detail after a change.
@@ -221,7 +221,7 @@ macro_rules! try_resp {
     ($e:expr) => {
         match $e {
             Ok(v) => v,
-            Err(r) => return r,
+            Err(r) => return *r,
         }
     };
 }

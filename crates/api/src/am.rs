@@ -97,13 +97,7 @@ pub trait AlertmanagerApi: Send + Sync {
         Err(no_manager())
     }
     /// Every acknowledgement and shelf in force, by fingerprint.
-    #[allow(clippy::type_complexity)]
-    fn marks(
-        &self,
-    ) -> (
-        Vec<(u64, tocsin_alerts::Ack)>,
-        Vec<(u64, tocsin_alerts::Shelve)>,
-    ) {
+    fn marks(&self) -> tocsin_alerts::marks::MarkList {
         (Vec::new(), Vec::new())
     }
 }

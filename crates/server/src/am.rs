@@ -203,12 +203,7 @@ impl tocsin_api::am::AlertmanagerApi for AmRuntime {
     ) -> tocsin_alerts::Result<Vec<tocsin_alerts::TimelineEvent>> {
         self.am.timeline(fp, limit)
     }
-    fn marks(
-        &self,
-    ) -> (
-        Vec<(u64, tocsin_alerts::Ack)>,
-        Vec<(u64, tocsin_alerts::Shelve)>,
-    ) {
+    fn marks(&self) -> tocsin_alerts::marks::MarkList {
         self.am.marks().all(self.am.now_ms())
     }
 
