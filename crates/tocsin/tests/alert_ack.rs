@@ -240,11 +240,12 @@ fn ack_stops_repeats_at_a_webhook_and_survives_a_restart() {
         .unwrap()
         .text()
         .unwrap();
-    assert!(
-        m.lines()
-            .any(|l| l.starts_with("tocsin_alerts_acknowledged ")),
-        "gauge missing"
-    );
+    let gauge = m
+        .lines()
+        .find(|l| l.starts_with("tocsin_alerts_acknowledged"))
+        .expect("tocsin_alerts_acknowledged missing");
+    let v: f64 = gauge.rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(v, 0.0, "{gauge}");
 }
 
 #[test]
