@@ -480,3 +480,33 @@ fn roles_decide_who_may_ack_and_the_user_is_recorded() {
         .unwrap();
     assert_eq!(ack["by"], "alerter", "{tl}");
 }
+
+#[test]
+fn check_config_accepts_notify_acked_and_names_a_bad_value() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = "alertmanager:\n  route:\n    receiver: r\n    notify_acked: true\n    routes:\n      - matchers: ['a=\"b\"']\n        notify_acked: false\n  receivers:\n    - name: r\n";
+    let p = write_config(tmp.path(), good);
+    let out = std::process::Command::new(bin())
+        .args(["check", "config", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let p = write_config(
+        tmp.path(),
+        &good.replace("notify_acked: false", "notify_acked: nope"),
+    );
+    let out = std::process::Command::new(bin())
+        .args(["check", "config", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("tocsin.yml:7:") && text.contains("notify_acked"),
+        "{text}"
+    );
+}
