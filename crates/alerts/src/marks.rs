@@ -23,6 +23,9 @@ use crate::state::StateDb;
 /// Longest comment or note kept, in bytes: marks are read at every flush and listed whole.
 pub const MAX_TEXT_BYTES: usize = 16 * 1024;
 
+/// How long notification outcomes stay on timelines at most.
+pub const NOTIFICATIONS_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+
 /// The label whose change ends an acknowledgement.
 pub const SEVERITY_LABEL: &str = "severity";
 
@@ -484,12 +487,15 @@ impl Marks {
         (acks, shelves)
     }
 
-    /// Drops timeline rows (events, notification outcomes) older than `retention_ms`.
+    /// Drops timeline rows older than `retention_ms` (the history's), and notification
+    /// outcomes older than [`NOTIFICATIONS_RETENTION_MS`] too: there is one per alert and
+    /// integration at every send, repeats included, so a large fleet makes many.
     pub fn gc(&self, now_ms: i64, retention_ms: i64) -> Result<usize> {
         let cut = now_ms.saturating_sub(retention_ms.max(0));
+        let sends_cut = now_ms.saturating_sub(retention_ms.clamp(0, NOTIFICATIONS_RETENTION_MS));
         self.db.write(|tx| {
             let a = tx.execute("DELETE FROM alert_events WHERE at <= ?1", [cut])?;
-            let b = tx.execute("DELETE FROM notifications WHERE at <= ?1", [cut])?;
+            let b = tx.execute("DELETE FROM notifications WHERE at <= ?1", [sends_cut])?;
             Ok(a + b)
         })
     }

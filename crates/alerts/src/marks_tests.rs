@@ -151,3 +151,24 @@ fn text_limits_name_the_field() {
     let e = m.note(a.fingerprint(), "ann", &long, 1).unwrap_err();
     assert!(e.to_string().starts_with("text:"), "{e}");
 }
+
+#[test]
+fn notification_outcomes_are_kept_a_week_at_most() {
+    let m = Marks::new(None).unwrap();
+    let day = 24 * 3600 * 1000;
+    let rec = |at| crate::timeline::NotificationRecord {
+        fingerprint: 1,
+        receiver: "r".into(),
+        integration: "r/webhook/0".into(),
+        group_key: "{}:{}".into(),
+        firing: true,
+        error: None,
+        at_ms: at,
+    };
+    crate::timeline::record_notifications(&m.db, &[rec(day), rec(9 * day)]).unwrap();
+    m.note(1, "ann", "kept", day).unwrap();
+    assert_eq!(m.gc(10 * day, 30 * day).unwrap(), 1);
+    let tl = crate::timeline::timeline(&m.db, 1, 10).unwrap();
+    let kinds: Vec<&str> = tl.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["notification", "note"]);
+}
