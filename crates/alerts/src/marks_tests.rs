@@ -1,3 +1,6 @@
+//! Unit tests of `marks.rs`: idempotent acks, withdrawals, severity siblings, the sweep of lapsed
+//! and resolved marks, reload from the state db, retention and text limits.
+
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
