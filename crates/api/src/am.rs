@@ -633,42 +633,6 @@ pub async fn get_heartbeats(State(st): State<ApiState>) -> Response {
     ok_json(json!({"status": "success", "data": v}))
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn postable_alerts_decode_and_name_bad_fields() {
-        let a = decode_alerts(br#"[{"labels":{"alertname":"A","job":"x"},"annotations":{"s":"t"},"startsAt":"2026-01-01T00:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://p/graph"}]"#).unwrap();
-        assert_eq!(a[0].labels.get("alertname"), Some("A"));
-        assert_eq!(
-            a[0].starts_at,
-            parse_rfc3339_ms("2026-01-01T00:00:00Z").unwrap()
-        );
-        assert_eq!(a[0].ends_at, 0);
-        assert_eq!(a[0].generator_url, "http://p/graph");
-        let e = decode_alerts(br#"[{"labels":{"a":"b"}},{"labels":{}}]"#).unwrap_err();
-        assert!(e.contains("alerts[1].labels"), "{e}");
-        let e = decode_alerts(br#"[{"labels":{"a":"b"},"startsAt":"yesterday"}]"#).unwrap_err();
-        assert!(e.contains("alerts[0].startsAt"), "{e}");
-        let e = decode_alerts(br#"[{"labels":{"0bad":"b"}}]"#).unwrap_err();
-        assert!(e.contains("alerts[0].labels"), "{e}");
-        let e = decode_alerts(br#"{"labels":{}}"#).unwrap_err();
-        assert!(e.starts_with("body:"), "{e}");
-    }
-
-    #[test]
-    fn postable_silence_decodes_all_matcher_kinds() {
-        let s = decode_silence(br#"{"matchers":[{"name":"a","value":"b","isRegex":false},{"name":"c","value":"d.*","isRegex":true,"isEqual":false}],"startsAt":"2026-01-01T00:00:00Z","endsAt":"2026-01-01T01:00:00Z","createdBy":"me","comment":"x"}"#).unwrap();
-        assert_eq!(s.matchers[0].op, MatchOp::Equal);
-        assert_eq!(s.matchers[1].op, MatchOp::NotRegex);
-        assert_eq!(s.ends_at - s.starts_at, 3_600_000);
-        let e = decode_silence(br#"{"matchers":[{"value":"b"}],"startsAt":"2026-01-01T00:00:00Z","endsAt":"2026-01-01T01:00:00Z"}"#).unwrap_err();
-        assert!(e.contains("matchers[0].name"), "{e}");
-    }
-}
-
 /// Most rows one history request returns.
 const HISTORY_MAX: usize = 10_000;
 
@@ -723,5 +687,41 @@ pub async fn history(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Respo
                 .collect(),
         )})),
         Err(e) => PromError::new(e.kind(), e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postable_alerts_decode_and_name_bad_fields() {
+        let a = decode_alerts(br#"[{"labels":{"alertname":"A","job":"x"},"annotations":{"s":"t"},"startsAt":"2026-01-01T00:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://p/graph"}]"#).unwrap();
+        assert_eq!(a[0].labels.get("alertname"), Some("A"));
+        assert_eq!(
+            a[0].starts_at,
+            parse_rfc3339_ms("2026-01-01T00:00:00Z").unwrap()
+        );
+        assert_eq!(a[0].ends_at, 0);
+        assert_eq!(a[0].generator_url, "http://p/graph");
+        let e = decode_alerts(br#"[{"labels":{"a":"b"}},{"labels":{}}]"#).unwrap_err();
+        assert!(e.contains("alerts[1].labels"), "{e}");
+        let e = decode_alerts(br#"[{"labels":{"a":"b"},"startsAt":"yesterday"}]"#).unwrap_err();
+        assert!(e.contains("alerts[0].startsAt"), "{e}");
+        let e = decode_alerts(br#"[{"labels":{"0bad":"b"}}]"#).unwrap_err();
+        assert!(e.contains("alerts[0].labels"), "{e}");
+        let e = decode_alerts(br#"{"labels":{}}"#).unwrap_err();
+        assert!(e.starts_with("body:"), "{e}");
+    }
+
+    #[test]
+    fn postable_silence_decodes_all_matcher_kinds() {
+        let s = decode_silence(br#"{"matchers":[{"name":"a","value":"b","isRegex":false},{"name":"c","value":"d.*","isRegex":true,"isEqual":false}],"startsAt":"2026-01-01T00:00:00Z","endsAt":"2026-01-01T01:00:00Z","createdBy":"me","comment":"x"}"#).unwrap();
+        assert_eq!(s.matchers[0].op, MatchOp::Equal);
+        assert_eq!(s.matchers[1].op, MatchOp::NotRegex);
+        assert_eq!(s.ends_at - s.starts_at, 3_600_000);
+        let e = decode_silence(br#"{"matchers":[{"value":"b"}],"startsAt":"2026-01-01T00:00:00Z","endsAt":"2026-01-01T01:00:00Z"}"#).unwrap_err();
+        assert!(e.contains("matchers[0].name"), "{e}");
     }
 }

@@ -5,6 +5,7 @@
 //!
 //! Tests named `eval_*` need the PromQL evaluator (crates/promql) to answer queries; every other
 //! test only needs the index, the parameter checks and the status views.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
