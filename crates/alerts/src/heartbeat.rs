@@ -1,8 +1,11 @@
 //! Inbound heartbeats, the dead-man's switch for external jobs: a job pings
 //! `POST /api/v1/heartbeat/<name>` when it runs; each heartbeat has a last-seen time (exported as a
 //! metric rules can use) and, when configured with a `timeout`, raises a `HeartbeatMissing` alert
-//! once it is late and resolves it at the next ping. The outbound direction (pinging an external
-//! monitor while a watchdog alert fires) is the `heartbeat` receiver in `notify/heartbeat.rs`.
+//! once it is late and resolves it at the next ping. A ping may carry its own timeout, labels and
+//! annotations (`ping_with`, what an Alerta heartbeat sends): that makes a heartbeat alert without
+//! being configured; a configured heartbeat's settings take precedence over a ping's. The outbound
+//! direction (pinging an external monitor while a watchdog alert fires) is the `heartbeat`
+//! receiver in `notify/heartbeat.rs`.
 
 use std::collections::BTreeMap;
 
@@ -38,6 +41,17 @@ struct Entry {
     late_since: i64,
     /// Configured heartbeats never-seen are measured from when they were configured.
     configured_at: i64,
+    /// What the last `ping_with` said; used where the configuration says nothing.
+    pinged: Option<PingDetails>,
+}
+
+/// What a ping may say about its heartbeat besides "now": an Alerta heartbeat's `timeout` and
+/// the labels and annotations its `HeartbeatMissing` alert should carry.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PingDetails {
+    pub timeout_ms: Option<i64>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Entry {
@@ -51,6 +65,23 @@ impl Entry {
             annotations: BTreeMap::new(),
             late_since: 0,
             configured_at: since_ms,
+            pinged: None,
+        }
+    }
+
+    /// The configured timeout, else the last detailed ping's.
+    fn timeout(&self) -> Option<i64> {
+        self.timeout_ms
+            .or_else(|| self.pinged.as_ref().and_then(|p| p.timeout_ms))
+    }
+
+    /// Labels and annotations of the missing alert: the configuration's when configured (an
+    /// operator's settings are not overridden by whoever can ping), else the last detailed
+    /// ping's.
+    fn labels_and_annotations(&self) -> (&BTreeMap<String, String>, &BTreeMap<String, String>) {
+        match (&self.pinged, self.timeout_ms) {
+            (Some(p), None) => (&p.labels, &p.annotations),
+            _ => (&self.labels, &self.annotations),
         }
     }
 }
@@ -61,8 +92,12 @@ pub struct HeartbeatStatus {
     pub name: String,
     pub last_ms: i64,
     pub pings: u64,
+    /// The timeout in force: the configured one, else the last detailed ping's.
     pub timeout_ms: Option<i64>,
     pub late: bool,
+    /// Labels and annotations its missing alert carries.
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 #[derive(Default)]
@@ -115,6 +150,8 @@ impl Heartbeats {
         let mut m = self.entries.lock();
         for e in m.values_mut() {
             e.timeout_ms = None;
+            e.labels.clear();
+            e.annotations.clear();
         }
         for (c, t) in parsed {
             let e = m
@@ -139,6 +176,26 @@ impl Heartbeats {
         Ok(())
     }
 
+    /// Records a ping that also sets the heartbeat's timeout, labels and annotations (used
+    /// unless the heartbeat is configured). A ping without a timeout keeps no earlier one: the
+    /// sender said it wants none.
+    pub fn ping_with(&self, name: &str, now_ms: i64, details: PingDetails) -> Result<()> {
+        validate_name(name)?;
+        if details.timeout_ms.is_some_and(|t| t <= 0) {
+            return Err(Error::BadData(format!(
+                "heartbeat {name:?}: timeout must be positive"
+            )));
+        }
+        let mut m = self.entries.lock();
+        let e = m
+            .entry(name.to_string())
+            .or_insert_with(|| Entry::new(now_ms));
+        e.last_ms = e.last_ms.max(now_ms);
+        e.pings += 1;
+        e.pinged = Some(details);
+        Ok(())
+    }
+
     /// Sets a last-seen time known from before a restart (read back from the TSDB), so a restart
     /// neither forgets a late heartbeat nor makes a healthy one look late.
     pub fn restore(&self, name: &str, last_ms: i64) {
@@ -159,7 +216,7 @@ impl Heartbeats {
         let mut out = Vec::new();
         let mut m = self.entries.lock();
         for (name, e) in m.iter_mut() {
-            let Some(timeout) = e.timeout_ms else {
+            let Some(timeout) = e.timeout() else {
                 if e.late_since != 0 {
                     out.push(missing_alert(name, e, now_ms));
                     e.late_since = 0;
@@ -189,25 +246,31 @@ impl Heartbeats {
         self.entries
             .lock()
             .iter()
-            .map(|(n, e)| HeartbeatStatus {
-                name: n.clone(),
-                last_ms: e.last_ms,
-                pings: e.pings,
-                timeout_ms: e.timeout_ms,
-                late: e.late_since != 0,
+            .map(|(n, e)| {
+                let (labels, annotations) = e.labels_and_annotations();
+                HeartbeatStatus {
+                    name: n.clone(),
+                    last_ms: e.last_ms,
+                    pings: e.pings,
+                    timeout_ms: e.timeout(),
+                    late: e.late_since != 0,
+                    labels: labels.clone(),
+                    annotations: annotations.clone(),
+                }
             })
             .collect()
     }
 }
 
 fn missing_alert(name: &str, e: &Entry, ends_at: i64) -> Alert {
+    let (labels, annotations) = e.labels_and_annotations();
     let mut b = Labels::empty().builder();
-    for (k, v) in &e.labels {
+    for (k, v) in labels {
         b.set(k, v);
     }
     b.set("alertname", "HeartbeatMissing");
     b.set("heartbeat", name);
-    let mut annotations = e.annotations.clone();
+    let mut annotations = annotations.clone();
     annotations.entry("summary".into()).or_insert_with(|| {
         if e.last_ms > 0 {
             format!(
@@ -282,6 +345,62 @@ mod tests {
             1,
             "late since before the restart"
         );
+    }
+
+    #[test]
+    fn a_ping_with_a_timeout_makes_an_unconfigured_heartbeat_alert() {
+        let h = Heartbeats::new();
+        let details = PingDetails {
+            timeout_ms: Some(60_000),
+            labels: [("severity".to_string(), "major".to_string())].into(),
+            annotations: [("tags".to_string(), "dc1".to_string())].into(),
+        };
+        h.ping_with("cron.host1", 1_000, details.clone()).unwrap();
+        assert!(h.check(30_000, 1).is_empty());
+        let a = h.check(62_000, 1);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].labels.get("severity"), Some("major"));
+        assert_eq!(a[0].labels.get("heartbeat"), Some("cron.host1"));
+        assert_eq!(
+            a[0].annotations.get("tags").map(String::as_str),
+            Some("dc1")
+        );
+        assert_eq!(h.status()[0].timeout_ms, Some(60_000));
+        // The next ping resolves it; a reload of the configuration does not forget the timeout.
+        h.ping_with("cron.host1", 63_000, details).unwrap();
+        assert!(h.check(63_001, 1)[0].resolved_at(63_001));
+        h.configure(&[], 63_002).unwrap();
+        assert_eq!(h.status()[0].timeout_ms, Some(60_000));
+        assert_eq!(h.check(200_000, 1).len(), 1);
+        assert!(h
+            .ping_with(
+                "x",
+                0,
+                PingDetails {
+                    timeout_ms: Some(0),
+                    ..Default::default()
+                }
+            )
+            .is_err());
+    }
+
+    #[test]
+    fn configured_settings_win_over_a_pings() {
+        let h = Heartbeats::new();
+        h.configure(&[cfg("job", "10m")], 0).unwrap();
+        h.ping_with(
+            "job",
+            1_000,
+            PingDetails {
+                timeout_ms: Some(1_000),
+                labels: [("severity".to_string(), "minor".to_string())].into(),
+                annotations: BTreeMap::new(),
+            },
+        )
+        .unwrap();
+        assert!(h.check(5_000, 1).is_empty(), "the configured 10m applies");
+        let a = h.check(11 * 60_000, 1);
+        assert_eq!(a[0].labels.get("severity"), Some("page"));
     }
 
     #[test]

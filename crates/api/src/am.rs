@@ -38,6 +38,15 @@ pub trait AlertmanagerApi: Send + Sync {
     fn started_at_ms(&self) -> i64;
     fn heartbeat(&self, name: &str) -> tocsin_alerts::Result<()>;
     fn heartbeats(&self) -> Vec<HeartbeatStatus>;
+    /// A ping that also sets the heartbeat's timeout, labels and annotations (Alerta's
+    /// `POST /api/heartbeat`).
+    fn heartbeat_with(
+        &self,
+        name: &str,
+        details: tocsin_alerts::heartbeat::PingDetails,
+    ) -> tocsin_alerts::Result<()>;
+    /// Every held alert matching `matchers`, resolved ones included until collected.
+    fn recent_alerts(&self, matchers: &[Matcher]) -> Vec<Alert>;
     fn history(&self, q: &HistoryQuery) -> tocsin_alerts::Result<Vec<HistoryEntry>>;
     /// Checks the `Authorization` header of a Pub/Sub push (the OIDC token Pub/Sub attaches)
     /// against the configured verification; `Ok` when none is configured.
@@ -136,6 +145,16 @@ impl AlertmanagerApi for NoAlertmanager {
         Err(tocsin_alerts::Error::Internal("no alert manager".into()))
     }
     fn heartbeats(&self) -> Vec<HeartbeatStatus> {
+        Vec::new()
+    }
+    fn heartbeat_with(
+        &self,
+        _: &str,
+        _: tocsin_alerts::heartbeat::PingDetails,
+    ) -> tocsin_alerts::Result<()> {
+        Err(tocsin_alerts::Error::Internal("no alert manager".into()))
+    }
+    fn recent_alerts(&self, _: &[Matcher]) -> Vec<Alert> {
         Vec::new()
     }
     fn history(&self, _: &HistoryQuery) -> tocsin_alerts::Result<Vec<HistoryEntry>> {

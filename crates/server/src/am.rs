@@ -161,6 +161,19 @@ impl tocsin_api::am::AlertmanagerApi for AmRuntime {
     fn heartbeats(&self) -> Vec<HeartbeatStatus> {
         self.heartbeats.status()
     }
+    fn heartbeat_with(
+        &self,
+        name: &str,
+        details: tocsin_alerts::heartbeat::PingDetails,
+    ) -> tocsin_alerts::Result<()> {
+        self.heartbeats
+            .ping_with(name, self.clock.now_ms(), details)?;
+        self.write_heartbeats(Some(name));
+        Ok(())
+    }
+    fn recent_alerts(&self, matchers: &[Matcher]) -> Vec<Alert> {
+        self.am.recent_alerts(matchers)
+    }
 
     fn history(
         &self,
