@@ -95,6 +95,8 @@ pub struct HeartbeatStatus {
     /// The timeout in force: the configured one, else the last detailed ping's.
     pub timeout_ms: Option<i64>,
     pub late: bool,
+    /// The timeout came from a ping (`ping_with`), not from the configuration.
+    pub timeout_from_ping: bool,
     /// Labels and annotations its missing alert carries.
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
@@ -196,6 +198,23 @@ impl Heartbeats {
         Ok(())
     }
 
+    /// Sets a ping's timeout and labels known from before a restart (annotations are not kept
+    /// across restarts), unless the heartbeat was pinged with details since the start.
+    pub fn restore_ping(&self, name: &str, timeout_ms: i64, labels: BTreeMap<String, String>) {
+        if validate_name(name).is_err() || timeout_ms <= 0 {
+            return;
+        }
+        let mut m = self.entries.lock();
+        let e = m.entry(name.to_string()).or_insert_with(|| Entry::new(0));
+        if e.pinged.is_none() {
+            e.pinged = Some(PingDetails {
+                timeout_ms: Some(timeout_ms),
+                labels,
+                annotations: BTreeMap::new(),
+            });
+        }
+    }
+
     /// Sets a last-seen time known from before a restart (read back from the TSDB), so a restart
     /// neither forgets a late heartbeat nor makes a healthy one look late.
     pub fn restore(&self, name: &str, last_ms: i64) {
@@ -253,6 +272,8 @@ impl Heartbeats {
                     last_ms: e.last_ms,
                     pings: e.pings,
                     timeout_ms: e.timeout(),
+                    timeout_from_ping: e.timeout_ms.is_none()
+                        && e.pinged.as_ref().is_some_and(|p| p.timeout_ms.is_some()),
                     late: e.late_since != 0,
                     labels: labels.clone(),
                     annotations: annotations.clone(),
@@ -382,6 +403,26 @@ mod tests {
                 }
             )
             .is_err());
+    }
+
+    #[test]
+    fn a_restored_ping_timeout_alerts_after_a_restart() {
+        let h = Heartbeats::new();
+        h.restore("cron", 1_000);
+        h.restore_ping(
+            "cron",
+            60_000,
+            [("severity".to_string(), "critical".to_string())].into(),
+        );
+        let a = h.check(62_000, 1);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].labels.get("severity"), Some("critical"));
+        assert!(h.status()[0].timeout_from_ping);
+        // A ping since the start wins over what is restored.
+        let h = Heartbeats::new();
+        h.ping_with("cron", 1_000, PingDetails::default()).unwrap();
+        h.restore_ping("cron", 60_000, BTreeMap::new());
+        assert!(h.check(62_000, 1).is_empty());
     }
 
     #[test]

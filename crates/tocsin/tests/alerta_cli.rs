@@ -341,3 +341,39 @@ fn the_cli_api_key_is_a_bearer_token_of_the_web_configuration() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 }
+
+/// A heartbeat's timeout from `alerta heartbeat` survives a restart: the sender dies with the
+/// old process, and the new one still raises `HeartbeatMissing`, with the heartbeat's severity.
+#[test]
+fn an_alerta_heartbeat_still_alerts_after_a_restart() {
+    let Some(cli) = cli() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut srv = TestServer::start_on(bin(), &data, &[]);
+    let a = Alerta::new(cli.clone(), &srv);
+    a.ok(&[
+        "heartbeat",
+        "-O",
+        "backup/db1",
+        "--timeout",
+        "3",
+        "-s",
+        "minor",
+    ]);
+    assert!(active(&srv, "HeartbeatMissing").is_empty());
+    srv.stop();
+    let srv = TestServer::start_on(bin(), &data, &[]);
+    let missing = wait_until(
+        Duration::from_secs(20),
+        "HeartbeatMissing after restart",
+        || active(&srv, "HeartbeatMissing").into_iter().next(),
+    );
+    assert_eq!(missing["labels"]["heartbeat"], "backup_db1");
+    assert_eq!(missing["labels"]["severity"], "minor");
+    let a = Alerta::new(cli, &srv);
+    let list = a.ok(&["--json", "heartbeats"]);
+    assert!(
+        list.contains("\"expired\"") && list.contains("\"timeout\": 3"),
+        "{list}"
+    );
+}
