@@ -42,11 +42,15 @@ pub trait AlertmanagerApi: Send + Sync {
     /// `POST /api/heartbeat`).
     fn heartbeat_with(
         &self,
-        name: &str,
-        details: tocsin_alerts::heartbeat::PingDetails,
-    ) -> tocsin_alerts::Result<()>;
+        _name: &str,
+        _details: tocsin_alerts::heartbeat::PingDetails,
+    ) -> tocsin_alerts::Result<()> {
+        Err(no_manager())
+    }
     /// Every held alert matching `matchers`, resolved ones included until collected.
-    fn recent_alerts(&self, matchers: &[Matcher]) -> Vec<Alert>;
+    fn recent_alerts(&self, _matchers: &[Matcher]) -> Vec<Alert> {
+        Vec::new()
+    }
     fn history(&self, q: &HistoryQuery) -> tocsin_alerts::Result<Vec<HistoryEntry>>;
     /// Checks the `Authorization` header of a Pub/Sub push (the OIDC token Pub/Sub attaches)
     /// against the configured verification; `Ok` when none is configured.
@@ -62,6 +66,63 @@ pub trait AlertmanagerApi: Send + Sync {
     fn silence_limits(&self) -> SilenceLimits {
         SilenceLimits::default()
     }
+    /// The manager's clock (ms), for turning a duration into an expiry.
+    fn now_ms(&self) -> i64 {
+        0
+    }
+    /// Acknowledges a firing alert; false when the same acknowledgement was in force already.
+    fn ack(
+        &self,
+        _fp: u64,
+        _by: &str,
+        _comment: &str,
+        _expires_ms: Option<i64>,
+    ) -> tocsin_alerts::Result<bool> {
+        Err(no_manager())
+    }
+    fn unack(&self, _fp: u64, _by: &str, _comment: &str) -> tocsin_alerts::Result<bool> {
+        Err(no_manager())
+    }
+    fn shelve(
+        &self,
+        _fp: u64,
+        _by: &str,
+        _comment: &str,
+        _until_ms: i64,
+    ) -> tocsin_alerts::Result<()> {
+        Err(no_manager())
+    }
+    fn unshelve(&self, _fp: u64, _by: &str) -> tocsin_alerts::Result<bool> {
+        Err(no_manager())
+    }
+    /// Adds a note; returns its id.
+    fn note(&self, _fp: u64, _by: &str, _text: &str) -> tocsin_alerts::Result<i64> {
+        Err(no_manager())
+    }
+    fn alert_detail(&self, _fp: u64) -> tocsin_alerts::Result<tocsin_alerts::AlertDetail> {
+        Err(no_manager())
+    }
+    fn timeline(
+        &self,
+        _fp: u64,
+        _limit: usize,
+    ) -> tocsin_alerts::Result<Vec<tocsin_alerts::TimelineEvent>> {
+        Err(no_manager())
+    }
+    /// Every acknowledgement and shelf in force, by fingerprint.
+    #[allow(clippy::type_complexity)]
+    fn marks(
+        &self,
+    ) -> (
+        Vec<(u64, tocsin_alerts::Ack)>,
+        Vec<(u64, tocsin_alerts::Shelve)>,
+    ) {
+        (Vec::new(), Vec::new())
+    }
+}
+
+fn no_manager() -> tocsin_alerts::Error {
+    tocsin_alerts::Error::Internal("no alert manager".into())
 }
 
 /// Size limits on one silence: every alert is checked against every active silence's matchers,
@@ -145,16 +206,6 @@ impl AlertmanagerApi for NoAlertmanager {
         Err(tocsin_alerts::Error::Internal("no alert manager".into()))
     }
     fn heartbeats(&self) -> Vec<HeartbeatStatus> {
-        Vec::new()
-    }
-    fn heartbeat_with(
-        &self,
-        _: &str,
-        _: tocsin_alerts::heartbeat::PingDetails,
-    ) -> tocsin_alerts::Result<()> {
-        Err(tocsin_alerts::Error::Internal("no alert manager".into()))
-    }
-    fn recent_alerts(&self, _: &[Matcher]) -> Vec<Alert> {
         Vec::new()
     }
     fn history(&self, _: &HistoryQuery) -> tocsin_alerts::Result<Vec<HistoryEntry>> {

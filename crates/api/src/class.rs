@@ -133,6 +133,9 @@ mod tests {
         assert_eq!(c(Method::DELETE, "/api/alert/x"), Class::Alert);
         assert_eq!(c(Method::GET, "/api/alerts"), Class::Read);
         assert_eq!(c(Method::POST, "/api/heartbeat"), Class::Alert);
+        assert_eq!(c(Method::POST, "/api/v1/alerts/0a/ack"), Class::Alert);
+        assert_eq!(c(Method::POST, "/api/v1/alerts/0a/note"), Class::Alert);
+        assert_eq!(c(Method::GET, "/api/v1/alerts/0a/timeline"), Class::Read);
         assert_eq!(c(Method::POST, "/-/reload"), Class::Admin);
         assert_eq!(c(Method::GET, "/-/reload"), Class::Admin);
         assert_eq!(

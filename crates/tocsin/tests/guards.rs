@@ -69,6 +69,12 @@ fn intended(r: &RouteInfo) -> Class {
         "/api/alert/{id}/action",
         "/api/alert/{id}/status",
         "/api/heartbeat",
+        // Acknowledging, shelving and annotating an alert.
+        "/api/v1/alerts/{fingerprint}/ack",
+        "/api/v1/alerts/{fingerprint}/unack",
+        "/api/v1/alerts/{fingerprint}/shelve",
+        "/api/v1/alerts/{fingerprint}/unshelve",
+        "/api/v1/alerts/{fingerprint}/note",
     ];
     if ALERT_STATE.contains(&p) {
         return Class::Alert;

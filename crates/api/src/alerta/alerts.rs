@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::Extension;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use tocsin_alerts::AlertFilter;
@@ -15,7 +16,10 @@ use tocsin_model::{Alert, Matcher};
 use super::decode::{self, NEVER_MS};
 use super::query::Query;
 use super::view::{self, ID_LABEL};
-use super::{alerta_alerts, am_error, error, extra_for, find, now_ms, ok, Meta, MAX_META};
+use super::{
+    alerta_alerts, am_error, error, extra_for, find, marked, now_ms, ok, Marked, Meta, MAX_META,
+};
+use crate::class::Principal;
 use crate::ApiState;
 
 /// Fingerprints of the Alerta alerts a silence mutes now (Alerta's `blackout`).
@@ -32,8 +36,21 @@ fn silenced(st: &ApiState) -> HashSet<u64> {
         .collect()
 }
 
-fn render(st: &ApiState, a: &Alert, silenced: &HashSet<u64>, now: i64) -> Value {
-    let extra = extra_for(st, a, silenced.contains(&a.fingerprint()));
+/// What a rendering needs to know besides the alert: silences and marks in force.
+struct Muted {
+    silenced: HashSet<u64>,
+    marks: Marked,
+}
+
+fn muted(st: &ApiState) -> Muted {
+    Muted {
+        silenced: silenced(st),
+        marks: marked(st),
+    }
+}
+
+fn render(st: &ApiState, a: &Alert, m: &Muted, now: i64) -> Value {
+    let extra = extra_for(st, a, m.silenced.contains(&a.fingerprint()), &m.marks);
     view::alert_json(a, &extra, now)
 }
 
@@ -134,7 +151,7 @@ pub async fn post_alert(State(st): State<ApiState>, body: Bytes) -> Response {
             format!("alert {id} was taken but is not held; see the server log"),
         );
     };
-    let alert = render(&st, &stored, &silenced(&st), now);
+    let alert = render(&st, &stored, &muted(&st), now);
     ok(StatusCode::CREATED, json!({"id": id, "alert": alert}))
 }
 
@@ -168,7 +185,7 @@ pub async fn get_alert(State(st): State<ApiState>, Path(id): Path<String>) -> Re
     let now = now_ms();
     match find(&st, &id, now) {
         Ok(a) => {
-            let alert = render(&st, &a, &silenced(&st), now);
+            let alert = render(&st, &a, &muted(&st), now);
             ok(StatusCode::OK, json!({"alert": alert, "total": 1}))
         }
         Err(r) => r,
@@ -185,7 +202,7 @@ fn pairs(q: Option<&str>) -> Vec<(String, String)> {
 /// per id: the firing one, else the latest (an earlier severity of it, resolved when the
 /// severity changed, is not shown until the alert manager collects it).
 fn select(st: &ApiState, q: &Query, now: i64) -> Vec<Value> {
-    let muted = silenced(st);
+    let m = muted(st);
     let mut current: BTreeMap<String, Alert> = BTreeMap::new();
     for a in alerta_alerts(st, &[]) {
         let id = a.labels.get(ID_LABEL).unwrap_or("").to_string();
@@ -199,7 +216,7 @@ fn select(st: &ApiState, q: &Query, now: i64) -> Vec<Value> {
     }
     let mut v: Vec<Value> = current
         .values()
-        .map(|a| render(st, a, &muted, now))
+        .map(|a| render(st, a, &m, now))
         .filter(|a| q.admits(a))
         .collect();
     q.sort(&mut v);
@@ -311,13 +328,30 @@ fn action_body(body: &[u8], field: &str) -> Result<ActionBody, String> {
     })
 }
 
-/// Actions Tocsin's alert manager cannot take in this build: acknowledgement and shelving need
-/// its acknowledgement store.
-const NEEDS_ACK_STORE: [&str; 4] = ["ack", "unack", "shelve", "unshelve"];
+/// How long `shelve` hides an alert when the action gives no `timeout`: Alerta's default
+/// `SHELVE_TIMEOUT`, 2 hours.
+pub const DEFAULT_SHELVE_S: i64 = 7200;
 
-/// Applies an action to the alert `a`.
-fn apply(st: &ApiState, a: &Alert, b: &ActionBody, now: i64) -> Result<(), Response> {
+/// Applies an action to the alert `a` for `by`. `ack`, `unack`, `shelve` and `unshelve` are
+/// the alert manager's acknowledgements and shelves: an ack's `timeout` (seconds, 0 = none) is
+/// its expiry, a shelf's is its length.
+fn apply(st: &ApiState, a: &Alert, b: &ActionBody, by: &str, now: i64) -> Result<(), Response> {
+    let am = &st.alertmanager;
+    let fp = a.fingerprint();
+    let ms = |s: i64| now.saturating_add(s.saturating_mul(1000));
     match b.verb.as_str() {
+        "ack" => {
+            let expires = b.timeout_s.filter(|t| *t > 0).map(ms);
+            am.ack(fp, by, &b.text, expires)
+                .map(|_| ())
+                .map_err(am_error)
+        }
+        "unack" => am.unack(fp, by, &b.text).map(|_| ()).map_err(am_error),
+        "shelve" => {
+            let secs = b.timeout_s.filter(|t| *t > 0).unwrap_or(DEFAULT_SHELVE_S);
+            am.shelve(fp, by, &b.text, ms(secs)).map_err(am_error)
+        }
+        "unshelve" => am.unshelve(fp, by).map(|_| ()).map_err(am_error),
         "close" => {
             if a.resolved_at(now) {
                 return Ok(());
@@ -330,6 +364,9 @@ fn apply(st: &ApiState, a: &Alert, b: &ActionBody, now: i64) -> Result<(), Respo
         }
         "open" => {
             if !a.resolved_at(now) {
+                // Alerta's `open` on an acknowledged or shelved alert takes that back.
+                am.unack(fp, by, &b.text).map_err(am_error)?;
+                am.unshelve(fp, by).map_err(am_error)?;
                 return Ok(());
             }
             // Re-opens a closed or expired alert for its timeout from now.
@@ -348,14 +385,6 @@ fn apply(st: &ApiState, a: &Alert, b: &ActionBody, now: i64) -> Result<(), Respo
             r.timeout = false;
             st.alertmanager.put_alerts(vec![r]).map_err(am_error)
         }
-        v if NEEDS_ACK_STORE.contains(&v) => Err(error(
-            StatusCode::NOT_IMPLEMENTED,
-            format!(
-                "action: {v:?} is not available: it needs the alert manager's acknowledgement \
-                 and shelving store, which this build of Tocsin does not have; close and open \
-                 work"
-            ),
-        )),
         v => Err(error(
             StatusCode::BAD_REQUEST,
             format!("action: {v:?} is not one of ack, unack, shelve, unshelve, close, open"),
@@ -363,8 +392,13 @@ fn apply(st: &ApiState, a: &Alert, b: &ActionBody, now: i64) -> Result<(), Respo
     }
 }
 
+fn who(p: Option<Extension<Principal>>) -> String {
+    p.map_or_else(|| Principal::ANONYMOUS.to_string(), |Extension(p)| p.0)
+}
+
 pub async fn put_action(
     State(st): State<ApiState>,
+    p: Option<Extension<Principal>>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -372,12 +406,13 @@ pub async fn put_action(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    act(&st, &id, b).await
+    act(&st, &id, b, &who(p)).await
 }
 
 /// `PUT /api/alert/{id}/status`: a status set directly, as the action that leads to it.
 pub async fn put_status(
     State(st): State<ApiState>,
+    p: Option<Extension<Principal>>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -398,17 +433,17 @@ pub async fn put_status(
         }
     }
     .to_string();
-    act(&st, &id, b).await
+    act(&st, &id, b, &who(p)).await
 }
 
-async fn act(st: &ApiState, id: &str, b: ActionBody) -> Response {
+async fn act(st: &ApiState, id: &str, b: ActionBody, by: &str) -> Response {
     let now = now_ms();
     let _one_at_a_time = st.alerta.intake.lock().await;
     let a = match find(st, id, now) {
         Ok(a) => a,
         Err(r) => return r,
     };
-    match apply(st, &a, &b, now) {
+    match apply(st, &a, &b, by, now) {
         Ok(()) => ok(StatusCode::OK, json!({})),
         Err(r) => r,
     }
@@ -416,15 +451,15 @@ async fn act(st: &ApiState, id: &str, b: ActionBody) -> Response {
 
 /// `DELETE /api/alert/{id}`: Tocsin keeps an alert's history, so a delete resolves the alert
 /// as `close` does; it leaves the list when the alert manager collects resolved alerts.
-pub async fn delete_alert(State(st): State<ApiState>, Path(id): Path<String>) -> Response {
-    act(
-        &st,
-        &id,
-        ActionBody {
-            verb: "close".into(),
-            text: String::new(),
-            timeout_s: None,
-        },
-    )
-    .await
+pub async fn delete_alert(
+    State(st): State<ApiState>,
+    p: Option<Extension<Principal>>,
+    Path(id): Path<String>,
+) -> Response {
+    let b = ActionBody {
+        verb: "close".into(),
+        text: String::new(),
+        timeout_s: None,
+    };
+    act(&st, &id, b, &who(p)).await
 }

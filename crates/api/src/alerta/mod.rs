@@ -83,6 +83,9 @@ pub(crate) fn ok(status: StatusCode, mut body: Value) -> Response {
 
 pub(crate) fn am_error(e: tocsin_alerts::Error) -> Response {
     use tocsin_model::ErrorKind;
+    if let tocsin_alerts::Error::Conflict(m) = &e {
+        return error(StatusCode::CONFLICT, m.clone());
+    }
     let status = match e.kind() {
         ErrorKind::BadData => StatusCode::BAD_REQUEST,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
@@ -139,8 +142,23 @@ pub(crate) fn find(st: &ApiState, id: &str, now: i64) -> Result<Alert, Response>
         .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("alert {id:?} not found")))
 }
 
+/// Fingerprints of the alerts acknowledged and of those shelved now.
+#[derive(Debug, Default)]
+pub(crate) struct Marked {
+    pub acked: std::collections::HashSet<u64>,
+    pub shelved: std::collections::HashSet<u64>,
+}
+
+pub(crate) fn marked(st: &ApiState) -> Marked {
+    let (acks, shelves) = st.alertmanager.marks();
+    Marked {
+        acked: acks.into_iter().map(|(fp, _)| fp).collect(),
+        shelved: shelves.into_iter().map(|(fp, _)| fp).collect(),
+    }
+}
+
 /// What Alerta shows about `a` beyond its labels and annotations.
-pub(crate) fn extra_for(st: &ApiState, a: &Alert, silenced: bool) -> view::Extra {
+pub(crate) fn extra_for(st: &ApiState, a: &Alert, silenced: bool, marks: &Marked) -> view::Extra {
     let id = a.labels.get(ID_LABEL).unwrap_or("");
     let meta = st.alerta.meta.lock().get(id).cloned().unwrap_or_default();
     let severity = a.labels.get("severity").unwrap_or("");
@@ -152,8 +170,8 @@ pub(crate) fn extra_for(st: &ApiState, a: &Alert, silenced: bool) -> view::Extra
     };
     view::Extra {
         silenced,
-        acked: false,
-        shelved: false,
+        acked: marks.acked.contains(&a.fingerprint()),
+        shelved: marks.shelved.contains(&a.fingerprint()),
         duplicate_count: dups,
         previous_severity: prev,
         last_receive_id: None,

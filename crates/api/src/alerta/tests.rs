@@ -192,6 +192,20 @@ fn heartbeats_map_origin_and_attributes() {
 struct FakeAm {
     alerts: Mutex<BTreeMap<u64, Alert>>,
     heartbeats: Heartbeats,
+    acks: Mutex<BTreeMap<u64, tocsin_alerts::Ack>>,
+    shelves: Mutex<BTreeMap<u64, tocsin_alerts::Shelve>>,
+}
+
+impl FakeAm {
+    fn firing(&self, fp: u64) -> tocsin_alerts::Result<()> {
+        match self.alerts.lock().get(&fp) {
+            Some(a) if !a.resolved_at(super::now_ms()) => Ok(()),
+            Some(_) => Err(tocsin_alerts::Error::Conflict(format!(
+                "alert {fp:016x} is not firing"
+            ))),
+            None => Err(tocsin_alerts::Error::NotFound(format!("alert {fp:016x}"))),
+        }
+    }
 }
 
 impl AlertmanagerApi for FakeAm {
@@ -266,6 +280,58 @@ impl AlertmanagerApi for FakeAm {
             .filter(|a| tocsin_alerts::matchers::matches_all(ms, &a.labels))
             .cloned()
             .collect()
+    }
+    fn ack(
+        &self,
+        fp: u64,
+        by: &str,
+        comment: &str,
+        expires_ms: Option<i64>,
+    ) -> tocsin_alerts::Result<bool> {
+        self.firing(fp)?;
+        let ack = tocsin_alerts::Ack {
+            by: by.into(),
+            at_ms: super::now_ms(),
+            comment: comment.into(),
+            expires_ms,
+        };
+        Ok(self.acks.lock().insert(fp, ack).is_none())
+    }
+    fn unack(&self, fp: u64, _: &str, _: &str) -> tocsin_alerts::Result<bool> {
+        Ok(self.acks.lock().remove(&fp).is_some())
+    }
+    fn shelve(&self, fp: u64, by: &str, comment: &str, until_ms: i64) -> tocsin_alerts::Result<()> {
+        self.firing(fp)?;
+        let s = tocsin_alerts::Shelve {
+            by: by.into(),
+            at_ms: super::now_ms(),
+            comment: comment.into(),
+            until_ms,
+        };
+        self.shelves.lock().insert(fp, s);
+        Ok(())
+    }
+    fn unshelve(&self, fp: u64, _: &str) -> tocsin_alerts::Result<bool> {
+        Ok(self.shelves.lock().remove(&fp).is_some())
+    }
+    fn marks(
+        &self,
+    ) -> (
+        Vec<(u64, tocsin_alerts::Ack)>,
+        Vec<(u64, tocsin_alerts::Shelve)>,
+    ) {
+        (
+            self.acks
+                .lock()
+                .iter()
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
+            self.shelves
+                .lock()
+                .iter()
+                .map(|(k, v)| (*k, v.clone()))
+                .collect(),
+        )
     }
     fn history(&self, _: &HistoryQuery) -> tocsin_alerts::Result<Vec<HistoryEntry>> {
         Ok(Vec::new())
