@@ -43,6 +43,8 @@ struct Entry {
     configured_at: i64,
     /// What the last `ping_with` said; used where the configuration says nothing.
     pinged: Option<PingDetails>,
+    /// The missing alert last sent firing, to resolve under its own labels.
+    fired: Option<Alert>,
 }
 
 /// What a ping may say about its heartbeat besides "now": an Alerta heartbeat's `timeout` and
@@ -66,6 +68,7 @@ impl Entry {
             late_since: 0,
             configured_at: since_ms,
             pinged: None,
+            fired: None,
         }
     }
 
@@ -235,26 +238,33 @@ impl Heartbeats {
         let mut out = Vec::new();
         let mut m = self.entries.lock();
         for (name, e) in m.iter_mut() {
-            let Some(timeout) = e.timeout() else {
-                if e.late_since != 0 {
-                    out.push(missing_alert(name, e, now_ms));
-                    e.late_since = 0;
-                }
-                continue;
-            };
-            let since = if e.last_ms > 0 {
-                e.last_ms
-            } else {
-                e.configured_at
-            };
-            let late = now_ms - since > timeout;
-            if late {
-                if e.late_since == 0 {
+            let late = e.timeout().is_some_and(|timeout| {
+                let since = if e.last_ms > 0 {
+                    e.last_ms
+                } else {
+                    e.configured_at
+                };
+                if now_ms - since > timeout && e.late_since == 0 {
                     e.late_since = since + timeout;
                 }
-                out.push(missing_alert(name, e, now_ms + valid_for_ms));
+                now_ms - since > timeout
+            });
+            if late {
+                let a = missing_alert(name, e, now_ms + valid_for_ms);
+                // A ping may have changed the labels while the heartbeat stayed late: the alert
+                // fired under the old ones is resolved, not left to run out.
+                if let Some(old) = e.fired.take().filter(|o| o.labels != a.labels) {
+                    out.push(resolved(old, now_ms));
+                }
+                e.fired = Some(a.clone());
+                out.push(a);
             } else if e.late_since != 0 {
-                out.push(missing_alert(name, e, now_ms));
+                // Resolved under the labels it fired with.
+                let a = match e.fired.take() {
+                    Some(old) => resolved(old, now_ms),
+                    None => missing_alert(name, e, now_ms),
+                };
+                out.push(a);
                 e.late_since = 0;
             }
         }
@@ -281,6 +291,11 @@ impl Heartbeats {
             })
             .collect()
     }
+}
+
+fn resolved(mut a: Alert, now_ms: i64) -> Alert {
+    a.ends_at = now_ms.max(a.starts_at);
+    a
 }
 
 fn missing_alert(name: &str, e: &Entry, ends_at: i64) -> Alert {
@@ -423,6 +438,34 @@ mod tests {
         h.ping_with("cron", 1_000, PingDetails::default()).unwrap();
         h.restore_ping("cron", 60_000, BTreeMap::new());
         assert!(h.check(62_000, 1).is_empty());
+    }
+
+    #[test]
+    fn a_ping_changing_the_labels_resolves_the_alert_fired_under_the_old_ones() {
+        let h = Heartbeats::new();
+        let with = |sev: &str, t: i64| PingDetails {
+            timeout_ms: Some(t),
+            labels: [("severity".to_string(), sev.to_string())].into(),
+            annotations: BTreeMap::new(),
+        };
+        h.ping_with("job", 0, with("critical", 1_000)).unwrap();
+        let fired = h.check(2_000, 60_000);
+        assert_eq!(fired[0].labels.get("severity"), Some("critical"));
+        // Pinged again, with other labels: the critical one resolves.
+        h.ping_with("job", 2_500, with("major", 60_000)).unwrap();
+        let a = h.check(3_000, 60_000);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].labels.get("severity"), Some("critical"));
+        assert!(a[0].resolved_at(3_000));
+        // Late again under the new labels, then a ping with yet other labels while late.
+        let a = h.check(70_000, 60_000);
+        assert_eq!(a[0].labels.get("severity"), Some("major"));
+        h.restore_ping("job", 1, BTreeMap::new());
+        h.configure(&[cfg("job", "1ms")], 70_000).unwrap();
+        let a = h.check(80_000, 60_000);
+        assert_eq!(a.len(), 2, "{a:?}");
+        assert!(a[0].resolved_at(80_000) && a[0].labels.get("severity") == Some("major"));
+        assert_eq!(a[1].labels.get("severity"), Some("page"));
     }
 
     #[test]
