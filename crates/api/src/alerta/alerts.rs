@@ -17,7 +17,7 @@ use super::decode::{self, NEVER_MS};
 use super::query::Query;
 use super::view::{self, ID_LABEL};
 use super::{
-    alerta_alerts, am_error, error, extra_for, find, marked, now_ms, ok, Marked, Meta, MAX_META,
+    alerta_alerts, am_error, error, extra_for, find, marked, now_ms, ok, Marked, MAX_META,
 };
 use crate::class::Principal;
 use crate::ApiState;
@@ -158,7 +158,7 @@ pub async fn post_alert(State(st): State<ApiState>, body: Bytes) -> Response {
 /// Counts a duplicate, or notes the severity change, for the alert `id`.
 fn remember(st: &ApiState, id: &str, same: &[Alert], severity: &str, clears: bool) {
     let mut m = st.alerta.meta.lock();
-    let e = m.entry(id.to_string()).or_insert_with(Meta::default);
+    let e = m.entry(id.to_string()).or_default();
     let before = same
         .iter()
         .max_by_key(|a| a.updated_at)
@@ -188,7 +188,7 @@ pub async fn get_alert(State(st): State<ApiState>, Path(id): Path<String>) -> Re
             let alert = render(&st, &a, &muted(&st), now);
             ok(StatusCode::OK, json!({"alert": alert, "total": 1}))
         }
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -328,6 +328,10 @@ fn action_body(body: &[u8], field: &str) -> Result<ActionBody, String> {
     })
 }
 
+fn boxed(e: tocsin_alerts::Error) -> Box<Response> {
+    Box::new(am_error(e))
+}
+
 /// How long `shelve` hides an alert when the action gives no `timeout`: Alerta's default
 /// `SHELVE_TIMEOUT`, 2 hours.
 pub const DEFAULT_SHELVE_S: i64 = 7200;
@@ -335,23 +339,27 @@ pub const DEFAULT_SHELVE_S: i64 = 7200;
 /// Applies an action to the alert `a` for `by`. `ack`, `unack`, `shelve` and `unshelve` are
 /// the alert manager's acknowledgements and shelves: an ack's `timeout` (seconds, 0 = none) is
 /// its expiry, a shelf's is its length.
-fn apply(st: &ApiState, a: &Alert, b: &ActionBody, by: &str, now: i64) -> Result<(), Response> {
+fn apply(
+    st: &ApiState,
+    a: &Alert,
+    b: &ActionBody,
+    by: &str,
+    now: i64,
+) -> Result<(), Box<Response>> {
     let am = &st.alertmanager;
     let fp = a.fingerprint();
     let ms = |s: i64| now.saturating_add(s.saturating_mul(1000));
     match b.verb.as_str() {
         "ack" => {
             let expires = b.timeout_s.filter(|t| *t > 0).map(ms);
-            am.ack(fp, by, &b.text, expires)
-                .map(|_| ())
-                .map_err(am_error)
+            am.ack(fp, by, &b.text, expires).map(|_| ()).map_err(boxed)
         }
-        "unack" => am.unack(fp, by, &b.text).map(|_| ()).map_err(am_error),
+        "unack" => am.unack(fp, by, &b.text).map(|_| ()).map_err(boxed),
         "shelve" => {
             let secs = b.timeout_s.filter(|t| *t > 0).unwrap_or(DEFAULT_SHELVE_S);
-            am.shelve(fp, by, &b.text, ms(secs)).map_err(am_error)
+            am.shelve(fp, by, &b.text, ms(secs)).map_err(boxed)
         }
-        "unshelve" => am.unshelve(fp, by).map(|_| ()).map_err(am_error),
+        "unshelve" => am.unshelve(fp, by).map(|_| ()).map_err(boxed),
         "close" => {
             if a.resolved_at(now) {
                 return Ok(());
@@ -360,13 +368,13 @@ fn apply(st: &ApiState, a: &Alert, b: &ActionBody, by: &str, now: i64) -> Result
             if !b.text.is_empty() {
                 r.annotations.insert("close_text".into(), b.text.clone());
             }
-            st.alertmanager.put_alerts(vec![r]).map_err(am_error)
+            st.alertmanager.put_alerts(vec![r]).map_err(boxed)
         }
         "open" => {
             if !a.resolved_at(now) {
                 // Alerta's `open` on an acknowledged or shelved alert takes that back.
-                am.unack(fp, by, &b.text).map_err(am_error)?;
-                am.unshelve(fp, by).map_err(am_error)?;
+                am.unack(fp, by, &b.text).map_err(boxed)?;
+                am.unshelve(fp, by).map_err(boxed)?;
                 return Ok(());
             }
             // Re-opens a closed or expired alert for its timeout from now.
@@ -383,12 +391,12 @@ fn apply(st: &ApiState, a: &Alert, b: &ActionBody, by: &str, now: i64) -> Result
                 now.saturating_add(t.saturating_mul(1000))
             };
             r.timeout = false;
-            st.alertmanager.put_alerts(vec![r]).map_err(am_error)
+            st.alertmanager.put_alerts(vec![r]).map_err(boxed)
         }
-        v => Err(error(
+        v => Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             format!("action: {v:?} is not one of ack, unack, shelve, unshelve, close, open"),
-        )),
+        ))),
     }
 }
 
@@ -441,11 +449,11 @@ async fn act(st: &ApiState, id: &str, b: ActionBody, by: &str) -> Response {
     let _one_at_a_time = st.alerta.intake.lock().await;
     let a = match find(st, id, now) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match apply(st, &a, &b, by, now) {
         Ok(()) => ok(StatusCode::OK, json!({})),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 

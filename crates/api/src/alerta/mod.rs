@@ -111,10 +111,11 @@ pub(crate) fn alerta_alerts(st: &ApiState, extra: &[Matcher]) -> Vec<Alert> {
 }
 
 /// The alert an id (or a unique prefix of one, as the CLI's short ids) names: the firing one
-/// when there is one, else the most recently updated. `Err` is the answer to give.
-pub(crate) fn find(st: &ApiState, id: &str, now: i64) -> Result<Alert, Response> {
+/// when there is one, else the most recently updated. `Err` is the answer to give (boxed: a
+/// response is large next to an alert).
+pub(crate) fn find(st: &ApiState, id: &str, now: i64) -> Result<Alert, Box<Response>> {
     if id.is_empty() {
-        return Err(error(StatusCode::NOT_FOUND, "not found"));
+        return Err(Box::new(error(StatusCode::NOT_FOUND, "not found")));
     }
     let hits: Vec<Alert> = alerta_alerts(st, &[])
         .into_iter()
@@ -128,18 +129,23 @@ pub(crate) fn find(st: &ApiState, id: &str, now: i64) -> Result<Alert, Response>
     ids.dedup();
     let exact = ids.iter().any(|x| x == id);
     if ids.len() > 1 && !exact {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             format!(
                 "id: {id:?} is the start of {} alert ids; give more of it",
                 ids.len()
             ),
-        ));
+        )));
     }
     hits.into_iter()
         .filter(|a| !exact || a.labels.get(ID_LABEL) == Some(id))
         .max_by_key(|a| (!a.resolved_at(now), a.updated_at))
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("alert {id:?} not found")))
+        .ok_or_else(|| {
+            Box::new(error(
+                StatusCode::NOT_FOUND,
+                format!("alert {id:?} not found"),
+            ))
+        })
 }
 
 /// Fingerprints of the alerts acknowledged and of those shelved now.
