@@ -615,6 +615,16 @@ impl AlertManager {
         out
     }
 
+    /// Every alert the manager still holds that matches `matchers`, resolved ones included
+    /// until they are collected, ordered by labels: what the Alerta-compatible API lists (it
+    /// shows closed and expired alerts, as Alerta does).
+    pub fn recent_alerts(&self, matchers: &[Matcher]) -> Vec<Alert> {
+        self.known_alerts()
+            .into_values()
+            .filter(|a| matches_all(matchers, &a.labels))
+            .collect()
+    }
+
     /// `GET /api/v2/alerts/groups`: the aggregation groups with their alerts that pass the
     /// filter (the receiver filter applies to the group's receiver); groups left empty are
     /// omitted. Sorted by group labels, then receiver.

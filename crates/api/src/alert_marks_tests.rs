@@ -214,6 +214,7 @@ fn state(am: Arc<Fake>) -> ApiState {
         alertmanager: am,
         admin: None,
         actions: None,
+        alerta: Default::default(),
     }
 }
 

@@ -38,6 +38,19 @@ pub trait AlertmanagerApi: Send + Sync {
     fn started_at_ms(&self) -> i64;
     fn heartbeat(&self, name: &str) -> tocsin_alerts::Result<()>;
     fn heartbeats(&self) -> Vec<HeartbeatStatus>;
+    /// A ping that also sets the heartbeat's timeout, labels and annotations (Alerta's
+    /// `POST /api/heartbeat`).
+    fn heartbeat_with(
+        &self,
+        _name: &str,
+        _details: tocsin_alerts::heartbeat::PingDetails,
+    ) -> tocsin_alerts::Result<()> {
+        Err(no_manager())
+    }
+    /// Every held alert matching `matchers`, resolved ones included until collected.
+    fn recent_alerts(&self, _matchers: &[Matcher]) -> Vec<Alert> {
+        Vec::new()
+    }
     fn history(&self, q: &HistoryQuery) -> tocsin_alerts::Result<Vec<HistoryEntry>>;
     /// Checks the `Authorization` header of a Pub/Sub push (the OIDC token Pub/Sub attaches)
     /// against the configured verification; `Ok` when none is configured.

@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod admin;
 pub mod alert_marks;
+pub mod alerta;
 pub mod am;
 pub mod class;
 pub mod error;
@@ -50,6 +51,8 @@ pub struct ApiState {
     /// The remediation actions engine; the server always gives one (`None` in tests of other
     /// endpoints: the actions endpoints then answer 404).
     pub actions: Option<Arc<dyn actions::ActionsApi>>,
+    /// The Alerta-compatible API's own state (one send at a time, duplicate counts).
+    pub alerta: Arc<alerta::AlertaState>,
 }
 
 /// Default largest request body on write endpoints (`web.max_body_size.write`).
@@ -71,7 +74,7 @@ pub fn router(state: ApiState) -> Router {
 }
 
 fn table() -> Vec<routes::Route<ApiState>> {
-    use class::Class::{Admin, Alert, Read, Write};
+    use class::Class::{Admin, Alert, Public, Read, Write};
     use prom::{federate, meta, query, rules, status};
     use routes::{route as r, M::*};
     vec![
@@ -165,6 +168,53 @@ fn table() -> Vec<routes::Route<ApiState>> {
             actions::reset,
         ),
         r("/api/v1/pubsub/push", Post, Alert, pubsub::post_push),
+        r("/api/alert", Post, Alert, alerta::alerts::post_alert),
+        r("/api/alert/{id}", Get, Read, alerta::alerts::get_alert),
+        r(
+            "/api/alert/{id}",
+            Delete,
+            Alert,
+            alerta::alerts::delete_alert,
+        ),
+        r(
+            "/api/alert/{id}/action",
+            Put,
+            Alert,
+            alerta::alerts::put_action,
+        ),
+        r(
+            "/api/alert/{id}/status",
+            Put,
+            Alert,
+            alerta::alerts::put_status,
+        ),
+        r("/api/alerts", Get, Read, alerta::alerts::get_alerts),
+        r("/api/alerts/count", Get, Read, alerta::alerts::get_count),
+        r(
+            "/api/heartbeat",
+            Post,
+            Alert,
+            alerta::heartbeats::post_heartbeat,
+        ),
+        r(
+            "/api/heartbeat/{id}",
+            Get,
+            Read,
+            alerta::heartbeats::get_heartbeat,
+        ),
+        r(
+            "/api/heartbeats",
+            Get,
+            Read,
+            alerta::heartbeats::get_heartbeats,
+        ),
+        r("/api/config", Get, Public, alerta::server::get_config),
+        r(
+            "/api/management/status",
+            Get,
+            Read,
+            alerta::server::get_status,
+        ),
         r("/api/v1/status/buildinfo", Get, Read, status::buildinfo),
         r("/api/v1/status/runtimeinfo", Get, Read, status::runtimeinfo),
         r("/api/v1/status/flags", Get, Read, status::flags),

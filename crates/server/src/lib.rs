@@ -518,6 +518,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             .enable_admin_api
             .then(|| Arc::new(LazyDb(db_cell.clone())) as Arc<dyn tocsin_api::admin::TsdbAdmin>),
         actions: Some(Arc::new(actions::ActionsApiImpl(action_engine.clone()))),
+        alerta: Default::default(),
     });
     let quit = lifecycle::Quit::new();
     let app = lifecycle::own_router(AppState {
