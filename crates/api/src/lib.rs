@@ -6,7 +6,9 @@ pub mod actions;
 pub mod admin;
 pub mod am;
 pub mod class;
+pub mod console;
 pub mod error;
+pub mod events;
 pub mod guard;
 pub mod prom;
 pub mod pubsub;
@@ -98,6 +100,8 @@ fn table() -> Vec<routes::Route<ApiState>> {
         r("/api/v1/alerts", Get, Read, rules::alerts),
         r("/api/v1/alertmanagers", Get, Read, rules::alertmanagers),
         r("/api/v1/alerts/history", Get, Read, am::history),
+        r("/api/v1/console/alerts", Get, Read, console::alerts),
+        r("/api/v1/events", Get, Read, events::events),
         r("/api/v2/alerts", Get, Read, am::get_alerts),
         r("/api/v2/alerts", Post, Alert, am::post_alerts),
         r("/api/v2/alerts/groups", Get, Read, am::get_groups),
@@ -134,6 +138,7 @@ fn table() -> Vec<routes::Route<ApiState>> {
         r("/federate", Get, Read, federate::federate),
         r("/api/v1/write", Post, Write, write::remote_write),
         r("/api/v1/targets", Get, Read, targets::targets),
+        r("/api/v1/targets/pools", Get, Read, targets::pools),
         r("/write", Post, Write, push::influx_write_v1),
         r("/api/v2/write", Post, Write, push::influx_write_v2),
         r("/ping", Get, Read, push::ping),
