@@ -175,7 +175,18 @@ pub async fn targets(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Respo
         }
     }
     let dropped_limit = extras.dropped_limit.unwrap_or(usize::MAX);
-    for d in st.targets.dropped_targets() {
+    // Only the counts are shown: no need to copy every dropped target's labels.
+    let listed = if want_dropped {
+        st.targets.dropped_targets()
+    } else {
+        for (pool, n) in st.targets.dropped_counts() {
+            if pool_ok(&pool) {
+                dropped_counts.insert(pool, n as u64);
+            }
+        }
+        Vec::new()
+    };
+    for d in listed {
         if !pool_ok(&d.pool) {
             continue;
         }
