@@ -108,8 +108,9 @@ pub enum GroupBy {
     Label(String),
 }
 
-/// Acknowledgements and shelves, owned elsewhere (the ack store); the console asks per alert.
-pub trait Marks {
+/// Where the console learns which alerts are acknowledged or shelved (the manager's `marks`;
+/// tests give their own).
+pub trait MarkSource {
     /// `Shelved` or `Acknowledged` when either applies to the alert now, else `None`.
     fn mark(&self, fingerprint: u64, now_ms: i64) -> Option<ConsoleState>;
 }
@@ -117,7 +118,16 @@ pub trait Marks {
 /// No acknowledgements nor shelves.
 pub struct NoMarks;
 
-impl Marks for NoMarks {
+/// The marks in force at one instant, read once per list.
+struct MarkSnapshot(HashMap<u64, ConsoleState>);
+
+impl MarkSource for MarkSnapshot {
+    fn mark(&self, fingerprint: u64, _: i64) -> Option<ConsoleState> {
+        self.0.get(&fingerprint).copied()
+    }
+}
+
+impl MarkSource for NoMarks {
     fn mark(&self, _: u64, _: i64) -> Option<ConsoleState> {
         None
     }
@@ -171,6 +181,9 @@ pub struct ConsoleRow {
     pub group: Option<String>,
     /// Resolved and known only from the history: labels and times, no annotations.
     pub from_history: bool,
+    /// The acknowledgement in force (filled in by `console`, which reads the manager's marks).
+    pub ack: Option<crate::marks::Ack>,
+    pub shelve: Option<crate::marks::Shelve>,
 }
 
 /// One group's totals.
@@ -230,13 +243,30 @@ fn text_matches(a: &Alert, needle: &str) -> bool {
 }
 
 impl AlertManager {
-    /// The console's list without acknowledgements or shelves.
+    /// The console's list, with the acknowledgements and shelves in force now.
     pub fn console(&self, q: &ConsoleQuery) -> Result<ConsolePage> {
-        self.console_with(q, &NoMarks)
+        let now = self.clock.now_ms();
+        let (acks, shelves) = self.marks().all(now);
+        let mut m: HashMap<u64, ConsoleState> = acks
+            .into_iter()
+            .map(|(fp, _)| (fp, ConsoleState::Acknowledged))
+            .collect();
+        // A shelf shows over an acknowledgement.
+        m.extend(
+            shelves
+                .into_iter()
+                .map(|(fp, _)| (fp, ConsoleState::Shelved)),
+        );
+        let mut page = self.console_with(q, &MarkSnapshot(m))?;
+        for r in &mut page.rows {
+            r.ack = self.marks().ack_of(r.fingerprint, now);
+            r.shelve = self.marks().shelve_of(r.fingerprint, now);
+        }
+        Ok(page)
     }
 
     /// The console's list, with acknowledgements and shelves from `marks`.
-    pub fn console_with(&self, q: &ConsoleQuery, marks: &dyn Marks) -> Result<ConsolePage> {
+    pub fn console_with(&self, q: &ConsoleQuery, marks: &dyn MarkSource) -> Result<ConsolePage> {
         let now = self.clock.now_ms();
         let rt = self.runtime.read().clone();
         let resolved_since = (q.resolved_within_ms > 0).then(|| now - q.resolved_within_ms);
@@ -431,6 +461,8 @@ impl AlertManager {
                     inhibited_by: e.inhibited_by.clone(),
                     group: g.map(|g| groups[g].key.clone()),
                     from_history: e.from_history,
+                    ack: None,
+                    shelve: None,
                 }
             })
             .collect();
@@ -473,6 +505,16 @@ impl AlertManager {
             self.publish_matching(|l| matches_all(&m, l).then_some(EventKind::Unsilenced));
         }
         Ok(())
+    }
+
+    /// Tells live consoles that `fp` changed (`kind`).
+    pub(crate) fn tell(&self, fp: u64, kind: EventKind) {
+        let at_ms = self.clock.now_ms();
+        self.store.events().publish([AlertEvent {
+            fingerprint: fp,
+            kind,
+            at_ms,
+        }]);
     }
 
     fn publish_matching(&self, kind: impl Fn(&Labels) -> Option<EventKind>) {

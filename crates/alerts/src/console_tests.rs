@@ -202,7 +202,7 @@ fn silenced_inhibited_and_marked_states() {
     })
     .unwrap();
     struct Acked;
-    impl Marks for Acked {
+    impl MarkSource for Acked {
         fn mark(&self, fp: u64, _: i64) -> Option<ConsoleState> {
             let b = Labels::from_pairs(&[
                 ("alertname", "Disk"),
@@ -437,4 +437,44 @@ fn twenty_thousand_alerts_list_time() {
         );
         assert!(p.total > 0);
     }
+}
+
+#[tokio::test]
+async fn acknowledged_and_shelved_come_from_the_managers_marks_and_are_published() {
+    let clock = ManualClock::new(T0);
+    let am = manager(&clock);
+    seed(&am);
+    let mut sub = am.subscribe();
+    let disk_a = tocsin_model::alert::fingerprint(&Labels::from_pairs(&[
+        ("alertname", "Disk"),
+        ("instance", "a"),
+        ("severity", "warning"),
+    ]));
+    let up_c = tocsin_model::alert::fingerprint(&Labels::from_pairs(&[
+        ("alertname", "Up"),
+        ("instance", "c"),
+    ]));
+    assert!(am.ack(disk_a, "ann", "looking", None).unwrap());
+    am.shelve(up_c, "bob", "noisy", T0 + 60 * M).unwrap();
+    let kinds: Vec<EventKind> = [sub.recv().await, sub.recv().await]
+        .into_iter()
+        .map(|r| match r {
+            Received::Event(e) => e.kind,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds, [EventKind::Acknowledged, EventKind::Shelved]);
+    let p = am.console(&ConsoleQuery::default()).unwrap();
+    let row = |name: &str| p.rows.iter().find(|r| names_of(r) == name).unwrap();
+    assert_eq!(row("Disk/a").state, ConsoleState::Acknowledged);
+    assert_eq!(row("Disk/a").ack.as_ref().unwrap().by, "ann");
+    assert_eq!(row("Up/c").state, ConsoleState::Shelved);
+    assert_eq!(row("Up/c").shelve.as_ref().unwrap().until_ms, T0 + 60 * M);
+    assert_eq!(count(&p, ConsoleState::Acknowledged), 1);
+    assert_eq!(count(&p, ConsoleState::Shelved), 1);
+    let q = ConsoleQuery {
+        states: vec![ConsoleState::Firing],
+        ..ConsoleQuery::default()
+    };
+    assert_eq!(names(&am.console(&q).unwrap()), ["Disk/b", "Lag/d"]);
 }

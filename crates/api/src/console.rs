@@ -154,6 +154,18 @@ fn row_json(r: &ConsoleRow) -> Value {
         "receivers": r.receivers,
         "group": r.group,
         "fromHistory": r.from_history,
+        "ack": r.ack.as_ref().map(|a| json!({
+            "by": a.by,
+            "at": format_rfc3339_millis(a.at_ms),
+            "comment": a.comment,
+            "expires": a.expires_ms.map(format_rfc3339_millis),
+        })),
+        "shelve": r.shelve.as_ref().map(|s| json!({
+            "by": s.by,
+            "at": format_rfc3339_millis(s.at_ms),
+            "comment": s.comment,
+            "until": format_rfc3339_millis(s.until_ms),
+        })),
     })
 }
 

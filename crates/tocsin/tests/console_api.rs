@@ -283,6 +283,20 @@ fn event_stream_delivers_a_new_alert_within_two_seconds_and_ends_at_shutdown() {
     assert_eq!(ev["kind"], "firing");
     assert_eq!(ev["fingerprint"], fp);
     assert!(ev["time"].as_str().unwrap().ends_with('Z'));
+    // Acknowledged through the API: an event, and the list shows who.
+    let (code, text) = post(
+        &srv,
+        &format!("/api/v1/alerts/{fp}/ack"),
+        json!({"comment": "on it"}).to_string(),
+    );
+    assert_eq!(code, 200, "{text}");
+    let (_, data) = rx.recv_timeout(Duration::from_secs(2)).unwrap();
+    let ev: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(ev["kind"], "acknowledged", "{data}");
+    let row =
+        get_json(&srv, "/api/v1/console/alerts?state=acknowledged")["data"]["alerts"][0].clone();
+    assert_eq!(row["fingerprint"], fp);
+    assert_eq!(row["ack"]["comment"], "on it");
     // Sent again unchanged: no event; resolved: one.
     post_alerts(&srv, vec![fleet_alert(42, now_ms())]);
     let mut resolved = fleet_alert(42, now_ms());
