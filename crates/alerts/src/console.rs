@@ -76,16 +76,23 @@ pub enum Severity {
 
 impl Severity {
     pub fn of(labels: &Labels) -> Severity {
+        const LEVELS: [(Severity, &[&str]); 4] = [
+            (
+                Severity::Critical,
+                &["critical", "crit", "fatal", "page", "emergency", "alert"],
+            ),
+            (Severity::Error, &["error", "err", "major", "high"]),
+            (Severity::Warning, &["warning", "warn", "minor", "medium"]),
+            (Severity::Info, &["info", "informational", "notice", "low"]),
+        ];
         let Some(v) = labels.get("severity") else {
             return Severity::None;
         };
-        match v.to_ascii_lowercase().as_str() {
-            "critical" | "crit" | "fatal" | "page" | "emergency" | "alert" => Severity::Critical,
-            "error" | "err" | "major" | "high" => Severity::Error,
-            "warning" | "warn" | "minor" | "medium" => Severity::Warning,
-            "info" | "informational" | "notice" | "low" => Severity::Info,
-            _ => Severity::None,
-        }
+        // Compared in place: this runs for every alert of every list.
+        LEVELS
+            .iter()
+            .find(|(_, names)| names.iter().any(|n| n.eq_ignore_ascii_case(v)))
+            .map_or(Severity::None, |(s, _)| *s)
     }
 
     pub fn as_str(self) -> &'static str {
