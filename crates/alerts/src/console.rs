@@ -223,6 +223,8 @@ pub struct ConsolePage {
 /// An alert that passed matchers and text, with what its state was decided from.
 struct Entry {
     alert: Alert,
+    /// `alert` is a copy without annotations (see `light`): read the stored one for the page.
+    light: bool,
     fp: u64,
     state: ConsoleState,
     severity: Severity,
@@ -241,6 +243,19 @@ pub fn contains_ci(hay: &str, needle: &str) -> bool {
         return h.len() >= n.len() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
     }
     hay.to_lowercase().contains(needle)
+}
+
+/// What the list needs of a stored alert: labels (shared, not copied) and times.
+fn light(a: &Alert) -> Alert {
+    Alert {
+        labels: a.labels.clone(),
+        annotations: Default::default(),
+        starts_at: a.starts_at,
+        ends_at: a.ends_at,
+        generator_url: String::new(),
+        updated_at: a.updated_at,
+        timeout: a.timeout,
+    }
 }
 
 fn text_matches(a: &Alert, needle: &str) -> bool {
@@ -285,27 +300,29 @@ impl AlertManager {
         let admitted = |a: &Alert| listed(a) && matches_all(&q.matchers, &a.labels);
         let needle = q.text.to_lowercase();
 
-        let mut alerts: HashMap<u64, Alert> = self
+        // Only what sorting, grouping and state need is copied out of the store (labels are
+        // shared, annotations are not copied): the page's rows are read back in full at the end.
+        let mut alerts: HashMap<u64, (Alert, bool)> = self
             .store
-            .snapshot()
+            .scan(|fp, a| (admitted(a) && text_matches(a, &needle)).then(|| (fp, (light(a), true))))
             .into_iter()
-            .filter(|a| admitted(a))
-            .map(|a| (a.fingerprint(), a))
             .collect();
         // Resolved alerts the store dropped but a group still holds until their resolve is sent.
-        {
+        let held: Vec<Alert> = {
             let d = self.dispatcher.lock();
-            for a in d.alerts() {
-                if a.resolved_at(now) && admitted(a) {
-                    alerts.entry(a.fingerprint()).or_insert_with(|| a.clone());
-                }
+            d.alerts()
+                .filter(|a| a.resolved_at(now) && admitted(a) && text_matches(a, &needle))
+                .cloned()
+                .collect()
+        };
+        for a in held {
+            let fp = a.fingerprint();
+            if !alerts.contains_key(&fp) && self.store.get(fp).is_none() {
+                alerts.insert(fp, (a, false));
             }
         }
         let mut entries: Vec<Entry> = Vec::with_capacity(alerts.len());
-        for (fp, alert) in alerts {
-            if !text_matches(&alert, &needle) {
-                continue;
-            }
+        for (fp, (alert, light)) in alerts {
             let (state, silenced_by, inhibited_by) = if alert.resolved_at(now) {
                 (ConsoleState::Resolved, Vec::new(), Vec::new())
             } else {
@@ -333,6 +350,7 @@ impl AlertManager {
             entries.push(Entry {
                 severity: Severity::of(&alert.labels),
                 alert,
+                light,
                 fp,
                 state,
                 silenced_by,
@@ -364,6 +382,7 @@ impl AlertManager {
                 entries.push(Entry {
                     severity: Severity::of(&alert.labels),
                     alert,
+                    light: false,
                     fp: h.fingerprint,
                     state: ConsoleState::Resolved,
                     silenced_by: Vec::new(),
@@ -458,9 +477,15 @@ impl AlertManager {
             .take(q.limit)
             .map(|&(i, g)| {
                 let e = &entries[i];
+                let alert = if e.light {
+                    // Gone since the scan (collected): the copy is all there is.
+                    self.store.get(e.fp).unwrap_or_else(|| e.alert.clone())
+                } else {
+                    e.alert.clone()
+                };
                 ConsoleRow {
                     receivers: rt.routes.receivers_for(&e.alert.labels),
-                    alert: e.alert.clone(),
+                    alert,
                     fingerprint: e.fp,
                     state: e.state,
                     severity: e.severity,

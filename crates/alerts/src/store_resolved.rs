@@ -10,6 +10,17 @@ use crate::error::{Error, Result};
 use crate::events::EventKind;
 
 impl AlertStore {
+    /// `f` of every stored alert (with its fingerprint), keeping the `Some`s, under the store's
+    /// lock: for lists that look at every alert but keep few, or keep little of each.
+    pub fn scan<T>(&self, mut f: impl FnMut(u64, &Alert) -> Option<T>) -> Vec<T> {
+        let inner = self.inner.lock();
+        inner
+            .alerts
+            .iter()
+            .filter_map(|(fp, a)| f(*fp, a))
+            .collect()
+    }
+
     /// Every stored alert, in no order (the console sorts its own way).
     pub fn snapshot(&self) -> Vec<Alert> {
         self.inner.lock().alerts.values().cloned().collect()
