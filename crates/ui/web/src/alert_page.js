@@ -1,0 +1,111 @@
+// One alert: labels, annotations (links made clickable), the silences and inhibitions that apply,
+// its timeline, and the acknowledge / shelve / note controls.
+import { useState } from 'preact/hooks';
+import { get, post } from './api.js';
+import { html, useFetch, href, ago, fmtTime, ErrorBox, matcherString, graphHref } from './util.js';
+import { Badges } from './alerts.js';
+
+const isUrl = (v) => /^https?:\/\//.test(String(v));
+
+// A generator URL pointing at a /graph?g0.expr=... page (ours or Prometheus's) becomes a link to
+// this console's graph page.
+export function exprOf(url) {
+  try {
+    const u = new URL(url, location.href);
+    return u.searchParams.get('g0.expr') || u.searchParams.get('expr');
+  } catch { return null; }
+}
+
+async function loadAlert(fp) {
+  // The alert API of the console when the server has it; else the Alertmanager list.
+  const one = await get('/api/v1/alerts/' + fp).then((r) => r.data || r).catch((e) => (e.status === 404 || e.status === 405 ? null : Promise.reject(e)));
+  let alert = one && one.labels ? one : null;
+  if (!alert) {
+    const all = await get('/api/v2/alerts', { silenced: 'true', inhibited: 'true', active: 'true', unprocessed: 'true' });
+    alert = all.find((a) => a.fingerprint === fp) || null;
+  }
+  let hist = [];
+  const byFp = await get('/api/v1/alerts/history', { limit: 200, ...(alert ? { filter: Object.entries(alert.labels).map(([name, value]) => matcherString({ name, value })) } : {}) }).catch(() => ({ data: [] }));
+  hist = (byFp.data || []).filter((r) => r.fingerprint === fp);
+  if (!alert && hist.length) alert = { fingerprint: fp, labels: hist[0].labels, annotations: {}, startsAt: hist[0].startsAt, endsAt: hist[0].endsAt, status: { state: 'resolved' }, resolved: true };
+  let timeline = null;
+  try {
+    const t = await get(`/api/v1/alerts/${fp}/timeline`);
+    timeline = t.data || t;
+  } catch (e) { if (e.status !== 404 && e.status !== 405) throw e; }
+  const silences = await Promise.all(((alert && alert.status && alert.status.silencedBy) || []).map((id) => get('/api/v2/silence/' + id).catch(() => ({ id }))));
+  return { alert, hist, timeline, silences };
+}
+
+function Timeline({ hist, timeline }) {
+  let events = [];
+  if (Array.isArray(timeline)) {
+    events = timeline.map((e) => ({ at: e.at || e.time || e.ts, kind: e.kind || e.type || e.event, who: e.by || e.who || e.user, text: e.comment || e.text || e.detail || e.receiver && `${e.receiver}: ${e.outcome || ''}` || '' }));
+  } else {
+    for (const r of hist) {
+      events.push({ at: r.startsAt, kind: 'firing', text: '' });
+      if (r.endsAt) events.push({ at: r.endsAt, kind: 'resolved', text: '' });
+    }
+  }
+  events.sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
+  if (!events.length) return html`<p class="muted">No events recorded.</p>`;
+  return html`<table class="list" id="timeline"><tbody>${events.map((e, i) => html`<tr key=${i}>
+    <td class="nowrap" title=${e.at}>${fmtTime(e.at)}</td><td><span class=${'badge ev-' + e.kind}>${e.kind}</span></td>
+    <td>${e.who ? html`<b>${e.who}</b> ` : null}${e.text}</td></tr>`)}</tbody></table>`;
+}
+
+function Controls({ fp, onDone, alert }) {
+  const [comment, setComment] = useState('');
+  const [duration, setDuration] = useState('1h');
+  const [msg, setMsg] = useState(null);
+  const [err, setErr] = useState(null);
+  const act = async (what, body) => {
+    setErr(null); setMsg(null);
+    try {
+      await post(`/api/v1/alerts/${fp}/${what}`, body, 'alert');
+      setMsg(`${what}: done`);
+      setComment('');
+      onDone();
+    } catch (e) { setErr(e); }
+  };
+  const st = alert.status || {};
+  const acked = alert.ack || st.acknowledged || st.ackedBy;
+  const shelved = alert.shelved || st.shelved || st.shelvedUntil;
+  return html`<div class="controls">
+    <input class="grow" placeholder="comment or note" value=${comment} onInput=${(e) => setComment(e.target.value)} aria-label="comment" />
+    <input size="6" value=${duration} onInput=${(e) => setDuration(e.target.value)} aria-label="duration" title="shelve duration, or ack expiry (empty: until resolved)" />
+    ${acked ? html`<button onClick=${() => act('unack', {})}>unack</button>` : html`<button class="primary" id="ack" onClick=${() => act('ack', { comment, ...(duration ? { duration } : {}) })}>acknowledge</button>`}
+    ${shelved ? html`<button onClick=${() => act('unshelve', {})}>unshelve</button>` : html`<button onClick=${() => act('shelve', { comment, duration: duration || '1h' })}>shelve</button>`}
+    <button disabled=${!comment} onClick=${() => act('note', { text: comment, comment })}>add note</button>
+    <a class="button" href=${href('/silences/new', { matchers: '{' + Object.entries(alert.labels).map(([name, value]) => matcherString({ name, value })).join(', ') + '}' })}>silence…</a>
+    ${msg ? html`<span class="ok">${msg}</span>` : null}
+    <${ErrorBox} error=${err} />
+  </div>`;
+}
+
+export function AlertPage({ fp }) {
+  const res = useFetch(() => loadAlert(fp), [fp], 5000);
+  if (res.error && !res.data) return html`<${ErrorBox} error=${res.error} />`;
+  if (!res.data) return html`<p class="muted">loading…</p>`;
+  const { alert, hist, timeline, silences } = res.data;
+  if (!alert) return html`<div class="error">No alert with fingerprint ${fp} is active or in the history.</div>`;
+  const expr = exprOf(alert.generatorURL);
+  const inhibitedBy = (alert.status && alert.status.inhibitedBy) || [];
+  return html`<section class="alert-page">
+    <h1>${alert.labels.alertname || fp} <${Badges} alert=${alert} /></h1>
+    <p class="muted">fingerprint ${fp} · since ${fmtTime(alert.startsAt)} (${ago(alert.startsAt)})${alert.resolved ? ' · resolved ' + ago(alert.endsAt) : ''}
+      ${alert.receivers ? ' · receivers: ' + alert.receivers.map((r) => r.name || r).join(', ') : ''}</p>
+    <${ErrorBox} error=${res.error} />
+    ${alert.resolved ? null : html`<${Controls} fp=${fp} alert=${alert} onDone=${res.reload} />`}
+    <div class="cols">
+      <div><h2>Labels</h2><table class="kv"><tbody>${Object.entries(alert.labels).map(([k, v]) => html`<tr key=${k}><th>${k}</th><td>${v}</td></tr>`)}</tbody></table></div>
+      <div><h2>Annotations</h2><table class="kv"><tbody>${Object.entries(alert.annotations || {}).map(([k, v]) => html`<tr key=${k}><th>${k}</th><td>${isUrl(v) ? html`<a href=${v} target="_blank" rel="noopener">${v}</a>` : v}</td></tr>`)}
+        ${alert.generatorURL ? html`<tr><th>generator</th><td>${expr ? html`<a href=${graphHref(expr)}>${expr}</a> · ` : null}<a href=${alert.generatorURL} target="_blank" rel="noopener">source</a></td></tr>` : null}
+      </tbody></table></div>
+    </div>
+    ${silences.length ? html`<h2>Silenced by</h2><ul>${silences.map((s) => html`<li key=${s.id}><a href=${href('/silences/' + s.id)}>${s.id}</a> ${s.matchers ? '{' + s.matchers.map(matcherString).join(', ') + '}' : ''} by ${s.createdBy || '?'} until ${fmtTime(s.endsAt)}: ${s.comment || ''}</li>`)}</ul>` : null}
+    ${inhibitedBy.length ? html`<h2>Inhibited by</h2><ul>${inhibitedBy.map((f) => html`<li key=${f}><a href=${href('/alerts/' + f)}>${f}</a></li>`)}</ul>` : null}
+    <h2>Timeline</h2>
+    <${Timeline} hist=${hist} timeline=${timeline} />
+  </section>`;
+}
