@@ -150,7 +150,8 @@ fn brotli(data: &[u8]) -> Res<Vec<u8>> {
         lgwin: 22,
         ..Default::default()
     };
-    brotli::BrotliCompress(&mut &data[..], &mut out, &params).map_err(|e| format!("brotli: {e}"))?;
+    brotli::BrotliCompress(&mut &data[..], &mut out, &params)
+        .map_err(|e| format!("brotli: {e}"))?;
     Ok(out)
 }
 
@@ -170,7 +171,8 @@ fn embed(web: &Path, dist: &Path, out: &Path) -> Res<()> {
         let gz = out.join(format!("{name}.gz"));
         std::fs::write(&gz, gzip(&data)?).map_err(|e| format!("writing {}: {e}", gz.display()))?;
         let br = out.join(format!("{name}.br"));
-        std::fs::write(&br, brotli(&data)?).map_err(|e| format!("writing {}: {e}", br.display()))?;
+        std::fs::write(&br, brotli(&data)?)
+            .map_err(|e| format!("writing {}: {e}", br.display()))?;
         let _ = writeln!(
             table,
             "    Asset {{ name: {name:?}, content_type: {mime:?}, etag: \"\\\"{hash:016x}\\\"\", \

@@ -13,6 +13,7 @@ pub mod pubsub;
 pub mod push;
 pub mod routes;
 pub mod targets;
+pub mod ui;
 pub mod write;
 
 use std::sync::Arc;
@@ -73,7 +74,7 @@ fn table() -> Vec<routes::Route<ApiState>> {
     use class::Class::{Admin, Alert, Read, Write};
     use prom::{federate, meta, query, rules, status};
     use routes::{route as r, M::*};
-    vec![
+    let mut t = vec![
         r("/api/v1/query", Get, Read, query::query),
         r("/api/v1/query", Post, Read, query::query),
         r("/api/v1/query_range", Get, Read, query::query_range),
@@ -173,7 +174,11 @@ fn table() -> Vec<routes::Route<ApiState>> {
             Admin,
             admin::clean_tombstones,
         ),
-    ]
+        r(ui::ASSETS, Get, Read, ui::asset),
+    ];
+    // The web console: every client-side page answers with the same HTML.
+    t.extend(ui::PAGES.iter().map(|&p| r(p, Get, Read, ui::index)));
+    t
 }
 
 #[cfg(test)]

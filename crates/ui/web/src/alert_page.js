@@ -17,22 +17,13 @@ export function exprOf(url) {
 }
 
 async function loadAlert(fp) {
-  // The alert API of the console when the server has it; else the Alertmanager list.
-  const one = await get('/api/v1/alerts/' + fp).then((r) => r.data || r).catch((e) => (e.status === 404 || e.status === 405 ? null : Promise.reject(e)));
-  let alert = one && one.labels ? one : null;
-  if (!alert) {
-    const all = await get('/api/v2/alerts', { silenced: 'true', inhibited: 'true', active: 'true', unprocessed: 'true' });
-    alert = all.find((a) => a.fingerprint === fp) || null;
-  }
+  const all = await get('/api/v2/alerts', { silenced: 'true', inhibited: 'true', active: 'true', unprocessed: 'true' });
+  let alert = all.find((a) => a.fingerprint === fp) || null;
   let hist = [];
   const byFp = await get('/api/v1/alerts/history', { limit: 200, ...(alert ? { filter: Object.entries(alert.labels).map(([name, value]) => matcherString({ name, value })) } : {}) }).catch(() => ({ data: [] }));
   hist = (byFp.data || []).filter((r) => r.fingerprint === fp);
   if (!alert && hist.length) alert = { fingerprint: fp, labels: hist[0].labels, annotations: {}, startsAt: hist[0].startsAt, endsAt: hist[0].endsAt, status: { state: 'resolved' }, resolved: true };
-  let timeline = null;
-  try {
-    const t = await get(`/api/v1/alerts/${fp}/timeline`);
-    timeline = t.data || t;
-  } catch (e) { if (e.status !== 404 && e.status !== 405) throw e; }
+  const timeline = null;
   const silences = await Promise.all(((alert && alert.status && alert.status.silencedBy) || []).map((id) => get('/api/v2/silence/' + id).catch(() => ({ id }))));
   return { alert, hist, timeline, silences };
 }
