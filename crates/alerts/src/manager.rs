@@ -3,6 +3,7 @@
 //! `/api/v2/alerts/groups` and `/api/v2/status`, self-metrics, and the time-driven part — group
 //! flushes and garbage collection — either stepped by a test (`tick`) or run by `spawn`, which
 //! sleeps exactly until the next thing is due and wakes early when alerts arrive.
+//! Acknowledgements, shelves, notes and the timeline are in `manager_marks.rs`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use crate::config::AmConfig;
 use crate::dispatch::{Dispatcher, FlushJob};
 use crate::error::{Error, Result};
 use crate::inhibit::Inhibitor;
+use crate::marks::{AckEnd, Marks};
 use crate::matchers::{cmp_alert_labels, labels_before, matches_all};
 use crate::nflog::NotificationLog;
 use crate::notify::{build_receiver, Notifier, NotifyMetrics, ReceiverConfig};
@@ -167,6 +169,9 @@ pub struct ManagerStats {
     pub silences_active: usize,
     pub silences_pending: usize,
     pub silences_expired: usize,
+    /// Alerts acknowledged (and not lapsed).
+    pub alerts_acknowledged: usize,
+    pub alerts_shelved: usize,
 }
 
 pub struct AlertManager {
@@ -178,6 +183,7 @@ pub struct AlertManager {
     store: AlertStore,
     silences: Silences,
     nflog: NotificationLog,
+    marks: Marks,
     metrics: NotifyMetrics,
     /// Per receiver and group key, held while that group flushes.
     flush_locks: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -204,9 +210,16 @@ impl AlertManager {
     ) -> Result<Arc<AlertManager>> {
         let now = opts.clock.now_ms();
         let runtime = Arc::new(build_runtime(cfg, &opts.base_dir, &build)?);
+        // One database for all the parts, also in memory: the timeline joins their tables.
+        let state = match opts.state {
+            Some(db) => Some(db),
+            None => Some(StateDb::in_memory()?),
+        };
+        let opts = ManagerOptions { state, ..opts };
         let store = AlertStore::new(opts.state.clone(), runtime.cfg.resolve_timeout_ms())?;
         let silences = Silences::new(opts.state.clone(), Arc::clone(&opts.clock))?;
-        let nflog = NotificationLog::new(opts.state)?;
+        let nflog = NotificationLog::new(opts.state.clone())?;
+        let marks = Marks::new(opts.state)?;
         let dispatcher = Dispatcher::new(Arc::clone(&runtime.routes), 1);
         let am = AlertManager {
             clock: opts.clock,
@@ -217,6 +230,7 @@ impl AlertManager {
             store,
             silences,
             nflog,
+            marks,
             metrics: NotifyMetrics::default(),
             flush_locks: parking_lot::Mutex::new(HashMap::new()),
             runtime: RwLock::new(runtime),
@@ -256,7 +270,38 @@ impl AlertManager {
         }
         // The end is left to the store, the one place that fills it in: it checks the filled-in
         // end against the start and says so when the start lies beyond the resolve timeout.
+        // An acknowledged alert coming back after it resolved is a new episode: its
+        // acknowledgement ended with the resolve, before the alert fires again.
+        if self.marks.any_acks() {
+            for a in &alerts {
+                let fp = a.fingerprint();
+                if !self.marks.holds_ack(fp) {
+                    continue;
+                }
+                let ended = match self.store.get(fp) {
+                    None => Some(now),
+                    Some(old) if old.resolved_at(now) => Some(old.ends_at),
+                    Some(_) => None,
+                };
+                if let Some(at) = ended {
+                    self.end_ack(fp, at, &AckEnd::Resolved);
+                }
+            }
+        }
         let (stored, invalid) = self.store.put_partial(alerts, now);
+        if self.marks.any_acks() {
+            for a in &stored {
+                let fp = a.fingerprint();
+                if a.resolved_at(now) {
+                    if self.marks.holds_ack(fp) {
+                        self.end_ack(fp, a.ends_at, &AckEnd::Resolved);
+                    }
+                } else if let Some((old_fp, old)) = self.marks.severity_sibling(a) {
+                    let new = a.labels.get(crate::marks::SEVERITY_LABEL).unwrap_or("");
+                    self.end_ack(old_fp, now, &AckEnd::SeverityChanged(old, new.into()));
+                }
+            }
+        }
         {
             let mut d = self.dispatcher.lock();
             let rt = self.runtime.read().clone();
@@ -317,6 +362,7 @@ impl AlertManager {
     /// and collects garbage when its time has come. Tests drive the manager with this.
     pub async fn tick(&self) {
         let now = self.clock.now_ms();
+        self.sweep_marks(now);
         let jobs = self.take_due(now);
         for (rt, job) in jobs {
             self.flush(&rt, job).await;
@@ -352,6 +398,7 @@ impl AlertManager {
                     silences: &self.silences,
                     intervals: &rt.intervals,
                     nflog: &self.nflog,
+                    marks: &self.marks,
                     metrics: &self.metrics,
                     notifiers,
                     clock: self.clock.as_ref(),
@@ -409,11 +456,19 @@ impl AlertManager {
             0
         });
         let sources = self.runtime.read().inhibitor.gc(now);
+        let timeline = self
+            .marks
+            .gc(now, self.store.history_retention())
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "alert timeline gc");
+                0
+            });
         tracing::debug!(
             alerts = dropped,
             silences,
             nflog,
             sources,
+            timeline,
             "alert manager gc"
         );
     }
@@ -428,6 +483,7 @@ impl AlertManager {
     async fn run(self: Arc<Self>) {
         while !self.stopped.load(Ordering::SeqCst) {
             let now = self.clock.now_ms();
+            self.sweep_marks(now);
             for (rt, job) in self.take_due(now) {
                 let me = Arc::clone(&self);
                 tokio::spawn(async move {
@@ -443,6 +499,11 @@ impl AlertManager {
                 .lock()
                 .next_deadline()
                 .map_or(next_gc, |t| t.min(next_gc));
+            // A lapsing acknowledgement or shelf is recorded on the timeline when it lapses.
+            let next = self
+                .marks
+                .next_deadline()
+                .map_or(next, |t| t.max(now.saturating_add(1)).min(next));
             let wait = next
                 .saturating_sub(self.clock.now_ms())
                 .clamp(0, MAX_SLEEP_MS);
@@ -662,6 +723,7 @@ impl AlertManager {
             }
         }
         s.groups = self.dispatcher.lock().len();
+        (s.alerts_acknowledged, s.alerts_shelved) = self.marks.counts(self.clock.now_ms());
         for (_, state) in self.silences.list() {
             match state {
                 SilenceState::Active => s.silences_active += 1,
@@ -702,6 +764,10 @@ fn build_runtime(cfg: AmConfig, base_dir: &Path, build: &ReceiverBuilder) -> Res
         intervals,
     })
 }
+
+#[path = "manager_marks.rs"]
+mod marks_api;
+pub use marks_api::{parse_fingerprint, AlertDetail};
 
 #[cfg(test)]
 #[path = "manager_tests.rs"]

@@ -262,6 +262,11 @@ impl AlertStore {
     }
 
     /// How long closed history rows are kept (ms).
+    pub fn history_retention(&self) -> i64 {
+        self.history_retention_ms.load(Ordering::Relaxed)
+    }
+
+    /// How long closed history rows are kept (ms).
     pub fn set_history_retention(&self, ms: i64) {
         self.history_retention_ms
             .store(ms.max(0), Ordering::Relaxed);
@@ -449,6 +454,35 @@ impl AlertStore {
             limit,
             ..HistoryQuery::default()
         })
+    }
+
+    /// The newest `limit` history rows of alert `fp`, newest first.
+    pub fn history_of(&self, fp: u64, limit: usize) -> Result<Vec<HistoryEntry>> {
+        let path = self.db.path().to_string();
+        let rows: Vec<(String, i64, i64)> = self.db.with_conn(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT labels, starts_at, ends_at FROM alert_history WHERE fingerprint = ?1
+                 ORDER BY starts_at DESC, id DESC LIMIT ?2",
+            )?;
+            let rows = st.query_map(
+                rusqlite::params![fp as i64, limit.min(i64::MAX as usize) as i64],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            rows.collect()
+        })?;
+        rows.into_iter()
+            .map(|(labels, starts_at, ends_at)| {
+                let labels = decode_labels(&labels).map_err(|e| {
+                    Error::Internal(format!("state db {path}: alert history labels: {e}"))
+                })?;
+                Ok(HistoryEntry {
+                    fingerprint: fp,
+                    labels,
+                    starts_at,
+                    ends_at,
+                })
+            })
+            .collect()
     }
 
     /// History rows that overlap `[start_ms, end_ms]` and whose labels match every matcher,

@@ -119,6 +119,9 @@ mod tests {
         assert_eq!(c(Method::DELETE, "/api/v2/silence/x"), Class::Alert);
         assert_eq!(c(Method::POST, "/api/v1/heartbeat/x"), Class::Alert);
         assert_eq!(c(Method::POST, "/api/v1/pubsub/push"), Class::Alert);
+        assert_eq!(c(Method::POST, "/api/v1/alerts/0a/ack"), Class::Alert);
+        assert_eq!(c(Method::POST, "/api/v1/alerts/0a/note"), Class::Alert);
+        assert_eq!(c(Method::GET, "/api/v1/alerts/0a/timeline"), Class::Read);
         assert_eq!(c(Method::POST, "/-/reload"), Class::Admin);
         assert_eq!(c(Method::GET, "/-/reload"), Class::Admin);
         assert_eq!(

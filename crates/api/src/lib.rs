@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod admin;
+pub mod alert_marks;
 pub mod am;
 pub mod class;
 pub mod error;
@@ -99,6 +100,44 @@ fn table() -> Vec<routes::Route<ApiState>> {
         r("/api/v1/alerts", Get, Read, rules::alerts),
         r("/api/v1/alertmanagers", Get, Read, rules::alertmanagers),
         r("/api/v1/alerts/history", Get, Read, am::history),
+        r("/api/v1/alerts/marks", Get, Read, alert_marks::marks),
+        r("/api/v1/alerts/{fingerprint}", Get, Read, alert_marks::get),
+        r(
+            "/api/v1/alerts/{fingerprint}/timeline",
+            Get,
+            Read,
+            alert_marks::timeline,
+        ),
+        r(
+            "/api/v1/alerts/{fingerprint}/ack",
+            Post,
+            Alert,
+            alert_marks::ack,
+        ),
+        r(
+            "/api/v1/alerts/{fingerprint}/unack",
+            Post,
+            Alert,
+            alert_marks::unack,
+        ),
+        r(
+            "/api/v1/alerts/{fingerprint}/shelve",
+            Post,
+            Alert,
+            alert_marks::shelve,
+        ),
+        r(
+            "/api/v1/alerts/{fingerprint}/unshelve",
+            Post,
+            Alert,
+            alert_marks::unshelve,
+        ),
+        r(
+            "/api/v1/alerts/{fingerprint}/note",
+            Post,
+            Alert,
+            alert_marks::note,
+        ),
         r("/api/v2/alerts", Get, Read, am::get_alerts),
         r("/api/v2/alerts", Post, Alert, am::post_alerts),
         r("/api/v2/alerts/groups", Get, Read, am::get_groups),

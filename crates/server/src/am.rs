@@ -169,6 +169,44 @@ impl tocsin_api::am::AlertmanagerApi for AmRuntime {
         self.am.history(q)
     }
 
+    fn now_ms(&self) -> i64 {
+        self.am.now_ms()
+    }
+    fn ack(
+        &self,
+        fp: u64,
+        by: &str,
+        comment: &str,
+        expires_ms: Option<i64>,
+    ) -> tocsin_alerts::Result<bool> {
+        self.am.ack(fp, by, comment, expires_ms)
+    }
+    fn unack(&self, fp: u64, by: &str, comment: &str) -> tocsin_alerts::Result<bool> {
+        self.am.unack(fp, by, comment)
+    }
+    fn shelve(&self, fp: u64, by: &str, comment: &str, until_ms: i64) -> tocsin_alerts::Result<()> {
+        self.am.shelve(fp, by, comment, until_ms)
+    }
+    fn unshelve(&self, fp: u64, by: &str) -> tocsin_alerts::Result<bool> {
+        self.am.unshelve(fp, by)
+    }
+    fn note(&self, fp: u64, by: &str, text: &str) -> tocsin_alerts::Result<i64> {
+        self.am.note(fp, by, text)
+    }
+    fn alert_detail(&self, fp: u64) -> tocsin_alerts::Result<tocsin_alerts::AlertDetail> {
+        self.am.alert_detail(fp)
+    }
+    fn timeline(
+        &self,
+        fp: u64,
+        limit: usize,
+    ) -> tocsin_alerts::Result<Vec<tocsin_alerts::TimelineEvent>> {
+        self.am.timeline(fp, limit)
+    }
+    fn marks(&self) -> tocsin_alerts::marks::MarkList {
+        self.am.marks().all(self.am.now_ms())
+    }
+
     fn pubsub_authorize(
         &self,
         authorization: Option<&str>,

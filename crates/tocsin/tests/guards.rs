@@ -62,6 +62,12 @@ fn intended(r: &RouteInfo) -> Class {
         "/api/v2/silence/{id}",
         "/api/v1/heartbeat/{name}",
         "/api/v1/pubsub/push",
+        // Acknowledging, shelving and annotating an alert.
+        "/api/v1/alerts/{fingerprint}/ack",
+        "/api/v1/alerts/{fingerprint}/unack",
+        "/api/v1/alerts/{fingerprint}/shelve",
+        "/api/v1/alerts/{fingerprint}/unshelve",
+        "/api/v1/alerts/{fingerprint}/note",
     ];
     if ALERT_STATE.contains(&p) {
         return Class::Alert;
