@@ -393,8 +393,9 @@ fn console_stays_responsive_with_20000_alerts_and_50000_targets() {
         let body: Vec<Value> = (0..5_000)
             .map(|i| {
                 let n = batch * 5_000 + i;
+                let severity = ["critical", "warning", "info"][n % 3];
                 json!({
-                    "labels": { "alertname": format!("Fleet{}", n % 50), "instance": format!("vm-{n}"), "severity": ["critical", "warning", "info"][n % 3] },
+                    "labels": { "alertname": format!("Fleet{}", n % 50), "instance": format!("vm-{n}"), "severity": severity },
                     "annotations": { "summary": format!("vm-{n} is unhappy") },
                     "endsAt": end,
                 })
@@ -432,4 +433,50 @@ fn console_stays_responsive_with_20000_alerts_and_50000_targets() {
         assert!(b["filterMs"].as_u64().unwrap() < 5_000, "{page}: {b}");
         assert!(b["frameMs"].as_u64().unwrap() < 1_000, "{page}: {b}");
     }
+}
+
+/// Acknowledging by clicking on the alert's page is server state: after a restart on the same
+/// data the alert's page and the list still show it acknowledged, and the timeline has it.
+#[test]
+fn console_ack_by_click_survives_a_restart() {
+    if !browser_available() {
+        return;
+    }
+    let setup = Setup::new("");
+    let mut srv = setup.start(&[]);
+    wait_until(30, "the always-on alert", || {
+        !alerts(&srv, "alertname=\"UiAlwaysOn\"").is_empty()
+    });
+    let fp = alerts(&srv, "alertname=\"UiAlwaysOn\"")[0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    scenario(
+        "ack",
+        &srv.url(""),
+        json!({ "fingerprint": fp, "comment": "looking into it" }),
+    );
+    let detail: Value = srv
+        .client()
+        .get(srv.url(&format!("/api/v1/alerts/{fp}")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        detail["data"]["ack"]["comment"], "looking into it",
+        "{detail}"
+    );
+    srv.stop();
+    let srv = setup.start(&[]);
+    wait_until(30, "the alert after the restart", || {
+        !alerts(&srv, "alertname=\"UiAlwaysOn\"").is_empty()
+    });
+    let v = scenario("acked", &srv.url(""), json!({ "fingerprint": fp }));
+    assert_eq!(v["pageAcked"], true, "{v}");
+    assert_eq!(v["listAcked"], true, "{v}");
+    assert!(
+        v["timeline"].as_str().unwrap().contains("looking into it"),
+        "{v}"
+    );
 }

@@ -17,13 +17,17 @@ export function exprOf(url) {
 }
 
 async function loadAlert(fp) {
-  const all = await get('/api/v2/alerts', { silenced: 'true', inhibited: 'true', active: 'true', unprocessed: 'true' });
-  let alert = all.find((a) => a.fingerprint === fp) || null;
+  // The alert with its acknowledgement, shelf and notes; 404 once it has left the alert manager.
+  let alert = await get('/api/v1/alerts/' + fp).then((r) => r.data).catch((e) => (e.status === 404 ? null : Promise.reject(e)));
+  if (alert) {
+    alert.resolved = alert.state === 'resolved';
+    alert.status = { state: alert.status, silencedBy: alert.silencedBy || [], inhibitedBy: alert.inhibitedBy || [] };
+  }
   let hist = [];
   const byFp = await get('/api/v1/alerts/history', { limit: 200, ...(alert ? { filter: Object.entries(alert.labels).map(([name, value]) => matcherString({ name, value })) } : {}) }).catch(() => ({ data: [] }));
   hist = (byFp.data || []).filter((r) => r.fingerprint === fp);
   if (!alert && hist.length) alert = { fingerprint: fp, labels: hist[0].labels, annotations: {}, startsAt: hist[0].startsAt, endsAt: hist[0].endsAt, status: { state: 'resolved' }, resolved: true };
-  const timeline = null;
+  const timeline = alert ? (await get(`/api/v1/alerts/${fp}/timeline`, { limit: 500 })).data : null;
   const silences = await Promise.all(((alert && alert.status && alert.status.silencedBy) || []).map((id) => get('/api/v2/silence/' + id).catch(() => ({ id }))));
   return { alert, hist, timeline, silences };
 }
@@ -31,7 +35,11 @@ async function loadAlert(fp) {
 function Timeline({ hist, timeline }) {
   let events = [];
   if (Array.isArray(timeline)) {
-    events = timeline.map((e) => ({ at: e.at || e.time || e.ts, kind: e.kind || e.type || e.event, who: e.by || e.who || e.user, text: e.comment || e.text || e.detail || e.receiver && `${e.receiver}: ${e.outcome || ''}` || '' }));
+    events = timeline.map((e) => ({
+      at: e.at, kind: e.type, who: e.by,
+      text: [e.comment, e.text, e.reason, e.receiver && `${e.receiver}${e.integration ? '/' + e.integration : ''}`, e.policy && `policy ${e.policy}`, e.event, e.status, e.outcome, e.error,
+        e.expires && `expires ${fmtTime(e.expires)}`, e.until && `until ${fmtTime(e.until)}`, e.action && `action #${e.action}`].filter(Boolean).join(' · '),
+    }));
   } else {
     for (const r of hist) {
       events.push({ at: r.startsAt, kind: 'firing', text: '' });
@@ -59,15 +67,14 @@ function Controls({ fp, onDone, alert }) {
       onDone();
     } catch (e) { setErr(e); }
   };
-  const st = alert.status || {};
-  const acked = alert.ack || st.acknowledged || st.ackedBy;
-  const shelved = alert.shelved || st.shelved || st.shelvedUntil;
+  const acked = alert.ack;
+  const shelved = alert.shelve;
   return html`<div class="controls">
     <input class="grow" placeholder="comment or note" value=${comment} onInput=${(e) => setComment(e.target.value)} aria-label="comment" />
-    <input size="6" value=${duration} onInput=${(e) => setDuration(e.target.value)} aria-label="duration" title="shelve duration, or ack expiry (empty: until resolved)" />
-    ${acked ? html`<button onClick=${() => act('unack', {})}>unack</button>` : html`<button class="primary" id="ack" onClick=${() => act('ack', { comment, ...(duration ? { duration } : {}) })}>acknowledge</button>`}
+    <input size="6" value=${duration} onInput=${(e) => setDuration(e.target.value)} aria-label="duration" title="shelve duration, or how long an acknowledgement lasts (empty: until the alert resolves)" />
+    ${acked ? html`<button onClick=${() => act('unack', {})}>unack</button>` : html`<button class="primary" id="ack" onClick=${() => act('ack', { comment, ...(duration ? { expires: duration } : {}) })}>acknowledge</button>`}
     ${shelved ? html`<button onClick=${() => act('unshelve', {})}>unshelve</button>` : html`<button onClick=${() => act('shelve', { comment, duration: duration || '1h' })}>shelve</button>`}
-    <button disabled=${!comment} onClick=${() => act('note', { text: comment, comment })}>add note</button>
+    <button disabled=${!comment} onClick=${() => act('note', { text: comment })}>add note</button>
     <a class="button" href=${href('/silences/new', { matchers: '{' + Object.entries(alert.labels).map(([name, value]) => matcherString({ name, value })).join(', ') + '}' })}>silence…</a>
     ${msg ? html`<span class="ok">${msg}</span>` : null}
     <${ErrorBox} error=${err} />
@@ -84,6 +91,8 @@ export function AlertPage({ fp }) {
   const inhibitedBy = (alert.status && alert.status.inhibitedBy) || [];
   return html`<section class="alert-page">
     <h1>${alert.labels.alertname || fp} <${Badges} alert=${alert} /></h1>
+    ${alert.ack ? html`<p class="marks">acknowledged by <b>${alert.ack.by}</b> ${ago(alert.ack.at)}${alert.ack.comment ? ': ' + alert.ack.comment : ''}${alert.ack.expires ? ' · until ' + fmtTime(alert.ack.expires) : ''}</p>` : null}
+    ${alert.shelve ? html`<p class="marks">shelved by <b>${alert.shelve.by}</b> until ${fmtTime(alert.shelve.until)}${alert.shelve.comment ? ': ' + alert.shelve.comment : ''}</p>` : null}
     <p class="muted">fingerprint ${fp} · since ${fmtTime(alert.startsAt)} (${ago(alert.startsAt)})${alert.resolved ? ' · resolved ' + ago(alert.endsAt) : ''}
       ${alert.receivers ? ' · receivers: ' + alert.receivers.map((r) => r.name || r).join(', ') : ''}</p>
     <${ErrorBox} error=${res.error} />

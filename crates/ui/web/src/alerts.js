@@ -1,6 +1,6 @@
 // The alert console (the home page): the built-in alert manager's alerts, filtered, grouped,
 // sorted by severity and age, with each alert's state at a glance, refreshed live.
-import { useMemo, useState } from 'preact/hooks';
+import { useMemo, useRef } from 'preact/hooks';
 import { get } from './api.js';
 import { html, useFetch, setParams, href, ago, ErrorBox, parseMatchers, matcherString, matches, Pager } from './util.js';
 
@@ -18,8 +18,8 @@ export function states(a) {
   if (a.resolved) out.push('resolved');
   else if (st.state === 'unprocessed') out.push('pending');
   else out.push('firing');
-  if (a.ack || st.acknowledged || st.ackedBy) out.push('acked');
-  if (a.shelved || st.shelved || st.shelvedUntil) out.push('shelved');
+  if (a.ack) out.push('acked');
+  if (a.shelve) out.push('shelved');
   if ((st.silencedBy || []).length) out.push('silenced');
   if ((st.inhibitedBy || []).length) out.push('inhibited');
   return out;
@@ -35,10 +35,15 @@ function filterParams(matchers) {
 
 async function loadAlerts(matchers, withResolved) {
   const t0 = performance.now();
-  const [alerts, hist] = await Promise.all([
+  const [alerts, hist, marks] = await Promise.all([
     get('/api/v2/alerts', filterParams(matchers)),
     withResolved ? get('/api/v1/alerts/history', { filter: matchers.map(matcherString), start: Math.floor((Date.now() - RECENT_MS) / 1000), limit: 1000 }).catch(() => ({ data: [] })) : { data: [] },
+    get('/api/v1/alerts/marks').then((r) => r.data).catch(() => ({ acks: {}, shelves: {} })),
   ]);
+  for (const a of alerts) {
+    a.ack = marks.acks[a.fingerprint] || null;
+    a.shelve = marks.shelves[a.fingerprint] || null;
+  }
   const active = new Set(alerts.map((a) => a.fingerprint));
   const resolved = [];
   const seen = new Set();
@@ -63,20 +68,21 @@ export function AlertConsole({ params }) {
   const page = Number(params.get('page') || 1);
   let matchers = [], ferr = null;
   try { matchers = parseMatchers(filter); } catch (e) { ferr = e; }
-  const [interval, setIntervalMs] = useState(1000);
+  const took = useRef(0);
   const res = useFetch(async () => {
     const r = await loadAlerts(matchers, true);
-    // Poll slower when the list is large, so the console never spends most of its time loading.
-    setIntervalMs(Math.max(1000, Math.min(10000, r.took * 5)));
+    took.current = r.took;
     return r.alerts;
-  }, [filter, interval], interval);
+  }, [filter], () => Math.max(1000, Math.min(10000, took.current * 5)));
+  // (Polling waits longer after a slow load, so a huge list never keeps the console busy.)
 
   const view = useMemo(() => {
     const all = res.data || [];
-    const counts = { all: all.length };
+    const counts = { all: all.filter((a) => !a.shelve).length };
     for (const a of all) for (const s of states(a)) counts[s] = (counts[s] || 0) + 1;
     const t = text.toLowerCase();
-    let rows = all.filter((a) => (!only || states(a).includes(only)) && (!t ||
+    // Shelved alerts are hidden except on their own tab.
+    let rows = all.filter((a) => (only ? states(a).includes(only) : !a.shelve) && (!t ||
       Object.entries(a.labels || {}).some(([k, v]) => (k + '=' + v).toLowerCase().includes(t)) ||
       Object.values(a.annotations || {}).some((v) => String(v).toLowerCase().includes(t))));
     const age = (a) => Date.parse(a.startsAt) || 0;

@@ -61,13 +61,13 @@ document.addEventListener('click', (e) => {
   navigate(url.pathname + url.search);
 });
 
-// Runs `load` now and every `ms` (when given) while mounted; re-runs when `deps` change.
+// Runs `load` now and again `ms` after each load finishes (`ms` may be a function giving the next
+// delay), while mounted; restarts when `deps` change. Loads never overlap.
 // Returns { data, error, loading, reload }.
 export function useFetch(load, deps, ms) {
   const [st, set] = useState({ data: null, error: null, loading: true });
   const gen = useRef(0);
-  const run = async () => {
-    const my = ++gen.current;
+  const run = async (my = gen.current) => {
     try {
       const data = await load();
       if (my === gen.current) set({ data, error: null, loading: false });
@@ -76,13 +76,17 @@ export function useFetch(load, deps, ms) {
     }
   };
   useEffect(() => {
+    const my = ++gen.current;
+    let timer = null;
+    const loop = async () => {
+      await run(my);
+      if (ms && my === gen.current) timer = setTimeout(loop, typeof ms === 'function' ? ms() : ms);
+    };
     set((s) => ({ ...s, loading: true }));
-    run();
-    if (!ms) return () => { gen.current++; };
-    const t = setInterval(run, ms);
-    return () => { clearInterval(t); gen.current++; };
+    loop();
+    return () => { gen.current++; clearTimeout(timer); };
   }, deps);
-  return { ...st, reload: run };
+  return { ...st, reload: () => run(gen.current) };
 }
 
 export function ErrorBox({ error }) {
