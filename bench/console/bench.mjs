@@ -48,7 +48,7 @@ try {
     const body = [];
     for (let i = 0; i < 5000; i++) {
       const n = b * 5000 + i;
-      body.push({ labels: { alertname: `Fleet${n % 50}`, instance: `vm-${n}`, severity: ['critical', 'warning', 'info'][n % 3], job: 'fleet' }, annotations: { summary: `vm-${n} is unhappy` }, endsAt: '2099-01-01T00:00:00Z' });
+      body.push({ labels: { alertname: `Fleet${n % 50}`, instance: `vm-${n}`, severity: ['critical', 'warning', 'info'][n % 3], job: 'fleet' }, annotations: { summary: `vm-${n} is unhappy` }, startsAt: new Date(Date.now() - n * 1000).toISOString(), endsAt: '2099-01-01T00:00:00Z' });
     }
     const r = await fetch(base + '/api/v2/alerts', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     if (!r.ok) throw new Error('posting alerts: ' + await r.text());

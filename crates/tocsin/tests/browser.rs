@@ -257,6 +257,8 @@ fn console_pages_live_alert_silence_graph_and_promql_error() {
     assert!(v["points"].as_u64().unwrap() > 10, "{v}");
     assert!(v["inkPixels"].as_u64().unwrap() > 500, "blank chart: {v}");
     assert!(v["url"].as_str().unwrap().contains("stacked=1"), "{v}");
+    // The legend names the series and shows their values under the cursor.
+    assert!(v["legend"].as_str().unwrap().contains("series=\"s4\""), "{v}");
 
     let v = scenario("promqlError", &base, json!({ "expr": "sum(rate(x[5m])" }));
     let msg = v["message"].as_str().unwrap();
@@ -389,6 +391,8 @@ fn console_stays_responsive_with_20000_alerts_and_50000_targets() {
     .unwrap();
     let srv = setup.start(&[]);
     let end = "2099-01-01T00:00:00Z";
+    // Alertmanager's rule: an alert posted with an end but no start starts at its end.
+    let start = tocsin_model::time::format_rfc3339_millis(now_s() as i64 * 1000);
     for batch in 0..4 {
         let body: Vec<Value> = (0..5_000)
             .map(|i| {
@@ -397,6 +401,7 @@ fn console_stays_responsive_with_20000_alerts_and_50000_targets() {
                 json!({
                     "labels": { "alertname": format!("Fleet{}", n % 50), "instance": format!("vm-{n}"), "severity": severity },
                     "annotations": { "summary": format!("vm-{n} is unhappy") },
+                    "startsAt": start,
                     "endsAt": end,
                 })
             })
@@ -424,7 +429,7 @@ fn console_stays_responsive_with_20000_alerts_and_50000_targets() {
     let v = scenario(
         "big",
         &srv.url(""),
-        json!({ "alertsSearch": "vm-12345", "targetsSearch": "shard=\"4560\"", "timeout": 60000 }),
+        json!({ "alertsSearch": "vm-12345", "targetsSearch": "shard=4560", "timeout": 60000 }),
     );
     eprintln!("big lists: {}", v["big"]);
     for page in ["alerts", "targets"] {

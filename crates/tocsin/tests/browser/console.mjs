@@ -66,6 +66,7 @@ const scenarios = {
     await page.waitForURL(/\/silences$/);
     await page.goBack();
     await page.waitForURL(/\/rules$/);
+    await page.waitForSelector('table.rules a[href*="/graph?"]');
     result.backTo = new URL(page.url()).pathname;
     result.ruleLinks = await page.locator('a[href*="/graph?"]').count();
   },
@@ -158,7 +159,7 @@ const scenarios = {
       for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
       return n;
     });
-    await page.hover('#chart canvas', { position: { x: 300, y: 150 } });
+    await page.hover('#chart .u-over', { position: { x: 300, y: 150 } });
     result.legend = await page.locator('.u-legend, .hover-legend').first().innerText().catch(() => '');
     await page.click('input[type="checkbox"]');
     await page.waitForURL(/stacked=1/);

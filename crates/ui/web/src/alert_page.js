@@ -55,7 +55,7 @@ function Timeline({ hist, timeline }) {
 
 function Controls({ fp, onDone, alert }) {
   const [comment, setComment] = useState('');
-  const [duration, setDuration] = useState('1h');
+  const [duration, setDuration] = useState('');
   const [msg, setMsg] = useState(null);
   const [err, setErr] = useState(null);
   const act = async (what, body) => {
@@ -71,7 +71,7 @@ function Controls({ fp, onDone, alert }) {
   const shelved = alert.shelve;
   return html`<div class="controls">
     <input class="grow" placeholder="comment or note" value=${comment} onInput=${(e) => setComment(e.target.value)} aria-label="comment" />
-    <input size="6" value=${duration} onInput=${(e) => setDuration(e.target.value)} aria-label="duration" title="shelve duration, or how long an acknowledgement lasts (empty: until the alert resolves)" />
+    <input size="8" placeholder="duration" value=${duration} onInput=${(e) => setDuration(e.target.value)} aria-label="duration" title="how long a shelf lasts (default 1h), or an acknowledgement (default: until the alert resolves)" />
     ${acked ? html`<button onClick=${() => act('unack', {})}>unack</button>` : html`<button class="primary" id="ack" onClick=${() => act('ack', { comment, ...(duration ? { expires: duration } : {}) })}>acknowledge</button>`}
     ${shelved ? html`<button onClick=${() => act('unshelve', {})}>unshelve</button>` : html`<button onClick=${() => act('shelve', { comment, duration: duration || '1h' })}>shelve</button>`}
     <button disabled=${!comment} onClick=${() => act('note', { text: comment })}>add note</button>

@@ -59,9 +59,9 @@ async function suggestions(ctx) {
   return pick(r.data || []);
 }
 
-// "1:9: parse error: ..." -> {line, col}
+// '... 1:9: parse error: ...' (the query API prefixes 'invalid parameter "query": ') -> {line, col}
 export function errorPosition(msg) {
-  const m = /^(\d+):(\d+):/.exec(msg || '');
+  const m = /(\d+):(\d+): parse error/.exec(msg || '');
   return m ? { line: Number(m[1]), col: Number(m[2]) } : null;
 }
 

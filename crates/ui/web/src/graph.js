@@ -63,7 +63,7 @@ export function GraphPage({ params }) {
 
   const tabLink = (t, label) => html`<button class=${'tab' + (v.tab === t ? ' on' : '')} onClick=${() => setParams({ tab: t, 'g0.tab': '' }, true)}>${label}</button>`;
   const shift = (sign) => setParams({ end: new Date((endOf(params) + sign * rangeMs / 2000) * 1000).toISOString().replace(/\.\d+Z$/, 'Z') }, true);
-  const isParse = result.error && /^\d+:\d+:/.test(result.error.message);
+  const isParse = result.error && /\d+:\d+: parse error/.test(result.error.message);
   return html`<section class="graph-page">
     <div class="toolbar editor-row">
       <${Editor} value=${draft} onChange=${setDraft} onRun=${run} error=${isParse ? result.error.message : null} />
