@@ -263,7 +263,10 @@ fn console_pages_live_alert_silence_graph_and_promql_error() {
     let v = scenario("promqlError", &base, json!({ "expr": "sum(rate(x[5m])" }));
     let msg = v["message"].as_str().unwrap();
     assert!(msg.contains("parse error"), "{msg}");
-    assert!(msg.contains('^'), "no position marker: {msg}");
+    // The caret sits under column 16 (the end, where the parenthesis is missing).
+    let lines: Vec<&str> = msg.lines().collect();
+    assert_eq!(lines[0], "sum(rate(x[5m])", "{msg}");
+    assert_eq!(lines[1].find('^'), Some(15), "caret misplaced: {msg}");
 
     let v = scenario(
         "silence",

@@ -104,6 +104,6 @@ export function Editor({ value, onChange, onRun, error }) {
       onKeyDown=${key} onBlur=${() => setTimeout(() => setSugg({ items: [], sel: 0, ctx: null }), 150)}
       class=${error ? 'bad' : ''} aria-label="expression"></textarea>
     ${sugg.items.length ? html`<ul class="completions" role="listbox">${sugg.items.map((s, i) => html`<li key=${s} class=${i === sugg.sel ? 'sel' : ''} onMouseDown=${(e) => { e.preventDefault(); accept(s); }}>${s}</li>`)}</ul>` : null}
-    ${error ? html`<div class="error query-error" role="alert">${pos && lines[pos.line - 1] !== undefined ? html`<pre class="caret">${lines[pos.line - 1]}\n${' '.repeat(Math.max(0, pos.col - 1))}^</pre>` : null}${error}</div>` : null}
+    ${error ? html`<div class="error query-error" role="alert">${pos && lines[pos.line - 1] !== undefined ? html`<pre class="caret">${lines[pos.line - 1] + '\n' + ' '.repeat(Math.max(0, pos.col - 1)) + '^'}</pre>` : null}${error}</div>` : null}
   </div>`;
 }
