@@ -7,8 +7,10 @@
 
 pub mod config;
 mod config_receivers;
+pub mod console;
 pub mod dispatch;
 pub mod error;
+pub mod events;
 pub mod heartbeat;
 pub mod inhibit;
 pub mod manager;

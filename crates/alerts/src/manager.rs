@@ -18,6 +18,7 @@ use tocsin_model::{Alert, Clock, Labels, Matcher};
 use crate::config::AmConfig;
 use crate::dispatch::{Dispatcher, FlushJob};
 use crate::error::{Error, Result};
+use crate::events::{AlertEvent, EventBus, EventKind, Subscription};
 use crate::inhibit::Inhibitor;
 use crate::marks::{AckEnd, Marks};
 use crate::matchers::{cmp_alert_labels, labels_before, matches_all};
@@ -52,11 +53,11 @@ pub type ReceiverBuilder =
     Arc<dyn Fn(&ReceiverConfig, &Path) -> Result<Vec<Arc<dyn Notifier>>> + Send + Sync>;
 
 /// Everything derived from one configuration.
-struct Runtime {
-    cfg: AmConfig,
-    routes: Arc<RouteTree>,
+pub(crate) struct Runtime {
+    pub(crate) cfg: AmConfig,
+    pub(crate) routes: Arc<RouteTree>,
     receivers: HashMap<String, Vec<Arc<dyn Notifier>>>,
-    inhibitor: Inhibitor,
+    pub(crate) inhibitor: Inhibitor,
     intervals: TimeIntervals,
 }
 
@@ -175,13 +176,13 @@ pub struct ManagerStats {
 }
 
 pub struct AlertManager {
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     external_url: String,
     base_dir: PathBuf,
     started_at_ms: i64,
     build_receiver: ReceiverBuilder,
-    store: AlertStore,
-    silences: Silences,
+    pub(crate) store: AlertStore,
+    pub(crate) silences: Silences,
     nflog: NotificationLog,
     marks: Marks,
     metrics: NotifyMetrics,
@@ -189,8 +190,8 @@ pub struct AlertManager {
     flush_locks: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Replaced whole on reload, always while holding `dispatcher`, so that an alert is routed
     /// and observed by the inhibitor of one and the same configuration.
-    runtime: RwLock<Arc<Runtime>>,
-    dispatcher: Mutex<Dispatcher>,
+    pub(crate) runtime: RwLock<Arc<Runtime>>,
+    pub(crate) dispatcher: Mutex<Dispatcher>,
     generation: AtomicI64,
     next_gc_ms: AtomicI64,
     wake: tokio::sync::Notify,
@@ -437,6 +438,17 @@ impl AlertManager {
         if !done.is_empty() {
             self.store.close_notified(&done, job.now_ms);
         }
+        // Alerts resolved by their end passing (no sender said so) are seen here first.
+        if ok && !job.resolved.is_empty() {
+            let at_ms = self.clock.now_ms();
+            self.store
+                .events()
+                .publish(job.resolved.iter().map(|a| AlertEvent {
+                    fingerprint: a.fingerprint(),
+                    kind: EventKind::Resolved,
+                    at_ms,
+                }));
+        }
     }
 
     fn maybe_gc(&self, now: i64) {
@@ -519,9 +531,23 @@ impl AlertManager {
     }
 
     /// Stops the loop started by `spawn`; flushes already running finish on their own.
+    /// Also ends every event subscription, so that open event streams do not hold up the HTTP
+    /// server's graceful stop.
     pub fn shutdown(&self) {
         self.stopped.store(true, Ordering::SeqCst);
+        self.store.events().close();
         self.wake.notify_one();
+    }
+
+    /// Alert changes as they happen (see `events`).
+    pub fn subscribe(&self) -> Subscription {
+        self.store.events().subscribe()
+    }
+
+    /// Where alert changes are published; other state owners (acknowledgements) publish theirs
+    /// here too.
+    pub fn events(&self) -> &EventBus {
+        self.store.events()
     }
 
     /// Every alert known, newest version, by fingerprint.

@@ -8,6 +8,7 @@ use tocsin_model::Alert;
 
 use super::AlertManager;
 use crate::error::{Error, Result};
+use crate::events::EventKind;
 use crate::marks::{Ack, AckEnd, Marks, Shelve};
 use crate::timeline::{self, TimelineEvent};
 use crate::AlertStatus;
@@ -112,7 +113,11 @@ impl AlertManager {
             }
         }
         let a = self.firing_alert(fp, "acknowledged", now)?;
-        self.marks.ack(&a, by, comment, expires_ms, now)
+        let changed = self.marks.ack(&a, by, comment, expires_ms, now)?;
+        if changed {
+            self.tell(fp, EventKind::Acknowledged);
+        }
+        Ok(changed)
     }
 
     /// Withdraws the acknowledgement of alert `fp`; false when it had none.
@@ -121,7 +126,11 @@ impl AlertManager {
         if !self.marks.holds_ack(fp) && !self.known(fp)? {
             return Err(not_found(fp));
         }
-        self.marks.unack(fp, by, comment, now)
+        let changed = self.marks.unack(fp, by, comment, now)?;
+        if changed {
+            self.tell(fp, EventKind::Unacknowledged);
+        }
+        Ok(changed)
     }
 
     /// Shelves the firing alert `fp` (left out of the console's list) until `until_ms`,
@@ -134,7 +143,9 @@ impl AlertManager {
             ));
         }
         self.firing_alert(fp, "shelved", now)?;
-        self.marks.shelve(fp, by, comment, until_ms, now)
+        self.marks.shelve(fp, by, comment, until_ms, now)?;
+        self.tell(fp, EventKind::Shelved);
+        Ok(())
     }
 
     /// Takes alert `fp` off the shelf; false when it was not shelved.
@@ -143,7 +154,11 @@ impl AlertManager {
         if !self.marks.holds_shelve(fp) && !self.known(fp)? {
             return Err(not_found(fp));
         }
-        self.marks.unshelve(fp, by, now)
+        let changed = self.marks.unshelve(fp, by, now)?;
+        if changed {
+            self.tell(fp, EventKind::Unshelved);
+        }
+        Ok(changed)
     }
 
     /// Adds a note to alert `fp` (firing, or known from its history); returns the note's id.
@@ -151,7 +166,9 @@ impl AlertManager {
         if !self.known(fp)? {
             return Err(not_found(fp));
         }
-        self.marks.note(fp, by, text, self.clock.now_ms())
+        let id = self.marks.note(fp, by, text, self.clock.now_ms())?;
+        self.tell(fp, EventKind::Noted);
+        Ok(id)
     }
 
     /// Alert `fp` with its state, what mutes it and its marks; an alert no longer held comes

@@ -22,7 +22,12 @@ use rusqlite::{OptionalExtension, Transaction};
 use tocsin_model::{Alert, Labels};
 
 use crate::error::{Error, Result};
+use crate::events::{AlertEvent, EventBus};
+
+#[path = "store_resolved.rs"]
+mod resolved;
 use crate::state::StateDb;
+use resolved::change_kind;
 
 /// How long closed history rows are kept.
 pub const DEFAULT_HISTORY_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
@@ -32,6 +37,8 @@ pub struct AlertStore {
     inner: Mutex<Inner>,
     resolve_timeout_ms: AtomicI64,
     history_retention_ms: AtomicI64,
+    /// Firing, resolved and updated alerts are published here as they are put.
+    events: EventBus,
 }
 
 /// One row of the alert history.
@@ -91,6 +98,7 @@ impl AlertStore {
             }),
             resolve_timeout_ms: AtomicI64::new(resolve_timeout_ms),
             history_retention_ms: AtomicI64::new(DEFAULT_HISTORY_RETENTION_MS),
+            events: EventBus::default(),
         })
     }
 
@@ -344,6 +352,16 @@ impl AlertStore {
             transitions.push((fp, old, merged.clone()));
             out.push(merged);
         }
+        let events: Vec<AlertEvent> = transitions
+            .iter()
+            .filter_map(|(fp, old, merged)| {
+                change_kind(old.as_ref(), merged, now).map(|kind| AlertEvent {
+                    fingerprint: *fp,
+                    kind,
+                    at_ms: now,
+                })
+            })
+            .collect();
         let Inner { open, .. } = &mut *inner;
         // The alerts are stored whatever happens to the history: losing a history row is
         // better than refusing alerts because the disk is full.
@@ -369,7 +387,14 @@ impl AlertStore {
             Ok(overlay) => apply(open, overlay),
             Err(e) => tracing::warn!(error = %e, "alert history not recorded"),
         }
+        drop(inner);
+        self.events.publish(events);
         out
+    }
+
+    /// Where alert changes are published (the manager publishes its own there too).
+    pub fn events(&self) -> &EventBus {
+        &self.events
     }
 
     pub fn get(&self, fingerprint: u64) -> Option<Alert> {

@@ -53,6 +53,17 @@ pub trait AlertmanagerApi: Send + Sync {
     fn silence_limits(&self) -> SilenceLimits {
         SilenceLimits::default()
     }
+    /// The console's alert list (`GET /api/v1/console/alerts`).
+    fn console(
+        &self,
+        _q: &tocsin_alerts::console::ConsoleQuery,
+    ) -> tocsin_alerts::Result<tocsin_alerts::console::ConsolePage> {
+        Err(tocsin_alerts::Error::Internal("no alert manager".into()))
+    }
+    /// Alert changes as they happen (`GET /api/v1/events`); `None` without an alert manager.
+    fn subscribe(&self) -> Option<tocsin_alerts::events::Subscription> {
+        None
+    }
     /// The manager's clock (ms), for turning a duration into an expiry.
     fn now_ms(&self) -> i64 {
         0
@@ -218,7 +229,7 @@ fn am_error(e: tocsin_alerts::Error) -> Response {
     error(status, e.to_string())
 }
 
-fn ok_json(v: Value) -> Response {
+pub(crate) fn ok_json(v: Value) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],

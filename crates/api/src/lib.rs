@@ -7,7 +7,9 @@ pub mod admin;
 pub mod alert_marks;
 pub mod am;
 pub mod class;
+pub mod console;
 pub mod error;
+pub mod events;
 pub mod guard;
 pub mod prom;
 pub mod pubsub;
@@ -100,6 +102,8 @@ fn table() -> Vec<routes::Route<ApiState>> {
         r("/api/v1/alerts", Get, Read, rules::alerts),
         r("/api/v1/alertmanagers", Get, Read, rules::alertmanagers),
         r("/api/v1/alerts/history", Get, Read, am::history),
+        r("/api/v1/console/alerts", Get, Read, console::alerts),
+        r("/api/v1/events", Get, Read, events::events),
         r("/api/v1/alerts/marks", Get, Read, alert_marks::marks),
         r("/api/v1/alerts/{fingerprint}", Get, Read, alert_marks::get),
         r(
@@ -174,6 +178,7 @@ fn table() -> Vec<routes::Route<ApiState>> {
         r("/federate", Get, Read, federate::federate),
         r("/api/v1/write", Post, Write, write::remote_write),
         r("/api/v1/targets", Get, Read, targets::targets),
+        r("/api/v1/targets/pools", Get, Read, targets::pools),
         r("/write", Post, Write, push::influx_write_v1),
         r("/api/v2/write", Post, Write, push::influx_write_v2),
         r("/ping", Get, Read, push::ping),

@@ -136,10 +136,19 @@ impl tocsin_api::am::AlertmanagerApi for AmRuntime {
         self.am.silences().get(id)
     }
     fn upsert_silence(&self, s: Silence) -> tocsin_alerts::Result<String> {
-        self.am.silences().upsert(s)
+        self.am.upsert_silence(s)
     }
     fn expire_silence(&self, id: &str) -> tocsin_alerts::Result<()> {
-        self.am.silences().expire(id)
+        self.am.expire_silence(id)
+    }
+    fn console(
+        &self,
+        q: &tocsin_alerts::console::ConsoleQuery,
+    ) -> tocsin_alerts::Result<tocsin_alerts::console::ConsolePage> {
+        self.am.console(q)
+    }
+    fn subscribe(&self) -> Option<tocsin_alerts::events::Subscription> {
+        Some(self.am.subscribe())
     }
     fn receivers(&self) -> Vec<String> {
         self.am.receivers()
