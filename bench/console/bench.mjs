@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
-import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -36,7 +36,9 @@ writeFileSync(path.join(dir, 'tocsin.yml'), `scrape_configs:
         action: keep
 `);
 const addrFile = path.join(dir, 'addr');
-const server = spawn(bin, ['server', '--config', path.join(dir, 'tocsin.yml'), '--data-dir', path.join(dir, 'data'), '--listen', '127.0.0.1:0', '--listen-addr-file', addrFile, '--self-monitoring=false'], { stdio: ['ignore', 'ignore', 'inherit'] });
+const serverLog = openSync(path.join(dir, 'server.log'), 'w');
+const server = spawn(bin, ['server', '--config', path.join(dir, 'tocsin.yml'), '--data-dir', path.join(dir, 'data'), '--listen', '127.0.0.1:0', '--listen-addr-file', addrFile, '--self-monitoring=false'], { stdio: ['ignore', 'ignore', serverLog] });
+server.on('exit', (code) => { if (code && code !== 0 && code !== null) console.error(`server exited with ${code}; log:\n` + readFileSync(path.join(dir, 'server.log'), 'utf8')); });
 let base;
 try {
   while (!existsSync(addrFile)) await sleep(50);
@@ -87,6 +89,7 @@ try {
       if (name === 'graph') {
         await page.waitForFunction(() => window.__tocsinDrawMs !== undefined);
         res[name].draw.push(await page.evaluate(() => window.__tocsinDrawMs));
+        res[name].parts = await page.evaluate(() => window.__tocsinDrawParts);
         res[name].series.push(await page.evaluate(() => window.__tocsinPlot.series.length - 1));
         res[name].points.push(await page.evaluate(() => window.__tocsinPlot.data[0].length));
       }
@@ -99,7 +102,7 @@ try {
   const kb = (n) => (n / 1024).toFixed(1) + ' KiB';
   console.log(`FIGURE alert console, 20,000 alerts: first view median ${median(res.alerts.firstView)} ms (runs ${res.alerts.firstView.join(', ')}), transfer ${kb(median(res.alerts.transfer))}`);
   console.log(`FIGURE targets page, 50,000 targets: first view median ${median(res.targets.firstView)} ms (runs ${res.targets.firstView.join(', ')}), transfer ${kb(median(res.targets.transfer))}`);
-  console.log(`FIGURE graph, ${res.graph.series[0]} series x ${res.graph.points[0]} points: draw median ${median(res.graph.draw).toFixed(1)} ms (runs ${res.graph.draw.map((x) => x.toFixed(0)).join(', ')}), page ready ${median(res.graph.firstView)} ms, transfer ${kb(median(res.graph.transfer))}`);
+  console.log(`FIGURE graph, ${res.graph.series[0]} series x ${res.graph.points[0]} points: draw median ${median(res.graph.draw).toFixed(1)} ms (runs ${res.graph.draw.map((x) => x.toFixed(0)).join(', ')}; last run: reshaping ${res.graph.parts.columns.toFixed(0)} ms, uPlot ${res.graph.parts.plot.toFixed(0)} ms, the rest until the next frame), page ready ${median(res.graph.firstView)} ms, transfer ${kb(median(res.graph.transfer))}`);
 } finally {
   server.kill('SIGTERM');
   endpoints.forEach((s) => s.close());
