@@ -63,7 +63,10 @@ function useAlertEvents(onChange) {
     const es = new EventSource(prefix + '/api/v1/events');
     es.addEventListener('alert', kick);
     es.addEventListener('reset', kick);
-    es.addEventListener('hello', kick);
+    // The first hello comes as the page loads its list anyway; a later one follows a reconnect,
+    // after which changes may have been missed.
+    let hellos = 0;
+    es.addEventListener('hello', () => { if (hellos++ > 0) kick(); });
     return () => { clearTimeout(timer); es.close(); };
   }, []);
 }
