@@ -156,6 +156,14 @@ fn brotli(data: &[u8]) -> Res<Vec<u8>> {
 }
 
 fn embed(web: &Path, dist: &Path, out: &Path) -> Res<()> {
+    // Outputs of earlier builds (other hashes) would only pile up here.
+    let old = std::fs::read_dir(out).map_err(|e| format!("listing {}: {e}", out.display()))?;
+    for entry in old.flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with("app.") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     let mut table = String::from("pub static ASSETS: &[Asset] = &[\n");
     let mut names = Vec::new();
     for (file, mime) in [
