@@ -17,6 +17,7 @@ pub mod pubsub;
 pub mod push;
 pub mod routes;
 pub mod targets;
+pub mod ui;
 pub mod write;
 
 use std::sync::Arc;
@@ -79,7 +80,7 @@ fn table() -> Vec<routes::Route<ApiState>> {
     use class::Class::{Admin, Alert, Public, Read, Write};
     use prom::{federate, meta, query, rules, status};
     use routes::{route as r, M::*};
-    vec![
+    let mut t = vec![
         r("/api/v1/query", Get, Read, query::query),
         r("/api/v1/query", Post, Read, query::query),
         r("/api/v1/query_range", Get, Read, query::query_range),
@@ -267,7 +268,11 @@ fn table() -> Vec<routes::Route<ApiState>> {
             Admin,
             admin::clean_tombstones,
         ),
-    ]
+        r(ui::ASSETS, Get, Read, ui::asset),
+    ];
+    // The web console: every client-side page answers with the same HTML.
+    t.extend(ui::PAGES.iter().map(|&p| r(p, Get, Read, ui::index)));
+    t
 }
 
 #[cfg(test)]
