@@ -73,6 +73,10 @@ pub fn routes() -> Vec<routes::RouteInfo> {
 pub fn router(state: ApiState) -> Router {
     routes::build(table())
         .layer(DefaultBodyLimit::disable())
+        // Answers are gzipped for clients that ask, as Prometheus does: a range query for a graph
+        // of 500 series is 13 MiB of JSON and a tenth of that compressed. Bodies under 32 bytes,
+        // server-sent events and the console's pre-compressed assets are left alone.
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
         .with_state(state)
 }
 
