@@ -196,6 +196,34 @@ for inc in incidents:
 put("pubsub_push", b'\x00{"message":{"message_id":"1","data":"e30"}}')
 put("pubsub_push", b'\x00{"message":{"messageId":"1","data":"%%"},"subscription":1}')
 
+# --- Alerta intake: alerts (first byte even) and heartbeats (odd), as the alerta CLI, Kapacitor's
+# .alerta() handler and hand-written payloads send them.
+alerta_alerts = [
+    {"id": None, "resource": "web01", "event": "NodeDown", "environment": "Production", "severity": "major",
+     "correlate": ["NodeDown", "NodeUp"], "service": ["Web"], "group": "Infra", "value": "100%",
+     "text": "web01 is down", "tags": ["dc1", "os:linux"], "attributes": {"region": "EU"}, "origin": "alerta/host1",
+     "type": "exceptionAlert", "createTime": "2026-01-01T00:00:00.000Z", "timeout": 3600, "rawData": None, "customer": None},
+    {"resource": "cpu-host", "event": "cpu_high", "environment": "Development", "severity": "critical", "service": ["kapacitor"],
+     "group": "cpu", "value": 98.5, "text": "cpu high", "tags": [], "origin": "kapacitor", "type": "kapacitorAlert",
+     "timeout": 0, "status": "open", "attributes": {"n": 1, "ok": True, "nested": {"a": [1]}}},
+    {"resource": "db01", "event": "DbUp", "severity": "normal", "correlate": ["DbDown", "DbUp"]},
+    {"resource": "r", "event": "e", "status": "closed", "severity": "CRITICAL", "service": "one", "id": "my-id.1"},
+    {"resource": "r", "event": "e", "tags": ["a,b"]},
+    {"resource": "", "event": "e"},
+]
+for a in alerta_alerts:
+    put("alerta", b"\x00" + json.dumps(a).encode())
+alerta_heartbeats = [
+    {"origin": "alerta/host1", "tags": ["nightly"], "attributes": {"environment": "Production", "severity": "critical",
+     "service": ["DB"], "group": "Ops"}, "timeout": 120, "createTime": "2026-01-01T00:00:00.000Z", "customer": None},
+    {"origin": "cron job \u00e9/1", "timeout": "60"},
+    {"origin": "x", "timeout": 0},
+]
+for h in alerta_heartbeats:
+    put("alerta", b"\x01" + json.dumps(h).encode())
+put("alerta", b"\x00[]")
+put("alerta", b"\x01{")
+
 # --- PromQL
 with open(os.path.join(ROOT, "crates/promql/testdata/differential/queries.txt")) as f:
     qs = [l.strip() for l in f if l.strip() and not l.startswith("#")]

@@ -167,6 +167,11 @@ pub struct RouteConfig {
     pub mute_time_intervals: Vec<String>,
     #[serde(default)]
     pub active_time_intervals: Vec<String>,
+    /// Tocsin's own: whether alerts acknowledged through the API are still repeated every
+    /// `repeat_interval` (default false: a group whose firing alerts are all acknowledged is not
+    /// repeated). None: inherit.
+    #[serde(default)]
+    pub notify_acked: Option<bool>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
 }

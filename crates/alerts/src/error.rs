@@ -12,6 +12,10 @@ pub enum Error {
     BadData(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// The request is valid but the target is not in a state that allows it (acknowledging
+    /// an alert that has resolved). Its kind is `BadData`; HTTP handlers answer 409.
+    #[error("{0}")]
+    Conflict(String),
     #[error("state store: {0}")]
     State(#[from] rusqlite::Error),
     /// A failure of the state database, naming its file so the operator knows which one.
@@ -31,7 +35,7 @@ pub enum Error {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Config(_) | Error::BadData(_) => ErrorKind::BadData,
+            Error::Config(_) | Error::BadData(_) | Error::Conflict(_) => ErrorKind::BadData,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::State(_) | Error::Db { .. } | Error::Corrupt { .. } | Error::Internal(_) => {
                 ErrorKind::Internal

@@ -1,8 +1,11 @@
 //! Inbound heartbeats, the dead-man's switch for external jobs: a job pings
 //! `POST /api/v1/heartbeat/<name>` when it runs; each heartbeat has a last-seen time (exported as a
 //! metric rules can use) and, when configured with a `timeout`, raises a `HeartbeatMissing` alert
-//! once it is late and resolves it at the next ping. The outbound direction (pinging an external
-//! monitor while a watchdog alert fires) is the `heartbeat` receiver in `notify/heartbeat.rs`.
+//! once it is late and resolves it at the next ping. A ping may carry its own timeout, labels and
+//! annotations (`ping_with`, what an Alerta heartbeat sends): that makes a heartbeat alert without
+//! being configured; a configured heartbeat's settings take precedence over a ping's. The outbound
+//! direction (pinging an external monitor while a watchdog alert fires) is the `heartbeat`
+//! receiver in `notify/heartbeat.rs`.
 
 use std::collections::BTreeMap;
 
@@ -38,6 +41,19 @@ struct Entry {
     late_since: i64,
     /// Configured heartbeats never-seen are measured from when they were configured.
     configured_at: i64,
+    /// What the last `ping_with` said; used where the configuration says nothing.
+    pinged: Option<PingDetails>,
+    /// The missing alert last sent firing, to resolve under its own labels.
+    fired: Option<Alert>,
+}
+
+/// What a ping may say about its heartbeat besides "now": an Alerta heartbeat's `timeout` and
+/// the labels and annotations its `HeartbeatMissing` alert should carry.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PingDetails {
+    pub timeout_ms: Option<i64>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Entry {
@@ -51,6 +67,24 @@ impl Entry {
             annotations: BTreeMap::new(),
             late_since: 0,
             configured_at: since_ms,
+            pinged: None,
+            fired: None,
+        }
+    }
+
+    /// The configured timeout, else the last detailed ping's.
+    fn timeout(&self) -> Option<i64> {
+        self.timeout_ms
+            .or_else(|| self.pinged.as_ref().and_then(|p| p.timeout_ms))
+    }
+
+    /// Labels and annotations of the missing alert: the configuration's when configured (an
+    /// operator's settings are not overridden by whoever can ping), else the last detailed
+    /// ping's.
+    fn labels_and_annotations(&self) -> (&BTreeMap<String, String>, &BTreeMap<String, String>) {
+        match (&self.pinged, self.timeout_ms) {
+            (Some(p), None) => (&p.labels, &p.annotations),
+            _ => (&self.labels, &self.annotations),
         }
     }
 }
@@ -61,8 +95,14 @@ pub struct HeartbeatStatus {
     pub name: String,
     pub last_ms: i64,
     pub pings: u64,
+    /// The timeout in force: the configured one, else the last detailed ping's.
     pub timeout_ms: Option<i64>,
     pub late: bool,
+    /// The timeout came from a ping (`ping_with`), not from the configuration.
+    pub timeout_from_ping: bool,
+    /// Labels and annotations its missing alert carries.
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 #[derive(Default)]
@@ -115,6 +155,8 @@ impl Heartbeats {
         let mut m = self.entries.lock();
         for e in m.values_mut() {
             e.timeout_ms = None;
+            e.labels.clear();
+            e.annotations.clear();
         }
         for (c, t) in parsed {
             let e = m
@@ -139,6 +181,43 @@ impl Heartbeats {
         Ok(())
     }
 
+    /// Records a ping that also sets the heartbeat's timeout, labels and annotations (used
+    /// unless the heartbeat is configured). A ping without a timeout keeps no earlier one: the
+    /// sender said it wants none.
+    pub fn ping_with(&self, name: &str, now_ms: i64, details: PingDetails) -> Result<()> {
+        validate_name(name)?;
+        if details.timeout_ms.is_some_and(|t| t <= 0) {
+            return Err(Error::BadData(format!(
+                "heartbeat {name:?}: timeout must be positive"
+            )));
+        }
+        let mut m = self.entries.lock();
+        let e = m
+            .entry(name.to_string())
+            .or_insert_with(|| Entry::new(now_ms));
+        e.last_ms = e.last_ms.max(now_ms);
+        e.pings += 1;
+        e.pinged = Some(details);
+        Ok(())
+    }
+
+    /// Sets a ping's timeout and labels known from before a restart (annotations are not kept
+    /// across restarts), unless the heartbeat was pinged with details since the start.
+    pub fn restore_ping(&self, name: &str, timeout_ms: i64, labels: BTreeMap<String, String>) {
+        if validate_name(name).is_err() || timeout_ms <= 0 {
+            return;
+        }
+        let mut m = self.entries.lock();
+        let e = m.entry(name.to_string()).or_insert_with(|| Entry::new(0));
+        if e.pinged.is_none() {
+            e.pinged = Some(PingDetails {
+                timeout_ms: Some(timeout_ms),
+                labels,
+                annotations: BTreeMap::new(),
+            });
+        }
+    }
+
     /// Sets a last-seen time known from before a restart (read back from the TSDB), so a restart
     /// neither forgets a late heartbeat nor makes a healthy one look late.
     pub fn restore(&self, name: &str, last_ms: i64) {
@@ -159,26 +238,33 @@ impl Heartbeats {
         let mut out = Vec::new();
         let mut m = self.entries.lock();
         for (name, e) in m.iter_mut() {
-            let Some(timeout) = e.timeout_ms else {
-                if e.late_since != 0 {
-                    out.push(missing_alert(name, e, now_ms));
-                    e.late_since = 0;
-                }
-                continue;
-            };
-            let since = if e.last_ms > 0 {
-                e.last_ms
-            } else {
-                e.configured_at
-            };
-            let late = now_ms - since > timeout;
-            if late {
-                if e.late_since == 0 {
+            let late = e.timeout().is_some_and(|timeout| {
+                let since = if e.last_ms > 0 {
+                    e.last_ms
+                } else {
+                    e.configured_at
+                };
+                if now_ms - since > timeout && e.late_since == 0 {
                     e.late_since = since + timeout;
                 }
-                out.push(missing_alert(name, e, now_ms + valid_for_ms));
+                now_ms - since > timeout
+            });
+            if late {
+                let a = missing_alert(name, e, now_ms + valid_for_ms);
+                // A ping may have changed the labels while the heartbeat stayed late: the alert
+                // fired under the old ones is resolved, not left to run out.
+                if let Some(old) = e.fired.take().filter(|o| o.labels != a.labels) {
+                    out.push(resolved(old, now_ms));
+                }
+                e.fired = Some(a.clone());
+                out.push(a);
             } else if e.late_since != 0 {
-                out.push(missing_alert(name, e, now_ms));
+                // Resolved under the labels it fired with.
+                let a = match e.fired.take() {
+                    Some(old) => resolved(old, now_ms),
+                    None => missing_alert(name, e, now_ms),
+                };
+                out.push(a);
                 e.late_since = 0;
             }
         }
@@ -189,25 +275,38 @@ impl Heartbeats {
         self.entries
             .lock()
             .iter()
-            .map(|(n, e)| HeartbeatStatus {
-                name: n.clone(),
-                last_ms: e.last_ms,
-                pings: e.pings,
-                timeout_ms: e.timeout_ms,
-                late: e.late_since != 0,
+            .map(|(n, e)| {
+                let (labels, annotations) = e.labels_and_annotations();
+                HeartbeatStatus {
+                    name: n.clone(),
+                    last_ms: e.last_ms,
+                    pings: e.pings,
+                    timeout_ms: e.timeout(),
+                    timeout_from_ping: e.timeout_ms.is_none()
+                        && e.pinged.as_ref().is_some_and(|p| p.timeout_ms.is_some()),
+                    late: e.late_since != 0,
+                    labels: labels.clone(),
+                    annotations: annotations.clone(),
+                }
             })
             .collect()
     }
 }
 
+fn resolved(mut a: Alert, now_ms: i64) -> Alert {
+    a.ends_at = now_ms.max(a.starts_at);
+    a
+}
+
 fn missing_alert(name: &str, e: &Entry, ends_at: i64) -> Alert {
+    let (labels, annotations) = e.labels_and_annotations();
     let mut b = Labels::empty().builder();
-    for (k, v) in &e.labels {
+    for (k, v) in labels {
         b.set(k, v);
     }
     b.set("alertname", "HeartbeatMissing");
     b.set("heartbeat", name);
-    let mut annotations = e.annotations.clone();
+    let mut annotations = annotations.clone();
     annotations.entry("summary".into()).or_insert_with(|| {
         if e.last_ms > 0 {
             format!(
@@ -282,6 +381,110 @@ mod tests {
             1,
             "late since before the restart"
         );
+    }
+
+    #[test]
+    fn a_ping_with_a_timeout_makes_an_unconfigured_heartbeat_alert() {
+        let h = Heartbeats::new();
+        let details = PingDetails {
+            timeout_ms: Some(60_000),
+            labels: [("severity".to_string(), "major".to_string())].into(),
+            annotations: [("tags".to_string(), "dc1".to_string())].into(),
+        };
+        h.ping_with("cron.host1", 1_000, details.clone()).unwrap();
+        assert!(h.check(30_000, 1).is_empty());
+        let a = h.check(62_000, 1);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].labels.get("severity"), Some("major"));
+        assert_eq!(a[0].labels.get("heartbeat"), Some("cron.host1"));
+        assert_eq!(
+            a[0].annotations.get("tags").map(String::as_str),
+            Some("dc1")
+        );
+        assert_eq!(h.status()[0].timeout_ms, Some(60_000));
+        // The next ping resolves it; a reload of the configuration does not forget the timeout.
+        h.ping_with("cron.host1", 63_000, details).unwrap();
+        assert!(h.check(63_001, 1)[0].resolved_at(63_001));
+        h.configure(&[], 63_002).unwrap();
+        assert_eq!(h.status()[0].timeout_ms, Some(60_000));
+        assert_eq!(h.check(200_000, 1).len(), 1);
+        assert!(h
+            .ping_with(
+                "x",
+                0,
+                PingDetails {
+                    timeout_ms: Some(0),
+                    ..Default::default()
+                }
+            )
+            .is_err());
+    }
+
+    #[test]
+    fn a_restored_ping_timeout_alerts_after_a_restart() {
+        let h = Heartbeats::new();
+        h.restore("cron", 1_000);
+        h.restore_ping(
+            "cron",
+            60_000,
+            [("severity".to_string(), "critical".to_string())].into(),
+        );
+        let a = h.check(62_000, 1);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].labels.get("severity"), Some("critical"));
+        assert!(h.status()[0].timeout_from_ping);
+        // A ping since the start wins over what is restored.
+        let h = Heartbeats::new();
+        h.ping_with("cron", 1_000, PingDetails::default()).unwrap();
+        h.restore_ping("cron", 60_000, BTreeMap::new());
+        assert!(h.check(62_000, 1).is_empty());
+    }
+
+    #[test]
+    fn a_ping_changing_the_labels_resolves_the_alert_fired_under_the_old_ones() {
+        let h = Heartbeats::new();
+        let with = |sev: &str, t: i64| PingDetails {
+            timeout_ms: Some(t),
+            labels: [("severity".to_string(), sev.to_string())].into(),
+            annotations: BTreeMap::new(),
+        };
+        h.ping_with("job", 0, with("critical", 1_000)).unwrap();
+        let fired = h.check(2_000, 60_000);
+        assert_eq!(fired[0].labels.get("severity"), Some("critical"));
+        // Pinged again, with other labels: the critical one resolves.
+        h.ping_with("job", 2_500, with("major", 60_000)).unwrap();
+        let a = h.check(3_000, 60_000);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].labels.get("severity"), Some("critical"));
+        assert!(a[0].resolved_at(3_000));
+        // Late again under the new labels, then a ping with yet other labels while late.
+        let a = h.check(70_000, 60_000);
+        assert_eq!(a[0].labels.get("severity"), Some("major"));
+        h.restore_ping("job", 1, BTreeMap::new());
+        h.configure(&[cfg("job", "1ms")], 70_000).unwrap();
+        let a = h.check(80_000, 60_000);
+        assert_eq!(a.len(), 2, "{a:?}");
+        assert!(a[0].resolved_at(80_000) && a[0].labels.get("severity") == Some("major"));
+        assert_eq!(a[1].labels.get("severity"), Some("page"));
+    }
+
+    #[test]
+    fn configured_settings_win_over_a_pings() {
+        let h = Heartbeats::new();
+        h.configure(&[cfg("job", "10m")], 0).unwrap();
+        h.ping_with(
+            "job",
+            1_000,
+            PingDetails {
+                timeout_ms: Some(1_000),
+                labels: [("severity".to_string(), "minor".to_string())].into(),
+                annotations: BTreeMap::new(),
+            },
+        )
+        .unwrap();
+        assert!(h.check(5_000, 1).is_empty(), "the configured 10m applies");
+        let a = h.check(11 * 60_000, 1);
+        assert_eq!(a[0].labels.get("severity"), Some("page"));
     }
 
     #[test]

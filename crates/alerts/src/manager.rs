@@ -3,6 +3,7 @@
 //! `/api/v2/alerts/groups` and `/api/v2/status`, self-metrics, and the time-driven part — group
 //! flushes and garbage collection — either stepped by a test (`tick`) or run by `spawn`, which
 //! sleeps exactly until the next thing is due and wakes early when alerts arrive.
+//! Acknowledgements, shelves, notes and the timeline are in `manager_marks.rs`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -17,7 +18,9 @@ use tocsin_model::{Alert, Clock, Labels, Matcher};
 use crate::config::AmConfig;
 use crate::dispatch::{Dispatcher, FlushJob};
 use crate::error::{Error, Result};
+use crate::events::{AlertEvent, EventBus, EventKind, Subscription};
 use crate::inhibit::Inhibitor;
+use crate::marks::{AckEnd, Marks};
 use crate::matchers::{cmp_alert_labels, labels_before, matches_all};
 use crate::nflog::NotificationLog;
 use crate::notify::{build_receiver, Notifier, NotifyMetrics, ReceiverConfig};
@@ -50,11 +53,11 @@ pub type ReceiverBuilder =
     Arc<dyn Fn(&ReceiverConfig, &Path) -> Result<Vec<Arc<dyn Notifier>>> + Send + Sync>;
 
 /// Everything derived from one configuration.
-struct Runtime {
-    cfg: AmConfig,
-    routes: Arc<RouteTree>,
+pub(crate) struct Runtime {
+    pub(crate) cfg: AmConfig,
+    pub(crate) routes: Arc<RouteTree>,
     receivers: HashMap<String, Vec<Arc<dyn Notifier>>>,
-    inhibitor: Inhibitor,
+    pub(crate) inhibitor: Inhibitor,
     intervals: TimeIntervals,
 }
 
@@ -167,24 +170,28 @@ pub struct ManagerStats {
     pub silences_active: usize,
     pub silences_pending: usize,
     pub silences_expired: usize,
+    /// Alerts acknowledged (and not lapsed).
+    pub alerts_acknowledged: usize,
+    pub alerts_shelved: usize,
 }
 
 pub struct AlertManager {
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     external_url: String,
     base_dir: PathBuf,
     started_at_ms: i64,
     build_receiver: ReceiverBuilder,
-    store: AlertStore,
-    silences: Silences,
+    pub(crate) store: AlertStore,
+    pub(crate) silences: Silences,
     nflog: NotificationLog,
+    marks: Marks,
     metrics: NotifyMetrics,
     /// Per receiver and group key, held while that group flushes.
     flush_locks: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Replaced whole on reload, always while holding `dispatcher`, so that an alert is routed
     /// and observed by the inhibitor of one and the same configuration.
-    runtime: RwLock<Arc<Runtime>>,
-    dispatcher: Mutex<Dispatcher>,
+    pub(crate) runtime: RwLock<Arc<Runtime>>,
+    pub(crate) dispatcher: Mutex<Dispatcher>,
     generation: AtomicI64,
     next_gc_ms: AtomicI64,
     wake: tokio::sync::Notify,
@@ -204,9 +211,16 @@ impl AlertManager {
     ) -> Result<Arc<AlertManager>> {
         let now = opts.clock.now_ms();
         let runtime = Arc::new(build_runtime(cfg, &opts.base_dir, &build)?);
+        // One database for all the parts, also in memory: the timeline joins their tables.
+        let state = match opts.state {
+            Some(db) => Some(db),
+            None => Some(StateDb::in_memory()?),
+        };
+        let opts = ManagerOptions { state, ..opts };
         let store = AlertStore::new(opts.state.clone(), runtime.cfg.resolve_timeout_ms())?;
         let silences = Silences::new(opts.state.clone(), Arc::clone(&opts.clock))?;
-        let nflog = NotificationLog::new(opts.state)?;
+        let nflog = NotificationLog::new(opts.state.clone())?;
+        let marks = Marks::new(opts.state)?;
         let dispatcher = Dispatcher::new(Arc::clone(&runtime.routes), 1);
         let am = AlertManager {
             clock: opts.clock,
@@ -217,6 +231,7 @@ impl AlertManager {
             store,
             silences,
             nflog,
+            marks,
             metrics: NotifyMetrics::default(),
             flush_locks: parking_lot::Mutex::new(HashMap::new()),
             runtime: RwLock::new(runtime),
@@ -256,7 +271,38 @@ impl AlertManager {
         }
         // The end is left to the store, the one place that fills it in: it checks the filled-in
         // end against the start and says so when the start lies beyond the resolve timeout.
+        // An acknowledged alert coming back after it resolved is a new episode: its
+        // acknowledgement ended with the resolve, before the alert fires again.
+        if self.marks.any_acks() {
+            for a in &alerts {
+                let fp = a.fingerprint();
+                if !self.marks.holds_ack(fp) {
+                    continue;
+                }
+                let ended = match self.store.get(fp) {
+                    None => Some(now),
+                    Some(old) if old.resolved_at(now) => Some(old.ends_at),
+                    Some(_) => None,
+                };
+                if let Some(at) = ended {
+                    self.end_ack(fp, at, &AckEnd::Resolved);
+                }
+            }
+        }
         let (stored, invalid) = self.store.put_partial(alerts, now);
+        if self.marks.any_acks() {
+            for a in &stored {
+                let fp = a.fingerprint();
+                if a.resolved_at(now) {
+                    if self.marks.holds_ack(fp) {
+                        self.end_ack(fp, a.ends_at, &AckEnd::Resolved);
+                    }
+                } else if let Some((old_fp, old)) = self.marks.severity_sibling(a) {
+                    let new = a.labels.get(crate::marks::SEVERITY_LABEL).unwrap_or("");
+                    self.end_ack(old_fp, now, &AckEnd::SeverityChanged(old, new.into()));
+                }
+            }
+        }
         {
             let mut d = self.dispatcher.lock();
             let rt = self.runtime.read().clone();
@@ -317,6 +363,7 @@ impl AlertManager {
     /// and collects garbage when its time has come. Tests drive the manager with this.
     pub async fn tick(&self) {
         let now = self.clock.now_ms();
+        self.sweep_marks(now);
         let jobs = self.take_due(now);
         for (rt, job) in jobs {
             self.flush(&rt, job).await;
@@ -352,6 +399,7 @@ impl AlertManager {
                     silences: &self.silences,
                     intervals: &rt.intervals,
                     nflog: &self.nflog,
+                    marks: &self.marks,
                     metrics: &self.metrics,
                     notifiers,
                     clock: self.clock.as_ref(),
@@ -390,6 +438,17 @@ impl AlertManager {
         if !done.is_empty() {
             self.store.close_notified(&done, job.now_ms);
         }
+        // Alerts resolved by their end passing (no sender said so) are seen here first.
+        if ok && !job.resolved.is_empty() {
+            let at_ms = self.clock.now_ms();
+            self.store
+                .events()
+                .publish(job.resolved.iter().map(|a| AlertEvent {
+                    fingerprint: a.fingerprint(),
+                    kind: EventKind::Resolved,
+                    at_ms,
+                }));
+        }
     }
 
     fn maybe_gc(&self, now: i64) {
@@ -409,11 +468,19 @@ impl AlertManager {
             0
         });
         let sources = self.runtime.read().inhibitor.gc(now);
+        let timeline = self
+            .marks
+            .gc(now, self.store.history_retention())
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "alert timeline gc");
+                0
+            });
         tracing::debug!(
             alerts = dropped,
             silences,
             nflog,
             sources,
+            timeline,
             "alert manager gc"
         );
     }
@@ -428,6 +495,7 @@ impl AlertManager {
     async fn run(self: Arc<Self>) {
         while !self.stopped.load(Ordering::SeqCst) {
             let now = self.clock.now_ms();
+            self.sweep_marks(now);
             for (rt, job) in self.take_due(now) {
                 let me = Arc::clone(&self);
                 tokio::spawn(async move {
@@ -443,6 +511,11 @@ impl AlertManager {
                 .lock()
                 .next_deadline()
                 .map_or(next_gc, |t| t.min(next_gc));
+            // A lapsing acknowledgement or shelf is recorded on the timeline when it lapses.
+            let next = self
+                .marks
+                .next_deadline()
+                .map_or(next, |t| t.max(now.saturating_add(1)).min(next));
             let wait = next
                 .saturating_sub(self.clock.now_ms())
                 .clamp(0, MAX_SLEEP_MS);
@@ -458,9 +531,23 @@ impl AlertManager {
     }
 
     /// Stops the loop started by `spawn`; flushes already running finish on their own.
+    /// Also ends every event subscription, so that open event streams do not hold up the HTTP
+    /// server's graceful stop.
     pub fn shutdown(&self) {
         self.stopped.store(true, Ordering::SeqCst);
+        self.store.events().close();
         self.wake.notify_one();
+    }
+
+    /// Alert changes as they happen (see `events`).
+    pub fn subscribe(&self) -> Subscription {
+        self.store.events().subscribe()
+    }
+
+    /// Where alert changes are published; other state owners (acknowledgements) publish theirs
+    /// here too.
+    pub fn events(&self) -> &EventBus {
+        self.store.events()
     }
 
     /// Every alert known, newest version, by fingerprint.
@@ -552,6 +639,16 @@ impl AlertManager {
             }
         }
         out
+    }
+
+    /// Every alert the manager still holds that matches `matchers`, resolved ones included
+    /// until they are collected, ordered by labels: what the Alerta-compatible API lists (it
+    /// shows closed and expired alerts, as Alerta does).
+    pub fn recent_alerts(&self, matchers: &[Matcher]) -> Vec<Alert> {
+        self.known_alerts()
+            .into_values()
+            .filter(|a| matches_all(matchers, &a.labels))
+            .collect()
     }
 
     /// `GET /api/v2/alerts/groups`: the aggregation groups with their alerts that pass the
@@ -662,6 +759,7 @@ impl AlertManager {
             }
         }
         s.groups = self.dispatcher.lock().len();
+        (s.alerts_acknowledged, s.alerts_shelved) = self.marks.counts(self.clock.now_ms());
         for (_, state) in self.silences.list() {
             match state {
                 SilenceState::Active => s.silences_active += 1,
@@ -702,6 +800,10 @@ fn build_runtime(cfg: AmConfig, base_dir: &Path, build: &ReceiverBuilder) -> Res
         intervals,
     })
 }
+
+#[path = "manager_marks.rs"]
+mod marks_api;
+pub use marks_api::{parse_fingerprint, AlertDetail};
 
 #[cfg(test)]
 #[path = "manager_tests.rs"]

@@ -904,3 +904,6 @@ async fn a_silenced_watchdog_reaches_the_heartbeat_as_nothing_firing() {
 
 #[path = "manager_restart_tests.rs"]
 mod restart;
+
+#[path = "manager_marks_tests.rs"]
+mod marks;

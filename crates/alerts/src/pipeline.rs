@@ -4,6 +4,14 @@
 //! logging what was sent. A flush succeeds when every integration either had nothing new to say or
 //! delivered it; only then does the group forget the resolved alerts it just reported.
 //!
+//! Acknowledged alerts (`marks.rs`) are not news: unless the route says `notify_acked: true`, a
+//! group is repeated every `repeat_interval` only while it holds a firing alert nobody has
+//! acknowledged, and an acknowledged alert joining a group does not make it notify. When a group
+//! is sent it carries all its alerts, acknowledged ones included, so receivers that track a
+//! group's state (a webhook's `status`, an incident keyed by group) never see it as resolved
+//! while something in it still fires. Every delivery's outcome is recorded per alert for the
+//! alert's timeline.
+//!
 //! Integrations that ask for every flush (`Notifier::every_flush`, the outbound heartbeat) skip
 //! the deduplication and the log: they are handed what the group holds at each flush, even when
 //! that is nothing, because for them the flush itself is the news.
@@ -15,11 +23,13 @@ use tocsin_model::{Alert, Clock};
 
 use crate::dispatch::FlushJob;
 use crate::inhibit::Inhibitor;
+use crate::marks::Marks;
 use crate::nflog::{Entry, NotificationLog};
 use crate::notify::{deliver, Notifier, NotifyCx, NotifyMetrics};
 use crate::route::Route;
 use crate::silence::Silences;
 use crate::timeinterval::TimeIntervals;
+use crate::timeline::{record_notifications, NotificationRecord};
 
 /// What the stages consult.
 pub(crate) struct Stages<'a> {
@@ -27,6 +37,7 @@ pub(crate) struct Stages<'a> {
     pub silences: &'a Silences,
     pub intervals: &'a TimeIntervals,
     pub nflog: &'a NotificationLog,
+    pub marks: &'a Marks,
     pub metrics: &'a NotifyMetrics,
     pub notifiers: &'a [Arc<dyn Notifier>],
     pub clock: &'a dyn Clock,
@@ -130,11 +141,19 @@ async fn integration(
     firing.dedup();
     resolved.sort_unstable();
     resolved.dedup();
+    let acked = if route.notify_acked {
+        Vec::new()
+    } else {
+        st.marks.acked_among(&firing, now)
+    };
     let entry = st.nflog.get(&key, &job.group_key);
     if !needs_update(
         entry.as_ref(),
-        &firing,
-        &resolved,
+        &Sets {
+            firing: &firing,
+            resolved: &resolved,
+            acked: &acked,
+        },
         n.send_resolved(),
         route.repeat_interval_ms,
         now,
@@ -170,7 +189,28 @@ async fn send(
     key: &str,
 ) -> bool {
     let budget = Duration::from_millis(route.group_interval_ms.max(1) as u64);
-    match deliver(n, cx, alerts, st.metrics, budget).await {
+    let res = deliver(n, cx, alerts, st.metrics, budget).await;
+    let at_ms = st.clock.now_ms();
+    // Integrations that hear every flush (the outbound heartbeat) would add a row per alert at
+    // every group interval without telling anyone anything about the alert.
+    let recorded = if n.every_flush() { &[][..] } else { alerts };
+    let recs: Vec<NotificationRecord> = recorded
+        .iter()
+        .map(|a| NotificationRecord {
+            fingerprint: a.fingerprint(),
+            receiver: route.receiver.clone(),
+            integration: key.to_string(),
+            group_key: job.group_key.clone(),
+            firing: !a.resolved_at(job.now_ms),
+            error: res.as_ref().err().map(|e| e.message.clone()),
+            at_ms,
+        })
+        .collect();
+    // Losing these loses a line of the timeline, not a notification.
+    if let Err(e) = record_notifications(st.marks.db(), &recs) {
+        tracing::warn!(integration = %key, error = %e, "notification outcome not recorded");
+    }
+    match res {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(
@@ -190,23 +230,41 @@ fn is_subset(sub: &[u64], sup: &[u64]) -> bool {
     sub.iter().all(|x| sup.binary_search(x).is_ok())
 }
 
+/// A flush's alerts as the dedup decision sees them, each sorted.
+pub(crate) struct Sets<'a> {
+    pub firing: &'a [u64],
+    pub resolved: &'a [u64],
+    /// Those of `firing` acknowledged (empty when the route notifies acknowledged alerts).
+    pub acked: &'a [u64],
+}
+
 /// Alertmanager's dedup decision: notify when something fires that the last notification did
 /// not report, when everything it reported as firing has resolved, when (with send_resolved)
 /// something resolved that it did not report as resolved, or when the repeat interval has passed
-/// since it was sent.
+/// since it was sent. Acknowledged firing alerts count neither as new nor towards a repeat.
 pub(crate) fn needs_update(
     entry: Option<&Entry>,
-    firing: &[u64],
-    resolved: &[u64],
+    sets: &Sets<'_>,
     send_resolved: bool,
     repeat_ms: i64,
     now_ms: i64,
 ) -> bool {
-    let Some(e) = entry else {
-        // Never notified: only firing alerts are worth a first notification.
-        return !firing.is_empty();
+    let (firing, resolved) = (sets.firing, sets.resolved);
+    let unacked: Vec<u64> = if sets.acked.is_empty() {
+        firing.to_vec()
+    } else {
+        firing
+            .iter()
+            .copied()
+            .filter(|fp| sets.acked.binary_search(fp).is_err())
+            .collect()
     };
-    if !is_subset(firing, &e.firing) {
+    let Some(e) = entry else {
+        // Never notified (or the record expired): only firing alerts nobody has acknowledged
+        // are worth a first notification.
+        return !unacked.is_empty();
+    };
+    if !is_subset(&unacked, &e.firing) {
         return true;
     }
     if firing.is_empty() {
@@ -217,7 +275,7 @@ pub(crate) fn needs_update(
     if send_resolved && !is_subset(resolved, &e.resolved) {
         return true;
     }
-    e.sent_at < now_ms.saturating_sub(repeat_ms)
+    !unacked.is_empty() && e.sent_at < now_ms.saturating_sub(repeat_ms)
 }
 
 #[cfg(test)]
@@ -232,72 +290,89 @@ mod tests {
         }
     }
 
+    /// `needs_update` with nothing acknowledged.
+    fn nu(
+        entry: Option<&Entry>,
+        firing: &[u64],
+        resolved: &[u64],
+        send_resolved: bool,
+        repeat: i64,
+        now: i64,
+    ) -> bool {
+        nu_acked(entry, firing, resolved, &[], send_resolved, repeat, now)
+    }
+
+    fn nu_acked(
+        entry: Option<&Entry>,
+        firing: &[u64],
+        resolved: &[u64],
+        acked: &[u64],
+        send_resolved: bool,
+        repeat: i64,
+        now: i64,
+    ) -> bool {
+        let sets = Sets {
+            firing,
+            resolved,
+            acked,
+        };
+        needs_update(entry, &sets, send_resolved, repeat, now)
+    }
+
     #[test]
     fn dedup_decisions() {
         let h = 3_600_000;
         // First notification only when something fires.
-        assert!(needs_update(None, &[1], &[], true, h, 0));
-        assert!(!needs_update(None, &[], &[1], true, h, 0));
+        assert!(nu(None, &[1], &[], true, h, 0));
+        assert!(!nu(None, &[], &[1], true, h, 0));
         // A new firing alert.
-        assert!(needs_update(
+        assert!(nu(Some(&e(&[1], &[], 0)), &[1, 2], &[], false, h, 10));
+        // Fewer firing, nothing newly resolved reported without send_resolved.
+        assert!(!nu(Some(&e(&[1, 2], &[], 0)), &[1], &[2], false, h, 10));
+        assert!(nu(Some(&e(&[1, 2], &[], 0)), &[1], &[2], true, h, 10));
+        assert!(!nu(Some(&e(&[1, 2], &[2], 0)), &[1], &[2], true, h, 10));
+        // All resolved: notify whatever send_resolved says, once.
+        assert!(nu(Some(&e(&[1], &[], 0)), &[], &[1], false, h, 10));
+        assert!(!nu(Some(&e(&[], &[1], 0)), &[], &[1], true, h, 10));
+        // Repeat strictly after the interval.
+        assert!(!nu(Some(&e(&[1], &[], 0)), &[1], &[], true, h, h));
+        assert!(nu(Some(&e(&[1], &[], 0)), &[1], &[], true, h, h + 1));
+    }
+
+    #[test]
+    fn acknowledged_alerts_are_not_repeated_but_new_ones_and_resolves_notify() {
+        let h = 1_000;
+        let sent = e(&[1, 2], &[], 0);
+        // Every firing alert acknowledged: no repeat, however late.
+        assert!(!nu_acked(
+            Some(&sent),
+            &[1, 2],
+            &[],
+            &[1, 2],
+            true,
+            h,
+            10 * h
+        ));
+        // One of them not acknowledged: the group repeats (with both).
+        assert!(nu_acked(Some(&sent), &[1, 2], &[], &[1], true, h, 10 * h));
+        // A new alert in an acknowledged group notifies.
+        assert!(nu_acked(Some(&sent), &[1, 2, 3], &[], &[1, 2], true, h, 10));
+        // An acknowledged alert new to the group is no news.
+        assert!(!nu_acked(
             Some(&e(&[1], &[], 0)),
             &[1, 2],
             &[],
-            false,
-            h,
-            10
-        ));
-        // Fewer firing, nothing newly resolved reported without send_resolved.
-        assert!(!needs_update(
-            Some(&e(&[1, 2], &[], 0)),
-            &[1],
-            &[2],
-            false,
-            h,
-            10
-        ));
-        assert!(needs_update(
-            Some(&e(&[1, 2], &[], 0)),
-            &[1],
-            &[2],
+            &[1, 2],
             true,
             h,
             10
         ));
-        assert!(!needs_update(
-            Some(&e(&[1, 2], &[2], 0)),
-            &[1],
-            &[2],
-            true,
-            h,
-            10
-        ));
-        // All resolved: notify whatever send_resolved says, once.
-        assert!(needs_update(
-            Some(&e(&[1], &[], 0)),
-            &[],
-            &[1],
-            false,
-            h,
-            10
-        ));
-        assert!(!needs_update(
-            Some(&e(&[], &[1], 0)),
-            &[],
-            &[1],
-            true,
-            h,
-            10
-        ));
-        // Repeat strictly after the interval.
-        assert!(!needs_update(Some(&e(&[1], &[], 0)), &[1], &[], true, h, h));
-        assert!(needs_update(
-            Some(&e(&[1], &[], 0)),
-            &[1],
-            &[],
-            true,
-            h,
-            h + 1
-        ));
+        // A resolve still notifies while the rest is acknowledged.
+        assert!(nu_acked(Some(&sent), &[1], &[2], &[1], true, h, 10));
+        // Everything resolved.
+        assert!(nu_acked(Some(&sent), &[], &[1, 2], &[], false, h, 10));
+        // The record expired (gc): acknowledged alerts alone do not start over.
+        assert!(!nu_acked(None, &[1, 2], &[], &[1, 2], true, h, 10 * h));
+        assert!(nu_acked(None, &[1, 2], &[], &[1], true, h, 10 * h));
     }
 }

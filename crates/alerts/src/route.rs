@@ -42,6 +42,9 @@ pub struct Route {
     /// Not inherited, as in Alertmanager.
     pub mute_time_intervals: Vec<String>,
     pub active_time_intervals: Vec<String>,
+    /// Whether acknowledged alerts are repeated every `repeat_interval` (inherited; default
+    /// false).
+    pub notify_acked: bool,
     /// Alertmanager's `Route.Key()`: the matchers of every node from the root, `/`-separated.
     pub key: String,
     /// Alertmanager's `Route.ID()`: the key plus `/<position among siblings>` below the root.
@@ -143,6 +146,9 @@ impl RouteTree {
             ),
             mute_time_intervals: c.mute_time_intervals.clone(),
             active_time_intervals: c.active_time_intervals.clone(),
+            notify_acked: c
+                .notify_acked
+                .unwrap_or_else(|| p.is_some_and(|p| p.notify_acked)),
             matchers,
             key,
             id,

@@ -1,6 +1,7 @@
 //! The SQLite state file (`state.db` under the data dir): schema, migrations and the shared
 //! connection. Silences, the notification log and the alert history keep their rows here so a
-//! restart neither forgets a silence nor re-sends or loses a notification.
+//! restart neither forgets a silence nor re-sends or loses a notification; acknowledgements,
+//! shelves, notes and per-alert notification outcomes (the alert timeline) live here too.
 //!
 //! Durability: the file runs in WAL mode with `synchronous=NORMAL`, which survives a crash of
 //! the process but may lose the last commits on power loss. Writes that an API acknowledges to a
@@ -103,6 +104,49 @@ const MIGRATIONS: &[&str] = &[
         received_at  INTEGER NOT NULL
     );
     CREATE INDEX pubsub_messages_received ON pubsub_messages (received_at);",
+    // 5: acknowledgements and shelves in force (one row per alert), the alert events a person
+    // or the manager caused (ack, unack, ack ended, shelve, unshelve, note), and each
+    // notification attempt's outcome per alert and receiver integration, for the timeline.
+    "CREATE TABLE alert_acks (
+        fingerprint INTEGER PRIMARY KEY,
+        labels      TEXT NOT NULL,
+        acked_by    TEXT NOT NULL,
+        comment     TEXT NOT NULL,
+        acked_at    INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE alert_shelves (
+        fingerprint INTEGER PRIMARY KEY,
+        shelved_by  TEXT NOT NULL,
+        comment     TEXT NOT NULL,
+        shelved_at  INTEGER NOT NULL,
+        until       INTEGER NOT NULL
+    );
+    CREATE TABLE alert_events (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        fingerprint INTEGER NOT NULL,
+        at          INTEGER NOT NULL,
+        kind        TEXT NOT NULL,
+        actor       TEXT NOT NULL DEFAULT '',
+        text        TEXT NOT NULL DEFAULT '',
+        until       INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX alert_events_fp ON alert_events (fingerprint, at);
+    CREATE INDEX alert_events_at ON alert_events (at);
+    CREATE TABLE notifications (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        fingerprint INTEGER NOT NULL,
+        at          INTEGER NOT NULL,
+        receiver    TEXT NOT NULL,
+        integration TEXT NOT NULL,
+        group_key   TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        outcome     TEXT NOT NULL,
+        error       TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX notifications_fp ON notifications (fingerprint, at);
+    CREATE INDEX notifications_at ON notifications (at);
+    CREATE INDEX action_executions_fp ON action_executions (fingerprint);",
 ];
 
 /// The schema version this binary writes.

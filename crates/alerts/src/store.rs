@@ -22,7 +22,12 @@ use rusqlite::{OptionalExtension, Transaction};
 use tocsin_model::{Alert, Labels};
 
 use crate::error::{Error, Result};
+use crate::events::{AlertEvent, EventBus};
+
+#[path = "store_resolved.rs"]
+mod resolved;
 use crate::state::StateDb;
+use resolved::change_kind;
 
 /// How long closed history rows are kept.
 pub const DEFAULT_HISTORY_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
@@ -32,6 +37,8 @@ pub struct AlertStore {
     inner: Mutex<Inner>,
     resolve_timeout_ms: AtomicI64,
     history_retention_ms: AtomicI64,
+    /// Firing, resolved and updated alerts are published here as they are put.
+    events: EventBus,
 }
 
 /// One row of the alert history.
@@ -91,6 +98,7 @@ impl AlertStore {
             }),
             resolve_timeout_ms: AtomicI64::new(resolve_timeout_ms),
             history_retention_ms: AtomicI64::new(DEFAULT_HISTORY_RETENTION_MS),
+            events: EventBus::default(),
         })
     }
 
@@ -262,6 +270,11 @@ impl AlertStore {
     }
 
     /// How long closed history rows are kept (ms).
+    pub fn history_retention(&self) -> i64 {
+        self.history_retention_ms.load(Ordering::Relaxed)
+    }
+
+    /// How long closed history rows are kept (ms).
     pub fn set_history_retention(&self, ms: i64) {
         self.history_retention_ms
             .store(ms.max(0), Ordering::Relaxed);
@@ -339,6 +352,16 @@ impl AlertStore {
             transitions.push((fp, old, merged.clone()));
             out.push(merged);
         }
+        let events: Vec<AlertEvent> = transitions
+            .iter()
+            .filter_map(|(fp, old, merged)| {
+                change_kind(old.as_ref(), merged, now).map(|kind| AlertEvent {
+                    fingerprint: *fp,
+                    kind,
+                    at_ms: now,
+                })
+            })
+            .collect();
         let Inner { open, .. } = &mut *inner;
         // The alerts are stored whatever happens to the history: losing a history row is
         // better than refusing alerts because the disk is full.
@@ -364,7 +387,14 @@ impl AlertStore {
             Ok(overlay) => apply(open, overlay),
             Err(e) => tracing::warn!(error = %e, "alert history not recorded"),
         }
+        drop(inner);
+        self.events.publish(events);
         out
+    }
+
+    /// Where alert changes are published (the manager publishes its own there too).
+    pub fn events(&self) -> &EventBus {
+        &self.events
     }
 
     pub fn get(&self, fingerprint: u64) -> Option<Alert> {
@@ -449,6 +479,35 @@ impl AlertStore {
             limit,
             ..HistoryQuery::default()
         })
+    }
+
+    /// The newest `limit` history rows of alert `fp`, newest first.
+    pub fn history_of(&self, fp: u64, limit: usize) -> Result<Vec<HistoryEntry>> {
+        let path = self.db.path().to_string();
+        let rows: Vec<(String, i64, i64)> = self.db.with_conn(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT labels, starts_at, ends_at FROM alert_history WHERE fingerprint = ?1
+                 ORDER BY starts_at DESC, id DESC LIMIT ?2",
+            )?;
+            let rows = st.query_map(
+                rusqlite::params![fp as i64, limit.min(i64::MAX as usize) as i64],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            rows.collect()
+        })?;
+        rows.into_iter()
+            .map(|(labels, starts_at, ends_at)| {
+                let labels = decode_labels(&labels).map_err(|e| {
+                    Error::Internal(format!("state db {path}: alert history labels: {e}"))
+                })?;
+                Ok(HistoryEntry {
+                    fingerprint: fp,
+                    labels,
+                    starts_at,
+                    ends_at,
+                })
+            })
+            .collect()
     }
 
     /// History rows that overlap `[start_ms, end_ms]` and whose labels match every matcher,

@@ -97,6 +97,7 @@ fn state(actions: Option<Arc<dyn ActionsApi>>) -> ApiState {
         alertmanager: Arc::new(crate::am::NoAlertmanager),
         admin: None,
         actions,
+        alerta: Default::default(),
     }
 }
 

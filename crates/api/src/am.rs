@@ -38,6 +38,19 @@ pub trait AlertmanagerApi: Send + Sync {
     fn started_at_ms(&self) -> i64;
     fn heartbeat(&self, name: &str) -> tocsin_alerts::Result<()>;
     fn heartbeats(&self) -> Vec<HeartbeatStatus>;
+    /// A ping that also sets the heartbeat's timeout, labels and annotations (Alerta's
+    /// `POST /api/heartbeat`).
+    fn heartbeat_with(
+        &self,
+        _name: &str,
+        _details: tocsin_alerts::heartbeat::PingDetails,
+    ) -> tocsin_alerts::Result<()> {
+        Err(no_manager())
+    }
+    /// Every held alert matching `matchers`, resolved ones included until collected.
+    fn recent_alerts(&self, _matchers: &[Matcher]) -> Vec<Alert> {
+        Vec::new()
+    }
     fn history(&self, q: &HistoryQuery) -> tocsin_alerts::Result<Vec<HistoryEntry>>;
     /// Checks the `Authorization` header of a Pub/Sub push (the OIDC token Pub/Sub attaches)
     /// against the configured verification; `Ok` when none is configured.
@@ -53,6 +66,68 @@ pub trait AlertmanagerApi: Send + Sync {
     fn silence_limits(&self) -> SilenceLimits {
         SilenceLimits::default()
     }
+    /// The console's alert list (`GET /api/v1/console/alerts`).
+    fn console(
+        &self,
+        _q: &tocsin_alerts::console::ConsoleQuery,
+    ) -> tocsin_alerts::Result<tocsin_alerts::console::ConsolePage> {
+        Err(tocsin_alerts::Error::Internal("no alert manager".into()))
+    }
+    /// Alert changes as they happen (`GET /api/v1/events`); `None` without an alert manager.
+    fn subscribe(&self) -> Option<tocsin_alerts::events::Subscription> {
+        None
+    }
+    /// The manager's clock (ms), for turning a duration into an expiry.
+    fn now_ms(&self) -> i64 {
+        0
+    }
+    /// Acknowledges a firing alert; false when the same acknowledgement was in force already.
+    fn ack(
+        &self,
+        _fp: u64,
+        _by: &str,
+        _comment: &str,
+        _expires_ms: Option<i64>,
+    ) -> tocsin_alerts::Result<bool> {
+        Err(no_manager())
+    }
+    fn unack(&self, _fp: u64, _by: &str, _comment: &str) -> tocsin_alerts::Result<bool> {
+        Err(no_manager())
+    }
+    fn shelve(
+        &self,
+        _fp: u64,
+        _by: &str,
+        _comment: &str,
+        _until_ms: i64,
+    ) -> tocsin_alerts::Result<()> {
+        Err(no_manager())
+    }
+    fn unshelve(&self, _fp: u64, _by: &str) -> tocsin_alerts::Result<bool> {
+        Err(no_manager())
+    }
+    /// Adds a note; returns its id.
+    fn note(&self, _fp: u64, _by: &str, _text: &str) -> tocsin_alerts::Result<i64> {
+        Err(no_manager())
+    }
+    fn alert_detail(&self, _fp: u64) -> tocsin_alerts::Result<tocsin_alerts::AlertDetail> {
+        Err(no_manager())
+    }
+    fn timeline(
+        &self,
+        _fp: u64,
+        _limit: usize,
+    ) -> tocsin_alerts::Result<Vec<tocsin_alerts::TimelineEvent>> {
+        Err(no_manager())
+    }
+    /// Every acknowledgement and shelf in force, by fingerprint.
+    fn marks(&self) -> tocsin_alerts::marks::MarkList {
+        (Vec::new(), Vec::new())
+    }
+}
+
+fn no_manager() -> tocsin_alerts::Error {
+    tocsin_alerts::Error::Internal("no alert manager".into())
 }
 
 /// Size limits on one silence: every alert is checked against every active silence's matchers,
@@ -167,7 +242,7 @@ fn am_error(e: tocsin_alerts::Error) -> Response {
     error(status, e.to_string())
 }
 
-fn ok_json(v: Value) -> Response {
+pub(crate) fn ok_json(v: Value) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
@@ -582,42 +657,6 @@ pub async fn get_heartbeats(State(st): State<ApiState>) -> Response {
     ok_json(json!({"status": "success", "data": v}))
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn postable_alerts_decode_and_name_bad_fields() {
-        let a = decode_alerts(br#"[{"labels":{"alertname":"A","job":"x"},"annotations":{"s":"t"},"startsAt":"2026-01-01T00:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://p/graph"}]"#).unwrap();
-        assert_eq!(a[0].labels.get("alertname"), Some("A"));
-        assert_eq!(
-            a[0].starts_at,
-            parse_rfc3339_ms("2026-01-01T00:00:00Z").unwrap()
-        );
-        assert_eq!(a[0].ends_at, 0);
-        assert_eq!(a[0].generator_url, "http://p/graph");
-        let e = decode_alerts(br#"[{"labels":{"a":"b"}},{"labels":{}}]"#).unwrap_err();
-        assert!(e.contains("alerts[1].labels"), "{e}");
-        let e = decode_alerts(br#"[{"labels":{"a":"b"},"startsAt":"yesterday"}]"#).unwrap_err();
-        assert!(e.contains("alerts[0].startsAt"), "{e}");
-        let e = decode_alerts(br#"[{"labels":{"0bad":"b"}}]"#).unwrap_err();
-        assert!(e.contains("alerts[0].labels"), "{e}");
-        let e = decode_alerts(br#"{"labels":{}}"#).unwrap_err();
-        assert!(e.starts_with("body:"), "{e}");
-    }
-
-    #[test]
-    fn postable_silence_decodes_all_matcher_kinds() {
-        let s = decode_silence(br#"{"matchers":[{"name":"a","value":"b","isRegex":false},{"name":"c","value":"d.*","isRegex":true,"isEqual":false}],"startsAt":"2026-01-01T00:00:00Z","endsAt":"2026-01-01T01:00:00Z","createdBy":"me","comment":"x"}"#).unwrap();
-        assert_eq!(s.matchers[0].op, MatchOp::Equal);
-        assert_eq!(s.matchers[1].op, MatchOp::NotRegex);
-        assert_eq!(s.ends_at - s.starts_at, 3_600_000);
-        let e = decode_silence(br#"{"matchers":[{"value":"b"}],"startsAt":"2026-01-01T00:00:00Z","endsAt":"2026-01-01T01:00:00Z"}"#).unwrap_err();
-        assert!(e.contains("matchers[0].name"), "{e}");
-    }
-}
-
 /// Most rows one history request returns.
 const HISTORY_MAX: usize = 10_000;
 
@@ -672,5 +711,41 @@ pub async fn history(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Respo
                 .collect(),
         )})),
         Err(e) => PromError::new(e.kind(), e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postable_alerts_decode_and_name_bad_fields() {
+        let a = decode_alerts(br#"[{"labels":{"alertname":"A","job":"x"},"annotations":{"s":"t"},"startsAt":"2026-01-01T00:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://p/graph"}]"#).unwrap();
+        assert_eq!(a[0].labels.get("alertname"), Some("A"));
+        assert_eq!(
+            a[0].starts_at,
+            parse_rfc3339_ms("2026-01-01T00:00:00Z").unwrap()
+        );
+        assert_eq!(a[0].ends_at, 0);
+        assert_eq!(a[0].generator_url, "http://p/graph");
+        let e = decode_alerts(br#"[{"labels":{"a":"b"}},{"labels":{}}]"#).unwrap_err();
+        assert!(e.contains("alerts[1].labels"), "{e}");
+        let e = decode_alerts(br#"[{"labels":{"a":"b"},"startsAt":"yesterday"}]"#).unwrap_err();
+        assert!(e.contains("alerts[0].startsAt"), "{e}");
+        let e = decode_alerts(br#"[{"labels":{"0bad":"b"}}]"#).unwrap_err();
+        assert!(e.contains("alerts[0].labels"), "{e}");
+        let e = decode_alerts(br#"{"labels":{}}"#).unwrap_err();
+        assert!(e.starts_with("body:"), "{e}");
+    }
+
+    #[test]
+    fn postable_silence_decodes_all_matcher_kinds() {
+        let s = decode_silence(br#"{"matchers":[{"name":"a","value":"b","isRegex":false},{"name":"c","value":"d.*","isRegex":true,"isEqual":false}],"startsAt":"2026-01-01T00:00:00Z","endsAt":"2026-01-01T01:00:00Z","createdBy":"me","comment":"x"}"#).unwrap();
+        assert_eq!(s.matchers[0].op, MatchOp::Equal);
+        assert_eq!(s.matchers[1].op, MatchOp::NotRegex);
+        assert_eq!(s.ends_at - s.starts_at, 3_600_000);
+        let e = decode_silence(br#"{"matchers":[{"value":"b"}],"startsAt":"2026-01-01T00:00:00Z","endsAt":"2026-01-01T01:00:00Z"}"#).unwrap_err();
+        assert!(e.contains("matchers[0].name"), "{e}");
     }
 }

@@ -65,7 +65,11 @@ const WRITE_PATHS: &[&str] = &["/api/v1/write", "/write", "/api/v2/write", "/api
 /// The class of a request. Unknown paths are `Read` for safe methods and `Admin` otherwise, so
 /// a new state-changing route is locked down until it is classified on purpose.
 pub fn classify(method: &Method, path: &str) -> Class {
-    if path == "/-/healthy" || path == "/-/ready" {
+    // Alerta's client reads `/api/config` before every command, without credentials.
+    if path == "/-/healthy"
+        || path == "/-/ready"
+        || (path == "/api/config" && *method == Method::GET)
+    {
         return Class::Public;
     }
     if path.starts_with("/api/v1/admin/") || path.starts_with("/-/") {
@@ -97,6 +101,9 @@ pub fn classify(method: &Method, path: &str) -> Class {
         || path.starts_with("/api/v1/heartbeat/")
         || path.starts_with("/api/v1/alerts")
         || path == "/api/v1/pubsub/push"
+        || path == "/api/alert"
+        || path.starts_with("/api/alert/")
+        || path == "/api/heartbeat"
     {
         return Class::Alert;
     }
@@ -119,6 +126,16 @@ mod tests {
         assert_eq!(c(Method::DELETE, "/api/v2/silence/x"), Class::Alert);
         assert_eq!(c(Method::POST, "/api/v1/heartbeat/x"), Class::Alert);
         assert_eq!(c(Method::POST, "/api/v1/pubsub/push"), Class::Alert);
+        assert_eq!(c(Method::GET, "/api/config"), Class::Public);
+        assert_eq!(c(Method::POST, "/api/config"), Class::Admin);
+        assert_eq!(c(Method::POST, "/api/alert"), Class::Alert);
+        assert_eq!(c(Method::PUT, "/api/alert/x/action"), Class::Alert);
+        assert_eq!(c(Method::DELETE, "/api/alert/x"), Class::Alert);
+        assert_eq!(c(Method::GET, "/api/alerts"), Class::Read);
+        assert_eq!(c(Method::POST, "/api/heartbeat"), Class::Alert);
+        assert_eq!(c(Method::POST, "/api/v1/alerts/0a/ack"), Class::Alert);
+        assert_eq!(c(Method::POST, "/api/v1/alerts/0a/note"), Class::Alert);
+        assert_eq!(c(Method::GET, "/api/v1/alerts/0a/timeline"), Class::Read);
         assert_eq!(c(Method::POST, "/-/reload"), Class::Admin);
         assert_eq!(c(Method::GET, "/-/reload"), Class::Admin);
         assert_eq!(

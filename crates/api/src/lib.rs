@@ -4,15 +4,20 @@
 
 pub mod actions;
 pub mod admin;
+pub mod alert_marks;
+pub mod alerta;
 pub mod am;
 pub mod class;
+pub mod console;
 pub mod error;
+pub mod events;
 pub mod guard;
 pub mod prom;
 pub mod pubsub;
 pub mod push;
 pub mod routes;
 pub mod targets;
+pub mod ui;
 pub mod write;
 
 use std::sync::Arc;
@@ -49,6 +54,8 @@ pub struct ApiState {
     /// The remediation actions engine; the server always gives one (`None` in tests of other
     /// endpoints: the actions endpoints then answer 404).
     pub actions: Option<Arc<dyn actions::ActionsApi>>,
+    /// The Alerta-compatible API's own state (one send at a time, duplicate counts).
+    pub alerta: Arc<alerta::AlertaState>,
 }
 
 /// Default largest request body on write endpoints (`web.max_body_size.write`).
@@ -66,14 +73,18 @@ pub fn routes() -> Vec<routes::RouteInfo> {
 pub fn router(state: ApiState) -> Router {
     routes::build(table())
         .layer(DefaultBodyLimit::disable())
+        // Answers are gzipped for clients that ask, as Prometheus does: a range query for a graph
+        // of 500 series is 13 MiB of JSON and a tenth of that compressed. Bodies under 32 bytes,
+        // server-sent events and the console's pre-compressed assets are left alone.
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
         .with_state(state)
 }
 
 fn table() -> Vec<routes::Route<ApiState>> {
-    use class::Class::{Admin, Alert, Read, Write};
+    use class::Class::{Admin, Alert, Public, Read, Write};
     use prom::{federate, meta, query, rules, status};
     use routes::{route as r, M::*};
-    vec![
+    let mut t = vec![
         r("/api/v1/query", Get, Read, query::query),
         r("/api/v1/query", Post, Read, query::query),
         r("/api/v1/query_range", Get, Read, query::query_range),
@@ -98,6 +109,46 @@ fn table() -> Vec<routes::Route<ApiState>> {
         r("/api/v1/alerts", Get, Read, rules::alerts),
         r("/api/v1/alertmanagers", Get, Read, rules::alertmanagers),
         r("/api/v1/alerts/history", Get, Read, am::history),
+        r("/api/v1/console/alerts", Get, Read, console::alerts),
+        r("/api/v1/events", Get, Read, events::events),
+        r("/api/v1/alerts/marks", Get, Read, alert_marks::marks),
+        r("/api/v1/alerts/{fingerprint}", Get, Read, alert_marks::get),
+        r(
+            "/api/v1/alerts/{fingerprint}/timeline",
+            Get,
+            Read,
+            alert_marks::timeline,
+        ),
+        r(
+            "/api/v1/alerts/{fingerprint}/ack",
+            Post,
+            Alert,
+            alert_marks::ack,
+        ),
+        r(
+            "/api/v1/alerts/{fingerprint}/unack",
+            Post,
+            Alert,
+            alert_marks::unack,
+        ),
+        r(
+            "/api/v1/alerts/{fingerprint}/shelve",
+            Post,
+            Alert,
+            alert_marks::shelve,
+        ),
+        r(
+            "/api/v1/alerts/{fingerprint}/unshelve",
+            Post,
+            Alert,
+            alert_marks::unshelve,
+        ),
+        r(
+            "/api/v1/alerts/{fingerprint}/note",
+            Post,
+            Alert,
+            alert_marks::note,
+        ),
         r("/api/v2/alerts", Get, Read, am::get_alerts),
         r("/api/v2/alerts", Post, Alert, am::post_alerts),
         r("/api/v2/alerts/groups", Get, Read, am::get_groups),
@@ -126,6 +177,53 @@ fn table() -> Vec<routes::Route<ApiState>> {
             actions::reset,
         ),
         r("/api/v1/pubsub/push", Post, Alert, pubsub::post_push),
+        r("/api/alert", Post, Alert, alerta::alerts::post_alert),
+        r("/api/alert/{id}", Get, Read, alerta::alerts::get_alert),
+        r(
+            "/api/alert/{id}",
+            Delete,
+            Alert,
+            alerta::alerts::delete_alert,
+        ),
+        r(
+            "/api/alert/{id}/action",
+            Put,
+            Alert,
+            alerta::alerts::put_action,
+        ),
+        r(
+            "/api/alert/{id}/status",
+            Put,
+            Alert,
+            alerta::alerts::put_status,
+        ),
+        r("/api/alerts", Get, Read, alerta::alerts::get_alerts),
+        r("/api/alerts/count", Get, Read, alerta::alerts::get_count),
+        r(
+            "/api/heartbeat",
+            Post,
+            Alert,
+            alerta::heartbeats::post_heartbeat,
+        ),
+        r(
+            "/api/heartbeat/{id}",
+            Get,
+            Read,
+            alerta::heartbeats::get_heartbeat,
+        ),
+        r(
+            "/api/heartbeats",
+            Get,
+            Read,
+            alerta::heartbeats::get_heartbeats,
+        ),
+        r("/api/config", Get, Public, alerta::server::get_config),
+        r(
+            "/api/management/status",
+            Get,
+            Read,
+            alerta::server::get_status,
+        ),
         r("/api/v1/status/buildinfo", Get, Read, status::buildinfo),
         r("/api/v1/status/runtimeinfo", Get, Read, status::runtimeinfo),
         r("/api/v1/status/flags", Get, Read, status::flags),
@@ -134,6 +232,7 @@ fn table() -> Vec<routes::Route<ApiState>> {
         r("/federate", Get, Read, federate::federate),
         r("/api/v1/write", Post, Write, write::remote_write),
         r("/api/v1/targets", Get, Read, targets::targets),
+        r("/api/v1/targets/pools", Get, Read, targets::pools),
         r("/write", Post, Write, push::influx_write_v1),
         r("/api/v2/write", Post, Write, push::influx_write_v2),
         r("/ping", Get, Read, push::ping),
@@ -173,7 +272,11 @@ fn table() -> Vec<routes::Route<ApiState>> {
             Admin,
             admin::clean_tombstones,
         ),
-    ]
+        r(ui::ASSETS, Get, Read, ui::asset),
+    ];
+    // The web console: every client-side page answers with the same HTML.
+    t.extend(ui::PAGES.iter().map(|&p| r(p, Get, Read, ui::index)));
+    t
 }
 
 #[cfg(test)]

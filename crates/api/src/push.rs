@@ -525,6 +525,7 @@ mod tests {
             alertmanager: Arc::new(crate::am::NoAlertmanager),
             admin: None,
             actions: None,
+            alerta: Default::default(),
         }
     }
 

@@ -12,6 +12,7 @@
 //! - `TOCSIN_PROMQL_RECORD_UPDATE=1`: raise the record to the current numbers (never lowers it).
 //!
 //! Run with `cargo test -p tocsin-promql --test conformance -- --nocapture` to see the table.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 

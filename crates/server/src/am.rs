@@ -13,6 +13,10 @@ use tocsin_model::{Alert, Clock, Labels, Matcher};
 use tocsin_storage::{Appendable, Queryable, SelectHints};
 
 pub const HEARTBEAT_METRIC: &str = "tocsin_heartbeat_last_seen_timestamp_seconds";
+/// The timeout a heartbeat's pings gave it (Alerta's `POST /api/heartbeat`), with the labels
+/// of its missing alert as series labels, so a restart keeps a heartbeat that is not configured
+/// alerting even if its sender never comes back.
+pub const HEARTBEAT_TIMEOUT_METRIC: &str = "tocsin_heartbeat_ping_timeout_seconds";
 /// How often late heartbeats are checked; a late alert resolves within this of the next ping.
 pub const HEARTBEAT_CHECK: Duration = Duration::from_secs(1);
 /// Last-seen times are re-written every this many checks, so the series stays fresh for rules
@@ -63,6 +67,26 @@ impl AmRuntime {
                 app.rollback();
                 return;
             }
+            if let (true, Some(t)) = (h.timeout_from_ping, h.timeout_ms) {
+                let mut b = Labels::empty().builder();
+                for (k, v) in &h.labels {
+                    if tocsin_model::labels::validate_label_name(k).is_ok()
+                        && !k.starts_with("__")
+                        && k != "heartbeat"
+                    {
+                        b.set(k, v);
+                    }
+                }
+                b.set("__name__", HEARTBEAT_TIMEOUT_METRIC);
+                b.set("heartbeat", &h.name);
+                if app
+                    .append(&b.build(), now, t as f64 / 1000.0, &opts)
+                    .is_err()
+                {
+                    app.rollback();
+                    return;
+                }
+            }
         }
         let _ = app.commit();
     }
@@ -95,6 +119,40 @@ impl AmRuntime {
             {
                 self.heartbeats.restore(&name, (last.v * 1000.0) as i64);
             }
+        }
+        // Pinged timeouts: per heartbeat, the series written last (its labels may have changed).
+        let Ok(set) = querier.select(
+            &hints,
+            &[Matcher::equal("__name__", HEARTBEAT_TIMEOUT_METRIC)],
+        ) else {
+            return;
+        };
+        let mut latest: std::collections::HashMap<String, (i64, f64, Labels)> =
+            std::collections::HashMap::new();
+        for s in set.flatten() {
+            let Some(name) = s.labels.get("heartbeat").map(str::to_string) else {
+                continue;
+            };
+            let (labels, samples) = s.collect_samples();
+            let Some(last) = samples
+                .iter()
+                .rev()
+                .find(|x| !tocsin_model::is_stale_nan(x.v))
+            else {
+                continue;
+            };
+            if latest.get(&name).is_none_or(|(t, _, _)| *t < last.t) {
+                latest.insert(name, (last.t, last.v, labels));
+            }
+        }
+        for (name, (_, v, labels)) in latest {
+            let kept = labels
+                .iter()
+                .filter(|l| l.name != "__name__" && l.name != "heartbeat")
+                .map(|l| (l.name.to_string(), l.value.to_string()))
+                .collect();
+            self.heartbeats
+                .restore_ping(&name, (v * 1000.0) as i64, kept);
         }
     }
 
@@ -136,10 +194,19 @@ impl tocsin_api::am::AlertmanagerApi for AmRuntime {
         self.am.silences().get(id)
     }
     fn upsert_silence(&self, s: Silence) -> tocsin_alerts::Result<String> {
-        self.am.silences().upsert(s)
+        self.am.upsert_silence(s)
     }
     fn expire_silence(&self, id: &str) -> tocsin_alerts::Result<()> {
-        self.am.silences().expire(id)
+        self.am.expire_silence(id)
+    }
+    fn console(
+        &self,
+        q: &tocsin_alerts::console::ConsoleQuery,
+    ) -> tocsin_alerts::Result<tocsin_alerts::console::ConsolePage> {
+        self.am.console(q)
+    }
+    fn subscribe(&self) -> Option<tocsin_alerts::events::Subscription> {
+        Some(self.am.subscribe())
     }
     fn receivers(&self) -> Vec<String> {
         self.am.receivers()
@@ -161,12 +228,63 @@ impl tocsin_api::am::AlertmanagerApi for AmRuntime {
     fn heartbeats(&self) -> Vec<HeartbeatStatus> {
         self.heartbeats.status()
     }
+    fn heartbeat_with(
+        &self,
+        name: &str,
+        details: tocsin_alerts::heartbeat::PingDetails,
+    ) -> tocsin_alerts::Result<()> {
+        self.heartbeats
+            .ping_with(name, self.clock.now_ms(), details)?;
+        self.write_heartbeats(Some(name));
+        Ok(())
+    }
+    fn recent_alerts(&self, matchers: &[Matcher]) -> Vec<Alert> {
+        self.am.recent_alerts(matchers)
+    }
 
     fn history(
         &self,
         q: &tocsin_alerts::store::HistoryQuery,
     ) -> tocsin_alerts::Result<Vec<tocsin_alerts::store::HistoryEntry>> {
         self.am.history(q)
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.am.now_ms()
+    }
+    fn ack(
+        &self,
+        fp: u64,
+        by: &str,
+        comment: &str,
+        expires_ms: Option<i64>,
+    ) -> tocsin_alerts::Result<bool> {
+        self.am.ack(fp, by, comment, expires_ms)
+    }
+    fn unack(&self, fp: u64, by: &str, comment: &str) -> tocsin_alerts::Result<bool> {
+        self.am.unack(fp, by, comment)
+    }
+    fn shelve(&self, fp: u64, by: &str, comment: &str, until_ms: i64) -> tocsin_alerts::Result<()> {
+        self.am.shelve(fp, by, comment, until_ms)
+    }
+    fn unshelve(&self, fp: u64, by: &str) -> tocsin_alerts::Result<bool> {
+        self.am.unshelve(fp, by)
+    }
+    fn note(&self, fp: u64, by: &str, text: &str) -> tocsin_alerts::Result<i64> {
+        self.am.note(fp, by, text)
+    }
+    fn alert_detail(&self, fp: u64) -> tocsin_alerts::Result<tocsin_alerts::AlertDetail> {
+        self.am.alert_detail(fp)
+    }
+    fn timeline(
+        &self,
+        fp: u64,
+        limit: usize,
+    ) -> tocsin_alerts::Result<Vec<tocsin_alerts::TimelineEvent>> {
+        self.am.timeline(fp, limit)
+    }
+    fn marks(&self) -> tocsin_alerts::marks::MarkList {
+        self.am.marks().all(self.am.now_ms())
     }
 
     fn pubsub_authorize(

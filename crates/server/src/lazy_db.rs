@@ -85,6 +85,7 @@ impl TsdbStatsView for LazyDb {
             label_value_count_by_label_name: ps.label_value_count_by_label_name,
             memory_in_bytes_by_label_name: ps.memory_in_bytes_by_label_name,
             series_count_by_label_value_pair: ps.series_count_by_label_value_pair,
+            series_created_per_hour: head.series_created_per_hour(),
         })
     }
 }

@@ -518,6 +518,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             .enable_admin_api
             .then(|| Arc::new(LazyDb(db_cell.clone())) as Arc<dyn tocsin_api::admin::TsdbAdmin>),
         actions: Some(Arc::new(actions::ActionsApiImpl(action_engine.clone()))),
+        alerta: Default::default(),
     });
     let quit = lifecycle::Quit::new();
     let app = lifecycle::own_router(AppState {
@@ -533,6 +534,12 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         tocsin_api::guard::guard,
     ));
     let app = web::auth::layer(app, web_rt.clone());
+    // Outermost, so routing, the guard and authentication all see the path without the prefix.
+    let prefix = tocsin_api::ui::route_prefix(opts.external_url.as_deref().unwrap_or(""));
+    let app = axum::Router::new().fallback_service(tower::ServiceExt::map_request(
+        app,
+        tocsin_api::ui::strip_prefix(prefix),
+    ));
 
     let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<Error>(1);
     let dir = opts.data_dir.clone();

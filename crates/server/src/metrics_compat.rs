@@ -460,6 +460,20 @@ pub fn encode_alertmanager(
     )?;
     family(
         e,
+        "tocsin_alerts_acknowledged",
+        "Alerts acknowledged through the API (not lapsed).",
+        Gauge,
+        &one(st.alerts_acknowledged as f64),
+    )?;
+    family(
+        e,
+        "tocsin_alerts_shelved",
+        "Alerts shelved through the API (not lapsed).",
+        Gauge,
+        &one(st.alerts_shelved as f64),
+    )?;
+    family(
+        e,
         "alertmanager_silences",
         "How many silences by state.",
         Gauge,

@@ -1,6 +1,7 @@
 //! Interop with the real thing from Debian, both directions: tocsin's rule engine sends its alerts
 //! to `prometheus-alertmanager` (which notifies a loopback webhook), and `prometheus` sends its
 //! alerts to tocsin's built-in alert manager through `/api/v2/alerts`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

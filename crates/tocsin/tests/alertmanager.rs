@@ -2,6 +2,7 @@
 //! through the route tree (with the end-to-end latency printed as a figure), alerts posted to
 //! `/api/v2/alerts` as an external Prometheus does, silences through `/api/v2/silences`, no
 //! duplicate notification after a restart, and inbound heartbeats that alert when late.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

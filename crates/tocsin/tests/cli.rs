@@ -1,6 +1,7 @@
 //! The command line's conventions against the real binary: `--log.format=json`, `tocsin query`'s
 //! output for a person, `tocsin routes show|test`, and RFC 3339 times in `tsdb dump` and
 //! `delete_series`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::{Command, Output};

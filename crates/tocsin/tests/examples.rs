@@ -1,5 +1,6 @@
 //! The files in `examples/` that the README points newcomers to: the config passes `check config`
 //! and starts a server, the rule test passes, and the routing tree sends what the README says.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -24,7 +24,8 @@ fn bin() -> &'static Path {
 fn intended(r: &RouteInfo) -> Class {
     let p = r.path;
     let safe = matches!(r.method, M::Get | M::Head);
-    if p == "/-/healthy" || p == "/-/ready" {
+    // Alerta's client reads its alarm model from /api/config without credentials.
+    if p == "/-/healthy" || p == "/-/ready" || (p == "/api/config" && r.method == M::Get) {
         return Class::Public;
     }
     if p.starts_with("/api/v1/admin/") || p == "/-/reload" || p == "/-/quit" {
@@ -62,6 +63,18 @@ fn intended(r: &RouteInfo) -> Class {
         "/api/v2/silence/{id}",
         "/api/v1/heartbeat/{name}",
         "/api/v1/pubsub/push",
+        // Alerta's API: sends, actions, deletes, heartbeats.
+        "/api/alert",
+        "/api/alert/{id}",
+        "/api/alert/{id}/action",
+        "/api/alert/{id}/status",
+        "/api/heartbeat",
+        // Acknowledging, shelving and annotating an alert.
+        "/api/v1/alerts/{fingerprint}/ack",
+        "/api/v1/alerts/{fingerprint}/unack",
+        "/api/v1/alerts/{fingerprint}/shelve",
+        "/api/v1/alerts/{fingerprint}/unshelve",
+        "/api/v1/alerts/{fingerprint}/note",
     ];
     if ALERT_STATE.contains(&p) {
         return Class::Alert;

@@ -4,6 +4,7 @@
 //! resolves it; after a restart a redelivered message id is still a no-op; malformed pushes are
 //! 400s naming the field; and with `pubsub_push.oidc` configured, the push's OIDC token is
 //! checked (signature against a JWKS file, audience).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,6 +1,7 @@
 //! Integration tests of the push protocols against the real binary: InfluxDB line protocol (v1 and
 //! v2, plain and gzip, every precision family), the JSON push API and Graphite over TCP; what was
 //! stored is read back with `tocsin tsdb dump`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::io::Write;

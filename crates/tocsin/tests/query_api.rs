@@ -5,6 +5,7 @@
 //!
 //! Tests named `eval_*` need the PromQL evaluator (crates/promql) to answer queries; every other
 //! test only needs the index, the parameter checks and the status views.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -761,4 +762,42 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Clients that accept gzip (Grafana, browsers, promtool) get compressed answers, as from
+/// Prometheus; the body decompresses to the same JSON. Others get plain JSON.
+#[test]
+fn answers_are_gzipped_for_clients_that_accept_it() {
+    use std::io::Read as _;
+    let f = start();
+    let url = f.srv.url(&format!(
+        "/api/v1/query_range?query=http_requests_total&start={}&end={}&step=15",
+        secs(f.end_ms - 600_000),
+        secs(f.end_ms)
+    ));
+    // The test client would ask for gzip itself and hide the encoding; this one asks only when
+    // told to.
+    let raw = reqwest::blocking::Client::builder()
+        .no_gzip()
+        .build()
+        .unwrap();
+    let plain = raw.get(&url).send().unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain = plain.text().unwrap();
+    let r = raw
+        .get(&url)
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let zipped = r.bytes().unwrap();
+    let mut out = String::new();
+    flate2::read::GzDecoder::new(&zipped[..])
+        .read_to_string(&mut out)
+        .unwrap();
+    let a: Value = serde_json::from_str(&plain).unwrap();
+    let b: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(a["data"], b["data"]);
+    assert!(zipped.len() < plain.len());
 }

@@ -2,6 +2,7 @@
 //! globs, groups evaluated on their interval, `/api/v1/rules` and `/api/v1/alerts`, `ALERTS`
 //! written, alerts sent to an external Alertmanager (a loopback collector) with Prometheus's
 //! `endsAt` and resolve behaviour, `for` state restored after a restart, and reloads.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -194,7 +195,7 @@ fn for_state_is_restored_after_a_restart() {
     let fired = wait_until(Duration::from_secs(30), "firing after restart", || {
         let v = get_json(&srv, "/api/v1/alerts");
         let a = v["data"]["alerts"].get(0)?.clone();
-        (a["state"] == "firing").then(|| a)
+        (a["state"] == "firing").then_some(a)
     });
     let took = restarted.elapsed();
     // About 4 s were left; without restore it would take the whole 10 s again.

@@ -2,6 +2,7 @@
 //! basic auth, bearer token, a required header, TLS), file-based discovery changed on disk, reload
 //! (good and bad), staleness markers, the targets API, the default self-scrape and a real
 //! node_exporter.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,6 +3,7 @@
 //! rules need (file_sd target counts, data-directory free space), and `self_monitoring.enabled:
 //! false` switches all of it off. The rules' firing conditions are tested by the rule unit tests
 //! in crates/server/src/self_rules.test.yml, run here too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::time::Duration;

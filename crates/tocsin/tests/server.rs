@@ -1,5 +1,6 @@
 //! Integration tests of `tocsin server` and `tocsin tsdb dump`: the real binary on 127.0.0.1 with a
 //! temp data directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -30,6 +31,7 @@ fn dump(dir: &Path, args: &[&str]) -> Vec<String> {
 /// Request `i` of a run: 20 series x 5 samples.
 fn request(i: i64) -> (Vec<u8>, Vec<String>) {
     let mut lines = Vec::new();
+    #[allow(clippy::type_complexity)]
     let mut series: Vec<(Vec<(String, String)>, Vec<(i64, f64)>)> = Vec::new();
     for s in 0..20 {
         let labels = vec![

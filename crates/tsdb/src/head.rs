@@ -357,6 +357,8 @@ pub struct Head {
     unlogged: Mutex<Vec<(u64, Labels)>>,
     pub series_created: AtomicU64,
     pub series_removed: AtomicU64,
+    /// Series created per wall-clock hour, for the status page.
+    created_per_hour: stats::CreatedPerHour,
 }
 
 fn slot_of(stripe: usize, local: u32) -> u32 {
@@ -397,6 +399,7 @@ impl Head {
             unlogged: Mutex::new(Vec::new()),
             series_created: AtomicU64::new(0),
             series_removed: AtomicU64::new(0),
+            created_per_hour: Default::default(),
         }
     }
 
@@ -530,6 +533,7 @@ impl Head {
         }
         self.num_series.fetch_add(1, Ordering::Relaxed);
         self.series_created.fetch_add(1, Ordering::Relaxed);
+        self.created_per_hour.record(stats::wall_ms());
         (local, true)
     }
 

@@ -1,9 +1,72 @@
 //! Head statistics for the status page and `tsdb analyze`: cardinality by metric and label pair from
-//! the postings, and per-series memory.
+//! the postings, per-series memory, and series created per hour.
 
 use super::*;
 
+use std::collections::VecDeque;
+
+const HOUR_MS: i64 = 3_600_000;
+/// Hours of series creations kept.
+pub const CREATED_HOURS: usize = 24;
+
+/// The wall clock in Unix ms (series creation is not tied to sample time, which may be old).
+pub(crate) fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Series created by this process per wall-clock hour, the last `CREATED_HOURS` hours. Only
+/// creations by appends count: series read back from the WAL at startup were created before, at
+/// a time nobody recorded.
+#[derive(Default)]
+pub(crate) struct CreatedPerHour {
+    /// (hour number since the epoch, creations), oldest first.
+    buckets: Mutex<VecDeque<(i64, u64)>>,
+}
+
+impl CreatedPerHour {
+    pub(crate) fn record(&self, now_ms: i64) {
+        let hour = now_ms.div_euclid(HOUR_MS);
+        let mut b = self.buckets.lock();
+        if let Some(e) = b.iter_mut().rev().find(|(h, _)| *h == hour) {
+            e.1 += 1;
+            return;
+        }
+        // A clock stepped back past the kept hours: nowhere to count it.
+        if b.len() >= CREATED_HOURS && b.front().is_some_and(|(h, _)| *h > hour) {
+            return;
+        }
+        b.push_back((hour, 1));
+        b.make_contiguous().sort_unstable_by_key(|(h, _)| *h);
+        while b.len() > CREATED_HOURS {
+            b.pop_front();
+        }
+    }
+
+    /// One entry per hour of the last `CREATED_HOURS` up to the one holding `now_ms`: (hour
+    /// start in Unix ms, series created), oldest first, hours without creations as 0.
+    pub(crate) fn last_hours(&self, now_ms: i64) -> Vec<(i64, u64)> {
+        let now_h = now_ms.div_euclid(HOUR_MS);
+        let b = self.buckets.lock();
+        (0..CREATED_HOURS as i64)
+            .rev()
+            .map(|ago| {
+                let h = now_h - ago;
+                let n = b.iter().find(|(x, _)| *x == h).map_or(0, |(_, n)| *n);
+                (h * HOUR_MS, n)
+            })
+            .collect()
+    }
+}
+
 impl Head {
+    /// Series created by appends per wall-clock hour over the last 24 hours, oldest first:
+    /// (hour start, Unix ms; count).
+    pub fn series_created_per_hour(&self) -> Vec<(i64, u64)> {
+        self.created_per_hour.last_hours(wall_ms())
+    }
+
     /// Index statistics from the postings alone (one pass over the label pairs, no series
     /// touched), so a status page can be asked for often without slowing ingest.
     pub fn postings_stats(&self, limit: usize) -> PostingsStats {
@@ -103,4 +166,33 @@ fn top<'a>(mut v: Vec<(&'a str, &'a str, u64)>, limit: usize) -> Vec<(&'a str, &
 
 fn names(v: Vec<(&str, &str, u64)>) -> Vec<(String, u64)> {
     v.into_iter().map(|(n, _, c)| (n.to_string(), c)).collect()
+}
+
+#[cfg(test)]
+mod created_tests {
+    use super::*;
+
+    #[test]
+    fn creations_are_counted_per_hour_for_the_last_day() {
+        let c = CreatedPerHour::default();
+        let t0 = 1_767_225_600_000; // an hour boundary
+        c.record(t0 + 1);
+        c.record(t0 + HOUR_MS - 1);
+        c.record(t0 + 3 * HOUR_MS);
+        // Far in the past of every kept hour once a day is kept: dropped.
+        for h in 0..30 {
+            c.record(t0 + (4 + h) * HOUR_MS);
+        }
+        let now = t0 + 33 * HOUR_MS + 5;
+        let v = c.last_hours(now);
+        assert_eq!(v.len(), CREATED_HOURS);
+        assert_eq!(v[CREATED_HOURS - 1], (t0 + 33 * HOUR_MS, 1));
+        assert_eq!(v[0].0, t0 + 10 * HOUR_MS);
+        assert!(v.iter().all(|(_, n)| *n == 1));
+        // The first hours fell out of the window.
+        let early = c.last_hours(t0 + HOUR_MS / 2);
+        assert_eq!(early[CREATED_HOURS - 1], (t0, 0));
+        c.record(t0);
+        assert_eq!(c.last_hours(now)[0].1, 1, "too old to keep: not counted");
+    }
 }

@@ -211,3 +211,25 @@ fn list_lines_follow_nesting() {
     assert_eq!(list_item_lines(text, "routes", false), [4, 6, 7, 8]);
     assert_eq!(list_item_lines(text, "receivers", true), [10]);
 }
+
+#[test]
+fn notify_acked_is_inherited_and_a_bad_value_names_its_line() {
+    let cfg = AmConfig::parse(
+        "route:\n  receiver: r\n  notify_acked: true\n  routes:\n  - receiver: r\n  - receiver: r\n    notify_acked: false\nreceivers:\n- name: r\n",
+        "a.yml",
+    )
+    .unwrap();
+    let t = crate::route::RouteTree::from_config(&cfg).unwrap();
+    let got: Vec<bool> = t.iter().map(|r| r.notify_acked).collect();
+    assert_eq!(got, [true, true, false]);
+    let cfg = AmConfig::parse("route:\n  receiver: r\nreceivers:\n- name: r\n", "a.yml").unwrap();
+    let t = crate::route::RouteTree::from_config(&cfg).unwrap();
+    assert!(!t.root().notify_acked, "false by default");
+    let e = AmConfig::parse(
+        "route:\n  receiver: r\n  notify_acked: sometimes\nreceivers:\n- name: r\n",
+        "a.yml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("a.yml:3:") && e.contains("bool"), "{e}");
+}

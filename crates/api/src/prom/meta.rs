@@ -157,11 +157,16 @@ async fn label_values_inner(st: ApiState, name: String, p: Params) -> Result<Res
     let end = p.time_or("end", MAX_TIME_MS)?;
     let limit = p.limit()?;
     let sets = p.matcher_sets()?;
+    // Tocsin's extra for completion: only values holding this text (any case), before `limit`.
+    let contains = p.get("contains").map(str::to_lowercase);
     let mut values = blocking(move || {
         let q = st.queryable.querier(start, end)?;
         union(&sets, |ms| q.label_values(&name, ms))
     })
     .await?;
+    if let Some(c) = &contains {
+        values.retain(|v| tocsin_alerts::console::contains_ci(v, c));
+    }
     let warnings = truncate(&mut values, limit);
     Ok(success(&values, &warnings))
 }

@@ -110,6 +110,11 @@ pub async fn tsdb(
             "labelValueCountByLabelName": stats_list(&s.label_value_count_by_label_name),
             "memoryInBytesByLabelName": stats_list(&s.memory_in_bytes_by_label_name),
             "seriesCountByLabelValuePair": stats_list(&s.series_count_by_label_value_pair),
+            // Tocsin's addition, for the status page's cardinality growth.
+            "seriesCreatedPerHour": s.series_created_per_hour.iter().map(|(t, n)| json!({
+                "time": tocsin_model::time::format_rfc3339_millis(*t),
+                "count": n,
+            })).collect::<Vec<_>>(),
         }),
         &[],
     )

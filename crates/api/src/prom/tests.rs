@@ -49,6 +49,7 @@ fn app() -> axum::Router {
         alertmanager: Arc::new(crate::am::NoAlertmanager),
         admin: None,
         actions: None,
+        alerta: Default::default(),
     })
 }
 

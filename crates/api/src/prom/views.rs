@@ -22,6 +22,9 @@ pub struct TsdbStatus {
     pub label_value_count_by_label_name: Vec<(String, u64)>,
     pub memory_in_bytes_by_label_name: Vec<(String, u64)>,
     pub series_count_by_label_value_pair: Vec<(String, u64)>,
+    /// Series created by appends per wall-clock hour, the last 24 hours, oldest first: (hour
+    /// start, Unix ms; count).
+    pub series_created_per_hour: Vec<(i64, u64)>,
 }
 
 pub trait TsdbStatsView: Send + Sync {

@@ -57,6 +57,14 @@ pub struct DroppedTarget {
 pub trait TargetsView: Send + Sync {
     fn active_targets(&self) -> Vec<ActiveTarget>;
     fn dropped_targets(&self) -> Vec<DroppedTarget>;
+    /// Dropped targets per pool, without copying their labels (pools with none are left out).
+    fn dropped_counts(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for d in self.dropped_targets() {
+            *out.entry(d.pool).or_default() += 1;
+        }
+        out
+    }
 }
 
 /// No scraping: for servers and tests without a scrape manager.
@@ -276,6 +284,15 @@ impl TargetsView for ScrapeManager {
             }
         }
         out
+    }
+
+    fn dropped_counts(&self) -> BTreeMap<String, usize> {
+        let pools = self.pools.lock();
+        pools
+            .iter()
+            .map(|(name, p)| (name.clone(), p.state.dropped.lock().len()))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 }
 

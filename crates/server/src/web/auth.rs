@@ -137,7 +137,15 @@ fn asked(req: &Request) -> Asked {
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0),
-        authorization: req.headers().get(header::AUTHORIZATION).cloned(),
+        authorization: req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .cloned()
+            .or_else(|| {
+                // Alerta's integrations may send their API key as `X-API-Key` instead.
+                let key = req.headers().get("x-api-key")?.to_str().ok()?;
+                HeaderValue::from_str(&format!("Key {key}")).ok()
+            }),
     }
 }
 
@@ -219,7 +227,9 @@ async fn authenticate(
     let s = h.to_str().map_err(|_| bad())?;
     let (scheme, rest) = s.split_once(' ').ok_or_else(bad)?;
     let rest = rest.trim();
-    if scheme.eq_ignore_ascii_case("bearer") {
+    // `Key` is how Alerta's clients send an API key (`Authorization: Key <key>`): it stands for
+    // `Bearer`, so a bearer token of the web configuration is the API key to give them.
+    if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("key") {
         if !rt.self_token.is_empty() && ct_eq(rt.self_token.as_bytes(), rest.as_bytes()) {
             return Ok((
                 "the self-scrape".into(),
@@ -364,6 +374,7 @@ mod tests {
         );
         assert_eq!(call(rt.clone(), Some(&basic)).await, "alice");
         assert_eq!(call(rt.clone(), Some("Bearer tok-1")).await, "ops-bot");
+        assert_eq!(call(rt.clone(), Some("Key tok-1")).await, "ops-bot");
         assert_eq!(call(rt.clone(), None).await, "network 127.0.0.1");
         let open = Arc::new(WebRuntime::disabled(metrics));
         assert_eq!(call(open, None).await, "anonymous");

@@ -1,7 +1,7 @@
 //! Shared by the web config tests: certificates made with rcgen (a CA, a server certificate for
 //! 127.0.0.1 and a client certificate), bcrypt hashes, and a directory holding them beside a web
 //! config file.
-
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
