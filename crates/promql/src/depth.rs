@@ -309,9 +309,18 @@ pub fn parse_if_shallow(q: &str) -> Result<Option<Parsed>> {
     parse_measured(q).map(Some)
 }
 
+/// `promql_parser::parser::parse`, with a panic inside the parser turned into a parse error: it
+/// panics on some inputs (a duration such as `x[1e3085]` overflows `Duration`), and a query
+/// must never take down the request that carries it.
+pub(crate) fn parse_guarded(q: &str) -> std::result::Result<promql_parser::parser::Expr, String> {
+    match std::panic::catch_unwind(|| promql_parser::parser::parse(q)) {
+        Ok(r) => r,
+        Err(_) => Err("a number or duration in the query is out of range".to_string()),
+    }
+}
+
 fn parse_measured(q: &str) -> Result<Parsed> {
-    let expr =
-        promql_parser::parser::parse(q).map_err(|m| Error::Parse(crate::errpos::locate(q, &m)))?;
+    let expr = parse_guarded(q).map_err(|m| Error::Parse(crate::errpos::locate(q, &m)))?;
     let depth = ast_depth(&expr);
     let p = Parsed {
         expr: Some(expr),

@@ -73,7 +73,7 @@ fn completable(prefix: &str) -> bool {
     };
     let parses = |s: String| -> bool {
         match closers(&s) {
-            Some(rest) => promql_parser::parser::parse(&(s + &rest)).is_ok(),
+            Some(rest) => crate::depth::parse_guarded(&(s + &rest)).is_ok(),
             None => false,
         }
     };

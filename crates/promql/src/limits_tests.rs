@@ -201,3 +201,15 @@ fn every_shape_around_the_inline_depth_fits_a_tokio_worker_stack() {
         .join()
         .unwrap();
 }
+
+/// Found by the promql fuzz target: the parser panicked on a duration overflowing `Duration`,
+/// also while the error position was being searched for. Both are parse errors now.
+#[test]
+fn out_of_range_durations_are_parse_errors_not_panics() {
+    for q in ["x[1e3085]", "geugr_lef[1e3085", "rate(x[5m] offset 1e400)"] {
+        match crate::parse_if_shallow(q) {
+            Err(crate::Error::Parse(m)) => assert!(!m.is_empty(), "{q}"),
+            other => panic!("{q}: {:?}", other.map(|_| ())),
+        }
+    }
+}
