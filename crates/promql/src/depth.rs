@@ -309,15 +309,62 @@ pub fn parse_if_shallow(q: &str) -> Result<Option<Parsed>> {
     parse_measured(q).map(Some)
 }
 
-/// `promql_parser::parser::parse`, with a panic inside the parser turned into a parse error: it
-/// panics on some inputs (a duration such as `x[1e3085]` overflows `Duration`), and a query
-/// must never take down the request that carries it.
+/// `promql_parser::parser::parse`, after refusing the durations it would panic on: the parser
+/// turns a duration into `std::time::Duration` with `from_secs_f64`, which panics on a value that
+/// is infinite, NaN, negative or beyond `u64::MAX` seconds (`x[1e3085]`, `x offset Inf`). A panic
+/// cannot be caught where panics abort (the fuzz build), and a query must never take down the
+/// request that carries it, so such a value is a parse error before the parser sees it.
 pub(crate) fn parse_guarded(q: &str) -> std::result::Result<promql_parser::parser::Expr, String> {
-    match std::panic::catch_unwind(|| promql_parser::parser::parse(q)) {
-        Ok(r) => r,
-        Err(_) => Err("a number or duration in the query is out of range".to_string()),
-    }
+    out_of_range_duration(q)?;
+    promql_parser::parser::parse(q)
 }
+
+/// The first duration in `q` that `Duration::from_secs_f64` would panic on, as an error naming it.
+/// A duration is a `DURATION` token, or a `NUMBER` token where the grammar reads a duration: right
+/// after `[`, after the `:` of a subquery, or after `offset` (optionally followed by `-`).
+fn out_of_range_duration(q: &str) -> std::result::Result<(), String> {
+    use lrpar::{Lexeme, Lexer, NonStreamingLexer};
+    use promql_parser::parser::token::{
+        T_COLON, T_DURATION, T_LEFT_BRACKET, T_NUMBER, T_OFFSET, T_SUB,
+    };
+    // A lexing error is the parser's to report, with its own message.
+    let Ok(lexer) = promql_parser::parser::lexer(q) else {
+        return Ok(());
+    };
+    let mut prev: [Option<u16>; 2] = [None, None];
+    for lexeme in lexer.iter().flatten() {
+        let tok = lexeme.tok_id();
+        let reads_duration = tok == T_DURATION
+            || (tok == T_NUMBER
+                && (matches!(prev[0], Some(T_LEFT_BRACKET | T_COLON | T_OFFSET))
+                    || (prev[0] == Some(T_SUB) && prev[1] == Some(T_OFFSET))));
+        if reads_duration {
+            let text = lexer.span_str(lexeme.span());
+            // The parser's own readings: a DURATION that is a plain number is `f64` seconds, a
+            // NUMBER goes through `parse_str_radix`; unit durations such as `5m` are summed
+            // with overflow checks by the parser and need no guard.
+            let secs = if tok == T_DURATION {
+                text.parse::<f64>().ok()
+            } else {
+                promql_parser::util::parse_str_radix(text).ok()
+            };
+            if let Some(secs) = secs {
+                if !(secs.is_finite() && (0.0..MAX_DURATION_SECS).contains(&secs)) {
+                    return Err(format!(
+                        "duration {text:?} at char {} is out of range",
+                        lexeme.span().start() + 1
+                    ));
+                }
+            }
+        }
+        prev = [Some(tok), prev[0]];
+    }
+    Ok(())
+}
+
+/// `u64::MAX` seconds, the largest `Duration` (as f64 this rounds up to 2^64, which is itself
+/// out of range, so the comparison is exclusive).
+const MAX_DURATION_SECS: f64 = u64::MAX as f64;
 
 fn parse_measured(q: &str) -> Result<Parsed> {
     let expr = parse_guarded(q).map_err(|m| Error::Parse(crate::errpos::locate(q, &m)))?;

@@ -206,10 +206,27 @@ fn every_shape_around_the_inline_depth_fits_a_tokio_worker_stack() {
 /// also while the error position was being searched for. Both are parse errors now.
 #[test]
 fn out_of_range_durations_are_parse_errors_not_panics() {
-    for q in ["x[1e3085]", "geugr_lef[1e3085", "rate(x[5m] offset 1e400)"] {
+    for q in [
+        "x[1e3085]",
+        "geugr_lef[1e3085",
+        "rate(x[5m] offset 1e400)",
+        "x offset -1e400",
+        "x[Inf]",
+        "x[5m:NaN]",
+        "x[-5]",
+        "x offset Inf",
+    ] {
         match crate::parse_if_shallow(q) {
             Err(crate::Error::Parse(m)) => assert!(!m.is_empty(), "{q}"),
             other => panic!("{q}: {:?}", other.map(|_| ())),
         }
+    }
+}
+
+/// The guard only looks where the grammar reads a duration: huge numbers elsewhere are values.
+#[test]
+fn huge_numbers_outside_durations_still_parse() {
+    for q in ["x > 1e300", "x > Inf", "x * -1e400", "vector(NaN)", "x[5m] offset 1h", "x[1h:5m]"] {
+        assert!(crate::parse_if_shallow(q).is_ok(), "{q}");
     }
 }
