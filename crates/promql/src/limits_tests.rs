@@ -226,7 +226,14 @@ fn out_of_range_durations_are_parse_errors_not_panics() {
 /// The guard only looks where the grammar reads a duration: huge numbers elsewhere are values.
 #[test]
 fn huge_numbers_outside_durations_still_parse() {
-    for q in ["x > 1e300", "x > Inf", "x * -1e400", "vector(NaN)", "x[5m] offset 1h", "x[1h:5m]"] {
+    for q in [
+        "x > 1e300",
+        "x > Inf",
+        "x * -1e400",
+        "vector(NaN)",
+        "x[5m] offset 1h",
+        "x[1h:5m]",
+    ] {
         assert!(crate::parse_if_shallow(q).is_ok(), "{q}");
     }
 }
