@@ -8,9 +8,12 @@ use std::sync::OnceLock;
 
 use tocsin_alerts::AmConfig;
 
-use crate::live::LiveSource;
+use crate::live::Live;
+use crate::queries::live_rules::LiveRules;
+use crate::queries::live_server::LiveServer;
 use crate::queries::suppress::Suppressions;
 use crate::queries::{config_yaml::ConfigFile, routing::Routing, rule_files::RuleFiles};
+use crate::settings::LintConfig;
 
 /// The loaded configuration pieces lint looks at.
 pub struct Inputs {
@@ -29,7 +32,9 @@ pub struct Inputs {
     /// `alertmanager:` section names one, the alertmanager file.
     pub config_texts: Vec<(String, String)>,
     /// A live source (server or data directory) for live rules; None runs offline rules only.
-    pub live: Option<Box<dyn LiveSource>>,
+    pub live: Option<Live>,
+    /// The `lint:` section: limits of the live rules.
+    pub settings: LintConfig,
 }
 
 impl Default for Inputs {
@@ -42,6 +47,7 @@ impl Default for Inputs {
             actions: tocsin_actions::ActionsConfig::default(),
             config_texts: Vec::new(),
             live: None,
+            settings: LintConfig::default(),
         }
     }
 }
@@ -52,6 +58,8 @@ pub struct Context {
     routing: OnceLock<Option<Routing>>,
     config_files: OnceLock<Vec<ConfigFile>>,
     suppressions: OnceLock<Suppressions>,
+    live_rules: OnceLock<Option<LiveRules>>,
+    live_server: OnceLock<Option<LiveServer>>,
 }
 
 impl Context {
@@ -62,6 +70,8 @@ impl Context {
             routing: OnceLock::new(),
             config_files: OnceLock::new(),
             suppressions: OnceLock::new(),
+            live_rules: OnceLock::new(),
+            live_server: OnceLock::new(),
         }
     }
 
@@ -95,6 +105,30 @@ impl Context {
             .get_or_init(|| Suppressions::load(&self.inputs.rule_files))
     }
 
+    /// What the live data says about the rules' selectors; None without a live source.
+    pub fn live_rules(&self) -> Option<&LiveRules> {
+        self.live_rules
+            .get_or_init(|| {
+                let live = self.inputs.live.as_ref()?;
+                Some(LiveRules::load(
+                    self.rule_files(),
+                    live,
+                    &self.inputs.settings,
+                ))
+            })
+            .as_ref()
+    }
+
+    /// What the server says about itself; None without a live source.
+    pub fn live_server(&self) -> Option<&LiveServer> {
+        self.live_server
+            .get_or_init(|| {
+                let live = self.inputs.live.as_ref()?;
+                Some(LiveServer::load(live, &self.inputs.settings))
+            })
+            .as_ref()
+    }
+
     /// Runs every query module in parallel so the rules then find their data cached.
     pub fn prefetch(&self) {
         std::thread::scope(|s| {
@@ -109,6 +143,12 @@ impl Context {
             });
             s.spawn(|| {
                 self.suppressions();
+            });
+            s.spawn(|| {
+                self.live_rules();
+            });
+            s.spawn(|| {
+                self.live_server();
             });
         });
     }

@@ -13,12 +13,14 @@ pub mod context;
 pub mod live;
 pub mod output;
 pub mod promql_labels;
+pub mod promql_selectors;
 pub mod queries;
 pub mod registry;
 pub mod report;
 pub mod rule;
 pub mod rules;
 pub mod select;
+pub mod settings;
 
 pub use context::{Context, Inputs};
 pub use report::{Entry, Outcome, Report, Resource, RuleResult};

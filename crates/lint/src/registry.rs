@@ -1,7 +1,7 @@
 //! Every lint rule, in the order they run and are reported.
 
 use crate::rule::LintRule;
-use crate::rules::{actions, alerting, config, rules};
+use crate::rules::{actions, alerting, config, rules, scrape, storage};
 
 /// All rules. A new rule module is listed here once.
 pub static ALL: &[&dyn LintRule] = &[
@@ -17,6 +17,22 @@ pub static ALL: &[&dyn LintRule] = &[
     &alerting::err_001::Rule,
     &alerting::warn_001::Rule,
     &actions::sec_001::Rule,
+    // live (need --server or --data-dir)
+    &rules::err_101::Rule,
+    &rules::err_102::Rule,
+    &rules::warn_101::Rule,
+    &rules::warn_102::Rule,
+    &rules::warn_103::Rule,
+    &alerting::err_101::Rule,
+    &alerting::err_102::Rule,
+    &alerting::warn_101::Rule,
+    &alerting::bp_101::Rule,
+    &scrape::err_101::Rule,
+    &scrape::warn_101::Rule,
+    &scrape::warn_102::Rule,
+    &storage::warn_101::Rule,
+    &storage::warn_102::Rule,
+    &storage::warn_103::Rule,
 ];
 
 /// The rule with this id.

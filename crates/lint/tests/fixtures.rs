@@ -1,12 +1,39 @@
 //! Every lint rule against its fixtures: `testdata/<id, slashes as dashes>/ok/` must give at least
 //! one ok and no failure; `fail/` must give a failure whose reason contains `fail/expected.txt`.
 //! A fixture directory holds any of `rules.yml`, `alertmanager.yml`, `actions.yml` and `tocsin.yml` (the
-//! `actions:` section's value).
+//! `actions:` section's value). A live rule's fixture holds `live.json`: the answers of the server's
+//! API as a list of `{path, contains, body}`; a request gets the body of the first entry whose path
+//! is its path and whose `contains` (if any) is in its decoded query string, else a 404.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 
+use tocsin_lint::live::{Live, LiveError, Transport};
 use tocsin_lint::{registry, Context, Inputs, Outcome};
+
+/// The run's "now" in live fixtures (2027-01-15T08:00:00Z).
+const NOW_MS: i64 = 1_800_000_000_000;
+
+struct Canned(Vec<serde_json::Value>);
+
+impl Transport for Canned {
+    fn describe(&self) -> String {
+        "fixture".into()
+    }
+    fn get(&self, pq: &str) -> Result<Vec<u8>, LiveError> {
+        let (path, q) = pq.split_once('?').unwrap_or((pq, ""));
+        let decoded: String = form_urlencoded::parse(q.as_bytes())
+            .map(|(k, v)| format!("{k}={v}&"))
+            .collect();
+        self.0
+            .iter()
+            .find(|e| {
+                e["path"] == path && e["contains"].as_str().is_none_or(|c| decoded.contains(c))
+            })
+            .map(|e| serde_json::to_vec(&e["body"]).unwrap())
+            .ok_or_else(|| LiveError(format!("404 page not found: {path}?{decoded}")))
+    }
+}
 
 fn run(id: &str, dir: &Path) -> Vec<tocsin_lint::Entry> {
     let am = dir.join("alertmanager.yml");
@@ -24,7 +51,15 @@ fn run(id: &str, dir: &Path) -> Vec<tocsin_lint::Entry> {
         config_texts: std::fs::read_to_string(dir.join("tocsin.yml"))
             .map(|t| vec![("tocsin.yml".to_string(), t)])
             .unwrap_or_default(),
-        live: None,
+        live: std::fs::read_to_string(dir.join("live.json"))
+            .ok()
+            .map(|t| {
+                Live::new(
+                    Box::new(Canned(serde_json::from_str(&t).expect("fixture live.json"))),
+                    NOW_MS,
+                )
+            }),
+        settings: Default::default(),
     });
     let rule = registry::by_id(id).unwrap();
     tocsin_lint::run(&ctx, &[rule]).remove(0).entries

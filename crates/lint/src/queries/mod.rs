@@ -2,6 +2,9 @@
 //! once per run by [`crate::Context`] and shared by every rule.
 
 pub mod config_yaml;
+pub mod live_rules;
+pub mod live_server;
+pub mod par;
 pub mod routing;
 pub mod rule_files;
 pub mod suppress;

@@ -1,4 +1,8 @@
 //! Rules about the built-in alert manager: routes, receivers, inhibit rules.
 
+pub mod bp_101;
 pub mod err_001;
+pub mod err_101;
+pub mod err_102;
 pub mod warn_001;
+pub mod warn_101;
