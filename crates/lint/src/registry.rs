@@ -1,12 +1,19 @@
-//! Every lint rule, in the order they run and are reported.
+//! Every lint rule, in the order they run and are reported: grouped by product (the terminal
+//! and HTML outputs group consecutive rules of a product), live rules (1xx) after offline ones.
 
 use crate::rule::LintRule;
 use crate::rules::{actions, alerting, config, rules, scrape, storage};
 
 /// All rules. A new rule module is listed here once.
 pub static ALL: &[&dyn LintRule] = &[
+    // config
     &config::err_001::Rule,
     &config::sec_001::Rule,
+    // scrape
+    &scrape::err_101::Rule,
+    &scrape::warn_101::Rule,
+    &scrape::warn_102::Rule,
+    // rules
     &rules::err_001::Rule,
     &rules::err_002::Rule,
     &rules::warn_001::Rule,
@@ -14,22 +21,21 @@ pub static ALL: &[&dyn LintRule] = &[
     &rules::warn_003::Rule,
     &rules::warn_004::Rule,
     &rules::bp_001::Rule,
-    &alerting::err_001::Rule,
-    &alerting::warn_001::Rule,
-    &actions::sec_001::Rule,
-    // live (need --server or --data-dir)
     &rules::err_101::Rule,
     &rules::err_102::Rule,
     &rules::warn_101::Rule,
     &rules::warn_102::Rule,
     &rules::warn_103::Rule,
+    // alerting
+    &alerting::err_001::Rule,
+    &alerting::warn_001::Rule,
     &alerting::err_101::Rule,
     &alerting::err_102::Rule,
     &alerting::warn_101::Rule,
     &alerting::bp_101::Rule,
-    &scrape::err_101::Rule,
-    &scrape::warn_101::Rule,
-    &scrape::warn_102::Rule,
+    // actions
+    &actions::sec_001::Rule,
+    // storage
     &storage::warn_101::Rule,
     &storage::warn_102::Rule,
     &storage::warn_103::Rule,

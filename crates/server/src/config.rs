@@ -83,6 +83,9 @@ pub struct Config {
     /// The server's own metrics written to its storage and the embedded alert rules on them.
     #[serde(default)]
     pub self_monitoring: crate::self_monitor::SelfMonitorConfig,
+    /// `lint:`: the server runs `tocsin lint` every `interval` and exports the failures.
+    #[serde(default)]
+    pub lint: Option<tocsin_lint::settings::LintConfig>,
     /// The text this config was parsed from, for `/api/v1/status/config`.
     #[serde(skip)]
     pub source: String,

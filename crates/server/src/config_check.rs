@@ -47,6 +47,12 @@ pub(crate) fn sections(cfg: &mut Config, doc: &Doc, out: &mut Vec<Diagnostic>) {
     if let Err(e) = cfg.self_monitoring.validate() {
         p.push(split_path(&e));
     }
+    if let Some(l) = &cfg.lint {
+        for e in l.validate() {
+            let (f, m) = split_path(&e);
+            p.push((format!("lint.{f}"), m));
+        }
+    }
     for (f, m) in cfg.global.unsupported() {
         out.push(doc.at_key(&format!("global.{f}"), m));
     }

@@ -14,9 +14,11 @@ pub mod expo;
 mod lazy_db;
 pub mod lifecycle;
 pub mod limits;
+pub mod lint_run;
 pub mod metrics;
 mod metrics_actions;
 mod metrics_compat;
+mod metrics_lint;
 pub mod pubsub_push;
 pub mod redact;
 pub mod self_alerts;
@@ -123,6 +125,8 @@ struct Reloader {
     self_monitor: Arc<parking_lot::RwLock<self_monitor::SelfMonitorConfig>>,
     /// False under `--self-monitoring=false`.
     self_monitoring_allowed: bool,
+    /// Wakes the `lint:` loop after a reload, so a changed section applies at once.
+    lint_kick: Arc<tokio::sync::Notify>,
 }
 
 /// A config checked and resolved down to what the rule side needs, so a reload can fail before
@@ -260,6 +264,7 @@ impl Reloader {
                     .last_success_unix
                     .store(unix_now(), Ordering::Relaxed);
                 tracing::info!("configuration reloaded");
+                self.lint_kick.notify_one();
             }
             Err(e) => {
                 self.metrics.last_ok.store(false, Ordering::Relaxed);
@@ -429,7 +434,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             for_grace_period_ms: cfg.rules.for_grace_period.0,
         },
     });
+    let lint_state = Arc::new(lint_run::LintState::default());
     let registry = Arc::new(metrics::registry(metrics::Sources {
+        lint: lint_state.clone(),
         rules: rule_manager.clone(),
         sender: sender.clone(),
         am: am_rt.clone(),
@@ -471,6 +478,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         }
     };
     let scrape = Arc::new(ScrapeManager::new(appendable.clone(), scrape_metrics));
+    let lint_kick = Arc::new(tokio::sync::Notify::new());
     let flags = flags_map(&opts, &cfg, &query_settings);
     let reloader = Arc::new(Reloader {
         config_file: opts.config_file.clone(),
@@ -489,6 +497,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         actions: action_engine.clone(),
         self_monitor: self_monitor.clone(),
         self_monitoring_allowed: opts.self_monitoring,
+        lint_kick: lint_kick.clone(),
     });
     // Registered now: SIGHUP's default action would kill a server still replaying its WAL.
     let hup = tokio::spawn(lifecycle::sighup_loop(reloader.clone()));
@@ -520,6 +529,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         actions: Some(Arc::new(actions::ActionsApiImpl(action_engine.clone()))),
         alerta: Default::default(),
     });
+    // Lint asks the API in-process: no network hop, and no credentials when web auth is on.
+    let lint_router = api.clone();
     let quit = lifecycle::Quit::new();
     let app = lifecycle::own_router(AppState {
         db: db_cell.clone(),
@@ -584,6 +595,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let mut heartbeat_task = None;
     let mut self_monitor_task = None;
     let mut actions_task = None;
+    let mut lint_task = None;
     let mut fatal = None;
     let ready_wait = async {
         while db_cell.get().is_none() {
@@ -621,6 +633,20 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
                 Err(e) => tracing::error!(error = %e, "resuming action executions failed"),
             }
             actions_task = Some(action_engine.spawn());
+            let r = reloader.clone();
+            lint_task = Some(tokio::spawn(lint_run::run_loop(
+                move || {
+                    let cfg = r.current.lock();
+                    let every = cfg
+                        .lint
+                        .as_ref()
+                        .map(|l| Duration::from_millis(l.interval.0.max(60_000) as u64));
+                    (every, lint_run::inputs(&cfg, r.config_file.as_deref()))
+                },
+                lint_router.clone(),
+                lint_state.clone(),
+                lint_kick.clone(),
+            )));
             lifecycle::shutdown_signal(quit.clone()).await;
         } => {}
     }
@@ -638,6 +664,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     alert_manager.shutdown();
     am_task.abort();
     if let Some(t) = actions_task {
+        t.abort();
+    }
+    if let Some(t) = lint_task {
         t.abort();
     }
     // An action in flight is given a moment to record its outcome; one that does not make it

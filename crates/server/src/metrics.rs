@@ -27,6 +27,8 @@ pub struct Sources {
     pub data_dir: std::path::PathBuf,
     pub guard: Arc<tocsin_api::guard::GuardMetrics>,
     pub actions: Arc<tocsin_actions::Engine>,
+    /// The last run of the server's own lint (`lint:`).
+    pub lint: Arc<crate::lint_run::LintState>,
 }
 
 /// The HTTP listener and start-up, for `tocsin_http_connections*` and
@@ -49,7 +51,7 @@ pub struct ReloadMetrics {
     pub failures: std::sync::atomic::AtomicU64,
 }
 
-fn counter(
+pub(crate) fn counter(
     e: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -60,7 +62,12 @@ fn counter(
     c.encode(me)
 }
 
-fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> Result<(), std::fmt::Error> {
+pub(crate) fn gauge(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: f64,
+) -> Result<(), std::fmt::Error> {
     let g = ConstGauge::new(v);
     let me = e.encode_descriptor(name, help, None, g.metric_type())?;
     g.encode(me)
@@ -248,6 +255,7 @@ impl Collector for Sources {
         crate::metrics_compat::encode_prometheus(self, &mut e)?;
         crate::metrics_compat::encode_alertmanager(self, &mut e)?;
         crate::metrics_actions::encode(&self.actions, &mut e)?;
+        crate::metrics_lint::encode(&self.lint, &mut e)?;
         if let Some((avail, size)) = crate::self_monitor::filesystem_bytes(&self.data_dir) {
             let path = vec![("path".to_string(), self.data_dir.display().to_string())];
             family(

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
-use tocsin_lint::{output, registry, select, Context, Inputs};
+use tocsin_lint::live::{Live, LiveError, Transport};
+use tocsin_lint::{output, registry, select, Context};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -23,6 +24,14 @@ pub struct LintArgs {
     /// The configuration to lint, with the rule files it names.
     #[arg(long, default_value = "tocsin.yml")]
     config: PathBuf,
+    /// Run the live rules against this running server's HTTP API (a Tocsin, or a Prometheus
+    /// for the rules its data allows); `http://user:pass@host:port` for basic auth.
+    #[arg(long, env = "TOCSIN_SERVER", conflicts_with = "data_dir")]
+    server: Option<String>,
+    /// Run the live rules in-process against this data directory, opened read-only (a stopped
+    /// server's, or a copy).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Run only rules whose id matches (an id or a glob such as `rules/*`, `*/ERR/*`); repeatable.
     #[arg(long)]
     include: Vec<String>,
@@ -53,33 +62,33 @@ fn lint(a: LintArgs) -> anyhow::Result<u8> {
     let cfg = tocsin_server::Config::load_file(&a.config)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("loading {}", a.config.display()))?;
-    let base = tocsin_server::config_dir(Some(&a.config));
-    let rule_files = tocsin_server::alerting::rule_file_paths(&cfg.rule_files, &base)
-        .map_err(|e| anyhow::anyhow!("rule_files: {e}"))?;
+    let mut inputs =
+        tocsin_server::lint_run::inputs(&cfg, Some(&a.config)).map_err(|e| anyhow::anyhow!(e))?;
     let rules = select::select(registry::ALL, &a.include, &a.exclude);
     if rules.is_empty() {
         bail!("--include/--exclude leave no rule to run");
     }
-    let mut config_texts = vec![(a.config.display().to_string(), cfg.source.clone())];
-    // `alertmanager: {file: F}`: the alert manager kept the text it parsed.
-    if let Some(f) = cfg
-        .alertmanager
-        .as_ref()
-        .and_then(|v| v.get("file"))
-        .and_then(|v| v.as_str())
-    {
-        config_texts.push((base.join(f).display().to_string(), cfg.am.source.clone()));
+    // Kept alive for the run: the data directory's router answers on it.
+    let mut _runtime = None;
+    if let Some(url) = &a.server {
+        let t = HttpTransport::new(url)?;
+        inputs.live = Some(Live::new(Box::new(t), now_ms()));
+    } else if let Some(dir) = &a.data_dir {
+        let router =
+            tocsin_server::lint_run::data_dir_router(dir).map_err(|e| anyhow::anyhow!(e))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let t = tocsin_server::lint_run::RouterTransport::new(
+            router,
+            rt.handle().clone(),
+            format!("data directory {}", dir.display()),
+        );
+        inputs.live = Some(Live::new(Box::new(t), now_ms()));
+        _runtime = Some(rt);
     }
-    let ctx = Context::new(Inputs {
-        // Without an `alertmanager:` section alerts go to external Alertmanagers lint cannot see.
-        alertmanager: cfg.alertmanager.is_some().then(|| cfg.am.clone()),
-        rule_files,
-        evaluation_interval_ms: cfg.global.evaluation_interval.0,
-        scrape_interval_ms: cfg.global.scrape_interval.0,
-        actions: cfg.actions.clone(),
-        config_texts,
-        live: None,
-    });
+    let ctx = Context::new(inputs);
     let results = tocsin_lint::run(&ctx, &rules);
     match a.output {
         Format::Terminal => {
@@ -95,4 +104,59 @@ fn lint(a: LintArgs) -> anyhow::Result<u8> {
         Format::Html => print!("{}", output::html::render(&results)),
     }
     Ok(tocsin_lint::exit_code(&results))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// `--server`: the Prometheus HTTP API over HTTP(S), one blocking client shared by lint's
+/// worker threads.
+struct HttpTransport {
+    base: String,
+    client: reqwest::blocking::Client,
+}
+
+impl HttpTransport {
+    fn new(url: &str) -> anyhow::Result<HttpTransport> {
+        let parsed = reqwest::Url::parse(url).with_context(|| format!("--server {url:?}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            bail!("--server {url:?}: the URL must start with http:// or https://");
+        }
+        let client = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()?;
+        Ok(HttpTransport {
+            base: url.trim_end_matches('/').to_string(),
+            client,
+        })
+    }
+}
+
+impl Transport for HttpTransport {
+    fn describe(&self) -> String {
+        format!("server {}", self.base)
+    }
+
+    fn get(&self, pq: &str) -> Result<Vec<u8>, LiveError> {
+        let url = format!("{}{pq}", self.base);
+        let resp = self
+            .client
+            .get(&url)
+            .send()
+            .map_err(|e| LiveError(format!("{pq}: {e}")))?;
+        let status = resp.status();
+        let body = resp.bytes().map_err(|e| LiveError(format!("{pq}: {e}")))?;
+        if status.is_success() {
+            Ok(body.to_vec())
+        } else {
+            Err(LiveError(tocsin_server::lint_run::error_message(
+                status.as_u16(),
+                &body,
+            )))
+        }
+    }
 }

@@ -43,8 +43,10 @@ impl LintRule for Rule {
             return;
         };
         let now = ctx.inputs.live.as_ref().map_or(0, |l| l.now_ms);
+        // 0 is what an empty database reports: no data, not data since 1970.
         let span = lowest
             .first()
+            .filter(|s| s.value > 0.0)
             .map_or(0, |s| now - s.value as i64)
             .min(ctx.inputs.settings.never_fired_window.0);
         if span < MIN_SPAN_MS {
