@@ -46,6 +46,10 @@ pub struct LintArgs {
     show_skipped: bool,
     #[arg(long, value_enum, default_value = "terminal")]
     output: Format,
+    /// Print on stderr how long prefetching (all file reads and live questions) and the rules
+    /// took.
+    #[arg(long)]
+    timings: bool,
 }
 
 pub fn run(a: LintArgs) -> ExitCode {
@@ -89,7 +93,20 @@ fn lint(a: LintArgs) -> anyhow::Result<u8> {
         _runtime = Some(rt);
     }
     let ctx = Context::new(inputs);
+    let started = std::time::Instant::now();
+    ctx.prefetch();
+    let prefetched = started.elapsed();
     let results = tocsin_lint::run(&ctx, &rules);
+    if a.timings {
+        let total = started.elapsed().as_secs_f64();
+        eprintln!(
+            "lint timings: total {total:.3} s, prefetch {:.3} s ({:.0}%), rules {:.3} s; {} live questions about rules",
+            prefetched.as_secs_f64(),
+            100.0 * prefetched.as_secs_f64() / total.max(1e-9),
+            total - prefetched.as_secs_f64(),
+            ctx.live_rules().map_or(0, |l| l.asked),
+        );
+    }
     match a.output {
         Format::Terminal => {
             let view = output::View {
