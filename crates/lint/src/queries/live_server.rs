@@ -31,6 +31,9 @@ pub struct LiveServer {
     pub lowest_ms: Option<Result<Vec<Sample>, LiveError>>,
     /// Targets listed by each file `file_sd_configs` read (self-monitoring), by `file`.
     pub file_sd: Option<Result<Vec<Sample>, LiveError>>,
+    /// Whether the server writes self-monitoring series (job="tocsin_self"); rules reading them
+    /// are skipped when it does not (a Prometheus, or `self_monitoring.enabled: false`).
+    pub self_monitored: Option<Result<Vec<Sample>, LiveError>>,
     /// The built-in alert manager's `HeartbeatMissing` alerts as (labels, summary).
     pub heartbeats_missing: Option<Result<Vec<(SeriesLabels, String)>, LiveError>>,
 }
@@ -49,6 +52,7 @@ enum Q {
     Lowest,
     Heartbeats,
     FileSd,
+    SelfMonitored,
 }
 
 enum A {
@@ -78,6 +82,7 @@ impl LiveServer {
             Q::Lowest,
             Q::Heartbeats,
             Q::FileSd,
+            Q::SelfMonitored,
         ];
         let answers = par_map(&all, cfg.concurrency, |q| ask(*q, live, cfg));
         let mut out = LiveServer::default();
@@ -121,6 +126,7 @@ impl LiveServer {
                 Q::Fired => out.fired = Some(samples(a)),
                 Q::Lowest => out.lowest_ms = Some(samples(a)),
                 Q::FileSd => out.file_sd = Some(samples(a)),
+                Q::SelfMonitored => out.self_monitored = Some(samples(a)),
             }
         }
         out
@@ -162,6 +168,9 @@ fn ask(q: Q, live: &Live, cfg: &LintConfig) -> Result<A, LiveError> {
         ))?),
         Q::Lowest => A::Samples(live.query("min(prometheus_tsdb_lowest_timestamp)")?),
         Q::FileSd => A::Samples(live.query("tocsin_sd_file_targets{job=\"tocsin_self\"}")?),
+        Q::SelfMonitored => A::Samples(
+            live.query("count(last_over_time(tocsin_tsdb_head_series{job=\"tocsin_self\"}[1h]))")?,
+        ),
         Q::Heartbeats => A::Alerts(live.am_alerts("alertname=\"HeartbeatMissing\"")?),
     })
 }

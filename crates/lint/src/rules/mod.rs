@@ -62,6 +62,25 @@ pub(crate) fn answer<'a, T>(
     }
 }
 
+/// The server's answers when it writes self-monitoring series; else a skip saying so, since
+/// "no failures" would only mean "no data".
+pub(crate) fn need_self_monitoring<'a>(
+    ctx: &'a Context,
+    report: &mut Report,
+) -> Option<&'a LiveServer> {
+    let server = need_live_server(ctx, report)?;
+    let has = answer(&server.self_monitored, "self-monitoring", report)?;
+    if has.is_empty() {
+        report.skipped(
+            Resource::new("self-monitoring"),
+            "the server has no self-monitoring series (job=\"tocsin_self\"): not a Tocsin, or \
+             self_monitoring.enabled is false",
+        );
+        return None;
+    }
+    Some(server)
+}
+
 /// `1h30m`-style duration.
 pub(crate) fn dur(ms: i64) -> String {
     tocsin_model::duration::format_duration_ms(ms)

@@ -1,6 +1,6 @@
 //! alerting/ERR/101: notifications are delivered (live).
 
-use crate::rules::{answer, need_live_server};
+use crate::rules::{answer, need_self_monitoring};
 use crate::{Class, Context, LintRule, Product, Report, Resource, RuleMeta};
 
 pub struct Rule;
@@ -24,7 +24,7 @@ impl LintRule for Rule {
     }
 
     fn run(&self, ctx: &Context, report: &mut Report) {
-        let Some(server) = need_live_server(ctx, report) else {
+        let Some(server) = need_self_monitoring(ctx, report) else {
             return;
         };
         let mut any = false;

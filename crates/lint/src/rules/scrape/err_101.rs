@@ -1,6 +1,6 @@
 //! scrape/ERR/101: every file `file_sd_configs` reads lists targets (live).
 
-use crate::rules::{answer, need_live_server};
+use crate::rules::{answer, need_self_monitoring};
 use crate::{Class, Context, LintRule, Product, Report, Resource, RuleMeta};
 
 pub struct Rule;
@@ -23,7 +23,7 @@ impl LintRule for Rule {
     }
 
     fn run(&self, ctx: &Context, report: &mut Report) {
-        let Some(server) = need_live_server(ctx, report) else {
+        let Some(server) = need_self_monitoring(ctx, report) else {
             return;
         };
         let Some(files) = answer(&server.file_sd, "file_sd", report) else {
