@@ -6,6 +6,7 @@ pub mod fake_gcp;
 pub mod gce_inventory;
 pub mod loopback;
 pub mod oidc;
+pub mod pg;
 pub mod smtp;
 pub mod webhook;
 
