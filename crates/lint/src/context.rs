@@ -52,6 +52,9 @@ pub struct Context {
     routing: OnceLock<Option<Routing>>,
     config_files: OnceLock<Vec<ConfigFile>>,
     suppressions: OnceLock<Suppressions>,
+    // offline (lint-offline branch)
+    config_load: OnceLock<crate::queries::config_load::ConfigLoad>,
+    metadata: OnceLock<crate::queries::metadata::Metadata>,
 }
 
 impl Context {
@@ -62,6 +65,8 @@ impl Context {
             routing: OnceLock::new(),
             config_files: OnceLock::new(),
             suppressions: OnceLock::new(),
+            config_load: OnceLock::new(),
+            metadata: OnceLock::new(),
         }
     }
 
@@ -97,19 +102,56 @@ impl Context {
 
     /// Runs every query module in parallel so the rules then find their data cached.
     pub fn prefetch(&self) {
+        self.prefetch_with(|_| {});
+    }
+
+    /// [`Context::prefetch`], calling `done(name)` as each query module finishes (from its
+    /// thread), e.g. to tick a progress bar.
+    pub fn prefetch_with(&self, done: impl Fn(&'static str) + Sync) {
+        let done = &done;
         std::thread::scope(|s| {
             s.spawn(|| {
                 self.rule_files();
+                done("rule files");
             });
             s.spawn(|| {
                 self.routing();
+                done("routing");
             });
             s.spawn(|| {
                 self.config_files();
+                done("configuration files");
             });
             s.spawn(|| {
                 self.suppressions();
+                done("suppressions");
+            });
+            // offline (lint-offline branch)
+            s.spawn(|| {
+                self.metadata();
+                done("metric metadata");
             });
         });
+    }
+
+    /// How many query modules [`Context::prefetch_with`] reports.
+    pub const PREFETCH_MODULES: u64 = 5;
+
+    // offline (lint-offline branch)
+    /// Records the server loader's verdict on the configuration (the caller runs the loader).
+    /// Only the first call counts.
+    pub fn set_config_load(&self, load: crate::queries::config_load::ConfigLoad) {
+        let _ = self.config_load.set(load);
+    }
+
+    /// The server loader's verdict, `NotChecked` unless the caller set it.
+    pub fn config_load(&self) -> &crate::queries::config_load::ConfigLoad {
+        self.config_load.get_or_init(Default::default)
+    }
+
+    /// Declared metric types; empty offline (rules then go by naming conventions).
+    pub fn metadata(&self) -> &crate::queries::metadata::Metadata {
+        self.metadata
+            .get_or_init(crate::queries::metadata::Metadata::offline)
     }
 }

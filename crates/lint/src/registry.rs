@@ -16,6 +16,11 @@ pub static ALL: &[&dyn LintRule] = &[
     &rules::bp_001::Rule,
     &alerting::err_001::Rule,
     &alerting::warn_001::Rule,
+    // offline (lint-offline branch)
+    &alerting::err_002::Rule,
+    &alerting::err_003::Rule,
+    &alerting::err_004::Rule,
+    &alerting::err_005::Rule,
     &actions::sec_001::Rule,
 ];
 

@@ -1,11 +1,13 @@
 //! Every lint rule against its fixtures: `testdata/<id, slashes as dashes>/ok/` must give at least
 //! one ok and no failure; `fail/` must give a failure whose reason contains `fail/expected.txt`.
 //! A fixture directory holds any of `rules.yml`, `alertmanager.yml`, `actions.yml` and `tocsin.yml` (the
-//! `actions:` section's value).
+//! `actions:` section's value), and `config-problems.txt`: the server loader's verdict as
+//! `file:line:col: path: message` lines (empty: it loaded).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 
+use tocsin_lint::queries::config_load::ConfigLoad;
 use tocsin_lint::{registry, Context, Inputs, Outcome};
 
 fn run(id: &str, dir: &Path) -> Vec<tocsin_lint::Entry> {
@@ -21,11 +23,27 @@ fn run(id: &str, dir: &Path) -> Vec<tocsin_lint::Entry> {
         actions: std::fs::read_to_string(dir.join("actions.yml"))
             .map(|t| serde_norway::from_str(&t).expect("fixture actions.yml"))
             .unwrap_or_default(),
-        config_texts: std::fs::read_to_string(dir.join("tocsin.yml"))
-            .map(|t| vec![("tocsin.yml".to_string(), t)])
-            .unwrap_or_default(),
+        config_texts: ["tocsin.yml", "alertmanager.yml"]
+            .iter()
+            .filter_map(|f| Some((f.to_string(), std::fs::read_to_string(dir.join(f)).ok()?)))
+            .collect(),
         live: None,
     });
+    // The server loader's verdict, as the binary would hand it: `file:line:col: path: message`
+    // lines (an empty file: it loaded).
+    if let Ok(t) = std::fs::read_to_string(dir.join("config-problems.txt")) {
+        let problems: Vec<_> = t
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(tocsin_confdiag::Diagnostic::from_line)
+            .collect();
+        let file = "tocsin.yml".to_string();
+        ctx.set_config_load(if problems.is_empty() {
+            ConfigLoad::Loaded { file }
+        } else {
+            ConfigLoad::Refused { file, problems }
+        });
+    }
     let rule = registry::by_id(id).unwrap();
     tocsin_lint::run(&ctx, &[rule]).remove(0).entries
 }
