@@ -14,6 +14,8 @@ pub static ALL: &[&dyn LintRule] = &[
     &rules::warn_003::Rule,
     &rules::warn_004::Rule,
     &rules::bp_001::Rule,
+    // offline (lint-offline branch)
+    &rules::warn_005::Rule,
     &alerting::err_001::Rule,
     &alerting::warn_001::Rule,
     // offline (lint-offline branch)

@@ -7,3 +7,5 @@ pub mod warn_001;
 pub mod warn_002;
 pub mod warn_003;
 pub mod warn_004;
+// offline (lint-offline branch)
+pub mod warn_005;
