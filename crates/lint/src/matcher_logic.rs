@@ -122,7 +122,9 @@ mod tests {
 
     fn ms(list: &[&str]) -> Vec<Matcher> {
         list.iter()
-            .flat_map(|s| tocsin_alerts::matchers::parse_matchers(s).unwrap_or_else(|e| panic!("{e}")))
+            .flat_map(|s| {
+                tocsin_alerts::matchers::parse_matchers(s).unwrap_or_else(|e| panic!("{e}"))
+            })
             .collect()
     }
 

@@ -1,12 +1,15 @@
 //! Every lint rule, in the order they run and are reported.
 
 use crate::rule::LintRule;
-use crate::rules::{actions, alerting, config, rules};
+use crate::rules::{actions, alerting, config, rules, scrape};
 
 /// All rules. A new rule module is listed here once.
 pub static ALL: &[&dyn LintRule] = &[
     &config::err_001::Rule,
     &config::sec_001::Rule,
+    // offline (lint-offline branch)
+    &config::err_002::Rule,
+    &scrape::err_001::Rule,
     &rules::err_001::Rule,
     &rules::err_002::Rule,
     &rules::warn_001::Rule,

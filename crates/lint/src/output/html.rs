@@ -70,9 +70,10 @@ pub fn render(results: &[RuleResult]) -> String {
         if !entries.is_empty() {
             out.push_str("<table>\n");
             for e in entries {
-                let at = match (&e.resource.file, e.resource.line) {
-                    (Some(f), Some(l)) => format!("{f}:{l}"),
-                    (Some(f), None) => f.clone(),
+                let at = match (&e.resource.file, e.resource.line, e.resource.col) {
+                    (Some(f), Some(l), Some(c)) => format!("{f}:{l}:{c}"),
+                    (Some(f), Some(l), None) => format!("{f}:{l}"),
+                    (Some(f), None, _) => f.clone(),
                     _ => String::new(),
                 };
                 let _ = writeln!(

@@ -14,7 +14,10 @@ pub enum ConfigLoad {
     /// It loaded; the file that was loaded.
     Loaded { file: String },
     /// The server refuses it, for these reasons (each located when the loader knew where).
-    Refused { file: String, problems: Vec<Diagnostic> },
+    Refused {
+        file: String,
+        problems: Vec<Diagnostic>,
+    },
 }
 
 impl ConfigLoad {

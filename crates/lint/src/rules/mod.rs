@@ -8,3 +8,5 @@ pub mod config;
 // The product is called `rules` (ids `rules/...`), like its directory.
 #[allow(clippy::module_inception)]
 pub mod rules;
+// offline (lint-offline branch)
+pub mod scrape;

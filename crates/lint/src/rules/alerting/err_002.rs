@@ -57,7 +57,10 @@ fn effective(tree: &RouteTree, r: &Route) -> Vec<Matcher> {
 fn dead(tree: &RouteTree, r: &Route, paths: &[String]) -> Option<String> {
     let all = effective(tree, r);
     if let Some(why) = never_matches(&r.matchers) {
-        return Some(format!("its matchers {} never match: {why}", show(&r.matchers)));
+        return Some(format!(
+            "its matchers {} never match: {why}",
+            show(&r.matchers)
+        ));
     }
     if let Some(why) = never_matches(&all) {
         return Some(format!(
@@ -98,7 +101,10 @@ impl LintRule for Rule {
             return;
         };
         let Ok(tree) = &routing.tree else {
-            report.skipped("route tree", "the routing tree does not build (alerting/ERR/001)");
+            report.skipped(
+                "route tree",
+                "the routing tree does not build (alerting/ERR/001)",
+            );
             return;
         };
         let pos = Positions::new(ctx.config_files());

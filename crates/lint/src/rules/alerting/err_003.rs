@@ -45,7 +45,10 @@ impl LintRule for Rule {
                 match ms {
                     Ok(ms) => {
                         if let Some(why) = never_matches(&ms) {
-                            dead.push(format!("its {side} matchers {} never match: {why}", show(&ms)));
+                            dead.push(format!(
+                                "its {side} matchers {} never match: {why}",
+                                show(&ms)
+                            ));
                         }
                     }
                     Err(e) => dead.push(format!("its {side} matchers do not parse: {e}")),

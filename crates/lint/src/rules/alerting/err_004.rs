@@ -39,8 +39,18 @@ fn am_section(files: &[ConfigFile]) -> Option<&Value> {
 }
 
 const MONTH_NAMES: [&str; 12] = [
-    "january", "february", "march", "april", "may", "june", "july", "august", "september",
-    "october", "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
 
 /// The longest each month gets (February in leap years).
@@ -81,14 +91,18 @@ fn empty(spec: &TimeIntervalSpec, this_year: i32) -> Option<String> {
             .max()
             .copied()
             .unwrap_or(31);
-        let possible = spec.days_of_month.iter().filter_map(|d| range(&d.0)).any(|(a, b)| {
-            match (a.parse::<i32>(), b.parse::<i32>()) {
-                (Ok(a), Ok(_)) if a > 0 => a <= longest,
-                // Negative days count from the month's end: -b must exist.
-                (Ok(_), Ok(b)) => -b <= longest,
-                _ => true,
-            }
-        });
+        let possible = spec
+            .days_of_month
+            .iter()
+            .filter_map(|d| range(&d.0))
+            .any(|(a, b)| {
+                match (a.parse::<i32>(), b.parse::<i32>()) {
+                    (Ok(a), Ok(_)) if a > 0 => a <= longest,
+                    // Negative days count from the month's end: -b must exist.
+                    (Ok(_), Ok(b)) => -b <= longest,
+                    _ => true,
+                }
+            });
         if !possible {
             let days: Vec<&str> = spec.days_of_month.iter().map(|d| d.0.as_str()).collect();
             let names: Vec<&str> = months

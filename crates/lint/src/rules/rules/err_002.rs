@@ -46,7 +46,13 @@ pub fn broken_joins(e: &Expr, out: &mut Vec<String>) {
 
 fn check_match(b: &BinaryExpr, out: &mut Vec<String>) {
     let (l, r) = (output_labels(&b.lhs), output_labels(&b.rhs));
-    let side = |s: &str| if s == "left" { b.lhs.to_string() } else { b.rhs.to_string() };
+    let side = |s: &str| {
+        if s == "left" {
+            b.lhs.to_string()
+        } else {
+            b.rhs.to_string()
+        }
+    };
     let matching = b.modifier.as_ref().and_then(|m| m.matching.as_ref());
     match matching {
         Some(LabelModifier::Include(on)) => {
@@ -96,7 +102,11 @@ fn check_match(b: &BinaryExpr, out: &mut Vec<String>) {
         Some(VectorMatchCardinality::OneToMany(inc)) => (&inc.labels, "left", &l),
         _ => return,
     };
-    let op = if from == "right" { "group_left" } else { "group_right" };
+    let op = if from == "right" {
+        "group_left"
+    } else {
+        "group_right"
+    };
     for name in copied.iter().filter(|n| !from_labels.may_have(n)) {
         out.push(format!(
             "{op}({name}): the {from} side `{}` cannot carry {name}, so the copied label is always empty",
@@ -142,19 +152,34 @@ mod tests {
 
     #[test]
     fn on_ignoring_and_group_modifiers() {
-        assert_eq!(problems("(cpu > 0.95) and on(instance) sum by (job) (up)").len(), 1);
+        assert_eq!(
+            problems("(cpu > 0.95) and on(instance) sum by (job) (up)").len(),
+            1
+        );
         assert!(problems("(cpu > 0.95) and on(instance) up").is_empty());
         let v = problems("sum by (job, instance) (a) / ignoring(mode) sum by (job) (b)");
-        assert!(v[0].contains("ignoring(mode): the right side") && v[0].contains("instance"), "{v:?}");
+        assert!(
+            v[0].contains("ignoring(mode): the right side") && v[0].contains("instance"),
+            "{v:?}"
+        );
         assert!(problems("sum by (job, mode) (a) / ignoring(mode) sum by (job) (b)").is_empty());
         let v = problems("sum by (job) (a) / sum by (instance) (b)");
         assert_eq!(v.len(), 2, "{v:?}");
         assert!(problems("sum by (job) (a) or sum by (instance) (b)").is_empty());
-        assert!(problems("a / ignoring(x) sum by (job) (b)").is_empty(), "selector labels unknown");
+        assert!(
+            problems("a / ignoring(x) sum by (job) (b)").is_empty(),
+            "selector labels unknown"
+        );
         let v = problems("a * on(job) group_left(version) sum by (job) (info)");
-        assert!(v[0].contains("group_left(version): the right side"), "{v:?}");
+        assert!(
+            v[0].contains("group_left(version): the right side"),
+            "{v:?}"
+        );
         assert!(problems("a * on(job) group_left(version) build_info").is_empty());
         let v = problems("sum by (job) (info) * on(job) group_right(version) a");
-        assert!(v[0].contains("group_right(version): the left side"), "{v:?}");
+        assert!(
+            v[0].contains("group_right(version): the left side"),
+            "{v:?}"
+        );
     }
 }

@@ -34,9 +34,16 @@ pub fn is_gauge(meta: &Metadata, name: &str) -> bool {
     }
     name == "up"
         || name == "scrape_samples_scraped"
-        || ["_bytes", "_celsius", "_ratio", "_info", "_timestamp_seconds", "_percent"]
-            .iter()
-            .any(|s| name.ends_with(s))
+        || [
+            "_bytes",
+            "_celsius",
+            "_ratio",
+            "_info",
+            "_timestamp_seconds",
+            "_percent",
+        ]
+        .iter()
+        .any(|s| name.ends_with(s))
         || name.contains("_temperature")
         || name.starts_with("temperature")
 }
@@ -52,7 +59,10 @@ pub fn rates_of_gauges(meta: &Metadata, e: &Expr, out: &mut Vec<(&'static str, S
                     }
                 }
             }
-            c.args.args.iter().for_each(|a| rates_of_gauges(meta, a, out));
+            c.args
+                .args
+                .iter()
+                .for_each(|a| rates_of_gauges(meta, a, out));
         }
         Expr::Binary(b) => {
             rates_of_gauges(meta, &b.lhs, out);
