@@ -55,6 +55,7 @@ pub struct Context {
     // offline (lint-offline branch)
     config_load: OnceLock<crate::queries::config_load::ConfigLoad>,
     metadata: OnceLock<crate::queries::metadata::Metadata>,
+    source_texts: OnceLock<crate::queries::source_text::SourceTexts>,
 }
 
 impl Context {
@@ -67,6 +68,7 @@ impl Context {
             suppressions: OnceLock::new(),
             config_load: OnceLock::new(),
             metadata: OnceLock::new(),
+            source_texts: OnceLock::new(),
         }
     }
 
@@ -131,11 +133,15 @@ impl Context {
                 self.metadata();
                 done("metric metadata");
             });
+            s.spawn(|| {
+                self.source_texts();
+                done("source texts");
+            });
         });
     }
 
     /// How many query modules [`Context::prefetch_with`] reports.
-    pub const PREFETCH_MODULES: u64 = 5;
+    pub const PREFETCH_MODULES: u64 = 6;
 
     // offline (lint-offline branch)
     /// Records the server loader's verdict on the configuration (the caller runs the loader).
@@ -147,6 +153,16 @@ impl Context {
     /// The server loader's verdict, `NotChecked` unless the caller set it.
     pub fn config_load(&self) -> &crate::queries::config_load::ConfigLoad {
         self.config_load.get_or_init(Default::default)
+    }
+
+    /// The texts findings point into, for columns.
+    pub fn source_texts(&self) -> &crate::queries::source_text::SourceTexts {
+        self.source_texts.get_or_init(|| {
+            crate::queries::source_text::SourceTexts::load(
+                &self.inputs.rule_files,
+                &self.inputs.config_texts,
+            )
+        })
     }
 
     /// Declared metric types; empty offline (rules then go by naming conventions).

@@ -44,6 +44,12 @@ pub fn run(ctx: &Context, rules: &[&'static dyn LintRule]) -> Vec<RuleResult> {
                 r.run(ctx, &mut rep);
             }
             let mut entries = rep.into_entries();
+            // A finding located by line only gets the column its line's content starts at.
+            for e in entries.iter_mut().filter(|e| e.resource.col.is_none()) {
+                if let (Some(f), Some(l)) = (&e.resource.file, e.resource.line) {
+                    e.resource.col = ctx.source_texts().column(f, l);
+                }
+            }
             for e in entries.iter_mut().filter(|e| e.outcome == Outcome::Failed) {
                 let (Some(file), Some(line)) = (&e.resource.file, e.resource.line) else {
                     continue;

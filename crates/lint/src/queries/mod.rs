@@ -7,4 +7,5 @@ pub mod metadata;
 pub mod positions;
 pub mod routing;
 pub mod rule_files;
+pub mod source_text;
 pub mod suppress;
