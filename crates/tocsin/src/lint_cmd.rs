@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tocsin_confdiag::Diagnostic;
 use tocsin_lint::queries::config_load::ConfigLoad;
 use tocsin_lint::{output, registry, select, Context, Inputs};
@@ -87,6 +88,7 @@ fn lint(a: LintArgs) -> anyhow::Result<u8> {
             ctx
         }
     };
+    prefetch(&ctx);
     let results = tocsin_lint::run(&ctx, &rules);
     match a.output {
         Format::Terminal => {
@@ -102,6 +104,31 @@ fn lint(a: LintArgs) -> anyhow::Result<u8> {
         Format::Html => print!("{}", output::html::render(&results)),
     }
     Ok(tocsin_lint::exit_code(&results))
+}
+
+/// Runs the query modules, with a progress bar on stderr when it is a terminal (never in pipes,
+/// files or CI logs), ticking as each module finishes; `run` then finds everything cached.
+fn prefetch(ctx: &Context) {
+    if !std::io::stderr().is_terminal() {
+        ctx.prefetch();
+        return;
+    }
+    let bar = ProgressBar::with_draw_target(
+        Some(Context::PREFETCH_MODULES),
+        ProgressDrawTarget::stderr(),
+    );
+    // A template with nothing but known keys always parses; the default is only a fallback.
+    let style = ProgressStyle::with_template("{spinner} prefetching [{bar:30}] {pos}/{len} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message("query modules");
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    ctx.prefetch_with(|name| {
+        bar.set_message(name);
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
 }
 
 /// The pieces of a configuration the server loaded.

@@ -213,3 +213,33 @@ fn a_configuration_the_server_refuses_is_a_failing_rule_not_an_exit_2() {
         "{e:#}"
     );
 }
+
+#[test]
+fn progress_bar_only_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = broken(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    // Not a terminal: stderr stays clean for logs and pipes.
+    let (code, _, err) = lint(&["--config", cfg]);
+    assert_eq!(code, 1);
+    assert_eq!(err, "", "no progress output without a terminal");
+    // Under a pseudo-terminal (util-linux's `script`), the bar ticks through the query modules on
+    // stderr and is cleared before the report.
+    let cmd = format!(
+        "{} lint --config {cfg} --hide-ok 2>&1 >/dev/null",
+        env!("CARGO_BIN_EXE_tocsin")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .expect("util-linux's script");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(tty.contains("prefetching"), "{tty:?}");
+    let total = tocsin_lint::Context::PREFETCH_MODULES;
+    assert!(tty.contains(&format!("/{total}")), "{tty:?}");
+    assert!(
+        tty.contains("\u{1b}[2K"),
+        "the bar's line is cleared: {tty:?}"
+    );
+}
