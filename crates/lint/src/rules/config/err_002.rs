@@ -32,10 +32,11 @@ impl LintRule for Rule {
             ConfigLoad::Loaded { file } => report.ok(Resource::new(file.as_str()).with_file(file)),
             ConfigLoad::Refused { file, problems } => {
                 for p in problems {
-                    let name = if p.path.is_empty() {
-                        p.file.as_str()
-                    } else {
-                        p.path.as_str()
+                    // Messages read back from another checker's lines carry their path in front.
+                    let (name, message) = match p.message.split_once(": ") {
+                        Some((path, rest)) if p.path.is_empty() && is_path(path) => (path, rest),
+                        _ if p.path.is_empty() => (p.file.as_str(), p.message.as_str()),
+                        _ => (p.path.as_str(), p.message.as_str()),
                     };
                     let mut res = Resource::new(name).with_file(if p.file.is_empty() {
                         file
@@ -46,9 +47,16 @@ impl LintRule for Rule {
                         res.line = (pos.line > 0).then_some(pos.line);
                         res.col = (pos.col > 0).then_some(pos.col);
                     }
-                    report.failed(res, format!("refused by the server: {}", p.message));
+                    report.failed(res, format!("refused by the server: {message}"));
                 }
             }
         }
     }
+}
+
+/// Whether `s` reads as a setting's path (`alertmanager.route.routes[0]`), not prose.
+fn is_path(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']' | '-'))
 }
