@@ -120,3 +120,46 @@ impl LintRule for Rule {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdicts(yaml: &str) -> Vec<(String, Option<String>)> {
+        let root: tocsin_alerts::config::RouteConfig =
+            serde_norway::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+        let tree = RouteTree::build(&root).unwrap_or_else(|e| panic!("{e}"));
+        let p = paths(&tree);
+        tree.iter()
+            .map(|r| (p[r.index].clone(), dead(&tree, r, &p)))
+            .collect()
+    }
+
+    #[test]
+    fn contradictions_and_shadowed_siblings() {
+        let v = verdicts(
+            "receiver: a\nroutes:\n  - matchers: [team=\"web\"]\n    receiver: a\n    routes:\n      - matchers: [team=\"db\"]\n        receiver: a\n      - matchers: [severity=\"page\"]\n        receiver: a\n  - matchers: [severity=\"page\"]\n    receiver: a\n  - matchers: [severity=\"page\", team=\"ops\"]\n    receiver: a\n  - matchers: [team=\"ops\"]\n    receiver: a\n    continue: true\n  - matchers: [team=\"ops\", severity=\"info\"]\n    receiver: a\n  - receiver: a\n  - matchers: [x=\"y\"]\n    receiver: a\n",
+        );
+        let why = |path: &str| {
+            v.iter()
+                .find(|(p, _)| p == path)
+                .unwrap_or_else(|| panic!("{path} in {v:?}"))
+                .1
+                .clone()
+        };
+        assert_eq!(why("route"), None);
+        assert!(why("route.routes[0].routes[0]").is_some_and(|w| w.contains("contradict")));
+        assert_eq!(why("route.routes[0].routes[1]"), None);
+        assert_eq!(why("route.routes[1]"), None);
+        assert!(
+            why("route.routes[2]").is_some_and(|w| w.contains("earlier sibling route.routes[1]"))
+        );
+        // An earlier sibling with `continue: true` hides nothing.
+        assert_eq!(why("route.routes[3]"), None);
+        assert_eq!(why("route.routes[4]"), None);
+        assert_eq!(why("route.routes[5]"), None);
+        assert!(
+            why("route.routes[6]").is_some_and(|w| w.contains("earlier sibling route.routes[5]"))
+        );
+    }
+}

@@ -199,3 +199,30 @@ impl LintRule for Rule {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> TimeIntervalSpec {
+        serde_norway::from_str(yaml).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn empty_specs() {
+        let e = |y: &str| empty(&spec(y), 2026);
+        assert!(e("days_of_month: ['31']\nmonths: [february, april]").is_some());
+        assert!(e("days_of_month: ['30:31']\nmonths: ['2']").is_some());
+        assert!(
+            e("days_of_month: ['29']\nmonths: [february]").is_none(),
+            "leap years"
+        );
+        assert!(e("days_of_month: ['31']\nmonths: ['february:march']").is_none());
+        assert!(e("days_of_month: ['-31:-30']\nmonths: [february]").is_some());
+        assert!(e("days_of_month: ['-3:-1']\nmonths: [february]").is_none());
+        assert!(e("days_of_month: ['31']").is_none());
+        assert!(e("years: ['2019:2020', '2024']").is_some());
+        assert!(e("years: ['2020', '2026:2030']").is_none());
+        assert!(e("weekdays: [monday]").is_none());
+    }
+}

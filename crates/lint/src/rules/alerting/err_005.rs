@@ -62,3 +62,38 @@ impl LintRule for Rule {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::matcher_logic::implies;
+
+    fn ms(list: &[&str]) -> Vec<tocsin_model::Matcher> {
+        list.iter()
+            .flat_map(|s| {
+                tocsin_alerts::matchers::parse_matchers(s).unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect()
+    }
+
+    fn same(a: &[&str], b: &[&str]) -> bool {
+        let (a, b) = (ms(a), ms(b));
+        implies(&a, &b) && implies(&b, &a)
+    }
+
+    #[test]
+    fn same_alerts_on_both_sides() {
+        assert!(same(
+            &["alertname=\"NodeDown\""],
+            &["alertname=\"NodeDown\""]
+        ));
+        assert!(same(&[], &[]));
+        assert!(same(&["a=x", "b=y"], &["b=y", "a=x"]));
+        // The usual shapes: a narrower target, or a target that includes the source alerts.
+        assert!(!same(&["severity=critical"], &["severity=warning"]));
+        assert!(!same(&["severity=critical"], &[]));
+        assert!(!same(
+            &["severity=critical"],
+            &["severity=~\"critical|warning\""]
+        ));
+    }
+}

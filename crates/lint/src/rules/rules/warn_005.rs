@@ -111,3 +111,43 @@ impl LintRule for Rule {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(meta: &Metadata, q: &str) -> Vec<(&'static str, String)> {
+        let e = promql_parser::parser::parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        let mut v = Vec::new();
+        rates_of_gauges(meta, &e, &mut v);
+        v
+    }
+
+    #[test]
+    fn by_name_then_by_declared_type() {
+        let off = Metadata::offline();
+        assert_eq!(
+            found(&off, "rate(node_memory_MemAvailable_bytes[5m])").len(),
+            1
+        );
+        assert_eq!(found(&off, "sum(irate(up[5m]))").len(), 1);
+        assert_eq!(
+            found(&off, "increase(cpu_temperature_celsius[1h]) > 3").len(),
+            1
+        );
+        assert!(found(&off, "rate(node_network_receive_bytes_total[5m])").is_empty());
+        assert!(found(&off, "rate(http_request_duration_seconds_bucket[5m])").is_empty());
+        assert!(
+            found(&off, "rate(queue_depth[5m])").is_empty(),
+            "unknown names pass"
+        );
+        assert!(found(&off, "deriv(process_resident_memory_bytes[5m])").is_empty());
+        // Declared types win over names.
+        let meta = Metadata::from_types([
+            ("queue_depth".to_string(), "gauge".to_string()),
+            ("odd_bytes".to_string(), "counter".to_string()),
+        ]);
+        assert_eq!(found(&meta, "rate(queue_depth[5m])").len(), 1);
+        assert!(found(&meta, "rate(odd_bytes[5m])").is_empty());
+    }
+}
