@@ -31,7 +31,20 @@ impl LintRule for Rule {
             ),
             ConfigLoad::Loaded { file } => report.ok(Resource::new(file.as_str()).with_file(file)),
             ConfigLoad::Refused { file, problems } => {
-                for p in problems {
+                // Rule files' own problems are config/ERR/001's, each at its place; here each
+                // such file counts once, as a reason the server refuses the whole.
+                let rule_files = &ctx.rule_files().files;
+                let mut in_rule_files: std::collections::BTreeMap<&str, usize> = Default::default();
+                for p in problems.iter().filter(|p| rule_files.contains(&p.file)) {
+                    *in_rule_files.entry(p.file.as_str()).or_default() += 1;
+                }
+                for (f, n) in in_rule_files {
+                    report.failed(
+                        Resource::new(f).with_file(f),
+                        format!("refused by the server: the rule file does not load ({n} problem(s), see config/ERR/001)"),
+                    );
+                }
+                for p in problems.iter().filter(|p| !rule_files.contains(&p.file)) {
                     // Messages read back from another checker's lines carry their path in front.
                     let (name, message) = match p.message.split_once(": ") {
                         Some((path, rest)) if p.path.is_empty() && is_path(path) => (path, rest),
