@@ -96,3 +96,19 @@ fn every_rule_has_a_readme_entry() {
         );
     }
 }
+
+#[test]
+fn prefetch_reports_every_query_module_once() {
+    let ctx = Context::new(Inputs::default());
+    let seen = std::sync::Mutex::new(Vec::new());
+    ctx.prefetch_with(|name| seen.lock().unwrap().push(name));
+    let mut seen = seen.into_inner().unwrap();
+    assert_eq!(
+        seen.len() as u64,
+        Context::PREFETCH_MODULES,
+        "PREFETCH_MODULES sizes the progress bar: {seen:?}"
+    );
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len() as u64, Context::PREFETCH_MODULES, "names repeat: {seen:?}");
+}
