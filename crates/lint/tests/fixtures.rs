@@ -110,5 +110,9 @@ fn prefetch_reports_every_query_module_once() {
     );
     seen.sort_unstable();
     seen.dedup();
-    assert_eq!(seen.len() as u64, Context::PREFETCH_MODULES, "names repeat: {seen:?}");
+    assert_eq!(
+        seen.len() as u64,
+        Context::PREFETCH_MODULES,
+        "names repeat: {seen:?}"
+    );
 }
