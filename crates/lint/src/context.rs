@@ -60,6 +60,9 @@ pub struct Context {
     suppressions: OnceLock<Suppressions>,
     live_rules: OnceLock<Option<LiveRules>>,
     live_server: OnceLock<Option<LiveServer>>,
+    config_load: OnceLock<crate::queries::config_load::ConfigLoad>,
+    metadata: OnceLock<crate::queries::metadata::Metadata>,
+    source_texts: OnceLock<crate::queries::source_text::SourceTexts>,
 }
 
 impl Context {
@@ -72,6 +75,9 @@ impl Context {
             suppressions: OnceLock::new(),
             live_rules: OnceLock::new(),
             live_server: OnceLock::new(),
+            config_load: OnceLock::new(),
+            metadata: OnceLock::new(),
+            source_texts: OnceLock::new(),
         }
     }
 
@@ -131,25 +137,76 @@ impl Context {
 
     /// Runs every query module in parallel so the rules then find their data cached.
     pub fn prefetch(&self) {
+        self.prefetch_with(|_| {});
+    }
+
+    /// [`Context::prefetch`], calling `done(name)` as each query module finishes (from its
+    /// thread), e.g. to tick a progress bar.
+    pub fn prefetch_with(&self, done: impl Fn(&'static str) + Sync) {
+        let done = &done;
         std::thread::scope(|s| {
             s.spawn(|| {
                 self.rule_files();
+                done("rule files");
             });
             s.spawn(|| {
                 self.routing();
+                done("routing");
             });
             s.spawn(|| {
                 self.config_files();
+                done("configuration files");
             });
             s.spawn(|| {
                 self.suppressions();
+                done("suppressions");
+            });
+            s.spawn(|| {
+                self.metadata();
+                done("metric metadata");
+            });
+            s.spawn(|| {
+                self.source_texts();
+                done("source texts");
             });
             s.spawn(|| {
                 self.live_rules();
+                done("live questions about rules");
             });
             s.spawn(|| {
                 self.live_server();
+                done("live questions about the server");
             });
         });
+    }
+
+    /// How many query modules [`Context::prefetch_with`] reports.
+    pub const PREFETCH_MODULES: u64 = 8;
+
+    /// Records the server loader's verdict on the configuration (the caller runs the loader).
+    /// Only the first call counts.
+    pub fn set_config_load(&self, load: crate::queries::config_load::ConfigLoad) {
+        let _ = self.config_load.set(load);
+    }
+
+    /// The server loader's verdict, `NotChecked` unless the caller set it.
+    pub fn config_load(&self) -> &crate::queries::config_load::ConfigLoad {
+        self.config_load.get_or_init(Default::default)
+    }
+
+    /// The texts findings point into, for columns.
+    pub fn source_texts(&self) -> &crate::queries::source_text::SourceTexts {
+        self.source_texts.get_or_init(|| {
+            crate::queries::source_text::SourceTexts::load(
+                &self.inputs.rule_files,
+                &self.inputs.config_texts,
+            )
+        })
+    }
+
+    /// Declared metric types; empty offline (rules then go by naming conventions).
+    pub fn metadata(&self) -> &crate::queries::metadata::Metadata {
+        self.metadata
+            .get_or_init(crate::queries::metadata::Metadata::offline)
     }
 }

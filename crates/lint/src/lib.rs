@@ -11,6 +11,7 @@
 
 pub mod context;
 pub mod live;
+pub mod matcher_logic;
 pub mod output;
 pub mod promql_labels;
 pub mod promql_selectors;
@@ -34,8 +35,23 @@ pub fn run(ctx: &Context, rules: &[&'static dyn LintRule]) -> Vec<RuleResult> {
         .iter()
         .map(|r| {
             let mut rep = Report::default();
-            r.run(ctx, &mut rep);
+            if let (true, queries::config_load::ConfigLoad::Refused { file, .. }) =
+                (r.needs_loaded_config(), ctx.config_load())
+            {
+                rep.skipped(
+                    Resource::new(file.as_str()).with_file(file),
+                    "the server refuses the configuration (config/ERR/002); this rule needs it loaded",
+                );
+            } else {
+                r.run(ctx, &mut rep);
+            }
             let mut entries = rep.into_entries();
+            // A finding located by line only gets the column its line's content starts at.
+            for e in entries.iter_mut().filter(|e| e.resource.col.is_none()) {
+                if let (Some(f), Some(l)) = (&e.resource.file, e.resource.line) {
+                    e.resource.col = ctx.source_texts().column(f, l);
+                }
+            }
             for e in entries.iter_mut().filter(|e| e.outcome == Outcome::Failed) {
                 let (Some(file), Some(line)) = (&e.resource.file, e.resource.line) else {
                     continue;

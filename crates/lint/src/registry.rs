@@ -8,8 +8,10 @@ use crate::rules::{actions, alerting, config, rules, scrape, storage};
 pub static ALL: &[&dyn LintRule] = &[
     // config
     &config::err_001::Rule,
+    &config::err_002::Rule,
     &config::sec_001::Rule,
     // scrape
+    &scrape::err_001::Rule,
     &scrape::err_101::Rule,
     &scrape::warn_101::Rule,
     &scrape::warn_102::Rule,
@@ -20,6 +22,7 @@ pub static ALL: &[&dyn LintRule] = &[
     &rules::warn_002::Rule,
     &rules::warn_003::Rule,
     &rules::warn_004::Rule,
+    &rules::warn_005::Rule,
     &rules::bp_001::Rule,
     &rules::err_101::Rule,
     &rules::err_102::Rule,
@@ -28,6 +31,10 @@ pub static ALL: &[&dyn LintRule] = &[
     &rules::warn_103::Rule,
     // alerting
     &alerting::err_001::Rule,
+    &alerting::err_002::Rule,
+    &alerting::err_003::Rule,
+    &alerting::err_004::Rule,
+    &alerting::err_005::Rule,
     &alerting::warn_001::Rule,
     &alerting::err_101::Rule,
     &alerting::err_102::Rule,

@@ -10,6 +10,8 @@ pub struct Resource {
     pub file: Option<String>,
     /// 1-based.
     pub line: Option<usize>,
+    /// 1-based column of `line`, when known (configuration settings).
+    pub col: Option<usize>,
 }
 
 impl Resource {
@@ -18,6 +20,7 @@ impl Resource {
             name: name.into(),
             file: None,
             line: None,
+            col: None,
         }
     }
 
@@ -26,6 +29,7 @@ impl Resource {
             name: name.into(),
             file: Some(file.to_string()),
             line: (line > 0).then_some(line),
+            col: None,
         }
     }
 }

@@ -81,4 +81,10 @@ pub trait LintRule: Sync {
     /// Records ok / failed / skipped for each resource it looks at. It reads only the context's
     /// query modules (cached, prefetched), never files or a server.
     fn run(&self, ctx: &Context, report: &mut Report);
+    /// Whether the rule needs the configuration as the server loads it (the routing tree, action
+    /// policies). When the server refuses the configuration (config/ERR/002) such a rule is
+    /// skipped with that reason instead of run on partial pieces.
+    fn needs_loaded_config(&self) -> bool {
+        false
+    }
 }

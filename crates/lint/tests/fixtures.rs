@@ -1,14 +1,17 @@
 //! Every lint rule against its fixtures: `testdata/<id, slashes as dashes>/ok/` must give at least
 //! one ok and no failure; `fail/` must give a failure whose reason contains `fail/expected.txt`.
 //! A fixture directory holds any of `rules.yml`, `alertmanager.yml`, `actions.yml` and `tocsin.yml` (the
-//! `actions:` section's value). A live rule's fixture holds `live.json`: the answers of the server's
-//! API as a list of `{path, contains, body}`; a request gets the body of the first entry whose path
-//! is its path and whose `contains` (if any) is in its decoded query string, else a 404.
+//! `actions:` section's value), and `config-problems.txt`: the server loader's verdict as
+//! `file:line:col: path: message` lines (empty: it loaded). A live rule's fixture holds `live.json`:
+//! the answers of the server's API as a list of `{path, contains, body}`; a request gets the body of
+//! the first entry whose path is its path and whose `contains` (if any) is in its decoded query
+//! string, else a 404.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 
 use tocsin_lint::live::{Live, LiveError, Transport};
+use tocsin_lint::queries::config_load::ConfigLoad;
 use tocsin_lint::{registry, Context, Inputs, Outcome};
 
 /// The run's "now" in live fixtures (2027-01-15T08:00:00Z).
@@ -48,9 +51,10 @@ fn run(id: &str, dir: &Path) -> Vec<tocsin_lint::Entry> {
         actions: std::fs::read_to_string(dir.join("actions.yml"))
             .map(|t| serde_norway::from_str(&t).expect("fixture actions.yml"))
             .unwrap_or_default(),
-        config_texts: std::fs::read_to_string(dir.join("tocsin.yml"))
-            .map(|t| vec![("tocsin.yml".to_string(), t)])
-            .unwrap_or_default(),
+        config_texts: ["tocsin.yml", "alertmanager.yml"]
+            .iter()
+            .filter_map(|f| Some((f.to_string(), std::fs::read_to_string(dir.join(f)).ok()?)))
+            .collect(),
         live: std::fs::read_to_string(dir.join("live.json"))
             .ok()
             .map(|t| {
@@ -61,6 +65,21 @@ fn run(id: &str, dir: &Path) -> Vec<tocsin_lint::Entry> {
             }),
         settings: Default::default(),
     });
+    // The server loader's verdict, as the binary would hand it: `file:line:col: path: message`
+    // lines (an empty file: it loaded).
+    if let Ok(t) = std::fs::read_to_string(dir.join("config-problems.txt")) {
+        let problems: Vec<_> = t
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(tocsin_confdiag::Diagnostic::from_line)
+            .collect();
+        let file = "tocsin.yml".to_string();
+        ctx.set_config_load(if problems.is_empty() {
+            ConfigLoad::Loaded { file }
+        } else {
+            ConfigLoad::Refused { file, problems }
+        });
+    }
     let rule = registry::by_id(id).unwrap();
     tocsin_lint::run(&ctx, &[rule]).remove(0).entries
 }
@@ -112,4 +131,24 @@ fn every_rule_has_a_readme_entry() {
             "README has no `#### {id}` heading (the rule's doc anchor)"
         );
     }
+}
+
+#[test]
+fn prefetch_reports_every_query_module_once() {
+    let ctx = Context::new(Inputs::default());
+    let seen = std::sync::Mutex::new(Vec::new());
+    ctx.prefetch_with(|name| seen.lock().unwrap().push(name));
+    let mut seen = seen.into_inner().unwrap();
+    assert_eq!(
+        seen.len() as u64,
+        Context::PREFETCH_MODULES,
+        "PREFETCH_MODULES sizes the progress bar: {seen:?}"
+    );
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(
+        seen.len() as u64,
+        Context::PREFETCH_MODULES,
+        "names repeat: {seen:?}"
+    );
 }

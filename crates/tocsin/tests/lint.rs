@@ -149,3 +149,97 @@ fn comments_ignore_and_snooze_a_rule() {
     let (code, out, _) = lint(&["--config", cfg, "--include", "rules/*"]);
     assert_eq!(code, 1, "{out}");
 }
+
+#[test]
+fn a_configuration_the_server_refuses_is_a_failing_rule_not_an_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: g\n    rules:\n      - alert: MemoryGrowing\n        expr: rate(process_resident_memory_bytes[30m]) > 1e6\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("tocsin.yml");
+    std::fs::write(
+        &cfg,
+        "global:\n  scrape_interval: 15s\nrule_files: [rules.yml]\nscrape_configs:\n  - job_name: node\n    scrape_timeout: 20s\n    static_configs: [{targets: [\"127.0.0.1:9100\"]}]\nalertmanager:\n  route:\n    receiver: pager\n  receivers:\n    - name: pager\n      webhook_configs: [{url: \"http://127.0.0.1:5001/\"}]\n",
+    )
+    .unwrap();
+    let (code, out, err) = lint(&["--config", cfg.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rule = |id: &str| {
+        v["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {v:#}"))
+            .clone()
+    };
+    // The loader's message, at the setting's line and column.
+    let e = &rule("config/ERR/002")["entries"][0];
+    assert_eq!(e["status"], "failed", "{e:#}");
+    assert_eq!(e["resource"], "scrape_configs[0].scrape_timeout", "{e:#}");
+    assert_eq!(
+        (e["line"].as_u64(), e["column"].as_u64()),
+        (Some(6), Some(21)),
+        "{e:#}"
+    );
+    assert!(
+        e["reason"]
+            .as_str()
+            .unwrap()
+            .contains("greater than the scrape interval"),
+        "{e:#}"
+    );
+    // The job, by name, from the YAML as written.
+    let e = &rule("scrape/ERR/001")["entries"][0];
+    assert_eq!(e["resource"], "job node", "{e:#}");
+    assert_eq!(e["line"], 6, "{e:#}");
+    assert!(
+        e["reason"]
+            .as_str()
+            .unwrap()
+            .contains("scrape_timeout 20s exceeds global.scrape_interval 15s"),
+        "{e:#}"
+    );
+    // Rule files named in the YAML tree are still linted.
+    assert_eq!(rule("rules/WARN/005")["failed"], 1);
+    // Rules needing the loaded configuration say why they did not run.
+    let e = &rule("alerting/ERR/001")["entries"][0];
+    assert_eq!(e["status"], "skipped", "{e:#}");
+    assert!(
+        e["reason"].as_str().unwrap().contains("config/ERR/002"),
+        "{e:#}"
+    );
+}
+
+#[test]
+fn progress_bar_only_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = broken(dir.path());
+    let cfg = cfg.to_str().unwrap();
+    // Not a terminal: stderr stays clean for logs and pipes.
+    let (code, _, err) = lint(&["--config", cfg]);
+    assert_eq!(code, 1);
+    assert_eq!(err, "", "no progress output without a terminal");
+    // Under a pseudo-terminal (util-linux's `script`), the bar ticks through the query modules on
+    // stderr and is cleared before the report.
+    let cmd = format!(
+        "{} lint --config {cfg} --hide-ok 2>&1 >/dev/null",
+        env!("CARGO_BIN_EXE_tocsin")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .expect("util-linux's script");
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(tty.contains("prefetching"), "{tty:?}");
+    let total = tocsin_lint::Context::PREFETCH_MODULES;
+    assert!(tty.contains(&format!("/{total}")), "{tty:?}");
+    assert!(
+        tty.contains("\u{1b}[2K"),
+        "the bar's line is cleared: {tty:?}"
+    );
+}

@@ -20,12 +20,33 @@ fn esc(s: &str) -> String {
     out
 }
 
+/// Escaped text with its `code spans` (as rule titles and descriptions write them) set in
+/// `<code>`; an unpaired backtick stays as it is.
+fn with_code(s: &str) -> String {
+    let parts: Vec<&str> = s.split('`').collect();
+    if parts.len().is_multiple_of(2) {
+        return esc(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for (i, p) in parts.iter().enumerate() {
+        if i % 2 == 1 {
+            out.push_str("<code>");
+            out.push_str(&esc(p));
+            out.push_str("</code>");
+        } else {
+            out.push_str(&esc(p));
+        }
+    }
+    out
+}
+
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
 h2{border-bottom:1px solid #ccc;margin-top:1.5em}\
 .rule{margin:.8em 0}.id{font-family:monospace;font-weight:bold}\
 .failed{color:#b00020}.ok{color:#1b7f3b}.skipped{color:#8a6d00}\
 table{border-collapse:collapse;margin:.3em 0 .3em 1.5em}td{padding:.1em .6em;vertical-align:top}\
-.desc{margin-left:1.5em;max-width:60em;color:#444}";
+.desc{margin-left:1.5em;max-width:60em;color:#444}\
+code{font-family:monospace;background:#f2f2f2;padding:0 .2em;border-radius:3px}";
 
 pub fn render(results: &[RuleResult]) -> String {
     let mut out = String::new();
@@ -56,10 +77,14 @@ pub fn render(results: &[RuleResult]) -> String {
             esc(&r.meta.anchor()),
             status.to_uppercase(),
             esc(r.meta.id),
-            esc(r.meta.title)
+            with_code(r.meta.title)
         );
         if r.failed() > 0 {
-            let _ = writeln!(out, "<p class=\"desc\">{}</p>", esc(r.meta.description));
+            let _ = writeln!(
+                out,
+                "<p class=\"desc\">{}</p>",
+                with_code(r.meta.description)
+            );
         }
         let mut entries: Vec<_> = r.entries.iter().collect();
         entries.sort_by_key(|e| match e.outcome {
@@ -70,9 +95,11 @@ pub fn render(results: &[RuleResult]) -> String {
         if !entries.is_empty() {
             out.push_str("<table>\n");
             for e in entries {
-                let at = match (&e.resource.file, e.resource.line) {
-                    (Some(f), Some(l)) => format!("{f}:{l}"),
-                    (Some(f), None) => f.clone(),
+                let at = match (&e.resource.file, e.resource.line, e.resource.col) {
+                    (Some(f), Some(l), Some(c)) => format!("{f}:{l}:{c}"),
+                    (Some(f), Some(l), None) => format!("{f}:{l}"),
+                    // A file named as the resource itself is not repeated as its place.
+                    (Some(f), None, _) if *f != e.resource.name => f.clone(),
                     _ => String::new(),
                 };
                 let _ = writeln!(
@@ -115,5 +142,10 @@ mod tests {
         assert!(
             !html.contains("<script") && !html.contains("http://") && !html.contains("https://")
         );
+        assert_eq!(
+            super::with_code("a `x<y` b `z`"),
+            "a <code>x&lt;y</code> b <code>z</code>"
+        );
+        assert_eq!(super::with_code("odd ` one"), "odd ` one");
     }
 }

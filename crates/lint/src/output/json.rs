@@ -16,6 +16,7 @@ pub fn render(results: &[RuleResult]) -> Value {
                         "resource": e.resource.name,
                         "file": e.resource.file,
                         "line": e.resource.line,
+                        "column": e.resource.col,
                         "status": e.outcome.as_str(),
                         "reason": e.reason,
                     })

@@ -34,7 +34,8 @@ pub fn render(results: &[RuleResult]) -> Value {
                 let mut loc =
                     json!({ "physicalLocation": { "artifactLocation": { "uri": uri(f) } } });
                 if let Some(l) = e.resource.line {
-                    loc["physicalLocation"]["region"] = json!({ "startLine": l });
+                    loc["physicalLocation"]["region"] =
+                        json!({ "startLine": l, "startColumn": e.resource.col.unwrap_or(1) });
                 }
                 res["locations"] = json!([loc]);
             }
@@ -45,7 +46,11 @@ pub fn render(results: &[RuleResult]) -> Value {
         "$schema": SCHEMA,
         "version": "2.1.0",
         "runs": [{
-            "tool": { "driver": { "name": "tocsin lint", "rules": rules } },
+            "tool": { "driver": {
+                "name": "tocsin lint",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules,
+            } },
             "results": out,
         }]
     })
@@ -59,8 +64,36 @@ fn level(c: Class) -> &'static str {
     }
 }
 
-/// A relative path stays relative (code hosts resolve it against the repository); backslashes
-/// become slashes as URIs require.
-fn uri(path: &str) -> String {
-    path.replace('\\', "/")
+/// A file path as a URI reference: a relative path stays relative (code hosts resolve it against
+/// the repository root), an absolute one becomes a `file://` URI; backslashes become slashes and
+/// anything outside a path's plain characters is percent-encoded, as RFC 3986 requires.
+pub fn uri(path: &str) -> String {
+    let path = path.replace('\\', "/");
+    let mut out = String::with_capacity(path.len() + 8);
+    if path.starts_with('/') {
+        out.push_str("file://");
+    }
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri;
+
+    #[test]
+    fn paths_become_uri_references() {
+        assert_eq!(uri("rules/a.yml"), "rules/a.yml");
+        assert_eq!(
+            uri("/tmp/my rules/a#1.yml"),
+            "file:///tmp/my%20rules/a%231.yml"
+        );
+        assert_eq!(uri("r\\é.yml"), "r/%C3%A9.yml");
+    }
 }

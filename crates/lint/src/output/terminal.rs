@@ -43,9 +43,10 @@ pub fn render(results: &[RuleResult], view: View) -> String {
             if !show {
                 continue;
             }
-            let at = match (&e.resource.file, e.resource.line) {
-                (Some(f), Some(l)) => format!(" ({f}:{l})"),
-                (Some(f), None) if *f != e.resource.name => format!(" ({f})"),
+            let at = match (&e.resource.file, e.resource.line, e.resource.col) {
+                (Some(f), Some(l), Some(c)) => format!(" ({f}:{l}:{c})"),
+                (Some(f), Some(l), None) => format!(" ({f}:{l})"),
+                (Some(f), None, _) if *f != e.resource.name => format!(" ({f})"),
                 _ => String::new(),
             };
             let mark = match e.outcome {

@@ -24,6 +24,10 @@ impl LintRule for Rule {
         &META
     }
 
+    fn needs_loaded_config(&self) -> bool {
+        true
+    }
+
     fn run(&self, ctx: &Context, report: &mut Report) {
         let policies = &ctx.inputs.actions.policies;
         for p in policies {

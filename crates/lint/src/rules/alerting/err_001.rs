@@ -23,6 +23,10 @@ impl LintRule for Rule {
         &META
     }
 
+    fn needs_loaded_config(&self) -> bool {
+        true
+    }
+
     fn run(&self, ctx: &Context, report: &mut Report) {
         let rf = ctx.rule_files();
         let Some(routing) = ctx.routing() else {

@@ -20,6 +20,10 @@ impl LintRule for Rule {
         &META
     }
 
+    fn needs_loaded_config(&self) -> bool {
+        true
+    }
+
     fn run(&self, ctx: &Context, report: &mut Report) {
         let rf = ctx.rule_files();
         let depends = ctx

@@ -23,10 +23,22 @@ impl LintRule for Rule {
         let rf = ctx.rule_files();
         for f in &rf.files {
             match rf.errors.iter().find(|e| &e.file == f) {
-                Some(e) => report.failed(
-                    Resource::new(f.as_str()).with_file(f),
-                    e.messages.join("; "),
-                ),
+                // One failure per message, at the line and column it names, so each is annotated
+                // where it is.
+                Some(e) => {
+                    for m in &e.messages {
+                        let d = tocsin_confdiag::Diagnostic::from_line(m);
+                        let mut res = Resource::new(f.as_str()).with_file(f);
+                        let mut reason = m.clone();
+                        if let Some(pos) = d.pos.filter(|_| d.file == *f) {
+                            res.line = (pos.line > 0).then_some(pos.line);
+                            res.col = (pos.col > 0).then_some(pos.col);
+                            // The place is the resource's now; the text need not repeat it.
+                            reason = d.message;
+                        }
+                        report.failed(res, reason);
+                    }
+                }
                 None => report.ok(Resource::new(f.as_str()).with_file(f)),
             }
         }

@@ -2,3 +2,5 @@
 
 pub mod err_001;
 pub mod sec_001;
+// offline (lint-offline branch)
+pub mod err_002;

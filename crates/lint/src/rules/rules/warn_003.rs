@@ -2,6 +2,7 @@
 
 use promql_parser::parser::Expr;
 
+use crate::queries::metadata::Metadata;
 use crate::{Class, Context, LintRule, Product, Report, Resource, RuleMeta};
 
 pub struct Rule;
@@ -10,7 +11,7 @@ static META: RuleMeta = RuleMeta {
     id: "rules/WARN/003",
     product: Product::Rules,
     class: Class::Warn,
-    title: "Counters (`*_total`) are compared only through `rate()` or `increase()`",
+    title: "Counters (`*_total`, or declared counters) are compared only through `rate()` or `increase()`",
     description: "A counter only grows (and resets to zero on restart), so comparing its raw value \
         with a threshold (`errors_total > 5`) fires once the process has been up long enough and \
         clears at every restart. Uptime counters are exempt. Compare its rate or increase over a window instead \
@@ -18,46 +19,52 @@ static META: RuleMeta = RuleMeta {
 };
 
 /// Counter selectors compared raw somewhere in `e`.
-pub fn raw_counter_comparisons(e: &Expr, out: &mut Vec<String>) {
+pub fn raw_counter_comparisons(meta: &Metadata, e: &Expr, out: &mut Vec<String>) {
     match e {
         Expr::Binary(b) => {
             if b.op.is_comparison_operator() {
                 for side in [&b.lhs, &b.rhs] {
-                    if let Some(name) = bare_counter(side) {
+                    if let Some(name) = bare_counter(meta, side) {
                         out.push(name);
                     }
                 }
             }
-            raw_counter_comparisons(&b.lhs, out);
-            raw_counter_comparisons(&b.rhs, out);
+            raw_counter_comparisons(meta, &b.lhs, out);
+            raw_counter_comparisons(meta, &b.rhs, out);
         }
-        Expr::Paren(p) => raw_counter_comparisons(&p.expr, out),
-        Expr::Unary(u) => raw_counter_comparisons(&u.expr, out),
-        Expr::Subquery(s) => raw_counter_comparisons(&s.expr, out),
-        Expr::Aggregate(a) => raw_counter_comparisons(&a.expr, out),
+        Expr::Paren(p) => raw_counter_comparisons(meta, &p.expr, out),
+        Expr::Unary(u) => raw_counter_comparisons(meta, &u.expr, out),
+        Expr::Subquery(s) => raw_counter_comparisons(meta, &s.expr, out),
+        Expr::Aggregate(a) => raw_counter_comparisons(meta, &a.expr, out),
         Expr::Call(c) => c
             .args
             .args
             .iter()
-            .for_each(|a| raw_counter_comparisons(a, out)),
+            .for_each(|a| raw_counter_comparisons(meta, a, out)),
         _ => {}
     }
 }
 
 /// The name of a counter selector that reaches the comparison unchanged (through parentheses
 /// and sum/min/max, which keep a counter a counter).
-fn bare_counter(e: &Expr) -> Option<String> {
+fn bare_counter(meta: &Metadata, e: &Expr) -> Option<String> {
     match e {
-        Expr::Paren(p) => bare_counter(&p.expr),
+        Expr::Paren(p) => bare_counter(meta, &p.expr),
         Expr::Aggregate(a) if matches!(a.op.to_string().as_str(), "sum" | "max" | "min") => {
-            bare_counter(&a.expr)
+            bare_counter(meta, &a.expr)
         }
         // An uptime counter compared with a threshold ("up for 10 minutes") is the one
         // legitimate raw comparison of a counter.
         Expr::VectorSelector(v) => v
             .name
             .as_ref()
-            .filter(|n| n.ends_with("_total") && !n.contains("uptime"))
+            .filter(|n| {
+                let counter = match meta.metric_type(n) {
+                    Some(t) => t == "counter",
+                    None => n.ends_with("_total"),
+                };
+                counter && !n.contains("uptime")
+            })
             .cloned(),
         _ => None,
     }
@@ -77,7 +84,7 @@ impl LintRule for Rule {
             };
             let found = expr.with(|e| {
                 let mut v = Vec::new();
-                raw_counter_comparisons(e, &mut v);
+                raw_counter_comparisons(ctx.metadata(), e, &mut v);
                 v
             });
             match found {
