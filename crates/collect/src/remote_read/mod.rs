@@ -85,7 +85,7 @@ pub struct RemoteMetrics {
     pub queries: parking_lot::Mutex<BTreeMap<String, u64>>,
     /// Reads in flight.
     pub in_flight: AtomicI64,
-    /// Cumulative bucket counts (the last is +Inf), sum in microseconds, count.
+    /// Per-bucket (not cumulative) counts, the last for +Inf; sum in microseconds; count.
     pub duration_buckets: [AtomicU64; 14],
     pub duration_sum_us: AtomicU64,
     pub duration_count: AtomicU64,
@@ -94,12 +94,11 @@ pub struct RemoteMetrics {
 impl RemoteMetrics {
     fn observe(&self, outcome: &str, secs: f64) {
         *self.queries.lock().entry(outcome.to_string()).or_default() += 1;
-        for (i, b) in DURATION_BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                self.duration_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.duration_buckets[13].fetch_add(1, Ordering::Relaxed);
+        let i = DURATION_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(DURATION_BUCKETS.len());
+        self.duration_buckets[i].fetch_add(1, Ordering::Relaxed);
         self.duration_sum_us
             .fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
         self.duration_count.fetch_add(1, Ordering::Relaxed);
