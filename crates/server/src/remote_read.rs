@@ -95,7 +95,7 @@ impl Collector for Metrics {
         }
         crate::metrics::family(
             &mut e,
-            "prometheus_remote_storage_read_queries_total",
+            "prometheus_remote_storage_read_queries",
             "Remote read queries finished, by HTTP status code (\"error\": no answer).",
             Counter,
             &queries,
