@@ -66,7 +66,9 @@ pub(crate) fn sections(cfg: &mut Config, doc: &Doc, out: &mut Vec<Diagnostic>) {
         p.push((path, e.message));
     }
     cfg.alerting.problems(&mut p);
-    p.extend(tocsin_collect::remote_read::config::problems(&cfg.remote_read));
+    p.extend(tocsin_collect::remote_read::config::problems(
+        &cfg.remote_read,
+    ));
     p.extend(cfg.actions.problems());
     cfg.pubsub_push.problems(&mut p);
     if let Err(e) = tocsin_alerts::heartbeat::Heartbeats::new().configure(&cfg.heartbeats, 0) {

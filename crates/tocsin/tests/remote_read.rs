@@ -96,7 +96,10 @@ fn samples(from: i64, to: i64, hole: Option<(i64, i64)>) -> Vec<(i64, f64)> {
         .collect()
 }
 
-fn body(series: &[(&[(&str, &str)], &[(i64, f64)])]) -> Vec<u8> {
+/// (label pairs, samples) of one series to write.
+type ToWrite<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, f64)]);
+
+fn body(series: &[ToWrite]) -> Vec<u8> {
     let mut b = WriteRequestBuilder::new();
     for (labels, s) in series {
         b.add_series(labels.iter().copied(), s);
@@ -139,7 +142,10 @@ fn rewrite_and_reload(srv: &TestServer, yaml: &str) {
 fn query(srv: &TestServer, q: &str, t: i64) -> (u16, Json, Vec<String>) {
     let r = client()
         .post(srv.url("/api/v1/query"))
-        .form(&[("query", q.to_string()), ("time", format!("{}", t as f64 / 1000.0))])
+        .form(&[
+            ("query", q.to_string()),
+            ("time", format!("{}", t as f64 / 1000.0)),
+        ])
         .send()
         .unwrap();
     let code = r.status().as_u16();
@@ -167,6 +173,47 @@ fn get(srv: &TestServer, path: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().unwrap())
 }
 
+/// only_prom read straight from Prometheus's /api/v1/read, chunks requested first.
+fn read_direct(p: &Prometheus, from: i64, to: i64) -> Vec<(i64, f64)> {
+    use prost::Message;
+    use tocsin_collect::remote_read::{frames, proto, STREAMED_CONTENT_TYPE};
+    let req = proto::ReadRequest {
+        queries: vec![proto::Query {
+            start_timestamp_ms: from,
+            end_timestamp_ms: to,
+            matchers: vec![proto::LabelMatcher {
+                r#type: proto::MatcherType::Eq as i32,
+                name: "__name__".into(),
+                value: "only_prom".into(),
+            }],
+            hints: None,
+        }],
+        accepted_response_types: vec![
+            proto::ResponseType::StreamedXorChunks as i32,
+            proto::ResponseType::Samples as i32,
+        ],
+    };
+    let r = client()
+        .post(format!("{}/api/v1/read", p.base))
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .header("X-Prometheus-Remote-Read-Version", "0.1.0")
+        .body(
+            snap::raw::Encoder::new()
+                .compress_vec(&req.encode_to_vec())
+                .unwrap(),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert_eq!(ct, STREAMED_CONTENT_TYPE);
+    let body = r.bytes().unwrap();
+    let series = frames::frames_to_series(frames::decode_frames(&body).unwrap()).unwrap();
+    assert_eq!(series.len(), 1, "{series:?}");
+    series[0].samples.iter().map(|s| (s.t, s.v)).collect()
+}
+
 #[test]
 fn remote_read_from_prometheus() {
     if !Path::new(PROMETHEUS).exists() {
@@ -189,6 +236,10 @@ fn remote_read_from_prometheus() {
             (&[("__name__", "both"), ("job", "b")], &all),
         ]),
     );
+
+    // Prometheus answers a chunks-first request with the streamed format, which our frame and
+    // XOR decoders read back sample for sample.
+    assert_eq!(read_direct(&prom, p_from, now), all);
 
     let mut srv = TestServer::start_with_config(
         Path::new(env!("CARGO_BIN_EXE_tocsin")),
@@ -217,7 +268,10 @@ fn remote_read_from_prometheus() {
     let (_, res, _) = query(&srv, "both[45m]", now);
     let a = res.as_array().unwrap();
     assert_eq!(a.len(), 1, "{res}");
-    assert_eq!(a[0]["metric"], serde_json::json!({"__name__": "both", "job": "b"}));
+    assert_eq!(
+        a[0]["metric"],
+        serde_json::json!({"__name__": "both", "job": "b"})
+    );
     assert_eq!(a[0]["values"].as_array().unwrap().len(), all.len());
     // query_range too: a point every step in the hole.
     let r: Json = client()
@@ -309,7 +363,10 @@ fn remote_read_from_prometheus() {
         holed.len().to_string()
     );
     assert_eq!(w.len(), 1, "{w:?}");
-    assert!(w[0].contains("remote_read \"peer\"") && w[0].contains("Connection refused"), "{w:?}");
+    assert!(
+        w[0].contains("remote_read \"peer\"") && w[0].contains("Connection refused"),
+        "{w:?}"
+    );
     let (code, text) = get(&srv, "/api/v1/series?match[]=both");
     assert_eq!(code, 200, "{text}");
     assert!(text.contains("remote_read \\\"peer\\\""), "{text}");
@@ -347,7 +404,10 @@ fn bad_remote_read_settings_are_refused_by_check_config() {
         text.contains("tocsin.yml:3:") && text.contains("Authorization is a reserved header"),
         "{text}"
     );
-    assert!(text.contains("tocsin.yml:4:") && text.contains("ftp"), "{text}");
+    assert!(
+        text.contains("tocsin.yml:4:") && text.contains("ftp"),
+        "{text}"
+    );
     std::fs::write(
         &cfg,
         "remote_read:\n  - url: http://127.0.0.1:1/api/v1/read\n    sigv4: {region: x}\n",

@@ -201,13 +201,11 @@ pub fn to_series(
             .collect();
         let mut sorted = pairs.clone();
         sorted.sort_unstable();
-        let labels = Labels::try_from_pairs(&sorted)
-            .map_err(|e| format!("series {pairs:?}: {e}"))?;
-        out.entry(labels).or_default().extend(
-            s.samples
-                .into_iter()
-                .filter(|x| x.t >= mint && x.t <= maxt),
-        );
+        let labels =
+            Labels::try_from_pairs(&sorted).map_err(|e| format!("series {pairs:?}: {e}"))?;
+        out.entry(labels)
+            .or_default()
+            .extend(s.samples.into_iter().filter(|x| x.t >= mint && x.t <= maxt));
     }
     for v in out.values_mut() {
         v.sort_by_key(|x| x.t);
@@ -277,10 +275,7 @@ impl FanoutQuerier {
             Ok(raw) => match to_series(raw, &added, r.mint, r.maxt) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    self.warn(format!(
-                        "remote_read {:?}: bad answer: {e}",
-                        r.src.name()
-                    ));
+                    self.warn(format!("remote_read {:?}: bad answer: {e}", r.src.name()));
                     None
                 }
             },
@@ -295,8 +290,10 @@ impl FanoutQuerier {
     fn remote_labels(&self, ms: &[Matcher]) -> Vec<Labels> {
         let all;
         let ms = if ms.is_empty() {
-            all = [Matcher::new(MatchOp::Regex, tocsin_model::METRIC_NAME, ".+")
-                .unwrap_or_else(|_| Matcher::equal(tocsin_model::METRIC_NAME, ""))];
+            all = [
+                Matcher::new(MatchOp::Regex, tocsin_model::METRIC_NAME, ".+")
+                    .unwrap_or_else(|_| Matcher::equal(tocsin_model::METRIC_NAME, "")),
+            ];
             &all[..]
         } else {
             ms
@@ -342,8 +339,7 @@ impl Querier for FanoutQuerier {
     }
 
     fn label_values(&self, name: &str, ms: &[Matcher]) -> Result<Vec<String>> {
-        let mut values: BTreeSet<String> =
-            self.local.label_values(name, ms)?.into_iter().collect();
+        let mut values: BTreeSet<String> = self.local.label_values(name, ms)?.into_iter().collect();
         for l in self.remote_labels(ms) {
             if let Some(v) = l.get(name) {
                 values.insert(v.to_string());

@@ -23,9 +23,9 @@ pub fn decode_frames(body: &[u8]) -> Result<Vec<ChunkedReadResponse>, String> {
         let mut len = 0u64;
         let mut shift = 0u32;
         loop {
-            let b = *body.get(at).ok_or_else(|| {
-                format!("frame {} at byte {start}: truncated length", out.len())
-            })?;
+            let b = *body
+                .get(at)
+                .ok_or_else(|| format!("frame {} at byte {start}: truncated length", out.len()))?;
             at += 1;
             if shift >= 63 && b > 1 {
                 return Err(format!(
@@ -85,9 +85,10 @@ pub fn frames_to_series(frames: Vec<ChunkedReadResponse>) -> Result<Vec<RawSerie
             let mut samples = Vec::new();
             for c in &s.chunks {
                 match ChunkEncoding::try_from(c.r#type) {
-                    Ok(ChunkEncoding::Xor) => samples.extend(decode_xor(&c.data).map_err(|e| {
-                        format!("series {}: {e}", super::describe(&s.labels))
-                    })?),
+                    Ok(ChunkEncoding::Xor) => samples.extend(
+                        decode_xor(&c.data)
+                            .map_err(|e| format!("series {}: {e}", super::describe(&s.labels)))?,
+                    ),
                     Ok(ChunkEncoding::Histogram | ChunkEncoding::FloatHistogram) => {
                         return Err(format!(
                             "series {}: native histogram chunks are not supported",
@@ -104,11 +105,7 @@ pub fn frames_to_series(frames: Vec<ChunkedReadResponse>) -> Result<Vec<RawSerie
                 }
             }
             out.push(RawSeries {
-                labels: s
-                    .labels
-                    .into_iter()
-                    .map(|l| (l.name, l.value))
-                    .collect(),
+                labels: s.labels.into_iter().map(|l| (l.name, l.value)).collect(),
                 samples,
             });
         }

@@ -287,10 +287,8 @@ impl Remote {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    let reason = format!(
-                        "reading the answer: {}",
-                        crate::httpclient::error_chain(&e)
-                    );
+                    let reason =
+                        format!("reading the answer: {}", crate::httpclient::error_chain(&e));
                     return (outcome, Err(self.unavailable(reason)));
                 }
             }

@@ -79,19 +79,19 @@ fn raw(pairs: &[(&str, &str)], ts: &[i64]) -> RawSeries {
 fn local(series: &[(&str, &[i64])]) -> Arc<MemoryStore> {
     let m = Arc::new(MemoryStore::new());
     {
-    let mut a = m.appender();
-    for (name, ts) in series {
-        for t in *ts {
-            a.append(
-                &Labels::from_pairs(&[("__name__", *name)]),
-                *t,
-                *t as f64 + 0.5,
-                &AppendOptions::default(),
-            )
-            .unwrap();
+        let mut a = m.appender();
+        for (name, ts) in series {
+            for t in *ts {
+                a.append(
+                    &Labels::from_pairs(&[("__name__", *name)]),
+                    *t,
+                    *t as f64 + 0.5,
+                    &AppendOptions::default(),
+                )
+                .unwrap();
+            }
         }
-    }
-    a.commit().unwrap();
+        a.commit().unwrap();
     }
     m
 }
@@ -105,7 +105,12 @@ fn fanout(local: Arc<MemoryStore>, start: i64, src: Arc<Fake>) -> ReadFanout {
     f
 }
 
-fn select(f: &ReadFanout, mint: i64, maxt: i64, name: &str) -> (Vec<(Labels, Vec<Sample>)>, Vec<String>) {
+fn select(
+    f: &ReadFanout,
+    mint: i64,
+    maxt: i64,
+    name: &str,
+) -> (Vec<(Labels, Vec<Sample>)>, Vec<String>) {
     let q = f.querier(mint, maxt).unwrap();
     let out = q
         .select(&SelectHints::default(), &[Matcher::equal("__name__", name)])
@@ -125,12 +130,23 @@ fn series_with_a_gap_is_filled_from_the_peer_local_samples_winning() {
     let f = fanout(l, 10, peer.clone());
     let (s, w) = select(&f, 0, 65, "up");
     assert!(w.is_empty(), "{w:?}");
-    assert_eq!(s.len(), 1, "the replica label is stripped, so the series meet");
+    assert_eq!(
+        s.len(),
+        1,
+        "the replica label is stripped, so the series meet"
+    );
     assert_eq!(s[0].0, Labels::from_pairs(&[("__name__", "up")]));
     let got: Vec<(i64, f64)> = s[0].1.iter().map(|x| (x.t, x.v)).collect();
     assert_eq!(
         got,
-        vec![(10, 10.5), (20, 20.5), (30, 30.0), (40, 40.0), (50, 50.5), (60, 60.5)],
+        vec![
+            (10, 10.5),
+            (20, 20.5),
+            (30, 30.0),
+            (40, 40.0),
+            (50, 50.5),
+            (60, 60.5)
+        ],
         "local samples win on equal timestamps; the peer's fill the gap; 70 is past maxt"
     );
     // The external label went out as an equality matcher.
@@ -145,7 +161,10 @@ fn series_with_a_gap_is_filled_from_the_peer_local_samples_winning() {
 #[test]
 fn read_recent_false_asks_only_for_time_before_the_local_data() {
     let l = local(&[("up", &[100, 110])]);
-    let mut fake = Fake::new(vec![raw(&[("__name__", "up"), ("replica", "b")], &[50, 60, 105])]);
+    let mut fake = Fake::new(vec![raw(
+        &[("__name__", "up"), ("replica", "b")],
+        &[50, 60, 105],
+    )]);
     fake.read_recent = false;
     let peer = Arc::new(fake);
     let f = fanout(l, 100, peer.clone());
@@ -160,7 +179,10 @@ fn read_recent_false_asks_only_for_time_before_the_local_data() {
 
 #[test]
 fn required_matchers_gate_the_remote() {
-    let mut fake = Fake::new(vec![raw(&[("__name__", "up"), ("dc", "x"), ("replica", "b")], &[1])]);
+    let mut fake = Fake::new(vec![raw(
+        &[("__name__", "up"), ("dc", "x"), ("replica", "b")],
+        &[1],
+    )]);
     fake.required = vec![("dc".into(), "x".into())];
     let peer = Arc::new(fake);
     let f = fanout(local(&[]), i64::MAX, peer.clone());

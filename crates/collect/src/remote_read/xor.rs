@@ -149,7 +149,7 @@ pub(crate) fn encode_xor(samples: &[(i64, f64)]) -> Vec<u8> {
     }
     impl W {
         fn bit(&mut self, v: bool) {
-            if self.used % 8 == 0 {
+            if self.used.is_multiple_of(8) {
                 self.b.push(0);
             }
             if v {
