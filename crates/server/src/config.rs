@@ -51,7 +51,10 @@ pub struct Config {
     #[serde(default)]
     pub remote_write: Option<serde_norway::Value>,
     /// Remote Prometheus-API sources merged into queries (`remote_read:` of prometheus.yml).
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "tocsin_collect::remote_read::config::de_list"
+    )]
     pub remote_read: Vec<tocsin_collect::remote_read::RemoteReadConfig>,
     #[serde(default)]
     pub alerting: crate::alerting::AlertingConfig,

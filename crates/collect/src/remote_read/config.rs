@@ -162,6 +162,11 @@ impl RemoteReadConfig {
     }
 }
 
+/// The `remote_read:` list; an empty `remote_read:` (null) is no remote, as in Prometheus.
+pub fn de_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RemoteReadConfig>, D::Error> {
+    Option::<Vec<RemoteReadConfig>>::deserialize(d).map(Option::unwrap_or_default)
+}
+
 /// Problems of the whole section as (path such as `remote_read[1].url`, message): every entry's
 /// own, and names used twice.
 pub fn problems(cfgs: &[RemoteReadConfig]) -> Vec<(String, String)> {
