@@ -353,3 +353,6 @@ pub fn decode_samples(body: &[u8]) -> Result<Vec<RawSeries>, String> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod client_tests;
