@@ -124,9 +124,19 @@ fn write_prometheus(p: &Prometheus, b: Vec<u8>) {
     );
 }
 
-fn config(prom: &str, extra: &str) -> String {
+/// Tocsin's config: Prometheus as the remote, `extra` appended to its entry, and a recording rule
+/// (in Prometheus's directory) that shows what rule evaluation sees.
+fn config(prom: &Prometheus, extra: &str) -> String {
+    let rules = prom.dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: local\n    interval: 1s\n    rules:\n      - record: rr_only_prom_seen_by_rules\n        expr: count(only_prom) or vector(0)\n",
+    )
+    .unwrap();
     format!(
-        "global:\n  external_labels: {{cluster: c1}}\nremote_read:\n  - url: {prom}/api/v1/read\n    name: peer\n    remote_timeout: 5s\n{extra}"
+        "global:\n  external_labels: {{cluster: c1}}\nrule_files: [{}]\nremote_read:\n  - url: {}/api/v1/read\n    name: peer\n    remote_timeout: 5s\n{extra}",
+        rules.display(),
+        prom.base
     )
 }
 
@@ -243,7 +253,7 @@ fn remote_read_from_prometheus() {
 
     let mut srv = TestServer::start_with_config(
         Path::new(env!("CARGO_BIN_EXE_tocsin")),
-        &config(&prom.base, "    read_recent: true\n"),
+        &config(&prom, "    read_recent: true\n"),
         &ADMIN_FLAGS,
     );
     srv.wait_ready(Duration::from_secs(30));
@@ -307,6 +317,15 @@ fn remote_read_from_prometheus() {
         "{text}"
     );
 
+    // Rules read local data only, as in Prometheus: the recorded count of only_prom is 0.
+    let seen = wait_until(Duration::from_secs(20), "the recording rule", || {
+        let (_, res, _) = query(&srv, "rr_only_prom_seen_by_rules", now_ms());
+        res.as_array()
+            .and_then(|a| a.first().cloned())
+            .map(|s| s["value"][1].as_str().unwrap().to_string())
+    });
+    assert_eq!(seen, "0");
+
     // Metrics under Prometheus's names.
     let (_, m) = get(&srv, "/metrics");
     assert!(
@@ -324,7 +343,7 @@ fn remote_read_from_prometheus() {
     rewrite_and_reload(
         &srv,
         &config(
-            &prom.base,
+            &prom,
             "    read_recent: true\n    required_matchers: {job: b}\n",
         ),
     );
@@ -340,7 +359,7 @@ fn remote_read_from_prometheus() {
 
     // read_recent: false: only time before Tocsin's oldest sample goes to the remote, so the
     // hole stays and only_prom has its first 20 minutes (and the sample at Tocsin's start).
-    rewrite_and_reload(&srv, &config(&prom.base, "    read_recent: false\n"));
+    rewrite_and_reload(&srv, &config(&prom, "    read_recent: false\n"));
     let before = samples(p_from, t_from + 1, None).len();
     assert_eq!(
         scalar(&srv, "count_over_time(only_prom[45m])", now),
@@ -354,7 +373,7 @@ fn remote_read_from_prometheus() {
     assert_eq!(scalar(&srv, "count_over_time(only_prom[5m])", now), None);
 
     // Prometheus down: local data with a warning naming the remote, never an error.
-    rewrite_and_reload(&srv, &config(&prom.base, "    read_recent: true\n"));
+    rewrite_and_reload(&srv, &config(&prom, "    read_recent: true\n"));
     drop(prom);
     let (code, res, w) = query(&srv, "count_over_time(both[45m])", now);
     assert_eq!(code, 200);
