@@ -286,6 +286,43 @@ impl FanoutQuerier {
         }
     }
 
+    /// Reads every remote that applies to `ms`, at once when there are several (each read waits
+    /// on the network, so a slow remote does not add its latency to the others'). Failed reads
+    /// are left out (they became warnings). `hints` of `None`: each remote's own range.
+    fn read_all(
+        &self,
+        hints: Option<&SelectHints>,
+        ms: &[Matcher],
+        labels_only: bool,
+    ) -> Vec<BTreeMap<Labels, Vec<Sample>>> {
+        let one = |r: &Ranged| {
+            let own;
+            let h = match hints {
+                Some(h) => h,
+                None => {
+                    own = SelectHints {
+                        start: r.mint,
+                        end: r.maxt,
+                        ..SelectHints::default()
+                    };
+                    &own
+                }
+            };
+            self.read(r, h, ms, labels_only)
+        };
+        let rs: Vec<&Ranged> = self.applicable(ms).collect();
+        if rs.len() <= 1 {
+            return rs.into_iter().filter_map(one).collect();
+        }
+        std::thread::scope(|s| {
+            let handles: Vec<_> = rs.into_iter().map(|r| s.spawn(move || one(r))).collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().ok().flatten())
+                .collect()
+        })
+    }
+
     /// Label sets of the remotes' series matching `ms` (all series when empty).
     fn remote_labels(&self, ms: &[Matcher]) -> Vec<Labels> {
         let all;
@@ -298,34 +335,24 @@ impl FanoutQuerier {
         } else {
             ms
         };
-        let mut out = Vec::new();
-        for r in self.applicable(ms) {
-            let hints = SelectHints {
-                start: r.mint,
-                end: r.maxt,
-                ..SelectHints::default()
-            };
-            if let Some(s) = self.read(r, &hints, ms, true) {
-                out.extend(s.into_keys());
-            }
-        }
-        out
+        self.read_all(None, ms, true)
+            .into_iter()
+            .flat_map(BTreeMap::into_keys)
+            .collect()
     }
 }
 
 impl Querier for FanoutQuerier {
     fn select(&self, hints: &SelectHints, ms: &[Matcher]) -> Result<SeriesSet> {
         let mut sets = vec![self.local.select(hints, ms)?];
-        for r in self.applicable(ms) {
-            if let Some(s) = self.read(r, hints, ms, false) {
-                let set: SeriesSet = Box::new(s.into_iter().map(|(labels, v)| {
-                    Ok(Series {
-                        labels,
-                        samples: Box::new(VecSamples::new(v)),
-                    })
-                }));
-                sets.push(set);
-            }
+        for s in self.read_all(Some(hints), ms, false) {
+            let set: SeriesSet = Box::new(s.into_iter().map(|(labels, v)| {
+                Ok(Series {
+                    labels,
+                    samples: Box::new(VecSamples::new(v)),
+                })
+            }));
+            sets.push(set);
         }
         Ok(merge_series_sets(sets))
     }

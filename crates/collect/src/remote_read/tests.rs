@@ -287,3 +287,30 @@ fn samples_answers_decode() {
     assert_eq!(s[0].samples, vec![Sample::new(7, 1.5)]);
     assert!(decode_samples(b"not snappy at all").is_err());
 }
+
+#[test]
+fn several_remotes_are_read_and_merged_one_failing() {
+    let a = Arc::new(Fake::new(vec![raw(
+        &[("__name__", "up"), ("replica", "b")],
+        &[10, 30],
+    )]));
+    let b = Arc::new(Fake::new(vec![raw(
+        &[("__name__", "up"), ("replica", "b")],
+        &[20, 30, 40],
+    )]));
+    let mut down = Fake::new(Vec::new());
+    down.fail = true;
+    let f = ReadFanout::new(local(&[("up", &[50])]), Arc::new(|| 50));
+    f.apply(RemoteSet {
+        sources: vec![
+            a as Arc<dyn ReadSource>,
+            b as Arc<dyn ReadSource>,
+            Arc::new(down) as Arc<dyn ReadSource>,
+        ],
+        external_labels: vec![("replica".into(), "b".into())],
+    });
+    let (s, w) = select(&f, 0, 100, "up");
+    let ts: Vec<i64> = s[0].1.iter().map(|x| x.t).collect();
+    assert_eq!(ts, vec![10, 20, 30, 40, 50]);
+    assert_eq!(w.len(), 1, "{w:?}");
+}
