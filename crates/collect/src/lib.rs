@@ -12,6 +12,7 @@ pub mod jsonpush;
 pub mod lineproto;
 pub mod names;
 pub mod relabel;
+pub mod remote_read;
 pub mod remote_write;
 pub mod scrape;
 

@@ -4,7 +4,8 @@
 //! in `limits.rs`). `global` and `scrape_configs` are typed by the collect crate, as is the
 //! optional `graphite:` section; `rule_files`, `alerting` and `rules` are typed in `alerting.rs`;
 //! `pubsub_push` in `pubsub_push.rs`.
-//! `remote_write` and `remote_read` are refused until they are implemented.
+//! `remote_read` is typed by the collect crate (`tocsin_collect::remote_read`).
+//! `remote_write` is refused until it is implemented.
 
 use std::path::Path;
 
@@ -49,8 +50,12 @@ pub struct Config {
     pub rule_files: Vec<String>,
     #[serde(default)]
     pub remote_write: Option<serde_norway::Value>,
-    #[serde(default)]
-    pub remote_read: Option<serde_norway::Value>,
+    /// Remote Prometheus-API sources merged into queries (`remote_read:` of prometheus.yml).
+    #[serde(
+        default,
+        deserialize_with = "tocsin_collect::remote_read::config::de_list"
+    )]
+    pub remote_read: Vec<tocsin_collect::remote_read::RemoteReadConfig>,
     #[serde(default)]
     pub alerting: crate::alerting::AlertingConfig,
     #[serde(default)]

@@ -30,7 +30,7 @@ fn empty(v: &serde_norway::Value) -> bool {
 
 /// Checks that need only the text. Fills `cfg.am` from the `alertmanager:` section.
 pub(crate) fn sections(cfg: &mut Config, doc: &Doc, out: &mut Vec<Diagnostic>) {
-    for key in ["remote_write", "remote_read"] {
+    for key in ["remote_write"] {
         if doc.get(key).is_some_and(|v| !empty(v)) {
             out.push(doc.at_key(
                 key,
@@ -66,6 +66,9 @@ pub(crate) fn sections(cfg: &mut Config, doc: &Doc, out: &mut Vec<Diagnostic>) {
         p.push((path, e.message));
     }
     cfg.alerting.problems(&mut p);
+    p.extend(tocsin_collect::remote_read::config::problems(
+        &cfg.remote_read,
+    ));
     p.extend(cfg.actions.problems());
     cfg.pubsub_push.problems(&mut p);
     if let Err(e) = tocsin_alerts::heartbeat::Heartbeats::new().configure(&cfg.heartbeats, 0) {
@@ -147,6 +150,15 @@ pub(crate) fn files(
             r.cfg.enable_compression,
         ) {
             out.push(doc.at(&format!("scrape_configs[{i}]"), e.to_string()));
+        }
+    }
+    // Remote-read clients are built as the server builds them (credential and TLS files).
+    if tocsin_collect::remote_read::config::problems(&cfg.remote_read).is_empty() {
+        for (i, r) in cfg.remote_read.iter().enumerate() {
+            let timeout = Duration::from_millis(r.remote_timeout.0.max(1) as u64);
+            if let Err(e) = r.http.build_client(base, timeout, false) {
+                out.push(doc.at(&format!("remote_read[{i}]"), e.to_string()));
+            }
         }
     }
     // The push verifier's key file is read as the server reads it at start and reload.

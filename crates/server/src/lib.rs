@@ -21,6 +21,7 @@ mod metrics_compat;
 mod metrics_lint;
 pub mod pubsub_push;
 pub mod redact;
+mod remote_read;
 pub mod self_alerts;
 pub mod self_monitor;
 mod serve;
@@ -127,6 +128,9 @@ struct Reloader {
     self_monitoring_allowed: bool,
     /// Wakes the `lint:` loop after a reload, so a changed section applies at once.
     lint_kick: Arc<tokio::sync::Notify>,
+    /// The query side's remotes (`remote_read:`), replaced on reload.
+    read: Arc<tocsin_collect::remote_read::ReadFanout>,
+    read_metrics: Arc<tocsin_collect::remote_read::ReadMetrics>,
 }
 
 /// A config checked and resolved down to what the rule side needs, so a reload can fail before
@@ -236,6 +240,12 @@ impl Reloader {
             // anything changes.
             let setup = self.rules_setup(&cfg)?;
             let verifier = cfg.pubsub_push.verifier(&self.base_dir())?;
+            let read_set = remote_read::build(
+                &cfg,
+                &self.base_dir(),
+                &self.read_metrics,
+                &tokio::runtime::Handle::current(),
+            )?;
             if self.started.load(Ordering::SeqCst) {
                 self.scrape
                     .apply(&cfg.global, &cfg.scrape_configs, &self.base_dir())
@@ -243,6 +253,7 @@ impl Reloader {
                 self.apply_rules(&cfg, setup);
             }
             self.am.pubsub.set_verifier(verifier);
+            self.read.apply(read_set);
             if format!("{:?}", old.storage) != format!("{:?}", cfg.storage) {
                 tracing::warn!("storage settings changed; they take effect at the next restart");
             }
@@ -364,6 +375,17 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     let clock: Arc<dyn tocsin_model::Clock> = Arc::new(tocsin_model::SystemClock);
     let state = state_open::open(&state_path, clock.now_ms(), &server_metrics)?;
     let base_dir = config_dir(opts.config_file.as_deref());
+    let read_metrics = Arc::new(tocsin_collect::remote_read::ReadMetrics::default());
+    let read_fanout = remote_read::fanout(db_cell.clone());
+    read_fanout.apply(
+        remote_read::build(
+            &cfg,
+            &base_dir,
+            &read_metrics,
+            &tokio::runtime::Handle::current(),
+        )
+        .map_err(Error::Internal)?,
+    );
     let pubsub = Arc::new(pubsub_push::PubsubIntake::new(
         tocsin_alerts::pubsub_log::PubsubLog::new(state.db.clone()),
         cfg.pubsub_push
@@ -435,7 +457,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         },
     });
     let lint_state = Arc::new(lint_run::LintState::default());
-    let registry = Arc::new(metrics::registry(metrics::Sources {
+    let mut registry = metrics::registry(metrics::Sources {
         lint: lint_state.clone(),
         rules: rule_manager.clone(),
         sender: sender.clone(),
@@ -449,7 +471,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         data_dir: opts.data_dir.clone(),
         guard: guards.refused.clone(),
         actions: action_engine.clone(),
-    }));
+    });
+    registry.register_collector(Box::new(remote_read::Metrics(read_metrics.clone())));
+    let registry = Arc::new(registry);
     let self_monitor = Arc::new(parking_lot::RwLock::new(cfg.self_monitoring.clone()));
     let (self_alert_task, self_alert_kick) = self_alerts::spawn_builtin(
         relabel.clone(),
@@ -498,6 +522,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         self_monitor: self_monitor.clone(),
         self_monitoring_allowed: opts.self_monitoring,
         lint_kick: lint_kick.clone(),
+        read: read_fanout.clone(),
+        read_metrics,
     });
     // Registered now: SIGHUP's default action would kill a server still replaying its WAL.
     let hup = tokio::spawn(lifecycle::sighup_loop(reloader.clone()));
@@ -508,7 +534,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         write_metrics,
         targets: scrape.clone(),
         push_metrics,
-        queryable: Arc::new(LazyDb(db_cell.clone())),
+        queryable: read_fanout,
         query: Arc::new(QueryState::new(
             query_settings.engine.clone(),
             query_settings.max_concurrency,

@@ -61,6 +61,11 @@ pub async fn federate(
                 }
             }
         }
+        // The text format has no place for warnings (a remote_read source that failed): they
+        // are logged, and what the other sources had is served.
+        for w in q.warnings() {
+            tracing::warn!(warning = %w, "federation answered without a source");
+        }
         Ok(render(&latest, &external))
     })
     .await;

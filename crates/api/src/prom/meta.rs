@@ -64,7 +64,7 @@ async fn series_inner(st: ApiState, p: Params) -> Result<Response, PromError> {
     let end = p.time_or("end", MAX_TIME_MS)?;
     let limit = p.limit()?;
     let sets = p.matcher_sets()?;
-    let mut out = blocking(move || {
+    let out = blocking(move || {
         let q = st.queryable.querier(start, end)?;
         let hints = SelectHints {
             start,
@@ -82,10 +82,11 @@ async fn series_inner(st: ApiState, p: Params) -> Result<Response, PromError> {
                 }
             }
         }
-        Ok(seen.into_iter().collect::<Vec<_>>())
+        Ok((seen.into_iter().collect::<Vec<_>>(), q.warnings()))
     })
     .await?;
-    let warnings = truncate(&mut out, limit);
+    let (mut out, mut warnings) = out;
+    warnings.extend(truncate(&mut out, limit));
     let mut data = String::from("[");
     for (i, l) in out.iter().enumerate() {
         if i > 0 {
@@ -130,12 +131,13 @@ async fn labels_inner(st: ApiState, p: Params) -> Result<Response, PromError> {
     let end = p.time_or("end", MAX_TIME_MS)?;
     let limit = p.limit()?;
     let sets = p.matcher_sets()?;
-    let mut names = blocking(move || {
+    let (mut names, mut warnings) = blocking(move || {
         let q = st.queryable.querier(start, end)?;
-        union(&sets, |ms| q.label_names(ms))
+        let names = union(&sets, |ms| q.label_names(ms))?;
+        Ok((names, q.warnings()))
     })
     .await?;
-    let warnings = truncate(&mut names, limit);
+    warnings.extend(truncate(&mut names, limit));
     Ok(success(&names, &warnings))
 }
 
@@ -159,15 +161,16 @@ async fn label_values_inner(st: ApiState, name: String, p: Params) -> Result<Res
     let sets = p.matcher_sets()?;
     // Tocsin's extra for completion: only values holding this text (any case), before `limit`.
     let contains = p.get("contains").map(str::to_lowercase);
-    let mut values = blocking(move || {
+    let (mut values, mut warnings) = blocking(move || {
         let q = st.queryable.querier(start, end)?;
-        union(&sets, |ms| q.label_values(&name, ms))
+        let values = union(&sets, |ms| q.label_values(&name, ms))?;
+        Ok((values, q.warnings()))
     })
     .await?;
     if let Some(c) = &contains {
         values.retain(|v| tocsin_alerts::console::contains_ci(v, c));
     }
-    let warnings = truncate(&mut values, limit);
+    warnings.extend(truncate(&mut values, limit));
     Ok(success(&values, &warnings))
 }
 
