@@ -248,7 +248,16 @@ fn alertmanager_notification_metrics_were_not_exported() {
     hook.wait_for(std::time::Duration::from_secs(20), "notification", |r| {
         !r.is_empty()
     });
-    let (_, text) = scrape(&srv, None);
+    // The webhook has the request before the sender has its answer and counts it.
+    let text = tocsin_testkit::wait_until(
+        std::time::Duration::from_secs(20),
+        "the notification counted",
+        || {
+            let (_, text) = scrape(&srv, None);
+            text.contains("alertmanager_notifications_total{integration=\"webhook\"} 1")
+                .then_some(text)
+        },
+    );
     let t = types(&text);
     for (name, kind) in [
         ("alertmanager_notifications_total", "counter"),
