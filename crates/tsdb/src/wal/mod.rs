@@ -10,6 +10,7 @@ mod codec;
 mod replay;
 mod salvage;
 mod segment;
+mod tail;
 #[cfg(test)]
 mod tests;
 
@@ -25,6 +26,7 @@ use segment::{
 
 pub use checkpoint::{CheckpointStats, PendingCheckpoint};
 pub use replay::{read_only_records, replay};
+pub use tail::{end_position, series_before, TailBatch, TailSkip, WalPosition, WalTailer};
 
 /// A series' labels, declared before any sample refers to `r`.
 #[derive(Debug, Clone, PartialEq, Eq)]
