@@ -27,13 +27,14 @@ pub struct QueueMetrics {
     pub highest_sent_ms: AtomicI64,
     /// WAL ranges the reader could not read (removed before it got there, or damaged).
     pub wal_skips: AtomicU64,
-    batch_buckets: [AtomicU64; DURATION_BUCKETS.len()],
+    /// Per bucket (not cumulative), the last one for +Inf.
+    batch_buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
     batch_count: AtomicU64,
     /// Microseconds.
     batch_sum_us: AtomicU64,
 }
 
-/// A histogram read at one moment: cumulative bucket counts, sum and count.
+/// A histogram read at one moment: per-bucket counts (the last bound is +Inf), sum and count.
 #[derive(Debug, Clone, Default)]
 pub struct HistogramSnapshot {
     pub buckets: Vec<(f64, u64)>,
@@ -51,11 +52,11 @@ impl QueueMetrics {
 
     pub fn observe_batch(&self, d: std::time::Duration) {
         let s = d.as_secs_f64();
-        for (i, b) in DURATION_BUCKETS.iter().enumerate() {
-            if s <= *b {
-                self.batch_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        let i = DURATION_BUCKETS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(DURATION_BUCKETS.len());
+        self.batch_buckets[i].fetch_add(1, Ordering::Relaxed);
         self.batch_count.fetch_add(1, Ordering::Relaxed);
         self.batch_sum_us
             .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
@@ -70,6 +71,7 @@ impl QueueMetrics {
         HistogramSnapshot {
             buckets: DURATION_BUCKETS
                 .iter()
+                .chain(std::iter::once(&f64::MAX))
                 .zip(&self.batch_buckets)
                 .map(|(b, c)| (*b, c.load(Ordering::Relaxed)))
                 .collect(),

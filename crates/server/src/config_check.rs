@@ -30,7 +30,7 @@ fn empty(v: &serde_norway::Value) -> bool {
 
 /// Checks that need only the text. Fills `cfg.am` from the `alertmanager:` section.
 pub(crate) fn sections(cfg: &mut Config, doc: &Doc, out: &mut Vec<Diagnostic>) {
-    for key in ["remote_write", "remote_read"] {
+    for key in ["remote_read"] {
         if doc.get(key).is_some_and(|v| !empty(v)) {
             out.push(doc.at_key(
                 key,
@@ -59,6 +59,7 @@ pub(crate) fn sections(cfg: &mut Config, doc: &Doc, out: &mut Vec<Diagnostic>) {
         };
         p.push((path, e.message));
     }
+    p.extend(tocsin_remote::config::problems(cfg.remote_write()));
     cfg.alerting.problems(&mut p);
     p.extend(cfg.actions.problems());
     cfg.pubsub_push.problems(&mut p);
@@ -141,6 +142,14 @@ pub(crate) fn files(
             r.cfg.enable_compression,
         ) {
             out.push(doc.at(&format!("scrape_configs[{i}]"), e.to_string()));
+        }
+    }
+    // Remote-write clients are built as the queues build them (credential and certificate files).
+    if tocsin_remote::config::problems(cfg.remote_write()).is_empty() {
+        for (i, c) in cfg.remote_write().iter().enumerate() {
+            if let Err(e) = tocsin_remote::endpoint(c, base) {
+                out.push(doc.at(&format!("remote_write[{i}]"), e));
+            }
         }
     }
     // The push verifier's key file is read as the server reads it at start and reload.

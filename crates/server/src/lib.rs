@@ -17,6 +17,7 @@ pub mod limits;
 pub mod metrics;
 mod metrics_actions;
 mod metrics_compat;
+mod metrics_remote;
 pub mod pubsub_push;
 pub mod redact;
 pub mod self_alerts;
@@ -123,6 +124,7 @@ struct Reloader {
     self_monitor: Arc<parking_lot::RwLock<self_monitor::SelfMonitorConfig>>,
     /// False under `--self-monitoring=false`.
     self_monitoring_allowed: bool,
+    remote: Arc<tocsin_remote::RemoteWrite>,
 }
 
 /// A config checked and resolved down to what the rule side needs, so a reload can fail before
@@ -218,6 +220,9 @@ impl Reloader {
             .map_err(|e| e.to_string())?;
         let setup = self.rules_setup(&cfg)?;
         self.apply_rules(&cfg, setup);
+        self.remote
+            .apply(cfg.remote_write(), &cfg.external_labels(), &self.base_dir())
+            .map_err(|e| e.to_string())?;
         self.started
             .store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(())
@@ -232,11 +237,20 @@ impl Reloader {
             // anything changes.
             let setup = self.rules_setup(&cfg)?;
             let verifier = cfg.pubsub_push.verifier(&self.base_dir())?;
+            // Remote-write clients (credential and certificate files) are built before anything
+            // changes too.
+            for (i, c) in cfg.remote_write().iter().enumerate() {
+                tocsin_remote::endpoint(c, &self.base_dir())
+                    .map_err(|e| format!("remote_write[{i}]: {e}"))?;
+            }
             if self.started.load(Ordering::SeqCst) {
                 self.scrape
                     .apply(&cfg.global, &cfg.scrape_configs, &self.base_dir())
                     .map_err(|e| e.to_string())?;
                 self.apply_rules(&cfg, setup);
+                self.remote
+                    .apply(cfg.remote_write(), &cfg.external_labels(), &self.base_dir())
+                    .map_err(|e| e.to_string())?;
             }
             self.am.pubsub.set_verifier(verifier);
             if format!("{:?}", old.storage) != format!("{:?}", cfg.storage) {
@@ -429,7 +443,13 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             for_grace_period_ms: cfg.rules.for_grace_period.0,
         },
     });
+    let scrape = Arc::new(ScrapeManager::new(appendable.clone(), scrape_metrics.clone()));
+    let remote = Arc::new(tocsin_remote::RemoteWrite::new(
+        &opts.data_dir,
+        scrape.metadata(),
+    ));
     let registry = Arc::new(metrics::registry(metrics::Sources {
+        remote: remote.clone(),
         rules: rule_manager.clone(),
         sender: sender.clone(),
         am: am_rt.clone(),
@@ -470,7 +490,6 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             )))
         }
     };
-    let scrape = Arc::new(ScrapeManager::new(appendable.clone(), scrape_metrics));
     let flags = flags_map(&opts, &cfg, &query_settings);
     let reloader = Arc::new(Reloader {
         config_file: opts.config_file.clone(),
@@ -489,6 +508,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         actions: action_engine.clone(),
         self_monitor: self_monitor.clone(),
         self_monitoring_allowed: opts.self_monitoring,
+        remote: remote.clone(),
     });
     // Registered now: SIGHUP's default action would kill a server still replaying its WAL.
     let hup = tokio::spawn(lifecycle::sighup_loop(reloader.clone()));
@@ -662,6 +682,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             Err(e) => tracing::error!(error = %e, "graphite listener task failed"),
         }
     }
+    // Remote-write queues send what they hold for a moment and save their WAL positions.
+    remote.shutdown().await;
     drop(maintenance);
     let _ = watcher.await;
     if let Some(db) = db_cell.get() {

@@ -27,6 +27,7 @@ pub struct Sources {
     pub data_dir: std::path::PathBuf,
     pub guard: Arc<tocsin_api::guard::GuardMetrics>,
     pub actions: Arc<tocsin_actions::Engine>,
+    pub remote: Arc<tocsin_remote::RemoteWrite>,
 }
 
 /// The HTTP listener and start-up, for `tocsin_http_connections*` and
@@ -248,6 +249,7 @@ impl Collector for Sources {
         crate::metrics_compat::encode_prometheus(self, &mut e)?;
         crate::metrics_compat::encode_alertmanager(self, &mut e)?;
         crate::metrics_actions::encode(&self.actions, &mut e)?;
+        crate::metrics_remote::encode(&self.remote, &mut e)?;
         if let Some((avail, size)) = crate::self_monitor::filesystem_bytes(&self.data_dir) {
             let path = vec![("path".to_string(), self.data_dir.display().to_string())];
             family(
