@@ -443,7 +443,10 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             for_grace_period_ms: cfg.rules.for_grace_period.0,
         },
     });
-    let scrape = Arc::new(ScrapeManager::new(appendable.clone(), scrape_metrics.clone()));
+    let scrape = Arc::new(ScrapeManager::new(
+        appendable.clone(),
+        scrape_metrics.clone(),
+    ));
     let remote = Arc::new(tocsin_remote::RemoteWrite::new(
         &opts.data_dir,
         scrape.metadata(),

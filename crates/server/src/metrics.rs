@@ -61,7 +61,12 @@ fn counter(
     c.encode(me)
 }
 
-fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> Result<(), std::fmt::Error> {
+pub(crate) fn gauge(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: f64,
+) -> Result<(), std::fmt::Error> {
     let g = ConstGauge::new(v);
     let me = e.encode_descriptor(name, help, None, g.metric_type())?;
     g.encode(me)

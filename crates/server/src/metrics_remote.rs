@@ -8,19 +8,18 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType::{Counter, Gauge, Histogram};
 use tocsin_remote::{QueueMetrics, RemoteWrite};
 
-use crate::metrics::family;
+use crate::metrics::{family, gauge};
 
 type Rows = Vec<(Vec<(String, String)>, f64)>;
 
 pub fn encode(rw: &RemoteWrite, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
     let queues = rw.snapshot();
     if let Some(t) = rw.highest_read_ms() {
-        family(
+        gauge(
             e,
             "prometheus_remote_storage_highest_timestamp_in_seconds",
             "Highest sample timestamp read from the WAL by the remote-write queues.",
-            Gauge,
-            &[(Vec::new(), t as f64 / 1000.0)],
+            t as f64 / 1000.0,
         )?;
     }
     if queues.is_empty() {
