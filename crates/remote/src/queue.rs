@@ -23,6 +23,25 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How often the number of shards is reconsidered, and the settled position saved.
 const RESHARD_INTERVAL: Duration = Duration::from_secs(10);
 const SAVE_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a new WAL checkpoint is looked for, to forget series the head dropped.
+const GC_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A series as the reader knows it: its labels as sent (`None`: dropped by relabelling) and the
+/// WAL segment that declared it.
+type SeriesMap = HashMap<u64, (Option<Labels>, u64)>;
+
+/// Forgets the series a checkpoint no longer holds (the head dropped them, so no sample will
+/// name them again). Only series declared in segments the checkpoint covers are candidates; the
+/// caller has read past the checkpoint, so none of their samples is still ahead of it.
+pub fn gc_series(
+    map: &mut SeriesMap,
+    checkpoint: u64,
+    live: &std::collections::HashSet<u64>,
+) -> usize {
+    let before = map.len();
+    map.retain(|r, (_, seg)| *seg > checkpoint || live.contains(r));
+    before - map.len()
+}
 /// How long shards may keep sending at shutdown before what they hold is abandoned (it is read
 /// again from the WAL at the next start).
 pub const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
@@ -190,10 +209,14 @@ pub async fn run(
             Some(p) => p,
             None => wal::end_position(&wal_dir)?,
         };
-        let mut map: HashMap<u64, Option<Labels>> = HashMap::new();
+        let mut map: SeriesMap = HashMap::new();
+        // Declared "at the start position": conservative for the first collection.
         let at = wal::series_before(&wal_dir, until, |ss: Vec<RefSeries>| {
             for x in ss {
-                map.insert(x.r, series_labels(&x.labels, &ext, &relabel));
+                map.insert(
+                    x.r,
+                    (series_labels(&x.labels, &ext, &relabel), until.segment),
+                );
             }
         })?;
         Ok::<_, tocsin_tsdb::Error>((at, map))
@@ -226,6 +249,8 @@ pub async fn run(
     let mut last_reshard = Instant::now();
     let mut last_save = Instant::now();
     let mut saved_pos = start;
+    let mut last_gc = Instant::now();
+    let mut gc_done: Option<u64> = None;
     let save = |force: bool, saved_pos: &mut WalPosition, last_save: &mut Instant| {
         let p = tracker.settled();
         if p != *saved_pos && (force || last_save.elapsed() >= SAVE_INTERVAL) {
@@ -276,10 +301,8 @@ pub async fn run(
             match rec {
                 Record::Series(ss) => {
                     for x in ss {
-                        series.insert(
-                            x.r,
-                            series_labels(&x.labels, &s.external_labels, &s.relabel),
-                        );
+                        let l = series_labels(&x.labels, &s.external_labels, &s.relabel);
+                        series.insert(x.r, (l, end.segment));
                     }
                     tracker.push(end, 0);
                 }
@@ -293,7 +316,7 @@ pub async fn run(
                     for x in xs {
                         max_t = max_t.max(x.t);
                         match series.get(&x.r) {
-                            Some(Some(l)) => out.push(Pending {
+                            Some((Some(l), _)) => out.push(Pending {
                                 r: x.r,
                                 labels: l.clone(),
                                 t: x.t,
@@ -326,6 +349,32 @@ pub async fn run(
             }
         }
         save(false, &mut saved_pos, &mut last_save);
+        if last_gc.elapsed() >= GC_INTERVAL {
+            last_gc = Instant::now();
+            let dir = s.wal_dir.clone();
+            let read_to = tailer.as_ref().map_or(0, |t| t.position().segment);
+            let live = tokio::task::spawn_blocking(move || {
+                let Some(c) = wal::latest_checkpoint(&dir)? else {
+                    return Ok(None);
+                };
+                if c >= read_to {
+                    return Ok(None);
+                }
+                let mut live = std::collections::HashSet::new();
+                wal::checkpoint_series(&dir, c, &mut |ss| {
+                    live.extend(ss.into_iter().map(|x| x.r))
+                })?;
+                Ok::<_, tocsin_tsdb::Error>(Some((c, live)))
+            })
+            .await;
+            if let Ok(Ok(Some((c, live)))) = live {
+                if gc_done != Some(c) {
+                    let n = gc_series(&mut series, c, &live);
+                    gc_done = Some(c);
+                    tracing::debug!(remote = %name, checkpoint = c, forgotten = n, known = series.len(), "remote write forgot series the head dropped");
+                }
+            }
+        }
         if last_reshard.elapsed() >= RESHARD_INTERVAL {
             let el = last_reshard.elapsed().as_secs_f64();
             last_reshard = Instant::now();
@@ -391,6 +440,17 @@ mod tests {
         assert_eq!(d3, 7.0);
         // Idle: down to the minimum.
         assert_eq!(next_shards(0.01, 10, 2, 50), 2);
+    }
+
+    #[test]
+    fn series_the_checkpoint_dropped_are_forgotten_and_later_ones_kept() {
+        let mut m: SeriesMap = HashMap::new();
+        m.insert(1, (None, 3)); // declared before the checkpoint, still live
+        m.insert(2, (None, 4)); // declared before, gone from the checkpoint
+        m.insert(3, (None, 9)); // declared after the checkpoint
+        let live: std::collections::HashSet<u64> = [1].into_iter().collect();
+        assert_eq!(gc_series(&mut m, 5, &live), 1);
+        assert!(m.contains_key(&1) && !m.contains_key(&2) && m.contains_key(&3));
     }
 
     #[test]

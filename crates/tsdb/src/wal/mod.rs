@@ -26,7 +26,10 @@ use segment::{
 
 pub use checkpoint::{CheckpointStats, PendingCheckpoint};
 pub use replay::{read_only_records, replay};
-pub use tail::{end_position, series_before, TailBatch, TailSkip, WalPosition, WalTailer};
+pub use tail::{
+    checkpoint_series, end_position, latest_checkpoint, series_before, TailBatch, TailSkip,
+    WalPosition, WalTailer,
+};
 
 /// A series' labels, declared before any sample refers to `r`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -94,22 +94,7 @@ pub fn series_before(
     let l = list_dir(dir)?;
     let ckpt = l.checkpoints.last().copied();
     if let Some(c) = ckpt {
-        let cdir = dir.join(checkpoint_name(c));
-        for n in list_dir(&cdir)?.segments {
-            let res = read_segment(&cdir.join(segment_name(n)), &mut |typ, payload| {
-                if let Ok(Record::Series(s)) = decode_record(typ, payload) {
-                    f(s);
-                }
-                Ok(())
-            });
-            match res {
-                Ok(_) => {}
-                // Replaced by a newer checkpoint meanwhile; the caller counts samples of series
-                // it cannot name as dropped.
-                Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => break,
-                Err(e) => return Err(e),
-            }
-        }
+        checkpoint_series(dir, c, &mut f)?;
     }
     let first = l
         .segments
@@ -136,6 +121,31 @@ pub fn series_before(
             return Ok(t.pos);
         }
     }
+}
+
+/// The newest checkpoint's number, if there is one.
+pub fn latest_checkpoint(dir: &Path) -> Result<Option<u64>> {
+    Ok(list_dir(dir)?.checkpoints.last().copied())
+}
+
+/// The series records of checkpoint `c`: the series the head still held when it was written. A
+/// checkpoint replaced meanwhile (a newer one finished) yields what was read before it vanished.
+pub fn checkpoint_series(dir: &Path, c: u64, f: &mut dyn FnMut(Vec<RefSeries>)) -> Result<()> {
+    let cdir = dir.join(checkpoint_name(c));
+    for n in list_dir(&cdir)?.segments {
+        let res = read_segment(&cdir.join(segment_name(n)), &mut |typ, payload| {
+            if let Ok(Record::Series(s)) = decode_record(typ, payload) {
+                f(s);
+            }
+            Ok(())
+        });
+        match res {
+            Ok(_) => {}
+            Err(Error::Io { source, .. }) if source.kind() == ErrorKind::NotFound => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 impl WalTailer {
