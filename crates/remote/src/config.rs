@@ -235,7 +235,7 @@ impl RemoteWriteConfig {
         if self.remote_timeout.0 <= 0 {
             p.push(("remote_timeout".into(), "must be positive".into()));
         }
-        for (k, _) in &self.headers {
+        for k in self.headers.keys() {
             let lk = k.to_ascii_lowercase();
             // Prometheus refuses the headers the protocol sets itself.
             if [
