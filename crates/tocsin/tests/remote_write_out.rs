@@ -533,3 +533,76 @@ fn check_config_refuses_what_the_server_refuses() {
         "{text}"
     );
 }
+
+#[test]
+fn reload_keeps_unchanged_queues_and_restarts_changed_ones_where_they_stopped() {
+    let a = fake(vec![204]);
+    let b = fake(vec![204]);
+    let url_a = format!("http://127.0.0.1:{}/write", a.port);
+    let url_b = format!("http://127.0.0.1:{}/write", b.port);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("tocsin.yml");
+    std::fs::write(&cfg_path, config(&[("a", url_a.clone())], "")).unwrap();
+    let data = dir.path().join("data");
+    let srv = TestServer::start_on(&bin(), &data, &["--config", cfg_path.to_str().unwrap()]);
+    wait_queues(&srv, &["a"]);
+    push(&srv, "rw_out_d", 5, 10, now_ms() - 60_000, 0);
+    wait_until(Duration::from_secs(30), "the first samples", || {
+        (a.samples.load(Ordering::SeqCst) == 50).then_some(())
+    });
+    let reloads = |srv: &TestServer| {
+        srv.log_text()
+            .lines()
+            .filter(|l| l.contains("configuration reloaded"))
+            .count()
+    };
+    let started = |srv: &TestServer, name: &str| {
+        srv.log_text()
+            .lines()
+            .filter(|l| {
+                l.contains("remote write queue started") && l.contains(&format!("remote={name} "))
+            })
+            .count()
+    };
+    // A second remote added: the first keeps running (not restarted).
+    std::fs::write(
+        &cfg_path,
+        config(&[("a", url_a.clone()), ("b", url_b.clone())], ""),
+    )
+    .unwrap();
+    srv.signal(1);
+    wait_until(Duration::from_secs(30), "the reload", || {
+        (reloads(&srv) == 1).then_some(())
+    });
+    wait_queues(&srv, &["a", "b"]);
+    assert_eq!(started(&srv, "a"), 1, "{}", srv.log_text());
+    // The first one's settings change: it restarts from its saved position, sending nothing twice.
+    std::fs::write(
+        &cfg_path,
+        config(&[("a", url_a), ("b", url_b)], ", max_shards: 7"),
+    )
+    .unwrap();
+    srv.signal(1);
+    wait_until(Duration::from_secs(30), "the second reload", || {
+        (reloads(&srv) == 2).then_some(())
+    });
+    wait_until(Duration::from_secs(30), "the restart of a", || {
+        (started(&srv, "a") == 2).then_some(())
+    });
+    assert!(
+        srv.log_text().contains("resumed=true"),
+        "{}",
+        srv.log_text()
+    );
+    push(&srv, "rw_out_d", 5, 10, now_ms() - 30_000, 10);
+    wait_until(
+        Duration::from_secs(30),
+        "the samples after the reload",
+        || {
+            (a.samples.load(Ordering::SeqCst) == 100 && b.samples.load(Ordering::SeqCst) == 50)
+                .then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(a.samples.load(Ordering::SeqCst), 100);
+}
