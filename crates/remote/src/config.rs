@@ -208,12 +208,6 @@ impl RemoteWriteConfig {
                 ),
             ));
         }
-        if self.protocol() == Some(Protocol::V2) {
-            p.push((
-                "protobuf_message".into(),
-                "io.prometheus.write.v2.Request (remote write 2.0) is not implemented yet; use prometheus.WriteRequest (1.0)".into(),
-            ));
-        }
         if self.send_exemplars {
             p.push((
                 "send_exemplars".into(),

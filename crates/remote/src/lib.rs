@@ -13,6 +13,7 @@ pub mod position;
 pub mod queue;
 pub mod send;
 pub mod shard;
+pub mod v2;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,7 +78,7 @@ pub fn endpoint(c: &RemoteWriteConfig, base: &Path) -> Result<send::Endpoint, St
     Ok(send::Endpoint {
         client,
         url: c.url.clone(),
-        headers: send::request_headers(&c.headers),
+        headers: send::request_headers(&c.headers, c.protocol().unwrap_or(Protocol::V1)),
         timeout,
         min_backoff: Duration::from_millis(q.min_backoff.0.max(1) as u64),
         max_backoff: Duration::from_millis(q.max_backoff.0.max(1) as u64),
@@ -170,7 +171,9 @@ impl RemoteWrite {
         let metrics = Arc::new(QueueMetrics::new());
         let q = &c.queue_config;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let metadata = if c.metadata_config.send {
+        let protocol = c.protocol().unwrap_or(Protocol::V1);
+        // Remote write 2.0 carries metadata with each series instead of in separate requests.
+        let metadata = if c.metadata_config.send && protocol == Protocol::V1 {
             Some(tokio::spawn(metadata::run(
                 Arc::new(ep.clone()),
                 self.metadata.clone(),
@@ -189,6 +192,9 @@ impl RemoteWrite {
             sample_age_limit_ms: q.sample_age_limit.0,
             metrics: metrics.clone(),
             tracker: Arc::new(position::Tracker::new(Default::default())),
+            protocol,
+            metadata: (protocol == Protocol::V2 && c.metadata_config.send)
+                .then(|| self.metadata.clone()),
         });
         let settings = queue::QueueSettings {
             name: name.clone(),

@@ -37,17 +37,24 @@ pub enum Outcome {
     Stopped,
 }
 
-/// The standard headers of a remote-write 1.0 request, then the configured ones.
-pub fn request_headers(extra: &std::collections::BTreeMap<String, String>) -> HeaderMap {
+/// The standard headers of a remote-write request of `protocol`, then the configured ones.
+pub fn request_headers(
+    extra: &std::collections::BTreeMap<String, String>,
+    protocol: crate::Protocol,
+) -> HeaderMap {
+    let (content_type, version) = match protocol {
+        crate::Protocol::V1 => ("application/x-protobuf", "0.1.0"),
+        crate::Protocol::V2 => (
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            "2.0.0",
+        ),
+    };
     let mut h = HeaderMap::new();
     h.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/x-protobuf"),
-    );
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(
         "X-Prometheus-Remote-Write-Version",
-        HeaderValue::from_static("0.1.0"),
+        HeaderValue::from_static(version),
     );
     h.insert(
         USER_AGENT,

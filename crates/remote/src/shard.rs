@@ -27,7 +27,6 @@ pub struct Pending {
 }
 
 /// What every shard of a queue shares.
-#[derive(Debug)]
 pub struct ShardCx {
     pub ep: Endpoint,
     pub max_samples: usize,
@@ -36,6 +35,15 @@ pub struct ShardCx {
     pub sample_age_limit_ms: i64,
     pub metrics: Arc<QueueMetrics>,
     pub tracker: Arc<Tracker>,
+    pub protocol: crate::Protocol,
+    /// Where 2.0 requests find each series' metadata (`None`: not sent).
+    pub metadata: Option<Arc<dyn tocsin_collect::scrape::MetadataView>>,
+}
+
+impl std::fmt::Debug for ShardCx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ShardCx({}, {:?})", self.ep.name, self.protocol)
+    }
 }
 
 /// Encodes a batch as a remote-write 1.0 body: samples grouped per series (a stable sort keeps
@@ -112,7 +120,11 @@ pub async fn run(
         let outcome = if batch.is_empty() {
             Outcome::Sent
         } else {
-            let body = bytes::Bytes::from(encode(&mut batch, &mut builder));
+            let body = match cx.protocol {
+                crate::Protocol::V1 => encode(&mut batch, &mut builder),
+                crate::Protocol::V2 => crate::v2::encode(&mut batch, cx.metadata.as_deref()),
+            };
+            let body = bytes::Bytes::from(body);
             send(&cx.ep, body, n, &cx.metrics, &mut hard_stop).await
         };
         match outcome {

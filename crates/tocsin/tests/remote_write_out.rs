@@ -395,10 +395,13 @@ struct Fake {
     port: u16,
     samples: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
+    /// Content-Type and X-Prometheus-Remote-Write-Version of the last request.
+    last: Arc<std::sync::Mutex<(String, String)>>,
     _rt: tokio::runtime::Runtime,
 }
 
 /// Answers `statuses[k]` to request k (the last one from then on), with `Retry-After: 1` on 429.
+/// Counts the samples of the 1.0 requests it accepts.
 fn fake(statuses: Vec<u16>) -> Fake {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -407,26 +410,32 @@ fn fake(statuses: Vec<u16>) -> Fake {
         .unwrap();
     let samples = Arc::new(AtomicU64::new(0));
     let requests = Arc::new(AtomicU64::new(0));
+    let last = Arc::new(std::sync::Mutex::new((String::new(), String::new())));
     let l = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let port = l.local_addr().unwrap().port();
-    let (s2, r2) = (samples.clone(), requests.clone());
+    let (s2, r2, l2) = (samples.clone(), requests.clone(), last.clone());
     let app = axum::Router::new().route(
         "/write",
         axum::routing::post(
             move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-                let (s2, r2, statuses) = (s2.clone(), r2.clone(), statuses.clone());
+                let (s2, r2, l2, statuses) = (s2.clone(), r2.clone(), l2.clone(), statuses.clone());
                 async move {
                     assert_eq!(headers["content-encoding"], "snappy");
-                    assert_eq!(headers["x-prometheus-remote-write-version"], "0.1.0");
                     assert!(headers["user-agent"]
                         .to_str()
                         .unwrap()
                         .starts_with("Tocsin/"));
+                    let ct = headers["content-type"].to_str().unwrap().to_string();
+                    let version = headers["x-prometheus-remote-write-version"]
+                        .to_str()
+                        .unwrap()
+                        .to_string();
+                    *l2.lock().unwrap() = (ct, version.clone());
                     let k = r2.fetch_add(1, Ordering::SeqCst) as usize;
                     let status = statuses[k.min(statuses.len() - 1)];
-                    if status < 300 {
+                    if status < 300 && version == "0.1.0" {
                         let d = tocsin_collect::remote_write::decode(&body).unwrap();
                         s2.fetch_add(d.sample_count() as u64, Ordering::SeqCst);
                     }
@@ -450,6 +459,7 @@ fn fake(statuses: Vec<u16>) -> Fake {
         port,
         samples,
         requests,
+        last,
         _rt: rt,
     }
 }
@@ -605,4 +615,25 @@ fn reload_keeps_unchanged_queues_and_restarts_changed_ones_where_they_stopped() 
     );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(a.samples.load(Ordering::SeqCst), 100);
+}
+
+#[test]
+fn protobuf_message_v2_sends_remote_write_2_0() {
+    let r = fake(vec![204]);
+    let cfg = config(&[("v2", format!("http://127.0.0.1:{}/write", r.port))], "")
+        + "    protobuf_message: io.prometheus.write.v2.Request\n";
+    let srv = TestServer::start_with_config(&bin(), &cfg, &[]);
+    wait_queues(&srv, &["v2"]);
+    push(&srv, "rw_out_e", 5, 10, now_ms() - 60_000, 0);
+    wait_until(
+        Duration::from_secs(30),
+        "the 2.0 requests to be acknowledged",
+        || (metric(&srv, "prometheus_remote_storage_samples_total", "v2") == 50.0).then_some(()),
+    );
+    let (ct, version) = r.last.lock().unwrap().clone();
+    assert_eq!(
+        ct,
+        "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+    );
+    assert_eq!(version, "2.0.0");
 }
