@@ -173,11 +173,14 @@ impl Drop for Receiver {
     }
 }
 
+/// Labels and samples of one series.
+type Series = (Vec<(String, String)>, Vec<(i64, f64)>);
+
 /// `series` series of `metric`, `per` samples each, one a second ending at `end_ms`; pushed in
 /// several requests. Returns the expected count per series.
 fn push(srv: &TestServer, metric: &str, series: usize, per: usize, end_ms: i64, from: usize) {
     for chunk in 0..per.div_ceil(10) {
-        let mut owned: Vec<(Vec<(String, String)>, Vec<(i64, f64)>)> = Vec::new();
+        let mut owned: Vec<Series> = Vec::new();
         for s in 0..series {
             let labels = vec![
                 ("__name__".to_string(), metric.to_string()),
