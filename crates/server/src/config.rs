@@ -4,8 +4,8 @@
 //! in `limits.rs`). `global` and `scrape_configs` are typed by the collect crate, as is the
 //! optional `graphite:` section; `rule_files`, `alerting` and `rules` are typed in `alerting.rs`;
 //! `pubsub_push` in `pubsub_push.rs`.
-//! `remote_read` is typed by the collect crate (`tocsin_collect::remote_read`).
-//! `remote_write` is refused until it is implemented.
+//! `remote_write` is typed by the remote crate, `remote_read` by the collect crate
+//! (`tocsin_collect::remote_read`).
 
 use std::path::Path;
 
@@ -48,8 +48,9 @@ pub struct Config {
     /// Globs of rule files, relative to the config file's directory.
     #[serde(default)]
     pub rule_files: Vec<String>,
+    /// Queues forwarding the WAL's samples to remote-write receivers (`null` = none).
     #[serde(default)]
-    pub remote_write: Option<serde_norway::Value>,
+    pub remote_write: Option<Vec<tocsin_remote::RemoteWriteConfig>>,
     /// Remote Prometheus-API sources merged into queries (`remote_read:` of prometheus.yml).
     #[serde(
         default,
@@ -277,6 +278,23 @@ impl Config {
 }
 
 impl Config {
+    /// The `remote_write:` entries (none when the section is absent or null).
+    pub fn remote_write(&self) -> &[tocsin_remote::RemoteWriteConfig] {
+        self.remote_write.as_deref().unwrap_or(&[])
+    }
+
+    /// `global.external_labels` as a label set (added to what remote write sends).
+    pub fn external_labels(&self) -> tocsin_model::Labels {
+        tocsin_model::Labels::from_pairs(
+            &self
+                .global
+                .external_labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+        )
+    }
+
     /// The resolved `query:` section.
     pub fn query_settings(&self, file: &str) -> Result<QuerySettings, Error> {
         self.query
@@ -468,7 +486,7 @@ mod tests {
 
     #[test]
     fn every_error_of_a_file_in_one_run_with_suggestions() {
-        let text = "global:\n  scrape_interval: 15s\nstorage:\n  retention_time: 15x\n  block_range: 1s\nscrape_configs:\n  - job_name: a\n    scrape_intervl: 5s\n  - job_name: b\n    scrape_timeout: 1m\n    scrape_interval: 10s\nremote_write:\n  - url: http://x/\n";
+        let text = "global:\n  scrape_interval: 15s\nstorage:\n  retention_time: 15x\n  block_range: 1s\nscrape_configs:\n  - job_name: a\n    scrape_intervl: 5s\n  - job_name: b\n    scrape_timeout: 1m\n    scrape_interval: 10s\nremote_write:\n  - url: http://x/\n    sigv4: {region: r}\n";
         let e = Config::parse(text, "t.yml").unwrap_err().to_string();
         let lines: Vec<&str> = e.lines().collect();
         assert_eq!(
@@ -478,7 +496,7 @@ mod tests {
                 "t.yml:5:16: storage.block_range: must be at least 1m",
                 "t.yml:8:5: scrape_configs[0].scrape_intervl: unknown field `scrape_intervl`, did you mean `scrape_interval`?",
                 "t.yml:10:21: scrape_configs[1].scrape_timeout: scrape timeout 60000ms is greater than the scrape interval 10000ms",
-                "t.yml:12:1: remote_write: remote_write is not implemented yet; remove the section",
+                "t.yml:14:5: remote_write[0].sigv4: AWS SigV4 signing is not implemented yet; remove it",
             ],
             "{e}"
         );

@@ -19,25 +19,8 @@ fn split_path(msg: &str) -> (String, String) {
     }
 }
 
-fn empty(v: &serde_norway::Value) -> bool {
-    match v {
-        serde_norway::Value::Null => true,
-        serde_norway::Value::Sequence(s) => s.is_empty(),
-        serde_norway::Value::Mapping(m) => m.is_empty(),
-        _ => false,
-    }
-}
-
 /// Checks that need only the text. Fills `cfg.am` from the `alertmanager:` section.
 pub(crate) fn sections(cfg: &mut Config, doc: &Doc, out: &mut Vec<Diagnostic>) {
-    for key in ["remote_write"] {
-        if doc.get(key).is_some_and(|v| !empty(v)) {
-            out.push(doc.at_key(
-                key,
-                format!("{key} is not implemented yet; remove the section"),
-            ));
-        }
-    }
     let mut p = Problems::new();
     cfg.storage.options(&mut p);
     cfg.storage.max_future_checked(&mut p);
@@ -65,6 +48,7 @@ pub(crate) fn sections(cfg: &mut Config, doc: &Doc, out: &mut Vec<Diagnostic>) {
         };
         p.push((path, e.message));
     }
+    p.extend(tocsin_remote::config::problems(cfg.remote_write()));
     cfg.alerting.problems(&mut p);
     p.extend(tocsin_collect::remote_read::config::problems(
         &cfg.remote_read,
@@ -150,6 +134,14 @@ pub(crate) fn files(
             r.cfg.enable_compression,
         ) {
             out.push(doc.at(&format!("scrape_configs[{i}]"), e.to_string()));
+        }
+    }
+    // Remote-write clients are built as the queues build them (credential and certificate files).
+    if tocsin_remote::config::problems(cfg.remote_write()).is_empty() {
+        for (i, c) in cfg.remote_write().iter().enumerate() {
+            if let Err(e) = tocsin_remote::endpoint(c, base) {
+                out.push(doc.at(&format!("remote_write[{i}]"), e));
+            }
         }
     }
     // Remote-read clients are built as the server builds them (credential and TLS files).

@@ -19,6 +19,7 @@ pub mod metrics;
 mod metrics_actions;
 mod metrics_compat;
 mod metrics_lint;
+mod metrics_remote;
 pub mod pubsub_push;
 pub mod redact;
 mod remote_read;
@@ -131,6 +132,8 @@ struct Reloader {
     /// The query side's remotes (`remote_read:`), replaced on reload.
     read: Arc<tocsin_collect::remote_read::ReadFanout>,
     read_metrics: Arc<tocsin_collect::remote_read::ReadMetrics>,
+    /// Remote-write queues (`remote_write:`), applied on reload.
+    remote: Arc<tocsin_remote::RemoteWrite>,
 }
 
 /// A config checked and resolved down to what the rule side needs, so a reload can fail before
@@ -226,6 +229,9 @@ impl Reloader {
             .map_err(|e| e.to_string())?;
         let setup = self.rules_setup(&cfg)?;
         self.apply_rules(&cfg, setup);
+        self.remote
+            .apply(cfg.remote_write(), &cfg.external_labels(), &self.base_dir())
+            .map_err(|e| e.to_string())?;
         self.started
             .store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(())
@@ -246,11 +252,20 @@ impl Reloader {
                 &self.read_metrics,
                 &tokio::runtime::Handle::current(),
             )?;
+            // Remote-write clients (credential and certificate files) are built before anything
+            // changes too.
+            for (i, c) in cfg.remote_write().iter().enumerate() {
+                tocsin_remote::endpoint(c, &self.base_dir())
+                    .map_err(|e| format!("remote_write[{i}]: {e}"))?;
+            }
             if self.started.load(Ordering::SeqCst) {
                 self.scrape
                     .apply(&cfg.global, &cfg.scrape_configs, &self.base_dir())
                     .map_err(|e| e.to_string())?;
                 self.apply_rules(&cfg, setup);
+                self.remote
+                    .apply(cfg.remote_write(), &cfg.external_labels(), &self.base_dir())
+                    .map_err(|e| e.to_string())?;
             }
             self.am.pubsub.set_verifier(verifier);
             self.read.apply(read_set);
@@ -457,8 +472,17 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         },
     });
     let lint_state = Arc::new(lint_run::LintState::default());
+    let scrape = Arc::new(ScrapeManager::new(
+        appendable.clone(),
+        scrape_metrics.clone(),
+    ));
+    let remote = Arc::new(tocsin_remote::RemoteWrite::new(
+        &opts.data_dir,
+        scrape.metadata(),
+    ));
     let mut registry = metrics::registry(metrics::Sources {
         lint: lint_state.clone(),
+        remote: remote.clone(),
         rules: rule_manager.clone(),
         sender: sender.clone(),
         am: am_rt.clone(),
@@ -501,7 +525,6 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             )))
         }
     };
-    let scrape = Arc::new(ScrapeManager::new(appendable.clone(), scrape_metrics));
     let lint_kick = Arc::new(tokio::sync::Notify::new());
     let flags = flags_map(&opts, &cfg, &query_settings);
     let reloader = Arc::new(Reloader {
@@ -524,6 +547,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         lint_kick: lint_kick.clone(),
         read: read_fanout.clone(),
         read_metrics,
+        remote: remote.clone(),
     });
     // Registered now: SIGHUP's default action would kill a server still replaying its WAL.
     let hup = tokio::spawn(lifecycle::sighup_loop(reloader.clone()));
@@ -717,6 +741,8 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
             Err(e) => tracing::error!(error = %e, "graphite listener task failed"),
         }
     }
+    // Remote-write queues send what they hold for a moment and save their WAL positions.
+    remote.shutdown().await;
     drop(maintenance);
     let _ = watcher.await;
     if let Some(db) = db_cell.get() {

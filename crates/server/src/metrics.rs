@@ -29,6 +29,7 @@ pub struct Sources {
     pub actions: Arc<tocsin_actions::Engine>,
     /// The last run of the server's own lint (`lint:`).
     pub lint: Arc<crate::lint_run::LintState>,
+    pub remote: Arc<tocsin_remote::RemoteWrite>,
 }
 
 /// The HTTP listener and start-up, for `tocsin_http_connections*` and
@@ -256,6 +257,7 @@ impl Collector for Sources {
         crate::metrics_compat::encode_alertmanager(self, &mut e)?;
         crate::metrics_actions::encode(&self.actions, &mut e)?;
         crate::metrics_lint::encode(&self.lint, &mut e)?;
+        crate::metrics_remote::encode(&self.remote, &mut e)?;
         if let Some((avail, size)) = crate::self_monitor::filesystem_bytes(&self.data_dir) {
             let path = vec![("path".to_string(), self.data_dir.display().to_string())];
             family(

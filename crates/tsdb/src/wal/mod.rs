@@ -10,6 +10,7 @@ mod codec;
 mod replay;
 mod salvage;
 mod segment;
+mod tail;
 #[cfg(test)]
 mod tests;
 
@@ -25,6 +26,10 @@ use segment::{
 
 pub use checkpoint::{CheckpointStats, PendingCheckpoint};
 pub use replay::{read_only_records, replay};
+pub use tail::{
+    checkpoint_series, end_position, latest_checkpoint, series_before, TailBatch, TailSkip,
+    WalPosition, WalTailer,
+};
 
 /// A series' labels, declared before any sample refers to `r`.
 #[derive(Debug, Clone, PartialEq, Eq)]
