@@ -2,7 +2,7 @@
 //! and HTML outputs group consecutive rules of a product), live rules (1xx) after offline ones.
 
 use crate::rule::LintRule;
-use crate::rules::{actions, alerting, config, rules, scrape, storage};
+use crate::rules::{actions, alerting, config, estate, rules, scrape, storage};
 
 /// All rules. A new rule module is listed here once.
 pub static ALL: &[&dyn LintRule] = &[
@@ -46,6 +46,8 @@ pub static ALL: &[&dyn LintRule] = &[
     &storage::warn_101::Rule,
     &storage::warn_102::Rule,
     &storage::warn_103::Rule,
+    // estate
+    &estate::warn_101::Rule,
 ];
 
 /// The rule with this id.

@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod alerting;
 pub mod config;
+pub mod estate;
 // The product is called `rules` (ids `rules/...`), like its directory.
 #[allow(clippy::module_inception)]
 pub mod rules;
