@@ -68,10 +68,6 @@ pub fn run(a: LintArgs) -> ExitCode {
 }
 
 fn lint(a: LintArgs) -> anyhow::Result<u8> {
-    let rules = select::select(registry::ALL, &a.include, &a.exclude);
-    if rules.is_empty() {
-        bail!("--include/--exclude leave no rule to run");
-    }
     let file = a.config.display().to_string();
     let base = tocsin_server::config_dir(Some(&a.config));
     let (mut inputs, load) = match tocsin_server::Config::load_file(&a.config) {
@@ -121,6 +117,19 @@ fn lint(a: LintArgs) -> anyhow::Result<u8> {
         );
         inputs.live = Some(Live::new(Box::new(t), now_ms()));
         _runtime = Some(rt);
+    }
+    // The `lint:` section's selection applies unless the command line names its own includes;
+    // excludes of both apply.
+    let include = if a.include.is_empty() {
+        inputs.settings.include.clone()
+    } else {
+        a.include.clone()
+    };
+    let mut exclude = a.exclude.clone();
+    exclude.extend(inputs.settings.exclude.iter().cloned());
+    let rules = select::select(registry::ALL, &include, &exclude);
+    if rules.is_empty() {
+        bail!("--include/--exclude (with the lint: section's) leave no rule to run");
     }
     let ctx = Context::new(inputs);
     ctx.set_config_load(load);

@@ -112,6 +112,44 @@ fn failures_exit_1_with_reasons_and_locations() {
 }
 
 #[test]
+fn the_lint_sections_selection_applies_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = broken(dir.path());
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{text}lint:\n  include: ['rules/*', 'alerting/*']\n  exclude: ['alerting/*']\n"),
+    )
+    .unwrap();
+    let (_, out, err) = lint(&["--config", cfg.to_str().unwrap(), "--output", "json"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let rules = v["rules"].as_array().unwrap();
+    assert!(
+        !rules.is_empty() && rules.iter().all(|r| r["product"] == "rules"),
+        "{v:#}"
+    );
+    // --include replaces the section's includes; its excludes still apply.
+    let (_, out, _) = lint(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--output",
+        "json",
+        "--include",
+        "*/ERR/*",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rules = v["rules"].as_array().unwrap();
+    assert!(rules.iter().any(|r| r["product"] == "config"), "{v:#}");
+    assert!(
+        rules
+            .iter()
+            .all(|r| r["product"] != "alerting" && r["class"] == "ERR"),
+        "{v:#}"
+    );
+}
+
+#[test]
 fn lint_that_cannot_run_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.yml");
