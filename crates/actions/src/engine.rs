@@ -126,6 +126,9 @@ pub struct Engine {
     /// Fleet sizes by policy: (when asked, answer), reused for a few seconds in a storm.
     pub(crate) fleet_cache: Mutex<HashMap<String, (i64, Answer)>>,
     pub(crate) metrics: Metrics,
+    /// Set on a replica: each execution key is claimed in the shared database first, so two
+    /// replicas never both run one.
+    pub(crate) ha: OnceLock<Arc<tocsin_alerts::ha::Ha>>,
     pub(crate) builtin: Builtin,
     pub(crate) running: AtomicUsize,
     pub(crate) idle: tokio::sync::Notify,
@@ -216,6 +219,7 @@ impl Engine {
             waiting: Mutex::new(BTreeMap::new()),
             fleet_cache: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
+            ha: OnceLock::new(),
             builtin: Builtin::default(),
             running: AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
@@ -240,6 +244,11 @@ impl Engine {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Makes this engine one of several replicas' (see `tocsin_alerts::ha`).
+    pub fn attach_ha(&self, ha: Arc<tocsin_alerts::ha::Ha>) {
+        let _ = self.ha.set(ha);
     }
 
     pub fn policy_names(&self) -> Vec<String> {
@@ -345,6 +354,21 @@ impl Engine {
                     },
                 ));
             }
+        }
+        if let Some(ha) = self.ha.get() {
+            fresh.retain(|(n, _)| match ha.claim_action(&n.key) {
+                Ok(true) => true,
+                Ok(false) => {
+                    tracing::info!(key = %n.key, "action execution claimed by another replica");
+                    self.seen.lock().insert(n.key.clone(), n.alert_starts_at);
+                    false
+                }
+                Err(e) => {
+                    // Not run, not remembered: the alert's next notification tries again.
+                    tracing::warn!(key = %n.key, error = %e, "action execution not claimed");
+                    false
+                }
+            });
         }
         if fresh.is_empty() {
             return Ok(0);

@@ -174,6 +174,14 @@ impl Dispatcher {
         }
     }
 
+    /// Makes every group due at `now_ms` (a replica taking over sending owes what the previous
+    /// sender did not send).
+    pub fn all_due(&mut self, now_ms: i64) {
+        for g in self.groups.values_mut() {
+            g.next_flush = g.next_flush.min(now_ms);
+        }
+    }
+
     /// The earliest time a group not already flushing is due.
     pub fn next_deadline(&self) -> Option<i64> {
         self.groups

@@ -11,6 +11,7 @@ pub mod console;
 pub mod dispatch;
 pub mod error;
 pub mod events;
+pub mod ha;
 pub mod heartbeat;
 pub mod inhibit;
 pub mod manager;

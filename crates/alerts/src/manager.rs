@@ -196,6 +196,8 @@ pub struct AlertManager {
     next_gc_ms: AtomicI64,
     wake: tokio::sync::Notify,
     stopped: AtomicBool,
+    /// Set when this server is one of several replicas (`attach_ha`).
+    ha: std::sync::OnceLock<Arc<crate::ha::Ha>>,
 }
 
 impl AlertManager {
@@ -240,6 +242,7 @@ impl AlertManager {
             next_gc_ms: AtomicI64::new(now.saturating_add(GC_INTERVAL_MS)),
             wake: tokio::sync::Notify::new(),
             stopped: AtomicBool::new(false),
+            ha: std::sync::OnceLock::new(),
         };
         // Alerts still firing in the history when the previous process died, and resolved ones
         // notified firing but maybe not resolved, come back, so their resolve is notified even
@@ -264,6 +267,17 @@ impl AlertManager {
     /// are reported as one `Error::BadData` naming each by index and field.
     pub fn put_alerts(&self, mut alerts: Vec<Alert>) -> Result<()> {
         let now = self.clock.now_ms();
+        if let Some(ha) = self.ha.get() {
+            // The replicas' copies of an alert are one alert.
+            let label = &ha.config().replica_label;
+            for a in &mut alerts {
+                if a.labels.get(label).is_some() {
+                    let mut b = a.labels.builder();
+                    b.del(label);
+                    a.labels = b.build();
+                }
+            }
+        }
         for a in &mut alerts {
             if a.starts_at == 0 {
                 a.starts_at = if a.ends_at != 0 { a.ends_at } else { now };
@@ -404,6 +418,7 @@ impl AlertManager {
                     notifiers,
                     clock: self.clock.as_ref(),
                     external_url: &self.external_url,
+                    ha: self.ha.get().map(Arc::as_ref),
                 };
                 let ok = pipeline::run(&st, route, &job).await;
                 drop(_held);
@@ -467,6 +482,11 @@ impl AlertManager {
             tracing::warn!(error = %e, "notification log gc");
             0
         });
+        if let Some(ha) = self.ha.get().filter(|h| h.is_sender()) {
+            if let Err(e) = ha.gc(now) {
+                tracing::warn!(error = %e, "shared notification log gc");
+            }
+        }
         let sources = self.runtime.read().inhibitor.gc(now);
         let timeline = self
             .marks
@@ -658,6 +678,8 @@ fn build_runtime(cfg: AmConfig, base_dir: &Path, build: &ReceiverBuilder) -> Res
     })
 }
 
+#[path = "manager_ha.rs"]
+mod ha_api;
 #[path = "manager_marks.rs"]
 mod marks_api;
 #[path = "manager_views.rs"]

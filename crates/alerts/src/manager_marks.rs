@@ -9,6 +9,7 @@ use tocsin_model::Alert;
 use super::AlertManager;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
+use crate::ha::Op;
 use crate::marks::{Ack, AckEnd, Marks, Shelve};
 use crate::timeline::{self, TimelineEvent};
 use crate::AlertStatus;
@@ -76,7 +77,7 @@ impl AlertManager {
     }
 
     /// The firing alert `fp`: `NotFound` when unknown, `Conflict` when it has resolved.
-    fn firing_alert(&self, fp: u64, what: &str, now: i64) -> Result<Alert> {
+    pub(super) fn firing_alert(&self, fp: u64, what: &str, now: i64) -> Result<Alert> {
         match self.store.get(fp) {
             Some(a) if !a.resolved_at(now) => Ok(a),
             Some(a) => Err(Error::Conflict(format!(
@@ -116,6 +117,13 @@ impl AlertManager {
         let changed = self.marks.ack(&a, by, comment, expires_ms, now)?;
         if changed {
             self.tell(fp, EventKind::Acknowledged);
+            self.share(Op::Ack {
+                fingerprint: fp,
+                by: by.into(),
+                comment: comment.into(),
+                expires_at: expires_ms,
+                at: now,
+            });
         }
         Ok(changed)
     }
@@ -129,6 +137,12 @@ impl AlertManager {
         let changed = self.marks.unack(fp, by, comment, now)?;
         if changed {
             self.tell(fp, EventKind::Unacknowledged);
+            self.share(Op::Unack {
+                fingerprint: fp,
+                by: by.into(),
+                comment: comment.into(),
+                at: now,
+            });
         }
         Ok(changed)
     }
@@ -145,6 +159,13 @@ impl AlertManager {
         self.firing_alert(fp, "shelved", now)?;
         self.marks.shelve(fp, by, comment, until_ms, now)?;
         self.tell(fp, EventKind::Shelved);
+        self.share(Op::Shelve {
+            fingerprint: fp,
+            by: by.into(),
+            comment: comment.into(),
+            until: until_ms,
+            at: now,
+        });
         Ok(())
     }
 
@@ -157,6 +178,11 @@ impl AlertManager {
         let changed = self.marks.unshelve(fp, by, now)?;
         if changed {
             self.tell(fp, EventKind::Unshelved);
+            self.share(Op::Unshelve {
+                fingerprint: fp,
+                by: by.into(),
+                at: now,
+            });
         }
         Ok(changed)
     }
@@ -166,8 +192,15 @@ impl AlertManager {
         if !self.known(fp)? {
             return Err(not_found(fp));
         }
-        let id = self.marks.note(fp, by, text, self.clock.now_ms())?;
+        let now = self.clock.now_ms();
+        let id = self.marks.note(fp, by, text, now)?;
         self.tell(fp, EventKind::Noted);
+        self.share(Op::Note {
+            fingerprint: fp,
+            by: by.into(),
+            text: text.into(),
+            at: now,
+        });
         Ok(id)
     }
 

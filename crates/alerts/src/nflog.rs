@@ -159,12 +159,12 @@ fn key(receiver: &str, group: &str) -> Key {
 
 /// Fingerprints as a JSON array of 16-digit hex strings: JSON numbers above 2^53 do not
 /// survive every reader, and this is the form the API shows.
-fn encode(fps: &[u64]) -> String {
+pub(crate) fn encode(fps: &[u64]) -> String {
     let v: Vec<String> = fps.iter().map(|f| format!("{f:016x}")).collect();
     serde_json::Value::from(v).to_string()
 }
 
-fn decode(s: &str) -> std::result::Result<Vec<u64>, String> {
+pub(crate) fn decode(s: &str) -> std::result::Result<Vec<u64>, String> {
     let v: Vec<String> = serde_json::from_str(s).map_err(|e| e.to_string())?;
     v.iter()
         .map(|h| u64::from_str_radix(h, 16).map_err(|e| format!("fingerprint {h:?}: {e}")))

@@ -42,6 +42,8 @@ pub(crate) struct Stages<'a> {
     pub notifiers: &'a [Arc<dyn Notifier>],
     pub clock: &'a dyn Clock,
     pub external_url: &'a str,
+    /// Set on a replica: the notification log is the shared one, and only the sender sends.
+    pub ha: Option<&'a crate::ha::Ha>,
 }
 
 /// Whether the route is muted at `now_ms` by its time intervals: outside every one of its
@@ -83,6 +85,7 @@ pub(crate) async fn run(st: &Stages<'_>, route: &Route, job: &FlushJob) -> bool 
         now_ms: now,
         external_url: st.external_url.to_string(),
         group_interval_ms: route.group_interval_ms,
+        notification_id: String::new(),
     };
     let mut per_kind: std::collections::HashMap<&'static str, usize> = Default::default();
     let mut runs = Vec::with_capacity(st.notifiers.len());
@@ -146,7 +149,19 @@ async fn integration(
     } else {
         st.marks.acked_among(&firing, now)
     };
-    let entry = st.nflog.get(&key, &job.group_key);
+    let entry = match st.ha {
+        None => st.nflog.get(&key, &job.group_key),
+        Some(ha) => match ha.nflog_get(&key, &job.group_key) {
+            Ok(e) => e,
+            // Sending on our own (`fallback: notify`) dedups against what we sent ourselves.
+            Err(_) if ha.may_send() => st.nflog.get(&key, &job.group_key),
+            Err(e) => {
+                // Undecidable: keep the group's state until the shared log can be read.
+                tracing::debug!(integration = %key, error = %e, "shared notification log unreadable");
+                return false;
+            }
+        },
+    };
     if !needs_update(
         entry.as_ref(),
         &Sets {
@@ -160,7 +175,20 @@ async fn integration(
     ) {
         return true;
     }
-    if !to_send.is_empty() && !send(st, route, job, cx, &to_send, n, &key).await {
+    if st.ha.is_some_and(|ha| !ha.may_send()) {
+        // The sender owes this; until its log says it was sent, the group keeps what it holds
+        // (resolved alerts included), so taking over finds it still due.
+        return false;
+    }
+    let mut cx = cx.clone();
+    cx.notification_id = notification_id(
+        &key,
+        &job.group_key,
+        &firing,
+        &resolved,
+        entry.as_ref().map_or(0, |e| e.sent_at),
+    );
+    if !to_send.is_empty() && !send(st, route, job, &cx, &to_send, n, &key).await {
         return false;
     }
     let entry = Entry {
@@ -171,11 +199,42 @@ async fn integration(
     // Alertmanager keeps an entry for twice the repeat interval: long enough for the next repeat
     // decision, short enough that an abandoned group is forgotten.
     let retention = route.repeat_interval_ms.saturating_mul(2);
+    if let Some(ha) = st.ha {
+        let expires_at = entry.sent_at.saturating_add(retention);
+        if let Err(e) = ha.nflog_log(&key, &job.group_key, &entry, expires_at) {
+            // A taker-over will send it again, with the same notification id.
+            tracing::warn!(integration = %key, group = %job.group_key, error = %e, "shared notification log");
+            return false;
+        }
+    }
     if let Err(e) = st.nflog.log(&key, &job.group_key, entry, retention) {
         tracing::warn!(integration = %key, group = %job.group_key, error = %e, "notification log");
         return false;
     }
     true
+}
+
+/// The same on every replica for the same news: the integration, the group, what fires and
+/// what resolved, and when the group was last sent (so a repeat is a new notification). A
+/// receiver that sees one twice (a sender killed between delivering and logging it, then
+/// taken over) can tell.
+fn notification_id(key: &str, group: &str, firing: &[u64], resolved: &[u64], prev: i64) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(key.as_bytes());
+    h.update([0]);
+    h.update(group.as_bytes());
+    h.update([0]);
+    for f in firing {
+        h.update(f.to_be_bytes());
+    }
+    h.update([1]);
+    for r in resolved {
+        h.update(r.to_be_bytes());
+    }
+    h.update(prev.to_be_bytes());
+    let d = h.finalize();
+    d.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Delivers `alerts` with retries within one group interval; false (logged) when it failed.

@@ -23,6 +23,9 @@ use tocsin_model::{Clock, Labels, MatchOp, Matcher};
 use crate::error::{Error, Result};
 use crate::state::StateDb;
 
+#[path = "silence_shared.rs"]
+mod shared;
+
 /// How long an expired silence is kept before `gc` deletes it (Alertmanager's
 /// `--data.retention` default).
 pub const DEFAULT_RETENTION_MS: i64 = 120 * 3600 * 1000;
@@ -100,6 +103,9 @@ fn matchers_match(matchers: &[Matcher], labels: &Labels) -> bool {
 
 pub struct Silences {
     db: StateDb,
+    /// Told of every silence written by `upsert` or `expire` (replicas share them), not of
+    /// those `merge` takes from elsewhere.
+    on_write: std::sync::OnceLock<shared::OnWrite>,
     clock: Arc<dyn Clock>,
     inner: RwLock<Inner>,
     retention_ms: AtomicI64,
@@ -122,6 +128,7 @@ impl Silences {
         let index = MuteIndex::build(by_id.values(), clock.now_ms());
         Ok(Silences {
             db,
+            on_write: std::sync::OnceLock::new(),
             clock,
             inner: RwLock::new(Inner { by_id, index }),
             retention_ms: AtomicI64::new(DEFAULT_RETENTION_MS),
@@ -201,11 +208,16 @@ impl Silences {
             }
             Ok(())
         })?;
-        for w in writes {
-            inner.by_id.insert(w.id.clone(), w);
+        for w in &writes {
+            inner.by_id.insert(w.id.clone(), w.clone());
         }
         inner.index = MuteIndex::build(inner.by_id.values(), now);
         self.version.fetch_add(1, Ordering::AcqRel);
+        // Outside the lock: sharing may wait on the database.
+        drop(inner);
+        for w in &writes {
+            self.told(w);
+        }
         Ok(s.id)
     }
 
@@ -224,9 +236,11 @@ impl Silences {
         }
         let s = expired_copy(prev, now);
         self.db.write_durable(|tx| store(tx, &s))?;
-        inner.by_id.insert(s.id.clone(), s);
+        inner.by_id.insert(s.id.clone(), s.clone());
         inner.index = MuteIndex::build(inner.by_id.values(), now);
         self.version.fetch_add(1, Ordering::AcqRel);
+        drop(inner);
+        self.told(&s);
         Ok(())
     }
 

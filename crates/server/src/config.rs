@@ -92,6 +92,9 @@ pub struct Config {
     /// `lint:`: the server runs `tocsin lint` every `interval` and exports the failures.
     #[serde(default)]
     pub lint: Option<tocsin_lint::settings::LintConfig>,
+    /// `ha:`: this server is one of several replicas sharing alert state in PostgreSQL.
+    #[serde(default)]
+    pub ha: Option<tocsin_alerts::ha::HaConfig>,
     /// The text this config was parsed from, for `/api/v1/status/config`.
     #[serde(skip)]
     pub source: String,

@@ -153,6 +153,12 @@ pub(crate) fn files(
             }
         }
     }
+    // The replica settings, with the password file read as the server reads it at start.
+    if let Some(h) = &cfg.ha {
+        for (f, m) in h.clone().validate(base) {
+            out.push(doc.at(&f, m));
+        }
+    }
     // The push verifier's key file is read as the server reads it at start and reload.
     let mut p = Problems::new();
     cfg.pubsub_push.problems(&mut p);

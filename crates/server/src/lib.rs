@@ -18,6 +18,7 @@ pub mod lint_run;
 pub mod metrics;
 mod metrics_actions;
 mod metrics_compat;
+mod metrics_ha;
 mod metrics_lint;
 mod metrics_remote;
 pub mod pubsub_push;
@@ -272,6 +273,9 @@ impl Reloader {
             if format!("{:?}", old.storage) != format!("{:?}", cfg.storage) {
                 tracing::warn!("storage settings changed; they take effect at the next restart");
             }
+            if old.ha != cfg.ha {
+                tracing::warn!("ha settings changed; they take effect at the next restart");
+            }
             if old.query != cfg.query {
                 tracing::warn!("query settings changed; they take effect at the next restart");
             }
@@ -430,6 +434,23 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         actions::receiver_builder(action_engine.clone()),
     )
     .map_err(|e| Error::Internal(format!("starting the alert manager: {e}")))?;
+    let ha = match &cfg.ha {
+        None => None,
+        Some(h) => {
+            let mut h = h.clone();
+            if let Some((f, m)) = h.validate(&config_dir(opts.config_file.as_deref())).pop() {
+                return Err(Error::Internal(format!("{f}: {m}")));
+            }
+            let ha =
+                tocsin_alerts::ha::Ha::start(h).map_err(|e| Error::Internal(format!("ha: {e}")))?;
+            alert_manager
+                .attach_ha(ha.clone())
+                .map_err(|e| Error::Internal(format!("ha: {e}")))?;
+            action_engine.attach_ha(ha.clone());
+            tracing::info!(replica = %ha.replica(), "replica: alert state shared in PostgreSQL");
+            Some(ha)
+        }
+    };
     let am_bridge = Arc::new(actions::AmBridge::default());
     am_bridge.set(&alert_manager);
     action_engine.attach(
@@ -497,6 +518,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         actions: action_engine.clone(),
     });
     registry.register_collector(Box::new(remote_read::Metrics(read_metrics.clone())));
+    if let Some(ha) = &ha {
+        registry.register_collector(Box::new(metrics_ha::Metrics(ha.clone())));
+    }
     let registry = Arc::new(registry);
     let self_monitor = Arc::new(parking_lot::RwLock::new(cfg.self_monitoring.clone()));
     let (self_alert_task, self_alert_kick) = self_alerts::spawn_builtin(
@@ -505,6 +529,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         &external_url,
         state.set_aside,
         db_cell.clone(),
+        ha.clone(),
     );
     let (graphite_stop, graphite_stop_rx) = tokio::sync::watch::channel(false);
     let graphite = match &cfg.graphite {
@@ -713,6 +738,10 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     }
     alert_manager.shutdown();
     am_task.abort();
+    // Hands the sender lease over at once instead of after the takeover time.
+    if let Some(ha) = &ha {
+        ha.shutdown();
+    }
     if let Some(t) = actions_task {
         t.abort();
     }

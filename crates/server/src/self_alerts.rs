@@ -164,6 +164,7 @@ pub fn spawn_builtin(
     external_url: &str,
     state_set_aside: Option<(std::path::PathBuf, String)>,
     db: Arc<std::sync::OnceLock<tocsin_tsdb::Db>>,
+    ha: Option<Arc<tocsin_alerts::ha::Ha>>,
 ) -> (tokio::task::JoinHandle<()>, Arc<tokio::sync::Notify>) {
     let mut s = SelfAlerts::new(sink, clock, INTERVAL, external_url);
     if let Some((moved, error)) = state_set_aside {
@@ -178,8 +179,38 @@ pub fn spawn_builtin(
         "Tocsin found damaged storage (WAL or blocks); some data may be lost",
         move || storage_corruption(&db),
     );
+    if let Some(ha) = ha {
+        s.add(
+            "TocsinHADatabaseUnreachable",
+            "This replica cannot reach the PostgreSQL database that replicas share alert state in",
+            move || ha_unreachable(&ha),
+        );
+    }
     let kick = s.kicker();
     (tokio::spawn(s.run()), kick)
+}
+
+/// The `TocsinHADatabaseUnreachable` condition: no answer from PostgreSQL for longer than the
+/// takeover time (also at start-up).
+fn ha_unreachable(ha: &tocsin_alerts::ha::Ha) -> Option<String> {
+    let ms = ha.unreachable_for_ms();
+    (ms > ha.config().takeover_timeout_ms).then(|| {
+        let notify = match ha.config().fallback {
+            tocsin_alerts::ha::Fallback::None => {
+                "no notifications are sent by this replica until it is back (ha.fallback: none)"
+            }
+            tocsin_alerts::ha::Fallback::Notify => {
+                "this replica notifies on its own meanwhile (ha.fallback: notify)"
+            }
+        };
+        format!(
+            "replica {} has had no answer from PostgreSQL for {} s; silences, acknowledgements \
+             and notes made here are queued ({} now) and {notify}",
+            ha.replica(),
+            ms / 1000,
+            ha.queued_ops()
+        )
+    })
 }
 
 /// The `TocsinStorageCorruption` condition: damage found in blocks or the WAL since the start

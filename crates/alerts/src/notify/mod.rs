@@ -73,6 +73,9 @@ pub struct NotifyCx {
     /// The route's `group_interval` (ms): the group flushes again this long after `now_ms`
     /// while it has alerts; 0 when unknown.
     pub group_interval_ms: i64,
+    /// Stable per notification across retries and replicas (see the pipeline); webhooks carry
+    /// it as `Idempotency-Key`. Empty when none was made.
+    pub notification_id: String,
 }
 
 /// Why a delivery failed, as the `reason` label of `notifications_failed_total`.

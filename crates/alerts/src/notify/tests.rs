@@ -121,6 +121,7 @@ pub(super) fn cx() -> NotifyCx {
         now_ms: NOW,
         external_url: "http://am.example:9093".into(),
         group_interval_ms: 0,
+        notification_id: String::new(),
     }
 }
 
@@ -538,6 +539,7 @@ async fn heartbeat_stays_alive_until_the_next_flush_can_say_otherwise() -> R {
     // The pipeline hides a firing alert's end; the next flush is a group interval away.
     let c = NotifyCx {
         group_interval_ms: 60_000,
+        notification_id: String::new(),
         ..live_cx()
     };
     hb.notify(&c, &[watchdog(0)]).await?;

@@ -224,7 +224,16 @@ impl Notifier for Webhook {
         Box::pin(async move {
             let url = self.url().await?;
             let body = common::go_json(&webhook_message(cx, alerts, self.max_alerts))?;
-            common::post_json(&self.client, url, body, None).await
+            let key = reqwest::header::HeaderValue::from_str(&cx.notification_id)
+                .ok()
+                .filter(|_| !cx.notification_id.is_empty())
+                .map(|v| {
+                    (
+                        reqwest::header::HeaderName::from_static("idempotency-key"),
+                        v,
+                    )
+                });
+            common::post_json(&self.client, url, body, key).await
         })
     }
 }

@@ -395,6 +395,7 @@ fn round_trip_through_the_outbound_mapping_keeps_labels() {
         now_ms: NOW,
         external_url: "http://tocsin:9090".into(),
         group_interval_ms: 0,
+        notification_id: String::new(),
     };
     let inc = outbound(&original, &cx, &IncidentShape::default());
     let data = serde_json::to_vec(&json!({"version": "1.2", "incident": inc})).unwrap();

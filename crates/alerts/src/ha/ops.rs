@@ -1,0 +1,174 @@
+//! What people do on one replica and the others must apply: silences (whole, with their id and
+//! `updated_at`, so applying is a merge that keeps the newer), acknowledgements, shelves and
+//! notes. Appended to `tocsin_ha_ops` in order; each replica reads what the others appended
+//! since the last sequence number it applied.
+
+use std::collections::VecDeque;
+
+use parking_lot::Mutex;
+use postgres::Client;
+use serde::{Deserialize, Serialize};
+
+use super::pg::ops_lock;
+use super::{now_ms, HaError};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// A silence as stored after a create, update or expiry.
+    Silence {
+        id: String,
+        matchers: Vec<SharedMatcher>,
+        starts_at: i64,
+        ends_at: i64,
+        updated_at: i64,
+        created_by: String,
+        comment: String,
+    },
+    Ack {
+        fingerprint: u64,
+        by: String,
+        comment: String,
+        expires_at: Option<i64>,
+        at: i64,
+    },
+    Unack {
+        fingerprint: u64,
+        by: String,
+        comment: String,
+        at: i64,
+    },
+    Shelve {
+        fingerprint: u64,
+        by: String,
+        comment: String,
+        until: i64,
+        at: i64,
+    },
+    Unshelve {
+        fingerprint: u64,
+        by: String,
+        at: i64,
+    },
+    Note {
+        fingerprint: u64,
+        by: String,
+        text: String,
+        at: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedMatcher {
+    pub name: String,
+    /// `=`, `!=`, `=~` or `!~`.
+    pub op: String,
+    pub value: String,
+}
+
+impl Op {
+    fn kind(&self) -> &'static str {
+        match self {
+            Op::Silence { .. } => "silence",
+            Op::Ack { .. } => "ack",
+            Op::Unack { .. } => "unack",
+            Op::Shelve { .. } => "shelve",
+            Op::Unshelve { .. } => "unshelve",
+            Op::Note { .. } => "note",
+        }
+    }
+}
+
+/// Operations not yet written, oldest first. Bounded: past `MAX_QUEUED` the oldest are dropped
+/// (and logged), since a replica cut off that long has bigger news than one old note.
+pub(crate) struct Outbox {
+    origin: String,
+    queue: Mutex<VecDeque<Op>>,
+    /// Held while a batch is being written.
+    writing: Mutex<()>,
+}
+
+const MAX_QUEUED: usize = 100_000;
+
+impl Outbox {
+    pub(crate) fn new(origin: String) -> Outbox {
+        Outbox {
+            origin,
+            queue: Mutex::new(VecDeque::new()),
+            writing: Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn push(&self, op: Op) {
+        let mut q = self.queue.lock();
+        if q.len() >= MAX_QUEUED {
+            q.pop_front();
+            tracing::error!("HA: operation queue full, the oldest queued operation is dropped");
+        }
+        q.push_back(op);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.queue.lock().len()
+    }
+
+    /// Writes the queued operations with `write` (one transaction), removing them once written.
+    pub(crate) fn flush(
+        &self,
+        write: impl FnOnce(&[(String, Op)]) -> Result<(), HaError>,
+    ) -> Result<(), HaError> {
+        let _w = self.writing.lock();
+        let batch: Vec<(String, Op)> = self
+            .queue
+            .lock()
+            .iter()
+            .take(1000)
+            .map(|o| (self.origin.clone(), o.clone()))
+            .collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        write(&batch)?;
+        let mut q = self.queue.lock();
+        for _ in 0..batch.len() {
+            q.pop_front();
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn insert(c: &mut Client, batch: &[(String, Op)]) -> Result<(), postgres::Error> {
+    let mut tx = c.transaction()?;
+    ops_lock(&mut tx)?;
+    let at = now_ms();
+    for (origin, op) in batch {
+        let body = serde_json::to_string(op).unwrap_or_default();
+        tx.execute(
+            "INSERT INTO tocsin_ha_ops (origin, at, kind, body) VALUES ($1, $2, $3, $4)",
+            &[origin, &at, &op.kind(), &body],
+        )?;
+    }
+    tx.commit()
+}
+
+/// The other replicas' operations after `seq`, and the last sequence number read (own ones
+/// included, so the position moves past them).
+pub(crate) fn since(c: &mut Client, seq: i64, me: &str) -> Result<(Vec<Op>, i64), postgres::Error> {
+    let rows = c.query(
+        "SELECT seq, origin, body FROM tocsin_ha_ops WHERE seq > $1 ORDER BY seq LIMIT 1000",
+        &[&seq],
+    )?;
+    let mut last = seq;
+    let mut out = Vec::new();
+    for r in rows {
+        last = r.get(0);
+        if r.get::<_, &str>(1) == me {
+            continue;
+        }
+        match serde_json::from_str::<Op>(r.get::<_, &str>(2)) {
+            Ok(op) => out.push(op),
+            Err(e) => tracing::warn!(seq = last, error = %e, "HA: unreadable operation skipped"),
+        }
+    }
+    Ok((out, last))
+}

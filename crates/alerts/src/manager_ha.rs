@@ -1,0 +1,151 @@
+//! The alert manager as one of several replicas (see `ha`): what it shares of what people do,
+//! how it applies what the others did, and taking over sending.
+
+use std::sync::{Arc, Weak};
+
+use crate::error::Result;
+use crate::events::EventKind;
+use crate::ha::{Ha, Op};
+
+use super::AlertManager;
+
+impl AlertManager {
+    /// Makes this manager a replica sharing state through `ha`: its silences, acknowledgements,
+    /// shelves and notes are published, the others' are applied here, and it sends only while
+    /// it holds the sender lease (flushing every group at once when it takes over).
+    pub fn attach_ha(self: &Arc<Self>, ha: Arc<Ha>) -> Result<()> {
+        if self.ha.set(Arc::clone(&ha)).is_err() {
+            return Ok(());
+        }
+        let h = Arc::clone(&ha);
+        self.silences.on_write(Box::new(move |op| h.publish(op)));
+        let weak: Weak<AlertManager> = Arc::downgrade(self);
+        ha.set_on_takeover(Box::new(move || {
+            if let Some(am) = weak.upgrade() {
+                am.flush_all_now();
+            }
+        }));
+        let db = self.marks.db().clone();
+        db.write(|tx| {
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS ha_position (
+                     id  INTEGER PRIMARY KEY CHECK (id = 1),
+                     seq INTEGER NOT NULL
+                 );",
+            )
+        })?;
+        let last: i64 = db
+            .with_conn(|c| {
+                c.query_row("SELECT seq FROM ha_position WHERE id = 1", [], |r| r.get(0))
+                    .or(Ok(0))
+            })
+            .unwrap_or(0);
+        let weak: Weak<AlertManager> = Arc::downgrade(self);
+        let save_db = db.clone();
+        ha.start_sync(
+            last,
+            Box::new(move |op| weak.upgrade().is_some_and(|am| am.apply_op(op))),
+            Box::new(move |seq| {
+                let r = save_db.write(|tx| {
+                    tx.execute(
+                        "INSERT INTO ha_position (id, seq) VALUES (1, ?1)
+                         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq",
+                        [seq],
+                    )
+                });
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "HA: position not saved");
+                }
+            }),
+        );
+        Ok(())
+    }
+
+    /// The replica handle, when this manager is one.
+    pub fn ha(&self) -> Option<&Arc<Ha>> {
+        self.ha.get()
+    }
+
+    pub(super) fn share(&self, op: Op) {
+        if let Some(ha) = self.ha.get() {
+            ha.publish(op);
+        }
+    }
+
+    /// Every group flushes at once: this replica just took over sending, and what the previous
+    /// sender had not logged is due now.
+    pub(super) fn flush_all_now(&self) {
+        let now = self.clock.now_ms();
+        self.dispatcher.lock().all_due(now);
+        self.wake.notify_one();
+    }
+
+    /// Applies another replica's operation; false (logged) when it could not be.
+    fn apply_op(&self, op: &Op) -> bool {
+        let res = match op {
+            Op::Silence { .. } => self.silences.merge(op).map(|_| ()),
+            Op::Ack {
+                fingerprint,
+                by,
+                comment,
+                expires_at,
+                at,
+            } => self
+                .firing_alert(*fingerprint, "acknowledged", self.clock.now_ms())
+                .and_then(|a| self.marks.ack(&a, by, comment, *expires_at, *at))
+                .map(|changed| {
+                    if changed {
+                        self.tell(*fingerprint, EventKind::Acknowledged);
+                    }
+                }),
+            Op::Unack {
+                fingerprint,
+                by,
+                comment,
+                at,
+            } => self
+                .marks
+                .unack(*fingerprint, by, comment, *at)
+                .map(|changed| {
+                    if changed {
+                        self.tell(*fingerprint, EventKind::Unacknowledged);
+                    }
+                }),
+            Op::Shelve {
+                fingerprint,
+                by,
+                comment,
+                until,
+                at,
+            } => self
+                .marks
+                .shelve(*fingerprint, by, comment, *until, *at)
+                .map(|()| self.tell(*fingerprint, EventKind::Shelved)),
+            Op::Unshelve {
+                fingerprint,
+                by,
+                at,
+            } => self.marks.unshelve(*fingerprint, by, *at).map(|changed| {
+                if changed {
+                    self.tell(*fingerprint, EventKind::Unshelved);
+                }
+            }),
+            Op::Note {
+                fingerprint,
+                by,
+                text,
+                at,
+            } => self
+                .marks
+                .note(*fingerprint, by, text, *at)
+                .map(|_| self.tell(*fingerprint, EventKind::Noted)),
+        };
+        match res {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, op = ?op, "HA: another replica's operation not applied");
+                false
+            }
+        }
+    }
+}
