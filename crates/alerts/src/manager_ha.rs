@@ -143,7 +143,7 @@ impl AlertManager {
         match res {
             Ok(()) => true,
             Err(e) => {
-                tracing::warn!(error = %e, op = ?op, "HA: another replica's operation not applied");
+                tracing::debug!(error = %e, op = ?op, "HA: another replica's operation not applied (yet)");
                 false
             }
         }

@@ -25,6 +25,7 @@ use crate::state::StateDb;
 
 #[path = "silence_shared.rs"]
 mod shared;
+pub use shared::shared_op;
 
 /// How long an expired silence is kept before `gc` deletes it (Alertmanager's
 /// `--data.retention` default).

@@ -21,7 +21,7 @@ impl Silences {
 
     pub(super) fn told(&self, s: &Silence) {
         if let Some(f) = self.on_write.get() {
-            f(to_op(s));
+            f(shared_op(s));
         }
     }
 
@@ -45,7 +45,8 @@ impl Silences {
     }
 }
 
-fn to_op(s: &Silence) -> Op {
+/// The silence as replicas share it.
+pub fn shared_op(s: &Silence) -> Op {
     Op::Silence {
         id: s.id.clone(),
         matchers: s

@@ -8,6 +8,7 @@ mod check_cmd;
 mod lint_cmd;
 mod query_cmd;
 mod routes_cmd;
+mod state_cmd;
 mod test_cmd;
 mod tsdb_bench;
 mod tsdb_cmd;
@@ -115,6 +116,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: test_cmd::TestCmd,
     },
+    /// The alert manager's state: `state migrate --to postgres --config FILE` moves state.db into
+    /// the database replicas share (the config's `ha:` section).
+    State {
+        #[command(subcommand)]
+        cmd: state_cmd::StateCmd,
+    },
     /// Inspect and benchmark the storage engine.
     Tsdb {
         #[command(subcommand)]
@@ -207,6 +214,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Server(a) => done(run_server(a)),
         Cmd::Query(a) => done(query_cmd::run(a)),
         Cmd::Tsdb { cmd } => done(tsdb_cmd::run(cmd)),
+        Cmd::State { cmd } => done(state_cmd::run(cmd)),
         Cmd::Bench(BenchCmd::Targets(a)) => done(bench::targets::run(a)),
         Cmd::Bench(BenchCmd::Lineproto(a)) => done(bench::lineproto::run(a)),
         Cmd::Bench(BenchCmd::Query(a)) => done(bench::query::run(a)),

@@ -368,7 +368,8 @@ fn three_replicas_notify_once_across_twenty_kills_of_the_sender() {
     // Anything sent twice would have arrived by now.
     std::thread::sleep(Duration::from_secs(3));
     let reqs = c.hook.requests();
-    let (mut dup, mut lost, mut raw_again) = (0usize, 0usize, 0usize);
+    let (mut dup, mut lost) = (0usize, 0usize);
+    let mut again: BTreeMap<&str, usize> = BTreeMap::new();
     for i in 0..KILLS {
         let name = format!("K{i}");
         for status in ["firing", "resolved"] {
@@ -378,9 +379,14 @@ fn three_replicas_notify_once_across_twenty_kills_of_the_sender() {
                 lost += 1;
             }
             dup += distinct.saturating_sub(1);
-            raw_again += n.len().saturating_sub(distinct);
+            *again.entry(status).or_default() += n.len().saturating_sub(distinct);
         }
     }
+    let raw_again = format!(
+        "{} firing, {} resolved",
+        again.get("firing").unwrap_or(&0),
+        again.get("resolved").unwrap_or(&0)
+    );
     let worst = takeovers.iter().cloned().fold(0.0, f64::max);
     let med = median(&mut takeovers.clone());
     println!(
@@ -566,4 +572,144 @@ fn losing_postgres_stops_notifying_and_getting_it_back_catches_up() {
             "{name} notified once"
         );
     }
+}
+
+#[test]
+fn a_single_node_state_migrates_into_postgres() {
+    if !have_postgres() {
+        return;
+    }
+    let pg = PgCluster::start();
+    pg.psql("postgres", "CREATE DATABASE tocsin");
+    let hook = WebhookCollector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pw = pg.password_file(dir.path());
+    // The single node: the replica config without its `ha:` section.
+    let full = config(&pg, &pw, &hook.url(""), 0);
+    let single: String = {
+        let mut out = Vec::new();
+        let mut skipping = false;
+        for l in full.lines() {
+            if l.starts_with("ha:") {
+                skipping = true;
+                continue;
+            }
+            if skipping && l.starts_with("  ") {
+                continue;
+            }
+            skipping = false;
+            out.push(l);
+        }
+        out.join("\n")
+    };
+    let single_cfg = dir.path().join("single.yml");
+    std::fs::write(&single_cfg, &single).unwrap();
+    let data = dir.path().join("r0");
+    let args = ["--config", single_cfg.to_str().unwrap()];
+    let mut srv = TestServer::start_on(&bin(), &data, &args);
+    let start = now_ms() - 1000;
+    // A single node's alerts carry no replica label (nor do those its replicas keep).
+    let post_m = |s: &TestServer| {
+        let mut a = alert_json("M", "r0", start, None);
+        a["labels"].as_object_mut().unwrap().remove("replica");
+        let body = vec![a];
+        let r = client()
+            .post(s.url("/api/v2/alerts"))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    };
+    post_m(&srv);
+    hook.wait_for(Duration::from_secs(30), "M notified", |r| {
+        !notified(r, "M", "firing").is_empty()
+    });
+    let (code, v) = post(
+        &srv,
+        "/api/v2/silences",
+        json!({
+            "matchers": [{"name": "alertname", "value": "Quiet", "isRegex": false, "isEqual": true}],
+            "startsAt": tocsin_model::time::format_rfc3339_ms(now_ms()),
+            "endsAt": tocsin_model::time::format_rfc3339_ms(now_ms() + 3_600_000),
+            "createdBy": "ann",
+            "comment": "before replicas"
+        }),
+    );
+    assert_eq!(code, 200, "{v}");
+    let silence = v["silenceID"].as_str().unwrap().to_string();
+    let fp = fingerprint("M");
+    let (code, v) = post(
+        &srv,
+        &format!("/api/v1/alerts/{fp}/note"),
+        json!({"by": "bob", "text": "moved"}),
+    );
+    assert!(code == 200 || code == 201, "{code} {v}");
+    srv.stop();
+
+    let ha_cfg = dir.path().join("r0.yml");
+    std::fs::write(&ha_cfg, &full).unwrap();
+    let migrate = |expect_ok: bool| {
+        let out = std::process::Command::new(bin())
+            .args(["state", "migrate", "--to", "postgres", "--config"])
+            .arg(&ha_cfg)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.success(), expect_ok, "{text}");
+        text
+    };
+    let said = migrate(true);
+    assert!(
+        said.contains("1 silences") && said.contains("1 notes"),
+        "{said}"
+    );
+    // Twice would mix two states: refused.
+    assert!(migrate(false).contains("already holds shared alert state"));
+
+    // The migrated node and a fresh replica: the silence and the note are on both, and M,
+    // notified before, is not notified again.
+    let r0 = TestServer::start_on(&bin(), &data, &["--config", ha_cfg.to_str().unwrap()]);
+    std::fs::write(
+        dir.path().join("r1.yml"),
+        config(&pg, &pw, &hook.url(""), 1),
+    )
+    .unwrap();
+    let r1_cfg = dir.path().join("r1.yml");
+    let r1 = TestServer::start_on(
+        &bin(),
+        &dir.path().join("r1"),
+        &["--config", r1_cfg.to_str().unwrap()],
+    );
+    post_m(&r0);
+    post_m(&r1);
+    wait_until(
+        Duration::from_secs(10),
+        "the silence on the new replica",
+        || silence_ids(&r1).contains(&silence).then_some(()),
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "the note on the new replica",
+        || {
+            let d: Value = client()
+                .get(r1.url(&format!("/api/v1/alerts/{fp}")))
+                .send()
+                .ok()?
+                .json()
+                .ok()?;
+            (d["data"]["notes"].as_u64() == Some(1)).then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        notified(&hook.requests(), "M", "firing").len(),
+        1,
+        "M was notified before the migration and not again"
+    );
 }

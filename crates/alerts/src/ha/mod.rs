@@ -23,6 +23,7 @@
 
 mod config;
 mod lease;
+pub mod migrate;
 pub mod ops;
 mod pg;
 
@@ -60,6 +61,9 @@ pub struct HaMetrics {
     pub db_errors: AtomicU64,
     pub actions_claimed_elsewhere: AtomicU64,
 }
+
+/// How long an operation that cannot be applied yet is retried.
+const RETRY_FOR: Duration = Duration::from_secs(120);
 
 /// Called by the lease thread when this replica becomes the sender.
 pub type OnTakeover = Box<dyn Fn() + Send + Sync>;
@@ -242,8 +246,8 @@ impl Ha {
     }
 
     /// Starts the thread that writes queued operations and applies the other replicas' ones
-    /// (every 200 ms) with `apply`, which returns false for one it could not apply (logged and
-    /// counted, not retried). `last_seq` is where the previous process stopped; `save_seq` keeps
+    /// (every 200 ms) with `apply`, which returns false for one it could not apply (retried for
+    /// two minutes, then logged and counted). `last_seq` is where the previous process stopped; `save_seq` keeps
     /// the new position.
     pub fn start_sync(
         self: &Arc<Self>,
@@ -256,16 +260,31 @@ impl Ha {
             .name("tocsin-ha-sync".into())
             .spawn(move || {
                 let mut seq = last_seq;
+                // Operations that could not be applied yet (an acknowledgement of an alert
+                // this replica's rules have not raised yet), retried for a while.
+                let mut later: Vec<(Op, std::time::Instant)> = Vec::new();
                 while !me.stopped.load(Ordering::Acquire) {
                     me.push_outbox();
+                    later.retain(|(op, since)| {
+                        if apply(op) {
+                            me.metrics.ops_applied.fetch_add(1, Ordering::Relaxed);
+                            return false;
+                        }
+                        if since.elapsed() < RETRY_FOR {
+                            return true;
+                        }
+                        me.metrics.ops_apply_failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(op = ?op, "HA: another replica's operation could not be applied here");
+                        false
+                    });
                     let (from, mine) = (seq, me.cfg.replica.clone());
                     match me.pg.call(move |c| ops::since(c, from, &mine)) {
                         Ok((ops, last)) => {
-                            for op in &ops {
-                                if apply(op) {
+                            for op in ops {
+                                if apply(&op) {
                                     me.metrics.ops_applied.fetch_add(1, Ordering::Relaxed);
                                 } else {
-                                    me.metrics.ops_apply_failed.fetch_add(1, Ordering::Relaxed);
+                                    later.push((op, std::time::Instant::now()));
                                 }
                             }
                             if last > seq {

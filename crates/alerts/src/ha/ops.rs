@@ -139,7 +139,16 @@ impl Outbox {
 
 pub(crate) fn insert(c: &mut Client, batch: &[(String, Op)]) -> Result<(), postgres::Error> {
     let mut tx = c.transaction()?;
-    ops_lock(&mut tx)?;
+    insert_in(&mut tx, batch)?;
+    tx.commit()
+}
+
+/// Appends `batch` within `tx`, holding the append lock until it commits.
+pub(crate) fn insert_in(
+    tx: &mut postgres::Transaction<'_>,
+    batch: &[(String, Op)],
+) -> Result<(), postgres::Error> {
+    ops_lock(tx)?;
     let at = now_ms();
     for (origin, op) in batch {
         let body = serde_json::to_string(op).unwrap_or_default();
@@ -148,7 +157,7 @@ pub(crate) fn insert(c: &mut Client, batch: &[(String, Op)]) -> Result<(), postg
             &[origin, &at, &op.kind(), &body],
         )?;
     }
-    tx.commit()
+    Ok(())
 }
 
 /// The other replicas' operations after `seq`, and the last sequence number read (own ones
