@@ -54,6 +54,7 @@ fuzz_target!(|data: &[u8]| {
         now_ms: NOW_MS,
         external_url: "http://tocsin".into(),
         group_interval_ms: 0,
+        notification_id: String::new(),
     };
     let _ = incident(a, &cx, &IncidentShape::default());
     // Keep the store small: every alert of a run lands in the one store.

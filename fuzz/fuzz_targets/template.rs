@@ -40,6 +40,7 @@ fn notify() -> Option<&'static (Arc<NotifyTemplates>, TmplData)> {
             now_ms: tocsin_fuzz::NOW_MS,
             external_url: "http://tocsin.example:9090".into(),
             group_interval_ms: 300_000,
+            notification_id: String::new(),
         };
         let mut ann = BTreeMap::new();
         ann.insert("summary".to_string(), "<b>web-1</b> is down".to_string());
