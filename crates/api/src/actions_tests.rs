@@ -86,6 +86,7 @@ fn state(actions: Option<Arc<dyn ActionsApi>>) -> ApiState {
         deletable: Arc::new(NoDelete),
         targets: Arc::new(tocsin_collect::scrape::NoTargets),
         queryable: store,
+        local_queryable: None,
         query: Arc::new(crate::QueryState::new(
             tocsin_promql::EngineOptions::default(),
             1,

@@ -91,6 +91,8 @@ pub fn classify(method: &Method, path: &str) -> Class {
         "/api/v1/series",
         "/api/v1/labels",
         "/api/v1/rules",
+        // The read protocol (remote_read of another server).
+        "/api/v1/read",
         "/query",
     ];
     if safe || (*method == Method::POST && POST_READS.contains(&path)) {

@@ -41,6 +41,9 @@ pub struct ApiState {
     pub deletable: Arc<dyn Deletable>,
     pub targets: Arc<dyn TargetsView>,
     pub queryable: Arc<dyn Queryable>,
+    /// This server's own storage without its `remote_read:` sources, for `/api/v1/read`
+    /// (None: `queryable`).
+    pub local_queryable: Option<Arc<dyn Queryable>>,
     /// Engine settings and the concurrency gate.
     pub query: Arc<QueryState>,
     pub metadata: Arc<dyn MetadataView>,
@@ -82,7 +85,7 @@ pub fn router(state: ApiState) -> Router {
 
 fn table() -> Vec<routes::Route<ApiState>> {
     use class::Class::{Admin, Alert, Public, Read, Write};
-    use prom::{federate, meta, query, rules, status};
+    use prom::{federate, meta, query, read, rules, status};
     use routes::{route as r, M::*};
     let mut t = vec![
         r("/api/v1/query", Get, Read, query::query),
@@ -230,6 +233,7 @@ fn table() -> Vec<routes::Route<ApiState>> {
         r("/api/v1/status/config", Get, Read, status::config),
         r("/api/v1/status/tsdb", Get, Read, status::tsdb),
         r("/federate", Get, Read, federate::federate),
+        r("/api/v1/read", Post, Read, read::read),
         r("/api/v1/write", Post, Write, write::remote_write),
         r("/api/v1/targets", Get, Read, targets::targets),
         r("/api/v1/targets/pools", Get, Read, targets::pools),

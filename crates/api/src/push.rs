@@ -514,6 +514,7 @@ mod tests {
             deletable: Arc::new(NoDelete),
             targets: Arc::new(tocsin_collect::scrape::NoTargets),
             queryable: Arc::new(store.clone()),
+            local_queryable: None,
             query: Arc::new(crate::QueryState::new(
                 tocsin_promql::EngineOptions::default(),
                 1,

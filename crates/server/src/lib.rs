@@ -584,6 +584,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         targets: scrape.clone(),
         push_metrics,
         queryable: read_fanout,
+        local_queryable: Some(Arc::new(LazyDb(db_cell.clone()))),
         query: Arc::new(QueryState::new(
             query_settings.engine.clone(),
             query_settings.max_concurrency,

@@ -128,6 +128,7 @@ pub fn data_dir_router(dir: &Path) -> Result<axum::Router, String> {
         targets: Arc::new(tocsin_collect::scrape::NoTargets),
         push_metrics: Arc::new(PushMetrics::default()),
         queryable: lazy.clone(),
+        local_queryable: None,
         query: Arc::new(QueryState::new(tocsin_promql::EngineOptions::default(), 8)),
         metadata: Arc::new(tocsin_collect::scrape::metadata::NoMetadata),
         tsdb_stats: lazy,

@@ -55,14 +55,19 @@ pub(crate) fn build(
             .map_err(|e| format!("remote_read[{i}]: {e}"))?;
         sources.push(Arc::new(Arc::new(remote)));
     }
+    // Replicas read each other: the replica label is neither asked for (a peer has its own
+    // value) nor kept in answers, so a peer's series meet this replica's own and fill its gaps.
+    let replica_label = cfg.ha.as_ref().map(|h| h.replica_label.clone());
     Ok(RemoteSet {
         sources,
         external_labels: cfg
             .global
             .external_labels
             .iter()
+            .filter(|(k, _)| Some(*k) != replica_label.as_ref())
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        strip: replica_label.into_iter().collect(),
     })
 }
 

@@ -52,6 +52,8 @@ fn intended(r: &RouteInfo) -> Class {
         "/api/v1/series",
         "/api/v1/labels",
         "/api/v1/rules",
+        // The read protocol (remote_read of another server).
+        "/api/v1/read",
         "/query",
     ];
     if r.method == M::Post && POST_READS.contains(&p) {

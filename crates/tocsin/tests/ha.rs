@@ -713,3 +713,79 @@ fn a_single_node_state_migrates_into_postgres() {
         "M was notified before the migration and not again"
     );
 }
+
+/// `count_over_time(peer_metric[21m])` on `s` at `t`, and the series' labels.
+fn count_over(s: &TestServer, t: i64) -> (f64, Value) {
+    let r: Value = client()
+        .post(s.url("/api/v1/query"))
+        .form(&[
+            ("query", "count_over_time(peer_metric[21m])".to_string()),
+            ("time", format!("{}", t as f64 / 1000.0)),
+        ])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let res = r["data"]["result"].as_array().cloned().unwrap_or_default();
+    assert_eq!(res.len(), 1, "one series, the replicas' copies merged: {r}");
+    (
+        res[0]["value"][1].as_str().unwrap().parse().unwrap(),
+        res[0]["metric"].clone(),
+    )
+}
+
+#[test]
+fn a_replica_fills_its_gaps_from_its_peer() {
+    use tocsin_collect::remote_write::WriteRequestBuilder;
+    if !have_postgres() {
+        return;
+    }
+    let pg = PgCluster::start();
+    pg.psql("postgres", "CREATE DATABASE tocsin");
+    let hook = WebhookCollector::start();
+    let dir = tempfile::tempdir().unwrap();
+    let pw = pg.password_file(dir.path());
+    let a_cfg = dir.path().join("a.yml");
+    std::fs::write(&a_cfg, config(&pg, &pw, &hook.url(""), 0)).unwrap();
+    let a = TestServer::start_on(
+        &bin(),
+        &dir.path().join("a"),
+        &["--config", a_cfg.to_str().unwrap()],
+    );
+    let b_cfg = dir.path().join("b.yml");
+    std::fs::write(
+        &b_cfg,
+        format!(
+            "{}remote_read:\n  - url: http://{}/api/v1/read\n    name: peer\n    read_recent: true\n",
+            config(&pg, &pw, &hook.url(""), 1),
+            a.addr
+        ),
+    )
+    .unwrap();
+    let b = TestServer::start_on(
+        &bin(),
+        &dir.path().join("b"),
+        &["--config", b_cfg.to_str().unwrap()],
+    );
+    // 20 minutes every 15 s; replica b was down for 5 of them.
+    let end = now_ms() / 15_000 * 15_000;
+    let all: Vec<(i64, f64)> = (0..80)
+        .map(|i| (end - (80 - i) * 15_000, i as f64))
+        .collect();
+    let holed: Vec<(i64, f64)> = all
+        .iter()
+        .copied()
+        .filter(|(t, _)| *t < end - 12 * 60_000 || *t >= end - 7 * 60_000)
+        .collect();
+    for (srv, samples) in [(&a, &all), (&b, &holed)] {
+        let mut w = WriteRequestBuilder::new();
+        w.add_series([("__name__", "peer_metric"), ("job", "x")], samples);
+        let (code, text) = tocsin_testkit::remote_write(srv, w.finish());
+        assert!((200..300).contains(&code), "{code} {text}");
+    }
+    let (n_a, _) = count_over(&a, end);
+    assert_eq!(n_a, 80.0);
+    let (n_b, labels) = count_over(&b, end);
+    assert_eq!(n_b, 80.0, "b's hole filled from a: {labels}");
+    assert!(labels.get("replica").is_none(), "{labels}");
+}

@@ -39,13 +39,18 @@ fn free_port() -> u16 {
 }
 
 fn start_prometheus() -> Prometheus {
+    start_prometheus_with("")
+}
+
+/// Prometheus with `extra` appended to its configuration.
+fn start_prometheus_with(extra: &str) -> Prometheus {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("prometheus.yml");
     // Same external labels as Tocsin: Prometheus adds them to what it serves, Tocsin asks for
     // them and strips them, so the series meet Tocsin's own.
     std::fs::write(
         &cfg,
-        "global:\n  scrape_interval: 1m\n  external_labels: {cluster: c1}\n",
+        format!("global:\n  scrape_interval: 1m\n  external_labels: {{cluster: c1}}\n{extra}"),
     )
     .unwrap();
     let port = free_port();
@@ -444,4 +449,58 @@ fn bad_remote_read_settings_are_refused_by_check_config() {
     );
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("unknown field `sigv4`"), "{text}");
+}
+
+/// The other way round: Debian's Prometheus reads Tocsin's `/api/v1/read` (asking for streamed
+/// chunks first; Tocsin answers with samples, which every client takes) and sees every sample,
+/// Tocsin's external labels meeting its own.
+#[test]
+fn prometheus_reads_tocsin() {
+    if !Path::new(PROMETHEUS).exists() {
+        if std::env::var_os("TOCSIN_REQUIRE_EXTERNAL").is_some() {
+            panic!("{PROMETHEUS} is not installed (scripts/test installs Debian's prometheus)");
+        }
+        eprintln!("SKIPPED: {PROMETHEUS} not installed; scripts/test installs it");
+        return;
+    }
+    let srv = TestServer::start_with_config(
+        Path::new(env!("CARGO_BIN_EXE_tocsin")),
+        "global:\n  external_labels: {cluster: c1}\n",
+        &[],
+    );
+    let now = now_ms() / STEP * STEP;
+    let mine = samples(now - 20 * MIN, now + 1, None);
+    let (code, text) = remote_write(
+        &srv,
+        body(&[(&[("__name__", "only_tocsin"), ("job", "t")], &mine)]),
+    );
+    assert!((200..300).contains(&code), "{code} {text}");
+    let prom = start_prometheus_with(&format!(
+        "remote_read:\n  - url: {}\n    read_recent: true\n",
+        srv.url("/api/v1/read")
+    ));
+    let r: Json = client()
+        .post(format!("{}/api/v1/query", prom.base))
+        .form(&[
+            ("query", "count_over_time(only_tocsin[25m])".to_string()),
+            ("time", format!("{}", now as f64 / 1000.0)),
+        ])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(r["status"], "success", "{r}");
+    let res = r["data"]["result"].as_array().unwrap();
+    assert_eq!(res.len(), 1, "{r}");
+    assert_eq!(res[0]["value"][1], mine.len().to_string(), "{r}");
+    assert!(r.get("warnings").is_none(), "{r}");
+    // A bad request is refused with a message, never a crash.
+    let bad = client()
+        .post(srv.url("/api/v1/read"))
+        .header("Content-Encoding", "snappy")
+        .body("not a read request")
+        .send()
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    assert!(bad.text().unwrap().contains("remote read"));
 }

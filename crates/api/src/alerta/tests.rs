@@ -370,6 +370,7 @@ fn api() -> Api {
         deletable: Arc::new(NoDelete),
         targets: Arc::new(tocsin_collect::scrape::NoTargets),
         queryable: store,
+        local_queryable: None,
         query: Arc::new(crate::QueryState::new(
             tocsin_promql::EngineOptions::default(),
             1,

@@ -9,6 +9,7 @@ pub mod federate;
 pub mod meta;
 pub mod params;
 pub mod query;
+pub mod read;
 pub mod rules;
 pub mod status;
 pub mod views;

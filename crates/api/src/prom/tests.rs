@@ -41,6 +41,7 @@ fn app() -> axum::Router {
         deletable: Arc::new(NoDelete),
         targets: Arc::new(NoTargets),
         queryable: store,
+        local_queryable: None,
         query: Arc::new(QueryState::new(EngineOptions::default(), 2)),
         metadata: md,
         tsdb_stats: Arc::new(NoStatus),

@@ -54,6 +54,9 @@ pub struct RemoteSet {
     pub sources: Vec<Arc<dyn ReadSource>>,
     /// `global.external_labels`, sorted by name.
     pub external_labels: Vec<(String, String)>,
+    /// Labels removed from every remote answer (and never asked for): a replica's
+    /// `ha.replica_label`, so that a peer replica's series meet this one's own.
+    pub strip: Vec<String>,
 }
 
 /// The local storage plus the configured remotes.
@@ -124,6 +127,7 @@ impl Queryable for ReadFanout {
             local,
             remotes,
             external: set.external_labels.clone(),
+            strip: set.strip.clone(),
             warnings: parking_lot::Mutex::new(Vec::new()),
         }))
     }
@@ -133,6 +137,7 @@ struct FanoutQuerier {
     local: Box<dyn Querier>,
     remotes: Vec<Ranged>,
     external: Vec<(String, String)>,
+    strip: Vec<String>,
     warnings: parking_lot::Mutex<Vec<String>>,
 }
 
@@ -237,7 +242,15 @@ impl FanoutQuerier {
         ms: &[Matcher],
         labels_only: bool,
     ) -> Option<BTreeMap<Labels, Vec<Sample>>> {
-        let (matchers, added) = remote_matchers(ms, &self.external, r.src.filter_external_labels());
+        let (matchers, mut added) =
+            remote_matchers(ms, &self.external, r.src.filter_external_labels());
+        added.extend(
+            self.strip
+                .iter()
+                .filter(|n| !added.contains(n))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         // "series" tells a Prometheus remote to skip samples. Our own callers also pass it
         // where they read samples (federation), so it is only sent when only labels are needed.
         let func = if labels_only {

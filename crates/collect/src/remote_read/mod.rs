@@ -12,6 +12,7 @@ pub mod config;
 pub mod fanout;
 pub mod frames;
 pub mod proto;
+pub mod serve;
 pub mod xor;
 
 use std::collections::BTreeMap;

@@ -101,6 +101,7 @@ fn fanout(local: Arc<MemoryStore>, start: i64, src: Arc<Fake>) -> ReadFanout {
     f.apply(RemoteSet {
         sources: vec![src as Arc<dyn ReadSource>],
         external_labels: vec![("replica".into(), "b".into())],
+        strip: Vec::new(),
     });
     f
 }
@@ -308,6 +309,7 @@ fn several_remotes_are_read_and_merged_one_failing() {
             Arc::new(down) as Arc<dyn ReadSource>,
         ],
         external_labels: vec![("replica".into(), "b".into())],
+        strip: Vec::new(),
     });
     let (s, w) = select(&f, 0, 100, "up");
     let ts: Vec<i64> = s[0].1.iter().map(|x| x.t).collect();
