@@ -185,8 +185,14 @@ impl RemoteWrite {
         } else {
             None
         };
+        let ep_v1 = send::Endpoint {
+            headers: send::as_v1(&ep.headers),
+            ..ep.clone()
+        };
         let shard = Arc::new(shard::ShardCx {
             ep,
+            ep_v1,
+            downgraded: std::sync::atomic::AtomicBool::new(false),
             max_samples: q.max_samples_per_send,
             deadline: Duration::from_millis(q.batch_send_deadline.0.max(1) as u64),
             sample_age_limit_ms: q.sample_age_limit.0,

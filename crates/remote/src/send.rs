@@ -72,6 +72,20 @@ pub fn request_headers(
     h
 }
 
+/// `h` with remote write 1.0's content type and version in place of 2.0's.
+pub fn as_v1(h: &HeaderMap) -> HeaderMap {
+    let mut h = h.clone();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-protobuf"),
+    );
+    h.insert(
+        "X-Prometheus-Remote-Write-Version",
+        HeaderValue::from_static("0.1.0"),
+    );
+    h
+}
+
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(h: &HeaderMap) -> Option<Duration> {
     let v = h.get(RETRY_AFTER)?.to_str().ok()?.trim();

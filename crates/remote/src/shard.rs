@@ -36,6 +36,12 @@ pub struct ShardCx {
     pub metrics: Arc<QueueMetrics>,
     pub tracker: Arc<Tracker>,
     pub protocol: crate::Protocol,
+    /// The endpoint with remote write 1.0's headers, for a 2.0 queue whose receiver answered
+    /// 415 (it does not take 2.0).
+    pub ep_v1: Endpoint,
+    /// Set once the receiver refused 2.0: every later batch goes as 1.0, as the 2.0
+    /// specification asks of senders.
+    pub downgraded: std::sync::atomic::AtomicBool,
     /// Where 2.0 requests find each series' metadata (`None`: not sent).
     pub metadata: Option<Arc<dyn tocsin_collect::scrape::MetadataView>>,
 }
@@ -119,13 +125,31 @@ pub async fn run(
         let max_t = batch.iter().map(|p| p.t).max();
         let outcome = if batch.is_empty() {
             Outcome::Sent
-        } else {
-            let body = match cx.protocol {
-                crate::Protocol::V1 => encode(&mut batch, &mut builder),
-                crate::Protocol::V2 => crate::v2::encode(&mut batch, cx.metadata.as_deref()),
+        } else if cx.protocol == crate::Protocol::V1 || cx.downgraded.load(Ordering::Relaxed) {
+            let body = bytes::Bytes::from(encode(&mut batch, &mut builder));
+            let ep = if cx.protocol == crate::Protocol::V1 {
+                &cx.ep
+            } else {
+                &cx.ep_v1
             };
-            let body = bytes::Bytes::from(body);
-            send(&cx.ep, body, n, &cx.metrics, &mut hard_stop).await
+            send(ep, body, n, &cx.metrics, &mut hard_stop).await
+        } else {
+            let body = bytes::Bytes::from(crate::v2::encode(&mut batch, cx.metadata.as_deref()));
+            match send(&cx.ep, body, n, &cx.metrics, &mut hard_stop).await {
+                Outcome::Refused(415) => {
+                    if !cx.downgraded.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            remote = %cx.ep.name,
+                            url = %cx.ep.url,
+                            "the receiver does not take remote write 2.0 (415); sending 1.0 from now on \
+                             (series metadata is no longer sent)"
+                        );
+                    }
+                    let body = bytes::Bytes::from(encode(&mut batch, &mut builder));
+                    send(&cx.ep_v1, body, n, &cx.metrics, &mut hard_stop).await
+                }
+                other => other,
+            }
         };
         match outcome {
             Outcome::Sent => {

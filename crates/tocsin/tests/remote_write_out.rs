@@ -640,3 +640,42 @@ fn protobuf_message_v2_sends_remote_write_2_0() {
     );
     assert_eq!(version, "2.0.0");
 }
+
+/// A receiver that does not take 2.0 (another Tocsin: its `/api/v1/write` answers 415 to any
+/// message but 1.0's) gets 1.0 instead, with every sample; nothing is counted as failed.
+#[test]
+fn a_receiver_refusing_2_0_gets_1_0() {
+    let receiver = TestServer::start(&bin(), &[]);
+    let cfg = config(&[("tocsin", receiver.url("/api/v1/write"))], "")
+        + "    protobuf_message: io.prometheus.write.v2.Request\n";
+    let srv = TestServer::start_with_config(&bin(), &cfg, &[]);
+    wait_queues(&srv, &["tocsin"]);
+    push(&srv, "rw_out_f", 5, 10, now_ms() - 60_000, 0);
+    wait_until(
+        Duration::from_secs(30),
+        "every sample at the receiver",
+        || {
+            let r: serde_json::Value = client()
+                .post(receiver.url("/api/v1/query"))
+                .form(&[("query", "count(count_over_time(rw_out_f[5m]) == 10)")])
+                .send()
+                .ok()?
+                .json()
+                .ok()?;
+            (r["data"]["result"][0]["value"][1] == "5").then_some(())
+        },
+    );
+    assert_eq!(
+        metric(
+            &srv,
+            "prometheus_remote_storage_failed_samples_total",
+            "tocsin"
+        ),
+        0.0
+    );
+    assert_eq!(
+        metric(&srv, "prometheus_remote_storage_samples_total", "tocsin"),
+        50.0
+    );
+    assert!(srv.log_text().contains("does not take remote write 2.0"));
+}
