@@ -159,7 +159,7 @@ async fn integration(
         Some(ha) => match ha.nflog_get(&key, &job.group_key) {
             Ok(e) => e,
             // Sending on our own (`fallback: notify`) dedups against what we sent ourselves.
-            Err(_) if ha.may_send() => st.nflog.get(&key, &job.group_key),
+            Err(_) if ha.sending_alone() => st.nflog.get(&key, &job.group_key),
             Err(e) => {
                 // Undecidable: keep the group's state until the shared log can be read.
                 tracing::debug!(integration = %key, error = %e, "shared notification log unreadable");

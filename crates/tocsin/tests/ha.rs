@@ -98,6 +98,11 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
+        Self::start_with("")
+    }
+
+    /// With `ha_extra` added to every replica's `ha:` section.
+    fn start_with(ha_extra: &str) -> Cluster {
         let pg = PgCluster::start();
         pg.psql("postgres", "CREATE DATABASE tocsin");
         let hook = WebhookCollector::start();
@@ -106,7 +111,10 @@ impl Cluster {
         for r in 0..N {
             std::fs::write(
                 dir.path().join(format!("r{r}.yml")),
-                config(&pg, &pw, &hook.url(""), r),
+                config(&pg, &pw, &hook.url(""), r).replace(
+                    "  takeover_timeout: 2s\n",
+                    &format!("  takeover_timeout: 2s\n{ha_extra}"),
+                ),
             )
             .unwrap();
         }
@@ -788,4 +796,67 @@ fn a_replica_fills_its_gaps_from_its_peer() {
     let (n_b, labels) = count_over(&b, end);
     assert_eq!(n_b, 80.0, "b's hole filled from a: {labels}");
     assert!(labels.get("replica").is_none(), "{labels}");
+}
+
+/// `fallback: notify`: with PostgreSQL gone, every replica notifies on its own (duplicates
+/// instead of silence), and the replica that sends again once it is back does not repeat what
+/// the shared log holds.
+#[test]
+fn fallback_notify_sends_without_the_database() {
+    if !have_postgres() {
+        return;
+    }
+    let mut c = Cluster::start_with("  fallback: notify\n");
+    c.sender();
+    c.pg.stop();
+    for r in 0..N {
+        wait_until(Duration::from_secs(20), "tocsin_ha_database_up 0", || {
+            (metric(c.srv(r), "tocsin_ha_database_up") == Some(0.0)).then_some(())
+        });
+    }
+    c.fire("Alone");
+    let reqs = c
+        .hook
+        .wait_for(Duration::from_secs(20), "Alone from every replica", |r| {
+            notified(r, "Alone", "firing").len() >= N
+        });
+    // The same news from each: one notification id.
+    assert_eq!(ids(&notified(&reqs, "Alone", "firing")).len(), 1);
+    c.pg.start_again();
+    c.sender();
+}
+
+/// The sender's database sessions are cut (`pg_terminate_backend`, as a network cut between it
+/// and PostgreSQL would), 5 times: another replica takes over and nothing is notified twice.
+#[test]
+fn a_sender_cut_from_the_database_hands_over() {
+    if !have_postgres() {
+        return;
+    }
+    let c = Cluster::start();
+    for i in 0..5 {
+        let before = c.sender();
+        c.pg.psql(
+            "postgres",
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = 'tocsin-r{before}'"
+            ),
+        );
+        let name = format!("Cut{i}");
+        c.fire(&name);
+        c.hook
+            .wait_for(Duration::from_secs(30), "the notification", |r| {
+                !notified(r, &name, "firing").is_empty()
+            });
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let reqs = c.hook.requests();
+    for i in 0..5 {
+        let name = format!("Cut{i}");
+        let n = notified(&reqs, &name, "firing");
+        assert_eq!(ids(&n).len(), 1, "{name}");
+        // Nothing was in flight when the sessions were cut: not even a repeat with the same id.
+        assert_eq!(n.len(), 1, "{name}");
+    }
 }

@@ -133,10 +133,13 @@ impl Ha {
     /// Whether this replica sends notifications now: it holds the lease and heard from the
     /// database within half the takeover time, or the database is lost and `fallback: notify`.
     pub fn may_send(&self) -> bool {
-        if self.lease.held() {
-            return true;
-        }
-        self.cfg.fallback == Fallback::Notify && !self.db_up()
+        self.lease.held() || self.sending_alone()
+    }
+
+    /// Sending on its own: the database is lost and `fallback: notify` says to notify anyway
+    /// (deduplicating against what this replica sent itself).
+    pub fn sending_alone(&self) -> bool {
+        self.cfg.fallback == Fallback::Notify && !self.lease.held() && !self.db_up()
     }
 
     /// Whether this replica holds the sender lease.
@@ -179,7 +182,7 @@ impl Ha {
         entry: &Entry,
         expires_at: i64,
     ) -> Result<(), HaError> {
-        if self.cfg.fallback == Fallback::Notify && !self.lease.held() {
+        if self.sending_alone() {
             // Sending on our own while the database is lost: nothing to fence against.
             return Ok(());
         }
