@@ -77,3 +77,43 @@ fn check_config_follows_rule_file_globs() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("bogus"), "{out}");
 }
+
+#[test]
+fn check_config_refuses_bad_ha_settings_as_the_server_does() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("tocsin.yml");
+    std::fs::write(
+        &cfg,
+        "ha:\n  postgres: postgres://tocsin:secret@127.0.0.1/tocsin\n  password_file: nope\n  replica: a\n  takeover_timeout: 10ms\n  fallback: maybe\n",
+    )
+    .unwrap();
+    let (code, out) = tocsin(&["check", "config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("fallback"), "{out}");
+    std::fs::write(
+        &cfg,
+        "ha:\n  postgres: postgres://tocsin:secret@127.0.0.1/tocsin\n  password_file: nope\n  replica: a\n  takeover_timeout: 10ms\n",
+    )
+    .unwrap();
+    let (code, out) = tocsin(&["check", "config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    for want in [
+        "tocsin.yml:2:13: ha.postgres: holds a password",
+        "tocsin.yml:3:18: ha.password_file: reading",
+        "tocsin.yml:5:21: ha.takeover_timeout: must be at least 1s",
+    ] {
+        assert!(out.contains(want), "{want}\n{out}");
+    }
+    // The server refuses the same file at start.
+    let (code, out) = tocsin(&[
+        "server",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--data-dir",
+        d.path().join("data").to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("ha.postgres: holds a password"), "{out}");
+}
