@@ -49,7 +49,7 @@ struct Entry {
 
 /// What a ping may say about its heartbeat besides "now": an Alerta heartbeat's `timeout` and
 /// the labels and annotations its `HeartbeatMissing` alert should carry.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PingDetails {
     pub timeout_ms: Option<i64>,
     pub labels: BTreeMap<String, String>,

@@ -198,6 +198,8 @@ pub struct AlertManager {
     stopped: AtomicBool,
     /// Set when this server is one of several replicas (`attach_ha`).
     ha: std::sync::OnceLock<Arc<crate::ha::Ha>>,
+    /// Applies shared operations of parts the manager does not own (see `on_shared_op`).
+    foreign_ops: std::sync::OnceLock<Box<dyn Fn(&crate::ha::Op) -> bool + Send + Sync>>,
 }
 
 impl AlertManager {
@@ -243,6 +245,7 @@ impl AlertManager {
             wake: tokio::sync::Notify::new(),
             stopped: AtomicBool::new(false),
             ha: std::sync::OnceLock::new(),
+            foreign_ops: std::sync::OnceLock::new(),
         };
         // Alerts still firing in the history when the previous process died, and resolved ones
         // notified firing but maybe not resolved, come back, so their resolve is notified even

@@ -5,6 +5,9 @@ use std::sync::{Arc, Weak};
 
 use crate::error::Result;
 use crate::events::EventKind;
+use tocsin_model::Alert;
+
+use crate::ha::ops::SharedAlert;
 use crate::ha::{Ha, Op};
 
 use super::AlertManager;
@@ -66,10 +69,28 @@ impl AlertManager {
         self.ha.get()
     }
 
-    pub(super) fn share(&self, op: Op) {
+    /// Shares `op` with the other replicas (nothing without `ha:`).
+    pub fn share(&self, op: Op) {
         if let Some(ha) = self.ha.get() {
             ha.publish(op);
         }
+    }
+
+    /// Takes alerts a client posted (the alert API, Alerta's, Pub/Sub pushes) and shares them,
+    /// so the replica that sends knows them whichever replica the client reached.
+    pub fn put_client_alerts(&self, alerts: Vec<Alert>) -> Result<()> {
+        if self.ha.get().is_some() && !alerts.is_empty() {
+            self.share(Op::Alerts {
+                alerts: alerts.iter().map(SharedAlert::from_alert).collect(),
+            });
+        }
+        self.put_alerts(alerts)
+    }
+
+    /// Applies the shared operations the alert manager does not own (heartbeat pings); the
+    /// server sets it.
+    pub fn on_shared_op(&self, f: Box<dyn Fn(&Op) -> bool + Send + Sync>) {
+        let _ = self.foreign_ops.set(f);
     }
 
     /// Every group flushes at once: this replica just took over sending, and what the previous
@@ -139,9 +160,17 @@ impl AlertManager {
                 .marks
                 .note(*fingerprint, by, text, *at)
                 .map(|_| self.tell(*fingerprint, EventKind::Noted)),
+            Op::Alerts { alerts } => {
+                self.put_alerts(alerts.iter().map(SharedAlert::to_alert).collect())
+            }
+            Op::Heartbeat { .. } => {
+                return self.foreign_ops.get().is_some_and(|f| f(op));
+            }
         };
         match res {
             Ok(()) => true,
+            // A client's batch with invalid alerts: the valid ones were taken here too.
+            Err(crate::Error::BadData(_)) if matches!(op, Op::Alerts { .. }) => true,
             Err(e) => {
                 tracing::debug!(error = %e, op = ?op, "HA: another replica's operation not applied (yet)");
                 false

@@ -51,6 +51,32 @@ impl tocsin_rules::AlertSink for BuiltinSink {
 }
 
 impl AmRuntime {
+    /// Applies heartbeat pings other replicas received (see `tocsin_alerts::ha`).
+    pub fn take_shared_pings(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        self.am.on_shared_op(Box::new(move |op| {
+            let (Some(rt), tocsin_alerts::ha::Op::Heartbeat { name, at, details }) =
+                (me.upgrade(), op)
+            else {
+                return false;
+            };
+            let r = match details {
+                Some(d) => rt.heartbeats.ping_with(name, *at, d.clone()),
+                None => rt.heartbeats.ping(name, *at),
+            };
+            match r {
+                Ok(()) => {
+                    rt.write_heartbeats(Some(name));
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(heartbeat = %name, error = %e, "another replica's ping not applied");
+                    false
+                }
+            }
+        }));
+    }
+
     fn write_heartbeats(&self, only: Option<&str>) {
         let now = self.clock.now_ms();
         let mut app = self.appendable.appender();
@@ -179,7 +205,7 @@ impl AmRuntime {
 
 impl tocsin_api::am::AlertmanagerApi for AmRuntime {
     fn put_alerts(&self, alerts: Vec<Alert>) -> tocsin_alerts::Result<()> {
-        self.am.put_alerts(alerts)
+        self.am.put_client_alerts(alerts)
     }
     fn alerts(&self, f: &AlertFilter) -> Vec<AlertView> {
         self.am.alerts(f)
@@ -221,8 +247,14 @@ impl tocsin_api::am::AlertmanagerApi for AmRuntime {
         self.am.started_at_ms()
     }
     fn heartbeat(&self, name: &str) -> tocsin_alerts::Result<()> {
-        self.heartbeats.ping(name, self.clock.now_ms())?;
+        let now = self.clock.now_ms();
+        self.heartbeats.ping(name, now)?;
         self.write_heartbeats(Some(name));
+        self.am.share(tocsin_alerts::ha::Op::Heartbeat {
+            name: name.to_string(),
+            at: now,
+            details: None,
+        });
         Ok(())
     }
     fn heartbeats(&self) -> Vec<HeartbeatStatus> {
@@ -233,9 +265,14 @@ impl tocsin_api::am::AlertmanagerApi for AmRuntime {
         name: &str,
         details: tocsin_alerts::heartbeat::PingDetails,
     ) -> tocsin_alerts::Result<()> {
-        self.heartbeats
-            .ping_with(name, self.clock.now_ms(), details)?;
+        let now = self.clock.now_ms();
+        self.heartbeats.ping_with(name, now, details.clone())?;
         self.write_heartbeats(Some(name));
+        self.am.share(tocsin_alerts::ha::Op::Heartbeat {
+            name: name.to_string(),
+            at: now,
+            details: Some(details),
+        });
         Ok(())
     }
     fn recent_alerts(&self, matchers: &[Matcher]) -> Vec<Alert> {

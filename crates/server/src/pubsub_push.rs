@@ -352,7 +352,7 @@ impl PubsubIntake {
                 .get(msg.alert.fingerprint())
                 .is_some_and(|old| old.resolved_at(now_ms));
         if !stale {
-            am.put_alerts(vec![msg.alert.clone()])?;
+            am.put_client_alerts(vec![msg.alert.clone()])?;
         }
         self.log
             .record(&msg.message_id, &msg.subscription, now_ms)?;

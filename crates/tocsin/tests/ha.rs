@@ -494,6 +494,41 @@ fn silences_acks_and_notes_reach_every_replica_and_an_action_runs_once() {
         "FIGURE ha ack and note on another replica after {:.3} s",
         t0.elapsed().as_secs_f64()
     );
+    // An alert a client posts to one replica that does not send reaches the one that does.
+    let sender = c.sender();
+    let other = (sender + 1) % N;
+    let (code, v) = post(
+        c.srv(other),
+        "/api/v2/alerts",
+        json!([alert_json(
+            "OnlyOne",
+            "x",
+            now_ms() - 1000,
+            Some(now_ms() + 600_000)
+        )]),
+    );
+    assert_eq!(code, 200, "{v}");
+    c.hook
+        .wait_for(Duration::from_secs(10), "OnlyOne notified", |r| {
+            !notified(r, "OnlyOne", "firing").is_empty()
+        });
+    // A heartbeat ping received by one replica counts on all.
+    let r = client()
+        .post(c.srv(other).url("/api/v1/heartbeat/nightly-backup"))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    for r in 0..N {
+        wait_until(Duration::from_secs(5), "the ping on every replica", || {
+            let v: Value = client()
+                .get(c.srv(r).url("/api/v1/heartbeats"))
+                .send()
+                .ok()?
+                .json()
+                .ok()?;
+            v.to_string().contains("nightly-backup").then_some(())
+        });
+    }
     // An action: three replicas see the alert, the policy's call is made once.
     c.fire("Fix");
     c.hook

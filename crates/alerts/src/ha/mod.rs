@@ -205,7 +205,8 @@ impl Ha {
         }
     }
 
-    /// Drops shared log entries past their expiry (the sender does it, once a gc round).
+    /// Drops shared log entries past their expiry and operations no replica needs any more (the
+    /// sender does it, once a gc round).
     pub fn gc(&self, now: i64) -> Result<u64, HaError> {
         self.pg.call(move |c| pg::nflog_gc(c, now))
     }

@@ -56,6 +56,55 @@ pub enum Op {
         text: String,
         at: i64,
     },
+    /// Alerts a client posted to this replica (API, Alerta, Pub/Sub push): the others take them
+    /// too, so whichever replica sends knows them. Alerts from the rules are not shared: every
+    /// replica evaluates them.
+    Alerts { alerts: Vec<SharedAlert> },
+    /// A heartbeat ping received here, so no replica thinks the job late.
+    Heartbeat {
+        name: String,
+        at: i64,
+        details: Option<crate::heartbeat::PingDetails>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedAlert {
+    pub labels: Vec<(String, String)>,
+    pub annotations: std::collections::BTreeMap<String, String>,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub generator_url: String,
+}
+
+impl SharedAlert {
+    pub fn from_alert(a: &tocsin_model::Alert) -> SharedAlert {
+        SharedAlert {
+            labels: a
+                .labels
+                .iter()
+                .map(|l| (l.name.to_string(), l.value.to_string()))
+                .collect(),
+            annotations: a.annotations.clone(),
+            starts_at: a.starts_at,
+            // An end the receiving manager filled in from its resolve timeout is not the
+            // client's: the other replicas fill in their own.
+            ends_at: if a.timeout { 0 } else { a.ends_at },
+            generator_url: a.generator_url.clone(),
+        }
+    }
+
+    pub fn to_alert(&self) -> tocsin_model::Alert {
+        tocsin_model::Alert {
+            labels: tocsin_model::Labels::from_pairs(&self.labels),
+            annotations: self.annotations.clone(),
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            generator_url: self.generator_url.clone(),
+            updated_at: 0,
+            timeout: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +124,8 @@ impl Op {
             Op::Shelve { .. } => "shelve",
             Op::Unshelve { .. } => "unshelve",
             Op::Note { .. } => "note",
+            Op::Alerts { .. } => "alerts",
+            Op::Heartbeat { .. } => "heartbeat",
         }
     }
 }

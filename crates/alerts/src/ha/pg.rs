@@ -217,11 +217,30 @@ pub(crate) fn nflog_log(
     Ok(n == 1)
 }
 
+/// Drops expired log entries, and operations no replica needs any more: re-sent alerts and
+/// pings after an hour (their senders re-send), acknowledgements, shelves and notes after the
+/// alert history's 30 days, silences 5 days after they ended (Alertmanager's retention).
+/// A replica that joins later reads what is left.
 pub(crate) fn nflog_gc(c: &mut Client, now: i64) -> Result<u64, postgres::Error> {
-    c.execute(
+    let hour = now - 3_600_000;
+    let month = now - 30 * 24 * 3_600_000;
+    let five_days = now - 5 * 24 * 3_600_000;
+    let mut n = c.execute(
         "DELETE FROM tocsin_ha_nflog WHERE expires_at <= $1",
         &[&now],
-    )
+    )?;
+    n += c.execute(
+        "DELETE FROM tocsin_ha_ops WHERE
+             (kind IN ('alerts', 'heartbeat') AND at < $1)
+          OR (kind IN ('ack', 'unack', 'shelve', 'unshelve', 'note') AND at < $2)
+          OR (kind = 'silence' AND ((body::jsonb ->> 'ends_at')::bigint) < $3)",
+        &[&hour, &month, &five_days],
+    )?;
+    n += c.execute(
+        "DELETE FROM tocsin_ha_action_claims WHERE at < $1",
+        &[&month],
+    )?;
+    Ok(n)
 }
 
 pub(crate) fn claim_action(
