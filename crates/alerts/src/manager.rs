@@ -199,7 +199,7 @@ pub struct AlertManager {
     /// Set when this server is one of several replicas (`attach_ha`).
     ha: std::sync::OnceLock<Arc<crate::ha::Ha>>,
     /// Applies shared operations of parts the manager does not own (see `on_shared_op`).
-    foreign_ops: std::sync::OnceLock<Box<dyn Fn(&crate::ha::Op) -> bool + Send + Sync>>,
+    foreign_ops: std::sync::OnceLock<crate::ha::ApplyOp>,
 }
 
 impl AlertManager {

@@ -89,7 +89,7 @@ impl AlertManager {
 
     /// Applies the shared operations the alert manager does not own (heartbeat pings); the
     /// server sets it.
-    pub fn on_shared_op(&self, f: Box<dyn Fn(&Op) -> bool + Send + Sync>) {
+    pub fn on_shared_op(&self, f: crate::ha::ApplyOp) {
         let _ = self.foreign_ops.set(f);
     }
 

@@ -65,6 +65,9 @@ pub struct HaMetrics {
 /// How long an operation that cannot be applied yet is retried.
 const RETRY_FOR: Duration = Duration::from_secs(120);
 
+/// Applies one shared operation; false when it could not be (yet).
+pub type ApplyOp = Box<dyn Fn(&Op) -> bool + Send + Sync>;
+
 /// Called by the lease thread when this replica becomes the sender.
 pub type OnTakeover = Box<dyn Fn() + Send + Sync>;
 
