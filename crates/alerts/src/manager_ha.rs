@@ -29,6 +29,14 @@ impl AlertManager {
             }
         }));
         let db = self.marks.db().clone();
+        match ha.keep_queue_in(db.clone()) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                operations = n,
+                "HA: operations queued before the restart will be shared"
+            ),
+            Err(e) => return Err(e),
+        }
         db.write(|tx| {
             tx.execute_batch(
                 "CREATE TABLE IF NOT EXISTS ha_position (

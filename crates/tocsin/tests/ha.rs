@@ -583,6 +583,11 @@ fn losing_postgres_stops_notifying_and_getting_it_back_catches_up() {
     assert_eq!(code, 200, "{v}");
     let id = v["silenceID"].as_str().unwrap().to_string();
     assert!(metric(c.srv(1), "tocsin_ha_ops_queued").unwrap_or(0.0) >= 1.0);
+    // The queue is kept in state.db: a crash of that replica while the database is away loses
+    // nothing of it.
+    c.kill(1);
+    c.restart(1);
+    assert!(metric(c.srv(1), "tocsin_ha_ops_queued").unwrap_or(0.0) >= 1.0);
     wait_until(
         Duration::from_secs(40),
         "TocsinHADatabaseUnreachable",

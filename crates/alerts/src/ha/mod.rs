@@ -231,7 +231,15 @@ impl Ha {
     pub fn publish(&self, op: Op) {
         self.metrics.ops_published.fetch_add(1, Ordering::Relaxed);
         self.ops.push(op);
-        self.push_outbox();
+        if !self.push_outbox() {
+            self.ops.persist();
+        }
+    }
+
+    /// Keeps operations that wait for the database in `db` (this replica's state.db), and
+    /// queues those a previous process left there; returns how many.
+    pub fn keep_queue_in(&self, db: crate::state::StateDb) -> crate::Result<usize> {
+        self.ops.keep_in(db)
     }
 
     /// Writes queued operations; false while some are still queued. One writer at a time (the

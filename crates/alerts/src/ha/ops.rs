@@ -130,13 +130,22 @@ impl Op {
     }
 }
 
-/// Operations not yet written, oldest first. Bounded: past `MAX_QUEUED` the oldest are dropped
-/// (and logged), since a replica cut off that long has bigger news than one old note.
+/// Operations not yet written, oldest first. Those that could not be written at once are also
+/// kept in `state.db` (`ha_outbox`), so a replica that crashes while the database is away still
+/// shares them when it is back. Bounded: past `MAX_QUEUED` the oldest are dropped (and logged),
+/// since a replica cut off that long has bigger news than one old note.
 pub(crate) struct Outbox {
     origin: String,
-    queue: Mutex<VecDeque<Op>>,
+    queue: Mutex<VecDeque<Item>>,
     /// Held while a batch is being written.
     writing: Mutex<()>,
+    db: std::sync::OnceLock<crate::state::StateDb>,
+}
+
+struct Item {
+    op: Op,
+    /// Its `ha_outbox` row, once kept there.
+    row: Option<i64>,
 }
 
 const MAX_QUEUED: usize = 100_000;
@@ -147,7 +156,40 @@ impl Outbox {
             origin,
             queue: Mutex::new(VecDeque::new()),
             writing: Mutex::new(()),
+            db: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Keeps unwritten operations in `db` from now on, and queues those a previous process left
+    /// there (ahead of anything queued since).
+    pub(crate) fn keep_in(&self, db: crate::state::StateDb) -> crate::Result<usize> {
+        db.write(|tx| {
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS ha_outbox (
+                     id   INTEGER PRIMARY KEY AUTOINCREMENT,
+                     body TEXT NOT NULL
+                 );",
+            )
+        })?;
+        let rows: Vec<(i64, String)> = db.with_conn(|c| {
+            let mut st = c.prepare("SELECT id, body FROM ha_outbox ORDER BY id")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        let n = rows.len();
+        {
+            let mut q = self.queue.lock();
+            for (id, body) in rows.into_iter().rev() {
+                match serde_json::from_str::<Op>(&body) {
+                    Ok(op) => q.push_front(Item { op, row: Some(id) }),
+                    Err(e) => {
+                        tracing::error!(row = id, error = %e, "HA: unreadable queued operation skipped")
+                    }
+                }
+            }
+        }
+        let _ = self.db.set(db);
+        Ok(n)
     }
 
     pub(crate) fn push(&self, op: Op) {
@@ -156,11 +198,45 @@ impl Outbox {
             q.pop_front();
             tracing::error!("HA: operation queue full, the oldest queued operation is dropped");
         }
-        q.push_back(op);
+        q.push_back(Item { op, row: None });
     }
 
     pub(crate) fn len(&self) -> usize {
         self.queue.lock().len()
+    }
+
+    /// Writes the queued operations not yet in `state.db` there (after the database could not
+    /// take them).
+    pub(crate) fn persist(&self) {
+        let Some(db) = self.db.get() else { return };
+        let mut q = self.queue.lock();
+        let todo: Vec<(usize, String)> = q
+            .iter()
+            .enumerate()
+            .filter(|(_, it)| it.row.is_none())
+            .map(|(i, it)| (i, serde_json::to_string(&it.op).unwrap_or_default()))
+            .collect();
+        if todo.is_empty() {
+            return;
+        }
+        let res = db.write(|tx| {
+            let mut ids = Vec::with_capacity(todo.len());
+            for (_, body) in &todo {
+                tx.execute("INSERT INTO ha_outbox (body) VALUES (?1)", [body])?;
+                ids.push(tx.last_insert_rowid());
+            }
+            Ok(ids)
+        });
+        match res {
+            Ok(ids) => {
+                for ((i, _), id) in todo.iter().zip(ids) {
+                    if let Some(it) = q.get_mut(*i) {
+                        it.row = Some(id);
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "HA: queued operations not kept in state.db"),
+        }
     }
 
     /// Writes the queued operations with `write` (one transaction), removing them once written.
@@ -174,15 +250,26 @@ impl Outbox {
             .lock()
             .iter()
             .take(1000)
-            .map(|o| (self.origin.clone(), o.clone()))
+            .map(|it| (self.origin.clone(), it.op.clone()))
             .collect();
         if batch.is_empty() {
             return Ok(());
         }
         write(&batch)?;
-        let mut q = self.queue.lock();
-        for _ in 0..batch.len() {
-            q.pop_front();
+        let mut last_row = None;
+        {
+            let mut q = self.queue.lock();
+            for _ in 0..batch.len() {
+                if let Some(Item { row: Some(r), .. }) = q.pop_front() {
+                    last_row = Some(r);
+                }
+            }
+        }
+        // Rows are kept in queue order, so the written ones are every row up to the last.
+        if let (Some(r), Some(db)) = (last_row, self.db.get()) {
+            if let Err(e) = db.write(|tx| tx.execute("DELETE FROM ha_outbox WHERE id <= ?1", [r])) {
+                tracing::warn!(error = %e, "HA: written operations not removed from state.db");
+            }
         }
         Ok(())
     }
