@@ -148,6 +148,11 @@ impl Engine {
             now,
         )?;
         tracing::info!(policy, who, "action policy reset");
+        self.share(tocsin_alerts::ha::Op::ActionReset {
+            policy: policy.to_string(),
+            by: who.to_string(),
+            at: now,
+        });
         self.builtin.reset(self, policy, now);
         Ok(self.policy_json(policy, now))
     }

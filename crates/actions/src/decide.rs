@@ -70,11 +70,18 @@ impl Engine {
                 }
                 self.suppress(&job, &s, now);
             }
-            (Ok(()), _) => match p.cfg.mode {
-                Mode::Auto => self.start(job, p, now, false),
-                Mode::DryRun => self.dry_run(&job, &p, now),
-                Mode::Approve => self.queue_approval(job, &p, now),
-            },
+            (Ok(()), _) => {
+                self.share(tocsin_alerts::ha::Op::ActionAdmitted {
+                    policy: job.policy.clone(),
+                    target: job.target.clone(),
+                    at: now,
+                });
+                match p.cfg.mode {
+                    Mode::Auto => self.start(job, p, now, false),
+                    Mode::DryRun => self.dry_run(&job, &p, now),
+                    Mode::Approve => self.queue_approval(job, &p, now),
+                }
+            }
         }
     }
 
@@ -137,6 +144,13 @@ impl Engine {
             tracing::error!(policy, error = %e, "recording the trip failed");
         }
         self.builtin.tripped(self, policy, t, now);
+        self.share(tocsin_alerts::ha::Op::ActionTripped {
+            policy: policy.to_string(),
+            guard: t.guard.as_str().to_string(),
+            reason: t.reason.clone(),
+            at: t.at_ms,
+            reset_at: t.reset_at_ms,
+        });
     }
 
     fn suppress(&self, job: &Job, s: &Suppression, now: i64) {

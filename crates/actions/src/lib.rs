@@ -20,6 +20,7 @@ pub mod kinds;
 pub mod metrics;
 pub mod notifier;
 mod resume;
+mod shared;
 pub mod template;
 
 pub use config::{ActionsConfig, Mode, On, PolicyConfig};

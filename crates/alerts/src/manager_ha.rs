@@ -171,7 +171,10 @@ impl AlertManager {
             Op::Alerts { alerts } => {
                 self.put_alerts(alerts.iter().map(SharedAlert::to_alert).collect())
             }
-            Op::Heartbeat { .. } => {
+            Op::Heartbeat { .. }
+            | Op::ActionAdmitted { .. }
+            | Op::ActionTripped { .. }
+            | Op::ActionReset { .. } => {
                 return self.foreign_ops.get().is_some_and(|f| f(op));
             }
         };

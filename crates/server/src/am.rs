@@ -51,10 +51,14 @@ impl tocsin_rules::AlertSink for BuiltinSink {
 }
 
 impl AmRuntime {
-    /// Applies heartbeat pings other replicas received (see `tocsin_alerts::ha`).
-    pub fn take_shared_pings(self: &Arc<Self>) {
+    /// Applies heartbeat pings other replicas received, and their action guards' events (see
+    /// `tocsin_alerts::ha`).
+    pub fn take_shared_ops(self: &Arc<Self>, actions: Arc<tocsin_actions::Engine>) {
         let me = Arc::downgrade(self);
         self.am.on_shared_op(Box::new(move |op| {
+            if actions.apply_shared(op) {
+                return true;
+            }
             let (Some(rt), tocsin_alerts::ha::Op::Heartbeat { name, at, details }) =
                 (me.upgrade(), op)
             else {

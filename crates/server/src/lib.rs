@@ -473,7 +473,7 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         silence_limits,
         pubsub,
     });
-    am_rt.take_shared_pings();
+    am_rt.take_shared_ops(action_engine.clone());
     let relabel = Arc::new(alerting::RelabelSink {
         configs: parking_lot::RwLock::new(Vec::new()),
         inner: Arc::new(tocsin_rules::sender::FanOut(vec![

@@ -65,7 +65,7 @@ alertmanager:
     group_interval: 1s
     repeat_interval: 1h
     routes:
-      - matchers: ['alertname="Fix"']
+      - matchers: ['alertname=~"Fix|Fix2"']
         receiver: fix
   receivers:
     - name: hook
@@ -77,6 +77,7 @@ actions:
     - name: restart
       target: '{{{{ $labels.vm }}}}'
       http: {{url: '{hook}/restart/{{{{ $labels.vm }}}}'}}
+      guards: {{rate: {{limit: 1, window: 1h}}}}
 "#,
         url = pg.url("tocsin"),
         pw = pwfile.display(),
@@ -899,4 +900,45 @@ fn a_sender_cut_from_the_database_hands_over() {
         // Nothing was in flight when the sessions were cut: not even a repeat with the same id.
         assert_eq!(n.len(), 1, "{name}");
     }
+}
+
+/// A policy's guards count what every replica ran: the sender runs an action (rate limit one
+/// an hour) and is killed; the replica taking over refuses a second action of that policy.
+#[test]
+fn action_guards_count_across_a_takeover() {
+    if !have_postgres() {
+        return;
+    }
+    let mut c = Cluster::start();
+    let first = c.sender();
+    c.fire("Fix");
+    c.hook
+        .wait_for(Duration::from_secs(30), "the first action's call", |r| {
+            r.iter().any(|q| q.path == "/restart/vm-Fix")
+        });
+    c.kill(first);
+    let second = c.sender();
+    assert_ne!(first, second);
+    c.fire("Fix2");
+    // Routed to the policy by a route of its own.
+    let got = wait_until(Duration::from_secs(30), "the second action decided", || {
+        let v: Value = client()
+            .get(c.srv(second).url("/api/v1/actions"))
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        let rows = v["data"].as_array()?.clone();
+        rows.into_iter()
+            .find(|r| r["target"] == "vm-Fix2" && r["outcome"] != "matched")
+    });
+    assert_eq!(got["outcome"], "suppressed", "{got}");
+    assert_eq!(got["guard"], "rate", "{got}");
+    assert!(
+        !c.hook
+            .requests()
+            .iter()
+            .any(|q| q.path == "/restart/vm-Fix2"),
+        "the rate limit held across the takeover"
+    );
 }

@@ -60,6 +60,23 @@ pub enum Op {
     /// too, so whichever replica sends knows them. Alerts from the rules are not shared: every
     /// replica evaluates them.
     Alerts { alerts: Vec<SharedAlert> },
+    /// An action admitted by its policy's guards here, so that a replica taking over sending
+    /// counts it against the same rate, target and cooldown limits.
+    ActionAdmitted {
+        policy: String,
+        target: String,
+        at: i64,
+    },
+    /// A policy tripped here: it stays tripped whichever replica sends.
+    ActionTripped {
+        policy: String,
+        guard: String,
+        reason: String,
+        at: i64,
+        reset_at: i64,
+    },
+    /// A tripped policy reset by a person here.
+    ActionReset { policy: String, by: String, at: i64 },
     /// A heartbeat ping received here, so no replica thinks the job late.
     Heartbeat {
         name: String,
@@ -126,6 +143,9 @@ impl Op {
             Op::Note { .. } => "note",
             Op::Alerts { .. } => "alerts",
             Op::Heartbeat { .. } => "heartbeat",
+            Op::ActionAdmitted { .. } => "action_admitted",
+            Op::ActionTripped { .. } => "action_tripped",
+            Op::ActionReset { .. } => "action_reset",
         }
     }
 }

@@ -231,8 +231,9 @@ pub(crate) fn nflog_gc(c: &mut Client, now: i64) -> Result<u64, postgres::Error>
     )?;
     n += c.execute(
         "DELETE FROM tocsin_ha_ops WHERE
-             (kind IN ('alerts', 'heartbeat') AND at < $1)
-          OR (kind IN ('ack', 'unack', 'shelve', 'unshelve', 'note') AND at < $2)
+             (kind IN ('alerts', 'heartbeat', 'action_admitted') AND at < $1)
+          OR (kind IN ('ack', 'unack', 'shelve', 'unshelve', 'note', 'action_tripped',
+                       'action_reset') AND at < $2)
           OR (kind = 'silence' AND ((body::jsonb ->> 'ends_at')::bigint) < $3)",
         &[&hour, &month, &five_days],
     )?;
