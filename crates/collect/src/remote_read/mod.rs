@@ -317,17 +317,23 @@ impl Remote {
     }
 }
 
-/// A `SAMPLES` answer: a snappy-compressed `ReadResponse` with one result.
-pub fn decode_samples(body: &[u8]) -> Result<Vec<RawSeries>, String> {
+/// A snappy block-compressed body (`what`: "answer", "request") decompressed, refused when it
+/// would be larger than `max` bytes.
+pub(crate) fn unsnappy(body: &[u8], what: &str, max: usize) -> Result<Vec<u8>, String> {
     let size = snap::raw::decompress_len(body).map_err(|e| format!("snappy: {e}"))?;
-    if size > MAX_RESPONSE_BYTES {
+    if size > max {
         return Err(format!(
-            "the answer decompresses to {size} bytes, more than {MAX_RESPONSE_BYTES}"
+            "the {what} decompresses to {size} bytes, more than {max}"
         ));
     }
-    let raw = snap::raw::Decoder::new()
+    snap::raw::Decoder::new()
         .decompress_vec(body)
-        .map_err(|e| format!("snappy: {e}"))?;
+        .map_err(|e| format!("snappy: {e}"))
+}
+
+/// A `SAMPLES` answer: a snappy-compressed `ReadResponse` with one result.
+pub fn decode_samples(body: &[u8]) -> Result<Vec<RawSeries>, String> {
+    let raw = unsnappy(body, "answer", MAX_RESPONSE_BYTES)?;
     let r = proto::ReadResponse::decode(raw.as_slice())
         .map_err(|e| format!("not a ReadResponse: {e}"))?;
     let mut out = Vec::new();

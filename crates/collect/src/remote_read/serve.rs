@@ -13,15 +13,7 @@ const MAX_REQUEST_BYTES: usize = 16 << 20;
 
 /// A snappy-compressed `ReadRequest`, as clients send it.
 pub fn decode_request(body: &[u8]) -> Result<proto::ReadRequest, String> {
-    let size = snap::raw::decompress_len(body).map_err(|e| format!("snappy: {e}"))?;
-    if size > MAX_REQUEST_BYTES {
-        return Err(format!(
-            "the request decompresses to {size} bytes, more than {MAX_REQUEST_BYTES}"
-        ));
-    }
-    let raw = snap::raw::Decoder::new()
-        .decompress_vec(body)
-        .map_err(|e| format!("snappy: {e}"))?;
+    let raw = super::unsnappy(body, "request", MAX_REQUEST_BYTES)?;
     let r = proto::ReadRequest::decode(raw.as_slice())
         .map_err(|e| format!("not a ReadRequest: {e}"))?;
     if r.queries.is_empty() {
