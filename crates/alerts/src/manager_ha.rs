@@ -22,6 +22,9 @@ impl AlertManager {
         }
         let h = Arc::clone(&ha);
         self.silences.on_write(Box::new(move |op| h.publish(op)));
+        let h = Arc::clone(&ha);
+        self.store
+            .on_history(Box::new(move |changes| h.record_history(changes)));
         let weak: Weak<AlertManager> = Arc::downgrade(self);
         ha.set_on_takeover(Box::new(move || {
             if let Some(am) = weak.upgrade() {
@@ -104,6 +107,13 @@ impl AlertManager {
     /// Every group flushes at once: this replica just took over sending, and what the previous
     /// sender had not logged is due now.
     pub(super) fn flush_all_now(&self) {
+        // The previous sender may have died before writing the openings of what fires now.
+        if let Some(ha) = self.ha.get() {
+            match self.store.open_episodes() {
+                Ok(open) => ha.record_history(open),
+                Err(e) => tracing::warn!(error = %e, "HA: open alert history not shared"),
+            }
+        }
         let now = self.clock.now_ms();
         self.dispatcher.lock().all_due(now);
         self.wake.notify_one();

@@ -57,6 +57,16 @@ impl AlertManager {
         &self,
         q: &crate::store::HistoryQuery,
     ) -> Result<Vec<crate::store::HistoryEntry>> {
+        // Replicas show the shared history (gaps of this one's downtime included); this
+        // replica's own record answers when the database does not.
+        if let Some(ha) = self.ha() {
+            match ha.history_query(q) {
+                Ok(rows) => return Ok(rows),
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared alert history unreadable; answering with this replica's")
+                }
+            }
+        }
         self.store.history_query(q)
     }
 

@@ -28,9 +28,12 @@ use crate::events::{AlertEvent, EventBus};
 mod history;
 #[path = "store_resolved.rs"]
 mod resolved;
+#[path = "store_shared.rs"]
+mod shared;
 use crate::state::StateDb;
 pub use history::HistoryQuery;
 use resolved::change_kind;
+pub use shared::{HistoryChange, HistoryHook};
 
 /// How long closed history rows are kept.
 pub const DEFAULT_HISTORY_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
@@ -42,6 +45,8 @@ pub struct AlertStore {
     history_retention_ms: AtomicI64,
     /// Firing, resolved and updated alerts are published here as they are put.
     events: EventBus,
+    /// Told of every history change recorded (replicas share the history).
+    history_hook: std::sync::OnceLock<HistoryHook>,
 }
 
 /// One row of the alert history.
@@ -102,6 +107,7 @@ impl AlertStore {
             resolve_timeout_ms: AtomicI64::new(resolve_timeout_ms),
             history_retention_ms: AtomicI64::new(DEFAULT_HISTORY_RETENTION_MS),
             events: EventBus::default(),
+            history_hook: std::sync::OnceLock::new(),
         })
     }
 
@@ -230,6 +236,7 @@ impl AlertStore {
     pub fn close_notified(&self, alerts: &[Alert], now_ms: i64) {
         let mut inner = self.inner.lock();
         let mut closes: Vec<(u64, i64, i64)> = Vec::new();
+        let mut episodes: HashMap<u64, (Labels, i64)> = HashMap::new();
         for a in alerts {
             let fp = a.fingerprint();
             if inner
@@ -241,6 +248,7 @@ impl AlertStore {
             }
             if let Some(row) = inner.open.get(&fp) {
                 closes.push((fp, row.id, a.ends_at.max(row.starts_at)));
+                episodes.insert(fp, (a.labels.clone(), row.starts_at));
             }
         }
         if closes.is_empty() {
@@ -256,9 +264,16 @@ impl AlertStore {
         });
         match res {
             Ok(()) => {
-                for (fp, _, _) in closes {
+                let mut told = Vec::with_capacity(closes.len());
+                for (fp, _, ends_at) in closes {
                     inner.open.remove(&fp);
+                    told.push(HistoryChange::Close {
+                        fingerprint: fp,
+                        ends_at,
+                        episode: episodes.remove(&fp),
+                    });
                 }
+                self.tell_history(told);
             }
             Err(e) => tracing::warn!(error = %e, "alert history not updated"),
         }
@@ -366,6 +381,7 @@ impl AlertStore {
             })
             .collect();
         let Inner { open, .. } = &mut *inner;
+        let mut told = Vec::new();
         // The alerts are stored whatever happens to the history: losing a history row is
         // better than refusing alerts because the disk is full.
         let res = self.db.write(|tx| {
@@ -381,6 +397,12 @@ impl AlertStore {
                 };
                 for op in decide(old.as_ref(), merged, row, now) {
                     let change = exec(tx, *fp, &merged.labels, op)?;
+                    told.push(shared::change(
+                        *fp,
+                        &merged.labels,
+                        op,
+                        row.map(|r| r.starts_at),
+                    ));
                     overlay.insert(*fp, change);
                 }
             }
@@ -388,9 +410,13 @@ impl AlertStore {
         });
         match res {
             Ok(overlay) => apply(open, overlay),
-            Err(e) => tracing::warn!(error = %e, "alert history not recorded"),
+            Err(e) => {
+                told.clear();
+                tracing::warn!(error = %e, "alert history not recorded");
+            }
         }
         drop(inner);
+        self.tell_history(told);
         self.events.publish(events);
         out
     }
@@ -441,10 +467,12 @@ impl AlertStore {
         removed.sort_by(|a, b| a.labels.cmp(&b.labels));
 
         let mut closes: Vec<(u64, i64, i64)> = Vec::new();
+        let mut episodes: HashMap<u64, (Labels, i64)> = HashMap::new();
         for a in &removed {
             let fp = a.fingerprint();
             if let Some(row) = inner.open.get(&fp) {
                 closes.push((fp, row.id, a.ends_at.max(row.starts_at)));
+                episodes.insert(fp, (a.labels.clone(), row.starts_at));
             }
         }
         let orphans_due = !inner.orphans.is_empty() && now_ms >= first_seen.saturating_add(rt);
@@ -467,9 +495,16 @@ impl AlertStore {
         });
         match res {
             Ok(()) => {
-                for (fp, _, _) in closes {
+                let mut told = Vec::with_capacity(closes.len());
+                for (fp, _, ends_at) in closes {
                     inner.open.remove(&fp);
+                    told.push(HistoryChange::Close {
+                        fingerprint: fp,
+                        ends_at,
+                        episode: episodes.remove(&fp),
+                    });
                 }
+                self.tell_history(told);
             }
             Err(e) => tracing::warn!(error = %e, "alert history not updated"),
         }
@@ -691,7 +726,7 @@ fn set_per_row(db: &StateDb, column: &'static str, rows: &[(i64, i64)]) -> Resul
     })
 }
 
-fn encode_labels(labels: &Labels) -> String {
+pub(crate) fn encode_labels(labels: &Labels) -> String {
     let m: serde_json::Map<String, serde_json::Value> = labels
         .iter()
         .map(|l| (l.name.clone(), serde_json::Value::from(l.value.clone())))
@@ -699,7 +734,7 @@ fn encode_labels(labels: &Labels) -> String {
     serde_json::Value::Object(m).to_string()
 }
 
-fn decode_labels(s: &str) -> std::result::Result<Labels, String> {
+pub(crate) fn decode_labels(s: &str) -> std::result::Result<Labels, String> {
     let m: std::collections::BTreeMap<String, String> =
         serde_json::from_str(s).map_err(|e| e.to_string())?;
     let pairs: Vec<(String, String)> = m.into_iter().collect();

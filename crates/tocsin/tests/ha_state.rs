@@ -271,3 +271,52 @@ fn action_guards_count_across_a_takeover() {
         "the rate limit held across the takeover"
     );
 }
+
+/// The alert history is one for all replicas: an alert fires under one sender and resolves
+/// under the next (the first killed with -9): one row, closed, on every replica's history API.
+#[test]
+fn the_alert_history_is_shared_across_a_takeover() {
+    if !have_postgres() {
+        return;
+    }
+    let mut c = Cluster::start();
+    let first = c.sender();
+    c.fire("Hist");
+    c.hook
+        .wait_for(Duration::from_secs(30), "Hist notified", |r| {
+            !notified(r, "Hist", "firing").is_empty()
+        });
+    c.kill(first);
+    c.sender();
+    c.resolve("Hist");
+    c.hook
+        .wait_for(Duration::from_secs(30), "Hist resolved", |r| {
+            !notified(r, "Hist", "resolved").is_empty()
+        });
+    c.restart(first);
+    wait_until(
+        Duration::from_secs(10),
+        "one closed row in the shared history",
+        || {
+            let out = c.pg.psql(
+            "tocsin",
+            "SELECT count(*), min(ends_at) FROM tocsin_ha_history WHERE labels LIKE '%\"Hist\"%'",
+        );
+            (out.starts_with("1|") && !out.ends_with("|0")).then_some(())
+        },
+    );
+    for r in 0..N {
+        let v: Value = client()
+            .get(
+                c.srv(r)
+                    .url("/api/v1/alerts/history?filter=%7Balertname%3D%22Hist%22%7D"),
+            )
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let rows = v["data"].as_array().unwrap();
+        assert_eq!(rows.len(), 1, "replica r{r}: {v}");
+        assert!(rows[0]["endsAt"].is_string(), "replica r{r}: {v}");
+    }
+}

@@ -127,7 +127,9 @@ impl HaConfig {
             .keepalives(true)
             // Whole seconds, at least one: the socket option takes seconds and refuses 0.
             .keepalives_idle(std::time::Duration::from_secs((t.as_secs() / 4).max(1)))
-            .application_name(&format!("tocsin-{}", self.replica));
+            .application_name(&format!("tocsin-{}", self.replica))
+            // `CREATE ... IF NOT EXISTS` on every connect would log a notice each time.
+            .options("-c client_min_messages=warning");
         Ok(c)
     }
 

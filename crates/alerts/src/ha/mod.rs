@@ -22,6 +22,7 @@
 //! `tocsin_ha_action_claims` before it runs.
 
 mod config;
+mod history;
 mod lease;
 pub mod migrate;
 pub mod ops;
@@ -83,6 +84,8 @@ pub struct Ha {
     stopped: Arc<AtomicBool>,
     on_takeover: Arc<Mutex<Option<OnTakeover>>>,
     started_ms: i64,
+    /// To the thread writing the shared history.
+    history_tx: Mutex<std::sync::mpsc::SyncSender<Vec<crate::store::HistoryChange>>>,
 }
 
 impl Ha {
@@ -101,13 +104,37 @@ impl Ha {
             Arc::clone(&metrics),
         );
         let lease = lease::Lease::start(
-            pg_cfg,
+            pg_cfg.clone(),
             cfg.clone(),
             Arc::clone(&metrics),
             Arc::clone(&stopped),
             Arc::clone(&on_takeover),
         );
+        let (history_tx, history_rx) = std::sync::mpsc::sync_channel(10_000);
+        let history_pg = pg::Pg::start(
+            pg_cfg,
+            cfg.op_timeout(),
+            Arc::clone(&last_ok_ms),
+            Arc::clone(&metrics),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("tocsin-ha-history".into())
+            .spawn(move || {
+                while let Ok(batch) = history_rx.recv() {
+                    let mut all: Vec<crate::store::HistoryChange> = batch;
+                    while let Ok(more) = history_rx.try_recv() {
+                        all.extend(more);
+                    }
+                    if let Err(e) = history_pg.call(move |c| history::write(c, &all)) {
+                        tracing::warn!(error = %e, "HA: shared history not written");
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "HA: history thread not started");
+        }
         Ok(Arc::new(Ha {
+            history_tx: Mutex::new(history_tx),
             ops: ops::Outbox::new(cfg.replica.clone()),
             cfg,
             pg,
@@ -206,6 +233,26 @@ impl Ha {
             self.lease.lost();
             Err(HaError::LeaseLost)
         }
+    }
+
+    /// Mirrors history changes into the shared history while this replica sends (queued for
+    /// the history thread; never waits).
+    pub fn record_history(&self, changes: Vec<crate::store::HistoryChange>) {
+        if !self.is_sender() {
+            return;
+        }
+        if let Err(e) = self.history_tx.lock().try_send(changes) {
+            tracing::warn!(error = %e, "HA: shared history change dropped (queue full or closed)");
+        }
+    }
+
+    /// The shared history (the history API of every replica reads it).
+    pub fn history_query(
+        &self,
+        q: &crate::store::HistoryQuery,
+    ) -> Result<Vec<crate::store::HistoryEntry>, HaError> {
+        let q = q.clone();
+        self.pg.call(move |c| history::query(c, &q))
     }
 
     /// Drops shared log entries past their expiry and operations no replica needs any more (the

@@ -52,6 +52,15 @@ CREATE TABLE IF NOT EXISTS tocsin_ha_replicas (
     sender   BOOLEAN NOT NULL,
     since    BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tocsin_ha_history (
+    id          BIGSERIAL PRIMARY KEY,
+    fingerprint BIGINT NOT NULL,
+    labels      TEXT NOT NULL,
+    starts_at   BIGINT NOT NULL,
+    ends_at     BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS tocsin_ha_history_fp ON tocsin_ha_history (fingerprint, ends_at);
+CREATE INDEX IF NOT EXISTS tocsin_ha_history_starts ON tocsin_ha_history (starts_at);
 CREATE TABLE IF NOT EXISTS tocsin_ha_action_claims (
     key     TEXT PRIMARY KEY,
     replica TEXT NOT NULL,
@@ -239,6 +248,10 @@ pub(crate) fn nflog_gc(c: &mut Client, now: i64) -> Result<u64, postgres::Error>
     )?;
     n += c.execute(
         "DELETE FROM tocsin_ha_action_claims WHERE at < $1",
+        &[&month],
+    )?;
+    n += c.execute(
+        "DELETE FROM tocsin_ha_history WHERE ends_at <> 0 AND ends_at < $1",
         &[&month],
     )?;
     Ok(n)
