@@ -352,6 +352,34 @@ impl Journal {
         })?)
     }
 
+    /// The executions with audit events after event `after`, and the newest event id (every
+    /// change of an execution adds an event): what a replica mirrors to the others.
+    pub fn changed_since(&self, after: i64) -> Result<(Vec<i64>, i64)> {
+        Ok(self.db.with_conn(|c| {
+            let mut st = c.prepare(
+                "SELECT execution, max(id) FROM action_events WHERE id > ?1 GROUP BY execution
+                 ORDER BY execution",
+            )?;
+            let rows: Vec<(i64, i64)> = st
+                .query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let last = rows.iter().map(|(_, m)| *m).max().unwrap_or(after);
+            Ok((rows.into_iter().map(|(e, _)| e).collect(), last))
+        })?)
+    }
+
+    /// The id of the execution `key`.
+    pub fn id_of(&self, key: &str) -> Result<Option<i64>> {
+        Ok(self.db.with_conn(|c| {
+            c.query_row(
+                "SELECT id FROM action_executions WHERE key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()
+        })?)
+    }
+
     pub fn events(&self, id: i64) -> Result<Vec<Event>> {
         Ok(self.db.with_conn(|c| {
             let mut st = c.prepare(&format!(

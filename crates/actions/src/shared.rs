@@ -8,6 +8,16 @@ use crate::engine::Engine;
 use crate::guards::{Guard, Trip};
 
 impl Engine {
+    /// Executions changed since audit event `after` (with the newest event id), for mirroring.
+    pub fn changed_since(&self, after: i64) -> crate::Result<(Vec<i64>, i64)> {
+        self.journal.changed_since(after)
+    }
+
+    /// The local id of execution `key`.
+    pub fn id_of(&self, key: &str) -> crate::Result<Option<i64>> {
+        self.journal.id_of(key)
+    }
+
     pub(crate) fn share(&self, op: Op) {
         if let Some(ha) = self.ha.get() {
             ha.publish(op);

@@ -184,7 +184,8 @@ impl AlertManager {
             Op::Heartbeat { .. }
             | Op::ActionAdmitted { .. }
             | Op::ActionTripped { .. }
-            | Op::ActionReset { .. } => {
+            | Op::ActionReset { .. }
+            | Op::ActionDecision { .. } => {
                 return self.foreign_ops.get().is_some_and(|f| f(op));
             }
         };

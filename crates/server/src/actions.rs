@@ -6,8 +6,10 @@
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
 
 use tocsin_actions::{ActionNotifier, Engine};
+use tocsin_alerts::ha::Ha;
 use tocsin_alerts::manager::ReceiverBuilder;
 use tocsin_alerts::notify::{build_receiver, Notifier, ReceiverConfig};
 use tocsin_alerts::AlertManager;
@@ -98,8 +100,11 @@ pub fn receiver_builder(engine: Arc<Engine>) -> ReceiverBuilder {
     })
 }
 
-/// The engine behind `/api/v1/actions*`.
-pub struct ActionsApiImpl(pub Arc<Engine>);
+/// The engine behind `/api/v1/actions*`; on a replica (`ha:`), the journal every replica shares
+/// (see `tocsin_alerts::ha::actions`), under its ids.
+pub struct ActionsApiImpl(pub Arc<Engine>, pub Option<Arc<Ha>>);
+
+type ApiResult<T> = Result<T, tocsin_api::actions::ActionsApiError>;
 
 fn api_err(e: tocsin_actions::Error) -> tocsin_api::actions::ActionsApiError {
     use tocsin_api::actions::ActionsApiError as E;
@@ -112,11 +117,152 @@ fn api_err(e: tocsin_actions::Error) -> tocsin_api::actions::ActionsApiError {
     }
 }
 
-impl tocsin_api::actions::ActionsApi for ActionsApiImpl {
-    fn list(
+fn ha_err(e: tocsin_alerts::ha::HaError) -> tocsin_api::actions::ActionsApiError {
+    tocsin_api::actions::ActionsApiError::Internal(format!("the shared action journal: {e}"))
+}
+
+impl ActionsApiImpl {
+    /// An approval or denial of shared execution `id`: made here when this replica owns it,
+    /// else handed to its owner.
+    fn decide(
         &self,
-        q: &tocsin_api::actions::ActionQuery,
-    ) -> Result<Vec<serde_json::Value>, tocsin_api::actions::ActionsApiError> {
+        ha: &Ha,
+        id: i64,
+        who: &str,
+        comment: &str,
+        approve: bool,
+    ) -> ApiResult<serde_json::Value> {
+        let Some((owner, local, key, mut body)) = ha.action_get(id).map_err(ha_err)? else {
+            return Err(tocsin_api::actions::ActionsApiError::NotFound(format!(
+                "action execution {id}"
+            )));
+        };
+        if owner == ha.replica() {
+            let v = if approve {
+                self.0.approve(local, who, comment)
+            } else {
+                self.0.deny(local, who, comment)
+            }
+            .map_err(api_err)?;
+            mirror_now(&self.0, ha, &[local]);
+            return Ok(shared_view(v, id, &owner));
+        }
+        ha.publish(tocsin_alerts::ha::Op::ActionDecision {
+            key,
+            approve,
+            by: who.to_string(),
+            comment: comment.to_string(),
+        });
+        if let serde_json::Value::Object(m) = &mut body {
+            m.insert("forwarded_to".into(), serde_json::Value::from(owner));
+        }
+        Ok(body)
+    }
+}
+
+/// A local execution's JSON under its shared id.
+fn shared_view(mut v: serde_json::Value, id: i64, replica: &str) -> serde_json::Value {
+    if let serde_json::Value::Object(m) = &mut v {
+        if let Some(local) = m.insert("id".into(), serde_json::Value::from(id)) {
+            m.insert("replica_id".into(), local);
+        }
+        m.insert("replica".into(), serde_json::Value::from(replica));
+    }
+    v
+}
+
+/// Mirrors local executions `ids` into the shared journal; false when it could not.
+pub(crate) fn mirror_now(engine: &Engine, ha: &Ha, ids: &[i64]) -> bool {
+    let mut rows = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Ok(v) = engine.get(*id) else { continue };
+        let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+        rows.push(tocsin_alerts::ha::actions::MirroredExecution {
+            key: s("key"),
+            local_id: *id,
+            policy: s("policy"),
+            outcome: s("outcome"),
+            target: s("target"),
+            created_at: v["created_at"].as_i64().unwrap_or(0),
+            body: v,
+        });
+    }
+    match ha.mirror_actions(rows) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "executions not mirrored yet");
+            false
+        }
+    }
+}
+
+/// Mirrors what changes in this replica's journal, every 300 ms, until aborted.
+pub(crate) async fn mirror_loop(engine: Arc<Engine>, ha: Arc<Ha>) {
+    let mut after = 0i64;
+    loop {
+        let (e, h) = (engine.clone(), ha.clone());
+        let from = after;
+        let res = tokio::task::spawn_blocking(move || -> Option<i64> {
+            let (ids, last) = e.changed_since(from).ok()?;
+            // In batches, so a large journal (the first round after a start) fits the
+            // database's time per call; a failed batch is sent again next round.
+            ids.chunks(200)
+                .all(|c| mirror_now(&e, &h, c))
+                .then_some(last)
+        })
+        .await;
+        if let Ok(Some(last)) = res {
+            after = last;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Applies a decision another replica took on an execution this one owns.
+pub(crate) fn apply_decision(engine: &Arc<Engine>, op: &tocsin_alerts::ha::Op) -> bool {
+    let tocsin_alerts::ha::Op::ActionDecision {
+        key,
+        approve,
+        by,
+        comment,
+    } = op
+    else {
+        return false;
+    };
+    match engine.id_of(key) {
+        Ok(Some(id)) => {
+            let r = if *approve {
+                engine.approve(id, by, comment)
+            } else {
+                engine.deny(id, by, comment)
+            };
+            if let Err(e) = r {
+                tracing::warn!(key = %key, error = %e, "another replica's decision on an action not applied");
+            }
+        }
+        // Not ours (another replica owns it and applies it).
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(key = %key, error = %e, "another replica's decision on an action not applied")
+        }
+    }
+    true
+}
+
+impl tocsin_api::actions::ActionsApi for ActionsApiImpl {
+    fn list(&self, q: &tocsin_api::actions::ActionQuery) -> ApiResult<Vec<serde_json::Value>> {
+        if let Some(ha) = &self.1 {
+            return ha
+                .actions_list(&tocsin_alerts::ha::actions::SharedActionQuery {
+                    policy: q.policy.clone(),
+                    outcome: q.outcome.clone(),
+                    target: q.target.clone(),
+                    from_ms: q.from_ms,
+                    to_ms: q.to_ms,
+                    limit: q.limit,
+                })
+                .map_err(ha_err);
+        }
         self.0
             .list(&tocsin_actions::journal::ListQuery {
                 policy: q.policy.clone(),
@@ -129,25 +275,29 @@ impl tocsin_api::actions::ActionsApi for ActionsApiImpl {
             .map_err(api_err)
     }
 
-    fn get(&self, id: i64) -> Result<serde_json::Value, tocsin_api::actions::ActionsApiError> {
+    fn get(&self, id: i64) -> ApiResult<serde_json::Value> {
+        if let Some(ha) = &self.1 {
+            return match ha.action_get(id).map_err(ha_err)? {
+                Some((_, _, _, body)) => Ok(body),
+                None => Err(tocsin_api::actions::ActionsApiError::NotFound(format!(
+                    "action execution {id}"
+                ))),
+            };
+        }
         self.0.get(id).map_err(api_err)
     }
 
-    fn approve(
-        &self,
-        id: i64,
-        who: &str,
-        comment: &str,
-    ) -> Result<serde_json::Value, tocsin_api::actions::ActionsApiError> {
+    fn approve(&self, id: i64, who: &str, comment: &str) -> ApiResult<serde_json::Value> {
+        if let Some(ha) = &self.1 {
+            return self.decide(ha, id, who, comment, true);
+        }
         self.0.approve(id, who, comment).map_err(api_err)
     }
 
-    fn deny(
-        &self,
-        id: i64,
-        who: &str,
-        comment: &str,
-    ) -> Result<serde_json::Value, tocsin_api::actions::ActionsApiError> {
+    fn deny(&self, id: i64, who: &str, comment: &str) -> ApiResult<serde_json::Value> {
+        if let Some(ha) = &self.1 {
+            return self.decide(ha, id, who, comment, false);
+        }
         self.0.deny(id, who, comment).map_err(api_err)
     }
 

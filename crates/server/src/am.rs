@@ -55,8 +55,12 @@ impl AmRuntime {
     /// `tocsin_alerts::ha`).
     pub fn take_shared_ops(self: &Arc<Self>, actions: Arc<tocsin_actions::Engine>) {
         let me = Arc::downgrade(self);
+        // Operations are applied on the HA sync thread; an approval starts the action as a
+        // task, which needs the runtime.
+        let rt = tokio::runtime::Handle::current();
         self.am.on_shared_op(Box::new(move |op| {
-            if actions.apply_shared(op) {
+            let _in_runtime = rt.enter();
+            if actions.apply_shared(op) || crate::actions::apply_decision(&actions, op) {
                 return true;
             }
             let (Some(rt), tocsin_alerts::ha::Op::Heartbeat { name, at, details }) =

@@ -461,6 +461,10 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         }),
     );
     let am_task = alert_manager.spawn();
+    // Replicas mirror their action executions into the journal they share.
+    let mirror_task = ha
+        .clone()
+        .map(|h| tokio::spawn(actions::mirror_loop(action_engine.clone(), h)));
     let heartbeats = Arc::new(tocsin_alerts::heartbeat::Heartbeats::new());
     heartbeats
         .configure(&cfg.heartbeats, clock.now_ms())
@@ -603,7 +607,10 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
         admin: opts
             .enable_admin_api
             .then(|| Arc::new(LazyDb(db_cell.clone())) as Arc<dyn tocsin_api::admin::TsdbAdmin>),
-        actions: Some(Arc::new(actions::ActionsApiImpl(action_engine.clone()))),
+        actions: Some(Arc::new(actions::ActionsApiImpl(
+            action_engine.clone(),
+            ha.clone(),
+        ))),
         alerta: Default::default(),
     });
     // Lint asks the API in-process: no network hop, and no credentials when web auth is on.
@@ -740,6 +747,9 @@ pub async fn run(opts: ServerOptions) -> Result<(), Error> {
     }
     alert_manager.shutdown();
     am_task.abort();
+    if let Some(t) = mirror_task {
+        t.abort();
+    }
     // Hands the sender lease over at once instead of after the takeover time.
     if let Some(ha) = &ha {
         ha.shutdown();

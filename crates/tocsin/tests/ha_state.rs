@@ -320,3 +320,76 @@ fn the_alert_history_is_shared_across_a_takeover() {
         assert!(rows[0]["endsAt"].is_string(), "replica r{r}: {v}");
     }
 }
+
+/// The action journal is one for all replicas: an execution the sender queued for approval is
+/// listed by every replica under one id, approved on another replica, and run by its owner;
+/// its outcome is then on every replica.
+#[test]
+fn an_approval_on_any_replica_runs_the_senders_action() {
+    if !have_postgres() {
+        return;
+    }
+    let c = Cluster::start();
+    let sender = c.sender();
+    let other = (sender + 1) % N;
+    c.fire("Ask");
+    let list = |r: usize| -> Option<Vec<Value>> {
+        let v: Value = client()
+            .get(c.srv(r).url("/api/v1/actions"))
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        v["data"].as_array().cloned()
+    };
+    let pending = wait_until(
+        Duration::from_secs(30),
+        "the execution on another replica",
+        || {
+            list(other)?
+                .into_iter()
+                .find(|x| x["target"] == "vm-Ask" && x["outcome"] == "pending_approval")
+        },
+    );
+    let id = pending["id"].as_i64().unwrap();
+    assert_eq!(pending["replica"], format!("r{sender}"), "{pending}");
+    for r in 0..N {
+        wait_until(Duration::from_secs(10), "listed on every replica", || {
+            list(r)?
+                .iter()
+                .any(|x| x["id"].as_i64() == Some(id))
+                .then_some(())
+        });
+    }
+    let (code, v) = post(
+        c.srv(other),
+        &format!("/api/v1/actions/{id}/approve"),
+        json!({"comment": "go ahead"}),
+    );
+    assert_eq!(code, 200, "{v}");
+    c.hook
+        .wait_for(Duration::from_secs(30), "the approved call", |r| {
+            r.iter().any(|q| q.path == "/approved/vm-Ask")
+        });
+    wait_until(
+        Duration::from_secs(10),
+        "the outcome on the other replica",
+        || {
+            let v: Value = client()
+                .get(c.srv(other).url(&format!("/api/v1/actions/{id}")))
+                .send()
+                .ok()?
+                .json()
+                .ok()?;
+            (v["data"]["outcome"] == "succeeded").then_some(())
+        },
+    );
+    assert_eq!(
+        c.hook
+            .requests()
+            .iter()
+            .filter(|q| q.path == "/approved/vm-Ask")
+            .count(),
+        1
+    );
+}

@@ -21,6 +21,7 @@
 //! run only from the sender's pipeline, and each execution key is claimed in
 //! `tocsin_ha_action_claims` before it runs.
 
+pub mod actions;
 mod config;
 mod history;
 mod lease;
@@ -244,6 +245,35 @@ impl Ha {
         if let Err(e) = self.history_tx.lock().try_send(changes) {
             tracing::warn!(error = %e, "HA: shared history change dropped (queue full or closed)");
         }
+    }
+
+    /// Mirrors executions this replica owns into the shared journal.
+    pub fn mirror_actions(&self, rows: Vec<actions::MirroredExecution>) -> Result<(), HaError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let me = self.cfg.replica.clone();
+        self.pg.call(move |c| actions::mirror(c, &me, &rows))
+    }
+
+    /// Executions of every replica, newest first, under shared ids.
+    pub fn actions_list(
+        &self,
+        q: &actions::SharedActionQuery,
+    ) -> Result<Vec<serde_json::Value>, HaError> {
+        let q = q.clone();
+        self.pg.call(move |c| actions::list(c, &q))
+    }
+
+    /// One execution by shared id.
+    pub fn action_get(&self, id: i64) -> Result<Option<actions::Located>, HaError> {
+        self.pg.call(move |c| actions::get(c, id))
+    }
+
+    /// The shared id of the execution `key`.
+    pub fn action_id(&self, key: &str) -> Result<Option<i64>, HaError> {
+        let key = key.to_string();
+        self.pg.call(move |c| actions::id_of(c, &key))
     }
 
     /// The shared history (the history API of every replica reads it).

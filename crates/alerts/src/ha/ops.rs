@@ -75,6 +75,13 @@ pub enum Op {
         at: i64,
         reset_at: i64,
     },
+    /// A person's approval or denial made here of an execution another replica owns.
+    ActionDecision {
+        key: String,
+        approve: bool,
+        by: String,
+        comment: String,
+    },
     /// A tripped policy reset by a person here.
     ActionReset { policy: String, by: String, at: i64 },
     /// A heartbeat ping received here, so no replica thinks the job late.
@@ -146,6 +153,7 @@ impl Op {
             Op::ActionAdmitted { .. } => "action_admitted",
             Op::ActionTripped { .. } => "action_tripped",
             Op::ActionReset { .. } => "action_reset",
+            Op::ActionDecision { .. } => "action_decision",
         }
     }
 }

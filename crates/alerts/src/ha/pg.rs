@@ -61,6 +61,18 @@ CREATE TABLE IF NOT EXISTS tocsin_ha_history (
 );
 CREATE INDEX IF NOT EXISTS tocsin_ha_history_fp ON tocsin_ha_history (fingerprint, ends_at);
 CREATE INDEX IF NOT EXISTS tocsin_ha_history_starts ON tocsin_ha_history (starts_at);
+CREATE TABLE IF NOT EXISTS tocsin_ha_actions (
+    id         BIGSERIAL UNIQUE,
+    key        TEXT PRIMARY KEY,
+    replica    TEXT NOT NULL,
+    local_id   BIGINT NOT NULL,
+    policy     TEXT NOT NULL,
+    outcome    TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    body       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tocsin_ha_actions_created ON tocsin_ha_actions (created_at);
 CREATE TABLE IF NOT EXISTS tocsin_ha_action_claims (
     key     TEXT PRIMARY KEY,
     replica TEXT NOT NULL,
@@ -242,7 +254,7 @@ pub(crate) fn nflog_gc(c: &mut Client, now: i64) -> Result<u64, postgres::Error>
         "DELETE FROM tocsin_ha_ops WHERE
              (kind IN ('alerts', 'heartbeat', 'action_admitted') AND at < $1)
           OR (kind IN ('ack', 'unack', 'shelve', 'unshelve', 'note', 'action_tripped',
-                       'action_reset') AND at < $2)
+                       'action_reset', 'action_decision') AND at < $2)
           OR (kind = 'silence' AND ((body::jsonb ->> 'ends_at')::bigint) < $3)",
         &[&hour, &month, &five_days],
     )?;
@@ -252,6 +264,10 @@ pub(crate) fn nflog_gc(c: &mut Client, now: i64) -> Result<u64, postgres::Error>
     )?;
     n += c.execute(
         "DELETE FROM tocsin_ha_history WHERE ends_at <> 0 AND ends_at < $1",
+        &[&month],
+    )?;
+    n += c.execute(
+        "DELETE FROM tocsin_ha_actions WHERE created_at < $1",
         &[&month],
     )?;
     Ok(n)

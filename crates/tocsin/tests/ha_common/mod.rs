@@ -55,17 +55,25 @@ alertmanager:
     routes:
       - matchers: ['alertname=~"Fix|Fix2"']
         receiver: fix
+      - matchers: ['alertname="Ask"']
+        receiver: ask
   receivers:
     - name: hook
       webhook_configs: [{{url: '{hook}/hook', send_resolved: true}}]
     - name: fix
       action_configs: [{{policy: restart}}]
+    - name: ask
+      action_configs: [{{policy: ask}}]
 actions:
   policies:
     - name: restart
       target: '{{{{ $labels.vm }}}}'
       http: {{url: '{hook}/restart/{{{{ $labels.vm }}}}'}}
       guards: {{rate: {{limit: 1, window: 1h}}}}
+    - name: ask
+      mode: approve
+      target: '{{{{ $labels.vm }}}}'
+      http: {{url: '{hook}/approved/{{{{ $labels.vm }}}}'}}
 "#,
         url = pg.url("tocsin"),
         pw = pwfile.display(),
