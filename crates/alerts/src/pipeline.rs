@@ -384,6 +384,29 @@ mod tests {
     }
 
     #[test]
+    fn notification_ids_are_the_same_for_the_same_news_only() {
+        let id = |k: &str, f: &[u64], r: &[u64], prev: i64| notification_id(k, "g", f, r, prev);
+        assert_eq!(
+            id("a/webhook/0", &[1, 2], &[], 0),
+            id("a/webhook/0", &[1, 2], &[], 0)
+        );
+        assert_ne!(
+            id("a/webhook/0", &[1, 2], &[], 0),
+            id("a/webhook/0", &[1], &[2], 0)
+        );
+        assert_ne!(
+            id("a/webhook/0", &[1], &[], 0),
+            id("a/webhook/1", &[1], &[], 0)
+        );
+        // A repeat after the last send is new news.
+        assert_ne!(
+            id("a/webhook/0", &[1], &[], 0),
+            id("a/webhook/0", &[1], &[], 5)
+        );
+        assert_eq!(id("a/webhook/0", &[1], &[], 0).len(), 32);
+    }
+
+    #[test]
     fn dedup_decisions() {
         let h = 3_600_000;
         // First notification only when something fires.

@@ -347,3 +347,92 @@ pub(crate) fn since(c: &mut Client, seq: i64, me: &str) -> Result<(Vec<Op>, i64)
     }
     Ok((out, last))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::state::StateDb;
+
+    fn note(i: i64) -> Op {
+        Op::Note {
+            fingerprint: 7,
+            by: "ann".into(),
+            text: format!("n{i}"),
+            at: i,
+        }
+    }
+
+    #[test]
+    fn operations_survive_json() {
+        let ops = vec![
+            note(1),
+            Op::Ack {
+                fingerprint: u64::MAX,
+                by: "a".into(),
+                comment: "c".into(),
+                expires_at: Some(5),
+                at: 1,
+            },
+            Op::Alerts {
+                alerts: vec![SharedAlert {
+                    labels: vec![("alertname".into(), "X".into())],
+                    annotations: Default::default(),
+                    starts_at: 1,
+                    ends_at: 0,
+                    generator_url: String::new(),
+                }],
+            },
+            Op::ActionDecision {
+                key: "k".into(),
+                approve: true,
+                by: "b".into(),
+                comment: String::new(),
+            },
+        ];
+        for op in ops {
+            let s = serde_json::to_string(&op).unwrap();
+            assert_eq!(serde_json::from_str::<Op>(&s).unwrap(), op, "{s}");
+        }
+    }
+
+    #[test]
+    fn queued_operations_are_kept_in_order_across_a_restart() {
+        let db = StateDb::in_memory().unwrap();
+        let out = Outbox::new("r0".into());
+        out.keep_in(db.clone()).unwrap();
+        for i in 0..3 {
+            out.push(note(i));
+        }
+        // The database is away: nothing is written, and the queue goes to state.db.
+        let down = out.flush(|_| Err(HaError::Unreachable("down".into())));
+        assert!(down.is_err());
+        out.persist();
+        assert_eq!(out.len(), 3);
+        // A new process finds them, in order, ahead of anything newer.
+        let again = Outbox::new("r0".into());
+        again.push(note(9));
+        assert_eq!(again.keep_in(db.clone()).unwrap(), 3);
+        let mut seen = Vec::new();
+        again
+            .flush(|b| {
+                seen = b.iter().map(|(o, op)| (o.clone(), op.clone())).collect();
+                Ok(())
+            })
+            .unwrap();
+        let texts: Vec<String> = seen
+            .iter()
+            .map(|(_, op)| match op {
+                Op::Note { text, .. } => text.clone(),
+                _ => String::new(),
+            })
+            .collect();
+        assert_eq!(texts, ["n0", "n1", "n2", "n9"]);
+        assert!(seen.iter().all(|(o, _)| o == "r0"));
+        assert_eq!(again.len(), 0);
+        let left: i64 = db
+            .with_conn(|c| c.query_row("SELECT count(*) FROM ha_outbox", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(left, 0, "written operations leave state.db");
+    }
+}
