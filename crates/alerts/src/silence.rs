@@ -17,10 +17,11 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use serde::{Deserialize, Serialize};
 use tocsin_model::{Clock, Labels, MatchOp, Matcher};
 
 use crate::error::{Error, Result};
+// A matcher as state.db keeps it, and as replicas share it: the same form both ways.
+use crate::ha::ops::SharedMatcher as StoredMatcher;
 use crate::state::StateDb;
 
 #[path = "silence_shared.rs"]
@@ -381,11 +382,24 @@ fn new_id() -> String {
     )
 }
 
-#[derive(Serialize, Deserialize)]
-struct StoredMatcher {
-    name: String,
-    op: String,
-    value: String,
+fn to_stored(ms: &[Matcher]) -> Vec<StoredMatcher> {
+    ms.iter()
+        .map(|m| StoredMatcher {
+            name: m.name.clone(),
+            op: m.op.as_str().to_string(),
+            value: m.value.clone(),
+        })
+        .collect()
+}
+
+fn from_stored(stored: Vec<StoredMatcher>) -> std::result::Result<Vec<Matcher>, String> {
+    stored
+        .into_iter()
+        .map(|m| {
+            let op = op_from_str(&m.op).ok_or_else(|| format!("unknown matcher op {:?}", m.op))?;
+            Matcher::new(op, m.name, m.value).map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 fn op_from_str(s: &str) -> Option<MatchOp> {
@@ -399,16 +413,7 @@ fn op_from_str(s: &str) -> Option<MatchOp> {
 }
 
 fn store(tx: &rusqlite::Transaction<'_>, s: &Silence) -> rusqlite::Result<()> {
-    let matchers: Vec<StoredMatcher> = s
-        .matchers
-        .iter()
-        .map(|m| StoredMatcher {
-            name: m.name.clone(),
-            op: m.op.as_str().to_string(),
-            value: m.value.clone(),
-        })
-        .collect();
-    let json = serde_json::to_string(&matchers)
+    let json = serde_json::to_string(&to_stored(&s.matchers))
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     tx.prepare_cached(
         "INSERT INTO silences (id, matchers, starts_at, ends_at, updated_at, created_by, comment)
@@ -476,14 +481,7 @@ fn load(db: &StateDb) -> Result<HashMap<String, Silence>> {
 }
 
 fn decode_matchers(json: &str) -> std::result::Result<Vec<Matcher>, String> {
-    let stored: Vec<StoredMatcher> = serde_json::from_str(json).map_err(|e| e.to_string())?;
-    stored
-        .into_iter()
-        .map(|m| {
-            let op = op_from_str(&m.op).ok_or_else(|| format!("unknown matcher op {:?}", m.op))?;
-            Matcher::new(op, m.name, m.value).map_err(|e| e.to_string())
-        })
-        .collect()
+    from_stored(serde_json::from_str(json).map_err(|e| e.to_string())?)
 }
 
 /// The silences that can still mute something, arranged so that `mutes` (run for every alert

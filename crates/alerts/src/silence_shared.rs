@@ -4,11 +4,8 @@
 
 use std::sync::atomic::Ordering;
 
-use tocsin_model::Matcher;
-
-use super::{op_from_str, store, MuteIndex, Silence, Silences};
+use super::{from_stored, store, to_stored, MuteIndex, Silence, Silences};
 use crate::error::{Error, Result};
-use crate::ha::ops::SharedMatcher;
 use crate::ha::Op;
 
 pub(super) type OnWrite = Box<dyn Fn(Op) + Send + Sync>;
@@ -49,15 +46,7 @@ impl Silences {
 pub fn shared_op(s: &Silence) -> Op {
     Op::Silence {
         id: s.id.clone(),
-        matchers: s
-            .matchers
-            .iter()
-            .map(|m| SharedMatcher {
-                name: m.name.clone(),
-                op: m.op.as_str().to_string(),
-                value: m.value.clone(),
-            })
-            .collect(),
+        matchers: to_stored(&s.matchers),
         starts_at: s.starts_at,
         ends_at: s.ends_at,
         updated_at: s.updated_at,
@@ -79,15 +68,7 @@ fn from_op(op: &Op) -> Result<Silence> {
     else {
         return Err(Error::Internal("not a silence".into()));
     };
-    let matchers = matchers
-        .iter()
-        .map(|m| {
-            let o = op_from_str(&m.op)
-                .ok_or_else(|| Error::BadData(format!("unknown matcher op {:?}", m.op)))?;
-            Matcher::new(o, m.name.clone(), m.value.clone())
-                .map_err(|e| Error::BadData(e.to_string()))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let matchers = from_stored(matchers.clone()).map_err(Error::BadData)?;
     Ok(Silence {
         id: id.clone(),
         matchers,
